@@ -1,0 +1,48 @@
+"""spikejax: gradient-based feature learning of single-index models under spiked covariance."""
+
+from ._data import (
+    DenseCovariance as DenseCovariance,
+    Spike as Spike,
+    estimate_covariance as estimate_covariance,
+    make_spike as make_spike,
+    sample_x as sample_x,
+    sample_z as sample_z,
+)
+from ._dynamics import (
+    DYNAMICS as DYNAMICS,
+    Normalized as Normalized,
+    Preconditioned as Preconditioned,
+    Spherical as Spherical,
+    Vanilla as Vanilla,
+    preconditioner as preconditioner,
+    tangent_projection as tangent_projection,
+)
+from ._hermite import (
+    HermiteFunction as HermiteFunction,
+    gauss_hermite as gauss_hermite,
+    hermite_basis as hermite_basis,
+    hermite_function as hermite_function,
+    information_exponent as information_exponent,
+    relu_coeffs as relu_coeffs,
+    scaled_coeffs as scaled_coeffs,
+    second_moment as second_moment,
+)
+from ._network import TwoLayer as TwoLayer, init_network as init_network, neuron_norm as neuron_norm
+from ._population import correlation as correlation, population_risk as population_risk, reduce as reduce, rho as rho
+from ._problem import Problem as Problem, make_problem as make_problem
+from ._simulate import (
+    METRICS as METRICS,
+    STATUS as STATUS,
+    Simulation as Simulation,
+    State as State,
+    Trajectory as Trajectory,
+    advance as advance,
+    init as init,
+    prepare as prepare,
+    record_schedule as record_schedule,
+    result as result,
+    simulate as simulate,
+)
+from ._sources import Empirical as Empirical, Online as Online, Population as Population, draw as draw, sample_risk as sample_risk
+
+__version__ = "0.1.0"

@@ -1,0 +1,168 @@
+"""A single-index problem: spiked inputs, a link, an activation, a loss, label noise.
+
+`make_problem` is the boundary: it checks every argument (naming the parameter, its
+value and what is allowed) before anything is compiled. Values that arrive as JAX
+tracers (a user's `vmap` or `grad` over `kappa`, say) cannot be checked and pass through.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from ._data import INPUT_DISTS, NORMALISATIONS, Spike, make_spike
+from ._hermite import BUILTIN_FUNCTIONS, HermiteFunction, hermite_function
+
+LOSSES = ("squared", "correlation")
+
+
+def _concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check(name: str, value, ok: bool, allowed: str):
+    """Raise `ValueError` naming `name`, its `value` and what is `allowed` unless `ok`."""
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
+
+
+def check_choice(name: str, value, choices):
+    check(name, value, value in choices, f"choose one of {', '.join(map(repr, choices))}")
+
+
+def check_real(name: str, value, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
+    """Check a real scalar (or array of them) lies in a range; tracers pass unchecked."""
+    if not _concrete(value):
+        return
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        check(name, value, False, "expected a real number")
+    lo_s, hi_s = ("(" if lo_open else "["), (")" if hi_open else "]")
+    allowed = f"allowed: a finite real number in {lo_s}{lo}, {hi}{hi_s}"
+    check(name, value, bool(np.all(np.isfinite(arr))), allowed)
+    ok_lo = np.all(arr > lo) if lo_open else np.all(arr >= lo)
+    ok_hi = np.all(arr < hi) if hi_open else np.all(arr <= hi)
+    check(name, value, bool(ok_lo & ok_hi), allowed)
+
+
+def check_int(name: str, value, lo: int):
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo
+    check(name, value, ok, f"allowed: an integer >= {lo}")
+
+
+class Problem(eqx.Module):
+    """Everything that defines the data and the target.
+
+    **Fields:** `spike` (Sigma, u, theta); `link` `f_*`; `activation` `phi`; `noise` `tau`;
+    `loss` (static: `"squared"` or `"correlation"`); `input_dist` and `nu` (static).
+    """
+
+    spike: Spike
+    link: HermiteFunction
+    activation: HermiteFunction
+    noise: Array
+    loss: str = eqx.field(static=True, default="squared")
+    input_dist: str = eqx.field(static=True, default="gaussian")
+    nu: float = eqx.field(static=True, default=5.0)
+
+    @property
+    def d(self) -> int:
+        return self.spike.u.shape[-1]
+
+    def labels(self, z, eps):
+        """`y = f_*(<u, x> / ||u||_Sigma) + tau eps` for base draws `z` (x = Sigma^{1/2} z)."""
+        su = self.spike.sqrt(self.spike.u) / self.spike.norm(self.spike.u)
+        return self.link(z @ su) + self.noise * eps
+
+
+def make_problem(
+    d: int,
+    *,
+    key,
+    kappa=None,
+    r2=None,
+    r1=0.0,
+    link="h2",
+    activation="relu",
+    loss: str = "squared",
+    noise=0.0,
+    normalisation: str = "unit_top",
+    input_dist: str = "gaussian",
+    nu: float = 5.0,
+) -> Problem:
+    """Build a `Problem`, checking every argument first.
+
+    **Arguments:**
+    - `d`: dimension, an integer >= 2.
+    - `key`: PRNG key for the directions `(u, v)`.
+    - `kappa` or `r2` (give one; `kappa = d**r2`): spike strength, `kappa >= 0`.
+    - `r1`: alignment, `<u, theta> = d**(-r1)`, in `[0, 1/2]` (`r1 = 0`: `theta = u`).
+    - `link`, `activation`: a name (`"relu"`, `"tanh"`, `"h1"`..`"h8"`), a callable, a
+      coefficient vector, or a `HermiteFunction`.
+    - `loss`: `"squared"` or `"correlation"`.
+    - `noise`: label-noise standard deviation `tau >= 0`.
+    - `normalisation`: `"unit_top"` or `"unnormalised"`.
+    - `input_dist`: `"gaussian"`, `"student_t"` (with `nu > 2`) or `"rademacher"`.
+
+    **Raises:** `ValueError` for any argument out of range, and when the activation
+    cannot see the link's information exponent `s` (`beta_s = 0`).
+    """
+    check_int("d", d, 2)
+    check(
+        "kappa/r2",
+        (kappa, r2),
+        (kappa is None) != (r2 is None),
+        "give exactly one of kappa and r2 (kappa = d**r2)",
+    )
+    if kappa is None:
+        check_real("r2", r2)
+        kappa = jnp.asarray(d, float) ** r2
+    else:
+        check_real("kappa", kappa, lo=0.0)
+    check_real("r1", r1, 0.0, 0.5)
+    check_real("noise", noise, lo=0.0)
+    check_choice("loss", loss, LOSSES)
+    check_choice("normalisation", normalisation, NORMALISATIONS)
+    check_choice("input_dist", input_dist, INPUT_DISTS)
+    if input_dist == "student_t":
+        check_real("nu", nu, lo=2.0, lo_open=True)
+    link_f = _function("link", link)
+    act_f = _function("activation", activation)
+    s = link_f.information_exponent()
+    check("link", link, s is not None, "the link must have a non-constant part (alpha_j != 0 for some j >= 1)")
+    beta = np.asarray(act_f.coeffs)
+    beta_s = float(beta[s]) if s < beta.shape[0] else 0.0
+    check(
+        "activation",
+        activation,
+        abs(beta_s) > 1e-8,
+        f"the link has information exponent s={s} and the activation's beta_{s} = 0, "
+        f"so the neuron is blind to it; choose an activation with beta_{s} != 0",
+    )
+    c = jnp.asarray(d, float) ** (-jnp.asarray(r1, float))
+    spike = make_spike(d, kappa, c, key, normalisation)
+    return Problem(
+        spike=spike,
+        link=link_f,
+        activation=act_f,
+        noise=jnp.asarray(noise, spike.u.dtype),
+        loss=loss,
+        input_dist=input_dist,
+        nu=float(nu),
+    )
+
+
+def _function(name: str, spec) -> HermiteFunction:
+    try:
+        return hermite_function(spec)
+    except ValueError as err:
+        raise ValueError(
+            f"{name}={spec!r} is not allowed; choose one of {', '.join(BUILTIN_FUNCTIONS)}, "
+            f"a callable, or a sequence of Hermite coefficients ({err})"
+        ) from None

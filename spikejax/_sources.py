@@ -1,0 +1,83 @@
+"""Where the expectations in a gradient come from: population, empirical, online.
+
+Each source is a small final module with pure `init(key, problem) -> data` and
+`risk(w, data, k, problem, cov)`. Samples are kept as base draws `z` (inputs are
+`x = Sigma^{1/2} z`) and the neuron uses `<w, x> = <Sigma^{1/2} w, z>`, so configurations
+that share a data seed share `z` (common random numbers) and a batch of them turns many
+matrix-vector products into one matrix product.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._data import sample_z
+from ._network import neuron_norm
+from ._population import population_risk
+
+
+def sample_risk(w, z, y, problem, cov):
+    """Risk of one neuron (`a = 1`, `b = 0`) on base draws `z` (n, d) with labels `y` (n,)."""
+    spike = problem.spike
+    pre = z @ (spike.sqrt(w) / neuron_norm(w, cov))
+    out = problem.activation(pre)
+    if problem.loss == "correlation":
+        return -jnp.mean(y * out)
+    return 0.5 * jnp.mean((out - y) ** 2)
+
+
+def draw(problem, key, n: int):
+    """`n` base draws and their labels: `(z, y)`."""
+    kz, ke = jax.random.split(key)
+    z = sample_z(kz, n, problem.d, problem.input_dist, problem.nu)
+    eps = jax.random.normal(ke, (n,), z.dtype)
+    return z, problem.labels(z, eps)
+
+
+class Population(eqx.Module):
+    """Exact expectations in closed form."""
+
+    def init(self, key, problem):
+        return None
+
+    def risk(self, w, data, k, problem, cov):
+        return population_risk(w, problem, cov)
+
+    def train_risk(self, w, data, problem, cov):
+        return jnp.full((), jnp.nan, w.dtype)
+
+
+class Empirical(eqx.Module):
+    """`n` fixed labelled samples, full-batch gradient descent on the empirical risk."""
+
+    n: int = eqx.field(static=True)
+
+    def init(self, key, problem):
+        return draw(problem, key, self.n)
+
+    def risk(self, w, data, k, problem, cov):
+        return sample_risk(w, *data, problem, cov)
+
+    def train_risk(self, w, data, problem, cov):
+        return sample_risk(w, *data, problem, cov)
+
+
+class Online(eqx.Module):
+    """A fresh batch of `batch` samples every step (online SGD); step `k` uses `fold_in(key, k)`."""
+
+    batch: int = eqx.field(static=True)
+
+    def init(self, key, problem):
+        return key
+
+    def risk(self, w, data, k, problem, cov):
+        z, y = draw(problem, jax.random.fold_in(data, k), self.batch)
+        return sample_risk(w, z, y, problem, cov)
+
+    def train_risk(self, w, data, problem, cov):
+        return jnp.full((), jnp.nan, w.dtype)
+
+
+SOURCES = ("population", "empirical", "online")

@@ -1,0 +1,131 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spikejax as sj
+
+KEY = jax.random.key(0)
+
+
+def _final_risk(kappa, dt, dynamic="normalized", reduced=True):
+    p = sj.make_problem(32, key=KEY, kappa=kappa, r1=0.2, link="h2", noise=0.1)
+    tr = sj.simulate(p, dynamic, key=jax.random.key(1), dt=dt, steps=200, reduced=reduced)
+    return tr.risk[-1]
+
+
+def test_vmap_over_kappa_matches_loop():
+    kappas = jnp.array([1.0, 10.0, 100.0])
+    batched = jax.jit(jax.vmap(lambda k: _final_risk(k, 0.1)))(kappas)
+    looped = jnp.stack([_final_risk(k, 0.1) for k in kappas])
+    np.testing.assert_allclose(batched, looped, rtol=1e-10)
+    assert len(set(np.round(np.asarray(batched), 6))) == 3
+
+
+@pytest.mark.parametrize("dynamic", ["spherical", "normalized", "preconditioned"])
+def test_grad_wrt_dt_and_kappa_matches_finite_differences(dynamic):
+    f = jax.jit(lambda k, dt: _final_risk(k, dt, dynamic, reduced=False))
+    dt = 0.02  # mid-flight after 200 steps, so the final risk still depends on dt
+    gk, gdt = jax.grad(f, argnums=(0, 1))(10.0, dt)
+    h = 1e-6
+    fd_k = (f(10.0 + h, dt) - f(10.0 - h, dt)) / (2 * h)
+    fd_dt = (f(10.0, dt + h) - f(10.0, dt - h)) / (2 * h)
+    assert float(gk) == pytest.approx(float(fd_k), rel=1e-5, abs=1e-9)
+    assert float(gdt) == pytest.approx(float(fd_dt), rel=1e-5, abs=1e-9)
+    assert abs(float(gdt)) > 1e-6  # a real dependence, not a zero gradient
+
+
+def test_same_key_same_result_and_keys_matter():
+    p = sj.make_problem(32, key=KEY, kappa=5.0, noise=0.2)
+    run = lambda k: sj.simulate(p, "normalized", "empirical", key=k, n=128, steps=50)
+    a, b, c = run(jax.random.key(3)), run(jax.random.key(3)), run(jax.random.key(4))
+    np.testing.assert_array_equal(a.w, b.w)
+    assert not np.allclose(a.w, c.w)
+
+
+def test_jit_equals_eager():
+    p = sj.make_problem(16, key=KEY, kappa=5.0)
+    run = lambda p: sj.simulate(p, "spherical", key=jax.random.key(1), steps=100)
+    np.testing.assert_allclose(jax.jit(run)(p).cos_u, run(p).cos_u, rtol=1e-12)
+
+
+def test_chunked_advance_equals_one_scan():
+    p = sj.make_problem(16, key=KEY, kappa=5.0, noise=0.1)
+    sim, w0 = sj.prepare(p, "normalized", "empirical", key=jax.random.key(1), n=64, steps=100, record=10)
+    whole = sj.result(sim, sj.advance(sim, sj.init(sim, w0), 100))
+    state = sj.init(sim, w0)
+    for _ in range(4):  # 4 chunks of 30 steps: the last 20 steps past the end are no-ops
+        state = sj.advance(sim, state, 30)
+    chunked = sj.result(sim, state)
+    np.testing.assert_allclose(chunked.rho, whole.rho, rtol=1e-12)
+    np.testing.assert_allclose(chunked.train_risk, whole.train_risk, rtol=1e-12)
+    assert int(state.k) == 100
+
+
+def test_record_schedule_is_log_spaced_with_ends():
+    s = sj.record_schedule(10_000, 20)
+    assert s[0] == 0 and s[-1] == 10_000 and len(s) <= 20 and np.all(np.diff(s) > 0)
+    ratios = s[2:] / s[1:-1]
+    assert ratios.max() < 3  # roughly geometric
+    np.testing.assert_array_equal(sj.record_schedule(5, 32), np.arange(6))
+
+
+BAD_PROBLEMS = [
+    (dict(d=1), "d"),
+    (dict(kappa=-1.0), "kappa"),
+    (dict(kappa=float("nan")), "kappa"),
+    (dict(kappa=float("inf")), "kappa"),
+    (dict(r1=0.7), "r1"),
+    (dict(r1=-0.1), "r1"),
+    (dict(noise=-0.5), "noise"),
+    (dict(link="sin"), "link"),
+    (dict(activation="gelu"), "activation"),
+    (dict(link="h3", activation="relu"), "activation"),  # ReLU cannot see odd s >= 3
+    (dict(loss="hinge"), "loss"),
+    (dict(normalisation="none"), "normalisation"),
+    (dict(input_dist="laplace"), "input_dist"),
+    (dict(input_dist="student_t", nu=2.0), "nu"),
+    (dict(kappa=1.0, r2=0.5), "kappa/r2"),
+]
+
+
+@pytest.mark.parametrize("kwargs,name", BAD_PROBLEMS)
+def test_bad_problem_arguments_raise_naming_parameter(kwargs, name):
+    args = dict(d=8, kappa=1.0)
+    args.update(kwargs)
+    if "r2" in kwargs and "kappa" not in kwargs:
+        args.pop("kappa")
+    with pytest.raises(ValueError, match=rf"^{name}=.*(allowed|choose|give)"):
+        sj.make_problem(key=KEY, **args)
+
+
+BAD_RUNS = [
+    (dict(dt=0.0), "dt"),
+    (dict(dt=float("nan")), "dt"),
+    (dict(dynamic="adam"), "dynamic"),
+    (dict(source="replay"), "source"),
+    (dict(source="empirical"), "n"),
+    (dict(source="online", batch=0), "batch"),
+    (dict(steps=0), "steps"),
+    (dict(n_unlabelled=4), "n_unlabelled"),
+    (dict(neuron="batchnorm"), "neuron"),
+    (dict(neuron="sigma_hat"), "neuron"),
+    (dict(reduced=True, source="empirical", n=10), "reduced"),
+]
+
+
+@pytest.mark.parametrize("kwargs,name", BAD_RUNS)
+def test_bad_run_arguments_raise_naming_parameter(kwargs, name):
+    p = sj.make_problem(8, key=KEY, kappa=1.0)
+    kw = dict(dynamic="normalized", source="population")
+    kw.update(kwargs)
+    dyn, src = kw.pop("dynamic"), kw.pop("source")
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        sj.simulate(p, dyn, src, key=KEY, **kw)
+
+
+def test_user_functions_and_coefficients_as_links():
+    p = sj.make_problem(16, key=KEY, kappa=2.0, link=[0.0, 0.0, 0.6, 0.8], activation=lambda x: jnp.tanh(x) + 0.3 * x**2)
+    assert p.link.information_exponent() == 2
+    tr = sj.simulate(p, "normalized", key=jax.random.key(1), steps=50)
+    assert np.all(np.isfinite(np.asarray(tr.rho)))

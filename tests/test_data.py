@@ -1,0 +1,61 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spikejax as sj
+
+
+def _dense(spike):
+    th = np.asarray(spike.theta)
+    d = th.shape[0]
+    return float(spike.scale) * (np.eye(d) + float(spike.kappa) * np.outer(th, th))
+
+
+@pytest.mark.parametrize("normalisation", ["unit_top", "unnormalised"])
+@pytest.mark.parametrize("r1", [0.0, 0.2, 0.5])
+def test_operators_against_dense(normalisation, r1):
+    d = 12
+    p = sj.make_problem(d, key=jax.random.key(0), kappa=7.5, r1=r1, normalisation=normalisation)
+    sp = p.spike
+    sigma = _dense(sp)
+    evals, evecs = np.linalg.eigh(sigma)
+    sqrt = evecs @ np.diag(np.sqrt(evals)) @ evecs.T
+    a, b = np.random.default_rng(0).normal(size=(2, d))
+    np.testing.assert_allclose(sp.sqrt(a), sqrt @ a, atol=1e-12)
+    np.testing.assert_allclose(sp.inv(a), np.linalg.solve(sigma, a), atol=1e-12)
+    np.testing.assert_allclose(sp.apply(a), sigma @ a, atol=1e-12)
+    assert float(sp.inner(a, b)) == pytest.approx(a @ sigma @ b, abs=1e-12)
+    # batched rows act row by row
+    rows = np.stack([a, b])
+    np.testing.assert_allclose(sp.sqrt(rows), rows @ sqrt, atol=1e-12)
+    # geometry of (u, theta)
+    assert float(sp.u @ sp.theta) == pytest.approx(d ** (-r1), abs=1e-12)
+    assert float(jnp.linalg.norm(sp.theta)) == pytest.approx(1.0, abs=1e-12)
+    top = evals.max()
+    assert top == pytest.approx(1.0 if normalisation == "unit_top" else 8.5, abs=1e-12)
+
+
+def test_kappa_from_r2():
+    p = sj.make_problem(64, key=jax.random.key(0), r2=0.5)
+    assert float(p.spike.kappa) == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("dist", ["gaussian", "student_t", "rademacher"])
+def test_sample_covariance_within_sampling_error(dist):
+    d, n = 6, 100_000
+    p = sj.make_problem(d, key=jax.random.key(1), kappa=4.0, r1=0.3, input_dist=dist, nu=8.0)
+    x = np.asarray(sj.sample_x(p.spike, jax.random.key(2), n, dist, 8.0))
+    emp = x.T @ x / n
+    sigma = _dense(p.spike)
+    # standard error of each entry: sqrt(E[x_i^2 x_j^2] - Sigma_ij^2) / sqrt(n), estimated
+    se = np.sqrt(((x[:, :, None] * x[:, None, :]) ** 2).mean(0) - sigma**2) / np.sqrt(n)
+    assert np.all(np.abs(emp - sigma) < 5 * se)
+
+
+def test_estimated_covariance_is_sample_covariance_and_inverse():
+    p = sj.make_problem(8, key=jax.random.key(1), kappa=3.0)
+    cov = sj.estimate_covariance(p.spike, jax.random.key(3), 400)
+    x = np.asarray(sj.sample_x(p.spike, jax.random.key(3), 400))
+    np.testing.assert_allclose(cov.mat, x.T @ x / 400, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(cov.mat) @ np.asarray(cov.mat_inv), np.eye(8), atol=1e-9)
