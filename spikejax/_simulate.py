@@ -122,6 +122,7 @@ def prepare(
     dt=0.05,
     steps: int = 1000,
     n: int | None = None,
+    n_used=None,
     batch: int | None = None,
     n_unlabelled: int = 0,
     record: int = 32,
@@ -141,6 +142,8 @@ def prepare(
     d = problem.d
     if source == "empirical":
         check_int("n", n, 1)
+        if n_used is not None:
+            check_real("n_used", n_used, lo=1, hi=n)
     if source == "online":
         check_int("batch", batch, 1)
     if n_unlabelled:
@@ -175,7 +178,7 @@ def prepare(
     basis = None
     if reduced:
         problem, w0, basis = reduce(problem, w0)
-    src = {"population": Population(), "empirical": Empirical(n or 0), "online": Online(batch or 0)}[source]
+    src = {"population": Population(), "empirical": Empirical(n or 0, n_used), "online": Online(batch or 0)}[source]
     sigma_hat = (
         estimate_covariance(problem.spike, k_unl, n_unlabelled, problem.input_dist, problem.nu)
         if n_unlabelled
@@ -288,6 +291,8 @@ def simulate(problem: Problem, dynamic="normalized", source="population", *, key
     - `key`: PRNG key for `w(0)`, the samples and `SigmaHat`.
     - `dt` (0.05), `steps` (1000), `record` (32 log-spaced points).
     - `n`, `batch`: sample sizes for the empirical and online sources.
+    - `n_used`: use only the first `n_used <= n` empirical samples (an array is fine: vmap
+      over sample sizes at one padded shape).
     - `n_unlabelled`: samples for `SigmaHat` (0: the true `Sigma`). With it, `normalized` and
       `preconditioned` default to the `sigma_hat` neuron and precondition with `SigmaHat`.
     - `neuron`: override the dynamic's normaliser (`"plain"`, `"sigma"`, `"sigma_hat"`).

@@ -18,14 +18,16 @@ from ._network import neuron_norm
 from ._population import population_risk
 
 
-def sample_risk(w, z, y, problem, cov):
-    """Risk of one neuron (`a = 1`, `b = 0`) on base draws `z` (n, d) with labels `y` (n,)."""
+def sample_risk(w, z, y, problem, cov, weights=None):
+    """Risk of one neuron (`a = 1`, `b = 0`) on base draws `z` (n, d) with labels `y` (n,).
+
+    `weights` (n,), summing to 1, replaces the plain mean (used to mask padded samples).
+    """
     spike = problem.spike
     pre = z @ (spike.sqrt(w) / neuron_norm(w, cov))
     out = problem.activation(pre)
-    if problem.loss == "correlation":
-        return -jnp.mean(y * out)
-    return 0.5 * jnp.mean((out - y) ** 2)
+    losses = -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
+    return jnp.mean(losses) if weights is None else weights @ losses
 
 
 def draw(problem, key, n: int):
@@ -50,18 +52,29 @@ class Population(eqx.Module):
 
 
 class Empirical(eqx.Module):
-    """`n` fixed labelled samples, full-batch gradient descent on the empirical risk."""
+    """`n` fixed labelled samples, full-batch gradient descent on the empirical risk.
+
+    With `n_used` (an array, so it can be vmapped) only the first `n_used` of the `n`
+    drawn samples count: runs at several sample sizes share one padded shape, and the
+    smaller data sets are nested in the larger ones.
+    """
 
     n: int = eqx.field(static=True)
+    n_used: object = None
 
     def init(self, key, problem):
-        return draw(problem, key, self.n)
+        z, y = draw(problem, key, self.n)
+        if self.n_used is None:
+            return z, y, None
+        used = jnp.arange(self.n) < self.n_used
+        return z, y, used / jnp.sum(used).astype(z.dtype)
 
     def risk(self, w, data, k, problem, cov):
-        return sample_risk(w, *data, problem, cov)
+        z, y, weights = data
+        return sample_risk(w, z, y, problem, cov, weights)
 
     def train_risk(self, w, data, problem, cov):
-        return sample_risk(w, *data, problem, cov)
+        return self.risk(w, data, 0, problem, cov)
 
 
 class Online(eqx.Module):

@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -129,3 +130,20 @@ def test_user_functions_and_coefficients_as_links():
     assert p.link.information_exponent() == 2
     tr = sj.simulate(p, "normalized", key=jax.random.key(1), steps=50)
     assert np.all(np.isfinite(np.asarray(tr.rho)))
+
+
+def test_masked_sample_size_equals_smaller_data_set():
+    """n_used = 100 of 256 padded samples is exactly the run on those first 100 samples."""
+    p = sj.make_problem(16, key=KEY, kappa=5.0, noise=0.2)
+    key = jax.random.key(3)
+    padded = sj.simulate(p, "normalized", "empirical", key=key, n=256, n_used=100, steps=60)
+    sim, w0 = sj.prepare(p, "normalized", "empirical", key=key, n=256, steps=60)
+    z, y, _ = sim.data
+    sim_small = eqx.tree_at(lambda s: s.data, sim, (z[:100], y[:100], None), is_leaf=lambda x: x is None)
+    small = sj.result(sim_small, sj.advance(sim_small, sj.init(sim_small, w0), 60))
+    np.testing.assert_allclose(padded.w, small.w, rtol=1e-10)
+    sizes = jnp.array([32.0, 64.0, 256.0])
+    runs = jax.vmap(lambda m: sj.simulate(p, "normalized", "empirical", key=key, n=256, n_used=m, steps=60).rho[-1])(sizes)
+    full = sj.simulate(p, "normalized", "empirical", key=key, n=256, steps=60).rho[-1]
+    assert float(runs[-1]) == pytest.approx(float(full), rel=1e-10)
+    assert len(set(np.round(np.asarray(runs), 8))) == 3
