@@ -51,7 +51,7 @@ from ._kernels import (
     rbf_kernel as rbf_kernel,
     rf_ridge as rf_ridge,
 )
-from ._pipeline import Learned as Learned, learn as learn, train_first_layer as train_first_layer
+from ._pipeline import Learned as Learned, learn as learn, learn_samples as learn_samples, train_first_layer as train_first_layer
 from ._readout import (
     DEFAULT_RIDGES as DEFAULT_RIDGES,
     Readout as Readout,

@@ -53,8 +53,9 @@ def _augment(x, scale, bias):
     return jnp.concatenate([x / scale, jnp.full(x.shape[:-1] + (1,), bias, x.dtype)], -1)
 
 
-def _scale(x):
-    return jnp.sqrt(jnp.mean(jnp.sum(x**2, -1)))
+def _scale(x, mask):
+    sq = jnp.sum(x**2, -1)
+    return jnp.sqrt(jnp.mean(sq) if mask is None else (sq @ mask.astype(sq.dtype)) / jnp.sum(mask))
 
 
 def _check_common(train, val, test, ridges, bias, positive):
@@ -66,7 +67,9 @@ def _check_common(train, val, test, ridges, bias, positive):
         check(name, f"(x {x.shape}, y {y.shape})", ok, f"allowed: a pair (x of shape (n, d={d}), y of shape (n,)), n >= 1")
 
 
-def kernel_ridge(train, val, test, *, kernel: str = "arccos", ridges=DEFAULT_RIDGES, bandwidth=2.0, bias=1.0) -> Readout:
+def kernel_ridge(
+    train, val, test, *, kernel: str = "arccos", ridges=DEFAULT_RIDGES, bandwidth=2.0, bias=1.0, mask=None
+) -> Readout:
     """Kernel ridge regression, ridge chosen on `val`, test error on `test`, in float64.
 
     **Arguments:**
@@ -76,6 +79,8 @@ def kernel_ridge(train, val, test, *, kernel: str = "arccos", ridges=DEFAULT_RID
     - `bandwidth`: RBF bandwidth in units of `scale = sqrt(mean |x|^2)` (default 2: wide, so
       smooth low-degree targets are cheap; 1 fitted a linear target in d = 8 twice as badly).
     - `bias`: the arc-cosine kernel's constant coordinate.
+    - `mask`: (n,) booleans, the training samples that count (None: all); the others get
+      zero weight, so padded sample sizes vmap at one shape.
 
     **Returns:** a `Readout` (its `noise_floor` is NaN: the kernel never sees the problem;
     `a`, `b` are None). Cost `O(n^3)` per ridge and `O(n^2)` memory: for large `n` use
@@ -95,14 +100,17 @@ def kernel_ridge(train, val, test, *, kernel: str = "arccos", ridges=DEFAULT_RID
     )
     f64 = lambda a: jnp.asarray(a, jnp.float64)
     (x, y), (xv, yv), (xt, yt) = [(f64(a), f64(b)) for a, b in (train, val, test)]
-    scale = _scale(x)
+    scale = _scale(x, mask)
     if kernel == "arccos":
         gram = lambda a, b: arccos_kernel(_augment(a, scale, bias), _augment(b, scale, bias))
     else:
         gram = lambda a, b: rbf_kernel(a / scale, b / scale, bandwidth)
     n = x.shape[0]
     k_train = gram(x, x)
-    eye = jnp.eye(n, dtype=k_train.dtype)
+    if mask is not None:  # masked samples: zero rows and labels, so their weights alpha_i are 0
+        w = mask.astype(x.dtype)
+        k_train, y, n = k_train * w[:, None] * w[None, :], y * w, jnp.sum(w)
+    eye = jnp.eye(x.shape[0], dtype=k_train.dtype)
 
     def solve(ridge):
         chol = jnp.linalg.cholesky(k_train + n * ridge * eye)
@@ -114,20 +122,20 @@ def kernel_ridge(train, val, test, *, kernel: str = "arccos", ridges=DEFAULT_RID
     return Readout(test_mse=test_mse, val_mse=val_mse, ridge=ridge, noise_floor=jnp.full((), jnp.nan, x.dtype))
 
 
-def rf_ridge(key, train, val, test, *, features: int, ridges=DEFAULT_RIDGES, bias=1.0) -> Readout:
+def rf_ridge(key, train, val, test, *, features: int, ridges=DEFAULT_RIDGES, bias=1.0, mask=None) -> Readout:
     """Ridge on `features` ReLU random features `relu(<g_j, (x / scale, bias)>) / sqrt(D)`,
     `g_j ~ N(0, I)`: the random-features version of the arc-cosine kernel ridge, in the
-    inputs' dtype, with the ridge chosen on `val`. Cost `O(n D^2)`.
+    inputs' dtype, with the ridge chosen on `val`. Cost `O(n D^2)`. `mask` as for `kernel_ridge`.
 
     **Returns:** a `Readout` as `kernel_ridge`'s.
     """
     check_int("features", features, 1)
     _check_common(train, val, test, ridges, bias, positive=False)
     (x, y), (xv, yv), (xt, yt) = train, val, test
-    scale = _scale(x)
+    scale = _scale(x, mask)
     g = jax.random.normal(key, (features, x.shape[1] + 1), x.dtype)
     feats = lambda xs: jax.nn.relu(_augment(xs, scale, bias) @ g.T) / math.sqrt(features)
-    coefs = ridge_path(feats(x), y, ridges)
+    coefs = ridge_path(feats(x), y, ridges, mask)
     pred = lambda xs: (feats(xs) @ coefs.T).T
     test_mse, val_mse, ridge, _ = select(pred(xv), yv, pred(xt), yt, ridges)
     return Readout(test_mse=test_mse, val_mse=val_mse, ridge=ridge, noise_floor=jnp.full((), jnp.nan, x.dtype))

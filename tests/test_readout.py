@@ -32,11 +32,27 @@ def test_ridge_path_matches_closed_form(n, m):
     assert np.linalg.norm(got[0] - got[-1]) > 0.1  # the ridges really differ
 
 
+def test_masked_rows_are_the_same_as_dropped_rows():
+    rng = np.random.default_rng(2)
+    feats, y = jnp.asarray(rng.normal(size=(30, 4))), jnp.asarray(rng.normal(size=30))
+    mask = jnp.arange(30) < 17
+    np.testing.assert_allclose(
+        sj.ridge_path(feats, y, RIDGES, mask), sj.ridge_path(feats[:17], y[:17], RIDGES), rtol=1e-9, atol=1e-12
+    )
+    x = jnp.asarray(rng.normal(size=(30, 3)))
+    val = (x[:10] + 0.2, y[:10])
+    for kernel in sj.KERNELS:
+        masked = sj.kernel_ridge((x, y), val, val, kernel=kernel, ridges=RIDGES[1:], mask=mask)
+        dropped = sj.kernel_ridge((x[:17], y[:17]), val, val, kernel=kernel, ridges=RIDGES[1:])
+        np.testing.assert_allclose(masked.val_mse, dropped.val_mse, rtol=1e-8)
+
+
 def test_readout_chooses_the_ridge_a_direct_solve_would():
     p, w = _planted(8, 10)
     w = w + 0.3 * jax.random.normal(KEY, w.shape)  # not planted exactly: the ridge matters
     key = jax.random.key(1)
-    r = sj.fit_readout(key, p, w, n2=60, n_val=200, n_test=300, ridges=RIDGES[1:], neuron="sigma")
+    fit = jax.jit(lambda key: sj.fit_readout(key, p, w, n2=60, n_val=200, n_test=300, ridges=RIDGES[1:], neuron="sigma"))
+    r = fit(key)
     # Rebuild the same biases and samples, and solve each ridge directly in numpy.
     k_bias, k_data = jax.random.split(key)
     b = np.asarray(jax.random.uniform(k_bias, (10,), w.dtype, -2.0, 2.0))
@@ -93,7 +109,7 @@ def test_planted_network_reaches_the_noise_floor(neuron, r1, kappa):
 
 def test_degree3_planted_network_is_exact():
     p, w = _planted(16, 16, link="h3", activation="h3", noise=0.3)  # h3(t + b) spans cubics in t
-    r = sj.fit_readout(jax.random.key(1), p, w, n2=2000, n_val=500, n_test=20000)
+    r = jax.jit(lambda w: sj.fit_readout(jax.random.key(1), p, w, n2=2000, n_val=500, n_test=20000))(w)
     assert float(r.test_mse) == pytest.approx(0.09, abs=4 * 0.09 * np.sqrt(2 / 20000) + 1e-3)
 
 
@@ -102,9 +118,10 @@ def test_kernels_reach_the_noise_floor_on_a_planted_linear_target(method):
     p = sj.make_problem(8, key=KEY, kappa=4.0, link="h1", activation="relu", noise=0.5)
     train, val, test = sj.draw_splits(p, jax.random.key(3), 1000, 300, 10000)
     if method == "rf":
-        r = sj.rf_ridge(jax.random.key(4), train, val, test, features=1000)
+        fit = lambda *s: sj.rf_ridge(jax.random.key(4), *s, features=1000)
     else:
-        r = sj.kernel_ridge(train, val, test, kernel=method)
+        fit = lambda *s: sj.kernel_ridge(*s, kernel=method)
+    r = jax.jit(fit)(train, val, test)
     assert np.isnan(float(r.noise_floor))
     assert 0.25 - 4 * 0.25 * np.sqrt(2 / 10000) < float(r.test_mse) < 0.25 + 0.03
     # A zero predictor would sit at the floor plus the signal variance, 1.25.
@@ -126,13 +143,26 @@ def test_kernel_ridge_against_a_direct_solve():
     np.testing.assert_allclose(r.val_mse, want, rtol=1e-8)
 
 
+def test_candidate_first_layers_are_chosen_by_validation():
+    p, w = _planted(8, 6, noise=0.3)
+    bad = jax.random.normal(KEY, w.shape)
+    cands = jnp.stack([bad, w, 0.5 * (bad + w)])
+    fit = jax.jit(lambda w: sj.fit_readout(jax.random.key(1), p, w, n2=400, n_val=200, n_test=500))
+    many = fit(cands)
+    singles = [fit(c) for c in cands]
+    assert int(many.index) == 1 and many.val_mse.shape == (3, len(sj.DEFAULT_RIDGES))
+    for i, single in enumerate(singles):  # same biases and samples for every candidate
+        np.testing.assert_allclose(many.val_mse[i], single.val_mse, rtol=1e-10)
+    assert float(many.test_mse) == pytest.approx(float(singles[1].test_mse), rel=1e-10)
+
+
 def test_fit_readout_vmaps_and_jits():
     p, w = _planted(8, 6)
     keys = jax.random.split(KEY, 3)
     fit = lambda k: sj.fit_readout(k, p, w, n2=50, n_val=20, n_test=30)
     batched = jax.jit(jax.vmap(fit))(keys)
     for i, k in enumerate(keys):
-        np.testing.assert_allclose(batched.test_mse[i], fit(k).test_mse, rtol=1e-10)
+        np.testing.assert_allclose(batched.test_mse[i], jax.jit(fit)(k).test_mse, rtol=1e-10)
     assert batched.a.shape == (3, 6) and batched.val_mse.shape == (3, len(sj.DEFAULT_RIDGES))
 
 
@@ -145,12 +175,41 @@ def test_learn_end_to_end_shares_samples_and_reaches_the_floor():
         )
     )
     out = run(jax.random.key(5))
-    assert (out.n, out.n2, out.n_total) == (1024, 1024, 2048)
+    assert (out.n, out.n2, out.n_total, out.stops) == (1024, 1024, 2048, (300,))
     assert out.trajectory.w.shape == (16, 16)
     assert float(np.median(np.abs(out.trajectory.rho[:, -1]))) > 0.9
     assert float(out.network.test_mse) < float(out.noise_floor) + 0.1
     assert set(out.kernels) == {"arccos", "rf"}
     assert all(np.isfinite(float(k.test_mse)) for k in out.kernels.values())
+
+
+def test_learn_stops_keep_the_weights_of_those_steps():
+    p = sj.make_problem(8, key=KEY, kappa=4.0, link="h2", noise=0.3)
+    kw = dict(m=3, n=64, dt=0.2, record=3)
+    _, whole, ws = sj.train_first_layer(p, "normalized", key=KEY, steps=20, stops=(0, 5, 20), **kw)
+    _, early, _ = sj.train_first_layer(p, "normalized", key=KEY, steps=5, **kw)
+    np.testing.assert_allclose(ws[1], early.w, rtol=1e-12)
+    np.testing.assert_allclose(ws[2], whole.w, rtol=1e-12)
+    assert not np.allclose(ws[0], ws[1])
+    out = sj.learn(p, key=KEY, **kw, n2=64, n_val=64, n_test=64, steps=20, stops=(0, 5, 20))
+    assert int(out.stop) in (0, 5, 20) and out.network.val_mse.shape == (3, len(sj.DEFAULT_RIDGES))
+
+
+def test_learn_samples_are_the_samples_learn_uses():
+    p = sj.make_problem(8, key=KEY, kappa=4.0, link="h2", noise=0.3)
+    sizes = dict(n=64, n2=48, n_val=32, n_test=40)
+    run = lambda n_used, n2_used: sj.learn(
+        p, "spherical", key=jax.random.key(6), m=3, **sizes, kernels=("rbf",), steps=5, n_used=n_used, n2_used=n2_used
+    )
+    (x1, y1), (x2, y2), val, test = sj.learn_samples(p, key=jax.random.key(6), **sizes)
+    assert x1.shape == (64, 8) and x2.shape == (48, 8) and test[0].shape == (40, 8)
+    for n_used, n2_used in ((None, None), (20, 30)):
+        k1, k2 = n_used or 64, n2_used or 48
+        union = (jnp.concatenate([x1[:k1], x2[:k2]]), jnp.concatenate([y1[:k1], y2[:k2]]))
+        want = sj.kernel_ridge(union, val, test, kernel="rbf")
+        got = jax.jit(run)(n_used, n2_used).kernels["rbf"]
+        np.testing.assert_allclose(got.val_mse, want.val_mse, rtol=1e-8)
+        assert float(got.test_mse) == pytest.approx(float(want.test_mse), rel=1e-8)
 
 
 @pytest.mark.parametrize(
@@ -163,6 +222,7 @@ def test_learn_end_to_end_shares_samples_and_reaches_the_floor():
         (dict(neuron="batch"), "neuron"),
         (dict(bias=-1.0), "bias"),
         (dict(neuron="sigma_hat"), "sigma_hat"),
+        (dict(n2_used=11), "n2_used"),
     ],
 )
 def test_fit_readout_rejects_bad_arguments(kwargs, name):
@@ -192,3 +252,5 @@ def test_kernels_reject_bad_arguments():
         sj.learn(p, key=KEY, m=2, n=8, n2=8, n_val=8, n_test=8, kernels=("ntk",))
     with pytest.raises(ValueError, match=r"^m=0"):
         sj.learn(p, key=KEY, m=0, n=8, n2=8, n_val=8, n_test=8)
+    with pytest.raises(ValueError, match=r"^stops=\(5, 3\).*increasing"):
+        sj.learn(p, key=KEY, m=1, n=8, n2=8, n_val=8, n_test=8, steps=10, stops=(5, 3))
