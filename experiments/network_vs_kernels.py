@@ -74,9 +74,10 @@ def run_network(cfg, link, d, dynamic):
         out = sj.learn(
             _problem(cfg, link, d, r2), dynamic, key=key, m=net["m"], **_sizes(cfg), ridges=jnp.asarray(cfg["ridges"]),
             bias=net["bias"], n_used=n_used, n2_used=n2_used, dt=net["dt"], steps=net["steps"], record=3,
+            stops=tuple(net["stops"]),
         )
-        rho = jnp.abs(out.trajectory.rho[:, -1])
-        return out.network.test_mse, jnp.median(rho), jnp.mean(rho > 0.9)
+        rho = jnp.abs(out.rho_stops[out.network.index])  # each neuron's rho at the chosen stop
+        return out.network.test_mse, jnp.median(rho), jnp.mean(rho > 0.9), out.stop
 
     out = jax.jit(jax.vmap(one))(r2s, keys, n_used, n2_used)
     return [np.asarray(o).reshape(shape) for o in out]
@@ -116,16 +117,17 @@ def run(cfg):
         for d in cfg["ds"]:
             t0 = time.perf_counter()
             for dynamic in cfg["network"]["dynamics"]:
-                mse, rho, aligned = run_network(cfg, link, d, dynamic)
+                mse, rho, aligned, stop = run_network(cfg, link, d, dynamic)
                 for j, r2 in enumerate(cfg["r2s"]):
                     for t, total in enumerate(totals):
-                        rows.append(
-                            _row(cfg, link, d, r2, total, NETWORK_LABEL[dynamic], mse[j, :, t])
-                            | dict(rho_median=rho[j, :, t].tolist(), aligned=aligned[j, :, t].tolist())
-                        )
+                        extra = dict(rho_median=rho[j, :, t].tolist(), aligned=aligned[j, :, t].tolist(), stop=stop[j, :, t].tolist())
+                        rows.append(_row(cfg, link, d, r2, total, NETWORK_LABEL[dynamic], mse[j, :, t]) | extra)
             t_net = time.perf_counter() - t0
+            # Exact kernels one total at a time (padding would make every total pay for the
+            # largest Cholesky); random features for the rest in one padded call.
             exact = [t for t in totals if t <= cfg["kernels"]["n_exact"]]
-            for group, methods in ((exact, cfg["kernels"]["exact"]), ([t for t in totals if t not in exact], ["rf"])):
+            groups = [([t], cfg["kernels"]["exact"]) for t in exact] + [([t for t in totals if t not in exact], ["rf"])]
+            for group, methods in groups:
                 if not group:
                     continue
                 for method, mse in run_kernels(cfg, link, d, group, methods).items():
@@ -144,14 +146,26 @@ def _row(cfg, link, d, r2, total, method, mse):
 
 
 def crossings(rows, cfg):
-    """(link, r2, method, d) -> first total whose median test MSE <= floor + threshold (None: never)."""
-    level = cfg["noise"] ** 2 + cfg["threshold"]
-    out = {}
-    for row in sorted(rows, key=lambda r: r["total"]):
+    """(link, r2, method, d) -> (first grid total whose median test MSE is within `threshold`
+    of the floor, the crossing interpolated log-linearly between that total and the one
+    before it); (None, None) if never reached."""
+    floor, thr = cfg["noise"] ** 2, cfg["threshold"]
+    curves = {}
+    for row in rows:
         key = (row["link"], row["r2"], _family(row["method"]), row["d"])
-        if out.get(key) is None and np.median(row["test_mse"]) <= level:
-            out[key] = row["total"]
-        out.setdefault(key, None)
+        curves.setdefault(key, []).append((row["total"], float(np.median(row["test_mse"])) - floor))
+    out = {}
+    for key, pts in curves.items():
+        pts.sort()
+        hit = next((i for i, (_, e) in enumerate(pts) if e <= thr), None)
+        if hit is None:
+            out[key] = (None, None)
+        elif hit == 0:
+            out[key] = (pts[0][0], float(pts[0][0]))
+        else:
+            (n0, e0), (n1, e1) = pts[hit - 1], pts[hit]
+            frac = (np.log(thr) - np.log(e0)) / (np.log(max(e1, 1e-9)) - np.log(e0))
+            out[key] = (n1, float(np.exp(np.log(n0) + frac * (np.log(n1) - np.log(n0)))))
     return out
 
 
@@ -168,16 +182,19 @@ def slope(ds, ns):
 
 
 def report(rows, cfg):
+    """A Markdown table: crossing per d (grid value, interpolated in brackets) and the
+    log-log slope of the interpolated crossing against d."""
     cross = crossings(rows, cfg)
     ds = cfg["ds"]
     methods = sorted({k[2] for k in cross}, key=lambda m: (not m.startswith("net"), m))
-    lines = [f"| link | r2 | method | " + " | ".join(f"n* (d={d})" for d in ds) + " | slope in d |", "|" + "---|" * (len(ds) + 4)]
+    head = "| link | r2 | method | " + " | ".join(f"n* (d={d})" for d in ds) + " | slope in d |"
+    lines = [head, "|" + "---|" * (len(ds) + 4)]
     for link in cfg["links"]:
         for r2 in cfg["r2s"]:
             for m in methods:
-                ns = [cross.get((link["name"], r2, m, d)) for d in ds]
-                s = slope(ds, ns)
-                cells = [f"{v}" if v is not None else f"> {max(cfg['totals'])}" for v in ns]
+                got = [cross.get((link["name"], r2, m, d), (None, None)) for d in ds]
+                s = slope(ds, [g[1] for g in got])
+                cells = [f"{g} ({i:.0f})" if g is not None else f"> {max(cfg['totals'])}" for g, i in got]
                 lines.append(f"| {link['name']} | {r2} | {m} | " + " | ".join(cells) + f" | {'%.2f' % s if s is not None else '-'} |")
     return "\n".join(lines), cross
 
@@ -228,22 +245,63 @@ def plot(rows, cfg, path):
     plt.close(fig)
 
 
+def plot_crossings(cross, cfg, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    links, r2s, ds = cfg["links"], cfg["r2s"], cfg["ds"]
+    methods = sorted({k[2] for k in cross}, key=lambda m: (not m.startswith("net"), m))
+    fig, axes = plt.subplots(1, len(links), figsize=(5.5 * len(links), 4), sharey=True, squeeze=False)
+    markers = dict(zip(r2s, "osD^v"))
+    for i, link in enumerate(links):
+        ax = axes[0, i]
+        for c, m in enumerate(methods):
+            for r2 in r2s:
+                pts = [(d, cross[(link["name"], r2, m, d)][1]) for d in ds if cross.get((link["name"], r2, m, d), (None, None))[1]]
+                if pts:
+                    x, y = np.array(pts).T
+                    ax.plot(x, y, "-", marker=markers[r2], color=f"C{c}", lw=1, ms=4)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("d")
+        ax.set_title(f"{link['name']}: samples n + n2 to reach floor + {cfg['threshold']}", fontsize=9)
+    axes[0, 0].set_ylabel("n* (interpolated; missing = never within the grid)")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=f"C{c}", lw=1.5, label=m) for c, m in enumerate(methods)]
+    handles += [Line2D([], [], color="k", ls="", marker=markers[r2], label=f"r2 = {r2}") for r2 in r2s]
+    axes[0, 0].legend(handles=handles, fontsize=6.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--out", default="out/network_vs_kernels")
     parser.add_argument("--figure", default="docs/figures/network_vs_kernels.png")
+    parser.add_argument("--replot", action="store_true", help="only redo the table and figures from OUT/results.json")
     args = parser.parse_args(argv)
     cfg = load(args.config)
-    t0 = time.perf_counter()
-    rows, timing = run(cfg)
-    elapsed = time.perf_counter() - t0
+    results = os.path.join(args.out, "results.json")
+    if args.replot:
+        with open(results) as f:
+            saved = json.load(f)
+        rows, elapsed = saved["rows"], saved["elapsed_s"]
+    else:
+        t0 = time.perf_counter()
+        rows, timing = run(cfg)
+        elapsed = time.perf_counter() - t0
+        os.makedirs(args.out, exist_ok=True)
+        with open(results, "w") as f:
+            json.dump(dict(config=cfg, rows=rows, timing=timing, elapsed_s=elapsed, jax=jax.__version__), f, indent=1)
     table, _ = report(rows, cfg)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(dict(config=cfg, rows=rows, timing=timing, elapsed_s=elapsed, jax=jax.__version__), f, indent=1)
     os.makedirs(os.path.dirname(args.figure) or ".", exist_ok=True)
     plot(rows, cfg, args.figure)
+    plot_crossings(crossings(rows, cfg), cfg, args.figure.replace(".png", "_crossings.png"))
     print(table)
     print(f"total {elapsed:.0f} s; rows in {args.out}/results.json; figure {args.figure}")
 

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._kernels import KERNELS, kernel_ridge, rf_ridge
+from ._population import rho
 from ._problem import check, check_int, check_real
 from ._readout import DEFAULT_RIDGES, Readout, check_ridges, check_sizes, draw_splits, phase2, prefix_mask
 from ._simulate import Trajectory, advance, init, prepare, result
@@ -32,12 +33,14 @@ class Learned(eqx.Module):
     - `trajectory`: phase-1 `Trajectory` of each neuron (leading axis `m`); `trajectory.w` is W.
     - `n`, `n2`, `n_total = n + n2`: labelled samples used by phase 1, phase 2, and both
       (validation and test samples come on top, the same for every method).
-    - `stops`: the phase-1 steps at which a readout was fitted.
+    - `stops`: the phase-1 steps at which a readout was fitted; `rho_stops` (S, m) each
+      neuron's `rho` at those steps.
     """
 
     network: Readout
     kernels: dict
     trajectory: Trajectory
+    rho_stops: Array
     n: int = eqx.field(static=True)
     n2: int = eqx.field(static=True)
     stops: tuple = eqx.field(static=True)
@@ -143,12 +146,12 @@ def learn(
     `n_used` and `n2_used`. `learn_samples` returns the samples it used.
     """
     check_sizes(n2=n2, n_val=n_val, n_test=n_test)
-    check_ridges(ridges)
     if n2_used is not None:
         check_real("n2_used", n2_used, lo=1, hi=n2)
     kernels = tuple(kernels)
     bad = [k for k in kernels if k not in BASELINES]
     check("kernels", kernels, not bad, f"allowed: any of {', '.join(map(repr, BASELINES))}")
+    check_ridges(ridges, positive=any(k in KERNELS for k in kernels))  # Cholesky needs ridge > 0
     k1, k2, k_rf = jax.random.split(key, 3)
     sim, traj, ws = train_first_layer(problem, dynamic, key=k1, m=m, n=n, stops=stops, n_used=n_used, **phase1)
     network, (train, val, test), _ = phase2(k2, problem, ws, n2, n_val, n_test, ridges, sim.neuron, sim.sigma_hat, bias, n2_used)
@@ -163,7 +166,15 @@ def learn(
                 fits[name] = rf_ridge(k_rf, both, val, test, features=rf_features, ridges=ridges, mask=mask)
             else:
                 fits[name] = kernel_ridge(both, val, test, kernel=name, ridges=ridges, mask=mask)
-    return Learned(network=network, kernels=fits, trajectory=traj, n=n, n2=n2, stops=check_stops(stops, sim.steps))
+    return Learned(
+        network=network,
+        kernels=fits,
+        trajectory=traj,
+        rho_stops=rho(ws, problem.spike),
+        n=n,
+        n2=n2,
+        stops=check_stops(stops, sim.steps),
+    )
 
 
 def _union(problem, data1, train2):
