@@ -19,6 +19,7 @@ import optax
 from jaxtyping import Array
 
 from ._data import estimate_covariance
+from . import _reduced as reduced_form
 from ._dynamics import DYNAMICS
 from ._network import NEURONS, neuron_covariance
 from ._population import population_risk, reduce
@@ -98,6 +99,8 @@ class Simulation(eqx.Module):
 
     def measure(self, w):
         """The recorded metrics of `w`, in `METRICS` order."""
+        if reduced_form.applies(self):
+            return reduced_form.metrics(self, w)
         spike = self.problem.spike
         nw = jnp.linalg.norm(w)
         cov = self.neuron_cov
@@ -221,6 +224,8 @@ def init(sim: Simulation, w0) -> State:
 
 
 def _step(sim: Simulation, state: State) -> State:
+    if reduced_form.applies(sim):  # the 3-coordinate form: closed form, elementwise under vmap
+        return reduced_form.step(sim, state)
     opt = sim.opt()
     w = state.w
     grad = jax.grad(sim.risk)(w, state.k)
