@@ -1,0 +1,53 @@
+"""Smoke runs of the four benchmarks at tiny sizes: they run, and engine and baselines agree.
+
+No timing is asserted. The benchmarks run in the engine's default dtype (float32 here, so
+the tolerances are float32 ones even though the rest of the suite enables float64).
+"""
+
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import suite  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def float32():
+    jax.config.update("jax_enable_x64", False)
+    yield
+    jax.config.update("jax_enable_x64", True)
+
+
+def test_empirical_benchmark_agrees():
+    (row,) = suite.empirical(d=16, n=64, steps=20, configs=(8,), peak=1.0, numpy_configs=2,
+                             loop_configs=2, check_configs=3, repeat=1)
+    for key in ("numpy", "loop", "no_crn"):
+        assert row[f"{key}_max_abs_diff"] < 1e-4, (key, row)
+        assert row[f"{key}_rate"] > 0
+    assert row["engine_gflops"] > 0
+
+
+def test_population_benchmark_agrees():
+    rows, per_dim = suite.population(configs=(50,), steps=30, d=32, full_configs=20, full_steps=30,
+                                     loop_configs=3, dims=(8, 32), dim_configs=10, dim_steps=10, repeat=1)
+    assert rows[0]["loop_max_abs_diff"] < 1e-5
+    assert rows[1]["reduced_max_abs_diff"] < 1e-4
+    assert [r["d"] for r in per_dim] == [8, 32]
+    assert all(r["3-coordinate"] > 0 and r["d-dimensional"] > 0 for r in per_dim)
+
+
+def test_complexity_benchmark_agrees():
+    r = suite.complexity(d=16, sizes=(32, 64, 128), seeds=2, steps=20)
+    assert r["max_abs_diff"] < 1e-4
+    assert r["n_star_padded"] == r["n_star_separate"]
+
+
+def test_compile_benchmark_runs():
+    rows = suite.compile_times(steps_list=(10, 100), configs_list=(1, 4), d=8)
+    assert len(rows) == 6
+    assert all(r["seconds"] > 0 for r in rows)
+    np.testing.assert_array_less(0, [r["bytes_per_config"] or 1 for r in rows])
