@@ -80,6 +80,21 @@ class Store:
         self.ckpt.mkdir(exist_ok=True)
         atomic_write(cfg_path, lambda tmp: Path(tmp).write_text(text))
 
+    def plan(self, plan: dict) -> dict:
+        """The batch plan (chunk, memory budget, devices) of the checkpoints here: the saved
+        one when resuming (so batch numbers mean the same batches), else `plan`, saved."""
+        path = self.ckpt / "plan.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("devices") != plan["devices"]:
+                raise ValueError(
+                    f"devices={plan['devices']} is not allowed; the checkpoints in {str(self.dir)!r} "
+                    f"were made with {saved.get('devices')} devices: resume with as many"
+                )
+            return saved
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(plan)))
+        return plan
+
     def finished(self, batch: int):
         path = self.ckpt / f"batch-{batch:05d}.npz"
         if not path.exists():

@@ -317,18 +317,21 @@ def sweep(
         check_int("max_memory", max_memory, 1)
     axes, groups = plan(cfg)
     steps, record = cfg["steps"][0], cfg["record"][0]
-    chunk = chunk or default_chunk(steps)
-    max_memory = max_memory or default_memory_budget()
     mesh = make_mesh(devices)
     n_dev = 1 if mesh is None else mesh.size
+    part = None if process_count == 1 else process_index
+    store = None if out is None else Store(out, cfg, resume=resume, force=force, part=part)
+    batch_plan = {"chunk": chunk or default_chunk(steps), "max_memory": max_memory or default_memory_budget(),
+                  "devices": n_dev}
+    if store:
+        batch_plan = store.plan(batch_plan)
+    chunk, max_memory = batch_plan["chunk"], batch_plan["max_memory"]
     batches = []
     for g in groups:
         size = batch_size(g, record, max_memory)
         size = max(n_dev, size - size % n_dev) if n_dev > 1 else size
         batches += [(g, slice(i, min(i + size, len(g.configs)))) for i in range(0, len(g.configs), size)]
     mine = [(bi, g, sl) for bi, (g, sl) in enumerate(batches) if bi % process_count == process_index]
-    part = None if process_count == 1 else process_index
-    store = None if out is None else Store(out, cfg, resume=resume, force=force, part=part)
     results = empty_results(cfg, axes)
     done = np.zeros(results["status"].shape, bool)
     total = sum(len(g.seeds) * (sl.stop - sl.start) * steps for _, g, sl in mine)
@@ -393,6 +396,7 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
         step = min(chunk, steps - done)
         done += chunk
         bar.update(len(g.seeds) * width * step)
+        bar.set_postfix_str(f"batch {bi + 1}, step {min(done, steps)}/{steps}", refresh=False)
         if store and done < steps:
             store.save_in_flight(bi, done, jax.tree_util.tree_leaves(state))
     keep = slice(0, width)

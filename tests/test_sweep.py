@@ -194,3 +194,13 @@ def test_two_processes_on_loopback_merge_to_the_single_process_result(tmp_path):
     single = _cli_sweep(cfg, tmp_path / "single")
     _same(merged, single)
     _same(sj.load_results(out), single)
+
+
+def test_resume_keeps_the_saved_batch_plan(tmp_path):
+    """Resuming with another memory budget or chunk must not renumber the batches."""
+    store = sj._io.Store(tmp_path, sj.load_config(POP))
+    plan = store.plan({"chunk": 7, "max_memory": 3000, "devices": 1})
+    again = sj._io.Store(tmp_path, sj.load_config(POP), resume=True)
+    assert again.plan({"chunk": 50, "max_memory": 10**9, "devices": 1}) == plan
+    with pytest.raises(ValueError, match="^devices="):
+        again.plan({"chunk": 50, "max_memory": 10**9, "devices": 8})
