@@ -7,6 +7,7 @@ Prints ratios, machine, versions, date and load; `--json PATH` also writes the r
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -27,11 +28,21 @@ def report_empirical(rows):
         print(f"  B={b}, d={r['d']}, n={r['n']}, {r['steps']} steps; fp32 GEMM peak {r['peak_gflops']:.0f} GFLOP/s")
         print(f"    engine (vmap, shared z)      {e:10.3g}   {r['engine_gflops']:6.1f} GFLOP/s = "
               f"{100 * r['engine_frac_peak']:.0f}% of peak")
+        if "sweep_s" in r:
+            print(f"    sj.sweep (one call, incl. compile) {r['sweep_s']:6.2f} s = {b * r['steps'] / r['sweep_s']:10.3g}"
+                  f"   max|drho| vs engine {r['sweep_max_abs_diff']:.1e}")
         for key, name in (("numpy", "(a) numpy loop"), ("loop", "(b) jitted single config, loop"),
                           ("no_crn", "(c) jit(scan(vmap)), no CRN")):
             diff = r.get(f"{key}_max_abs_diff")
             print(f"    {name:29s}{r[f'{key}_rate']:10.3g}   engine x{e / r[f'{key}_rate']:7.1f}   "
                   f"max|dw| {_fmt(diff, '.1e')}   ({r[f'{key}_note']})")
+
+
+def report_layouts(rows):
+    print("\n1b. profile: vmap(grad(risk)) alone, z shared, two ways of writing <x_i, w>")
+    for r in rows:
+        print(f"    B={r['configs']:4d}  {r['form']:18s} {r['gflops']:6.1f} GFLOP/s = {100 * r['frac_peak']:3.0f}% of peak"
+              f"   dots: {'; '.join(r['dots'])}")
 
 
 def report_population(rows, per_dim):
@@ -65,6 +76,16 @@ def report_compile(rows):
               f"   {_fmt(None if mem is None else mem / 1024, '.1f')} KiB/config")
 
 
+def report_config_compile(rows):
+    print("    the sweep's compiled functions for each configs/*.toml group (init, one chunk):")
+    for r in rows:
+        if "error" in r:
+            print(f"    {r['config']:30s} error: {r['error']}")
+        else:
+            print(f"    {r['config']:30s} {r['group']:12s} {r['configs']:4d} configs, steps {r['steps']:6d}, "
+                  f"chunk {r['chunk']:5d}: init {r['init_s']:5.2f} s, chunk {r['chunk_s']:5.2f} s")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller sizes")
@@ -77,6 +98,8 @@ def main(argv=None):
         kw = dict(configs=(64,), steps=100, no_crn_steps=10) if args.quick else dict(no_crn_steps=20)
         out["empirical"] = suite.empirical(**kw)
         report_empirical(out["empirical"])
+        out["layouts"] = suite.gradient_layouts(peak=out["empirical"][0]["peak_gflops"])
+        report_layouts(out["layouts"])
     if "2" in args.only:
         kw = dict(configs=(10_000,), dims=(64, 1024)) if args.quick else {}
         out["population"], out["per_dim"] = suite.population(**kw)
@@ -87,6 +110,9 @@ def main(argv=None):
     if "4" in args.only:
         out["compile"] = suite.compile_times(**(dict(steps_list=(100, 10_000)) if args.quick else {}))
         report_compile(out["compile"])
+        configs = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "*.toml")))
+        out["config_compile"] = suite.config_compile_times(configs)
+        report_config_compile(out["config_compile"])
     print("\nend:", suite.machine())
     if args.json:
         with open(args.json, "w") as f:
