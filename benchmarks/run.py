@@ -92,13 +92,14 @@ def main(argv=None):
     ap.add_argument("--only", default="1234", help="which benchmarks, e.g. 12")
     ap.add_argument("--json", help="write the raw rows here")
     args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
     print("spikejax benchmarks:", suite.machine())
     out = {"machine": suite.machine()}
     if "1" in args.only:
-        kw = dict(configs=(64,), steps=100, no_crn_steps=10) if args.quick else dict(no_crn_steps=20)
+        kw = dict(configs=(64,), steps=100, no_crn_steps=10) if args.quick else dict(no_crn_steps=20, repeat=3)
         out["empirical"] = suite.empirical(**kw)
         report_empirical(out["empirical"])
-        out["layouts"] = suite.gradient_layouts(peak=out["empirical"][0]["peak_gflops"])
+        out["layouts"] = suite.gradient_layouts()
         report_layouts(out["layouts"])
     if "2" in args.only:
         kw = dict(configs=(10_000,), dims=(64, 1024)) if args.quick else {}

@@ -10,7 +10,7 @@ O(1) per configuration. The generic step (`jax.grad` of `population_risk`, optax
 retraction) builds (B, 3) vectors, contracts them with matrix-vector products and reduces
 over the short axis, and runs 10x slower.
 
-`step` is the same update as the generic `_simulate._step` with the default optimizer
+`update` is the same update as the generic `_simulate._step` with the default optimizer
 (`optax.sgd(dt)`), for the four dynamics and the plain or sigma neuron; `metrics` is the
 same as `Simulation.measure`. Both agree with the generic path to rounding (tests).
 """
@@ -80,9 +80,9 @@ def gradient(sim, geo):
     return coef_w, coef_u
 
 
-def step(sim, state):
-    """One step of `sim.dynamic` on the 3-coordinate state, with failure bookkeeping."""
-    w = state.w
+def update(sim, w):
+    """One step of `sim.dynamic` from the 3-coordinate `w`: `(w_new, nonfinite, diverged)`,
+    the last two tested component by component (no reduction over the short axis)."""
     geo = _Geometry(sim.problem.spike, w)
     coef_w, coef_u = gradient(sim, geo)
     dt = sim.dt
@@ -107,16 +107,7 @@ def step(sim, state):
     sq_new = w_new[0] * w_new[0] + w_new[1] * w_new[1] + w_new[2] * w_new[2]
     nonfinite = ~(jnp.isfinite(w_new[0]) & jnp.isfinite(w_new[1]) & jnp.isfinite(w_new[2]))
     diverged = sq_new > sim.max_norm**2
-    code = jnp.where(nonfinite, 1, jnp.where(diverged, 2, 0))
-    status = jnp.where(state.status != 0, state.status, code)
-    failed = status != 0
-    fail_step = jnp.where((state.status == 0) & failed, state.k + 1, state.fail_step)
-    return state._replace(
-        w=jnp.where(failed, w, w_new),
-        k=state.k + 1,
-        status=status,
-        fail_step=fail_step,
-    )
+    return w_new, nonfinite, diverged
 
 
 def metrics(sim, w):

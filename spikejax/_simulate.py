@@ -224,15 +224,17 @@ def init(sim: Simulation, w0) -> State:
 
 
 def _step(sim: Simulation, state: State) -> State:
-    if reduced_form.applies(sim):  # the 3-coordinate form: closed form, elementwise under vmap
-        return reduced_form.step(sim, state)
-    opt = sim.opt()
     w = state.w
-    grad = jax.grad(sim.risk)(w, state.k)
-    updates, opt_state = opt.update(grad, state.opt_state, w)
-    w_new = sim.dynamic.retract(w + updates, w, sim.precond_cov)
-    nonfinite = ~jnp.all(jnp.isfinite(w_new))
-    diverged = jnp.linalg.norm(w_new) > sim.max_norm
+    if reduced_form.applies(sim):  # the 3-coordinate form: closed form, elementwise under vmap
+        w_new, nonfinite, diverged = reduced_form.update(sim, w)
+        opt_state = state.opt_state
+    else:
+        opt = sim.opt()
+        grad = jax.grad(sim.risk)(w, state.k)
+        updates, opt_state = opt.update(grad, state.opt_state, w)
+        w_new = sim.dynamic.retract(w + updates, w, sim.precond_cov)
+        nonfinite = ~jnp.all(jnp.isfinite(w_new))
+        diverged = jnp.linalg.norm(w_new) > sim.max_norm
     code = jnp.where(nonfinite, 1, jnp.where(diverged, 2, 0))
     status = jnp.where(state.status != 0, state.status, code)
     failed = status != 0
