@@ -65,7 +65,8 @@ def report_complexity(r):
           f"{r['steps']} steps (wall time incl. compile)")
     print(f"    one call, n_used padding   {r['padded_s']:7.2f} s   n* = {r['n_star_padded']}")
     print(f"    one call per n             {r['separate_s']:7.2f} s   n* = {r['n_star_separate']}"
-          f"   (x{r['separate_s'] / r['padded_s']:.1f})   max|drho| {r['max_abs_diff']:.1e}")
+          f"   (x{r['separate_s'] / r['padded_s']:.1f})   max|drho| {r['max_abs_diff']:.1e}, "
+          f"{100 * r['agree_frac']:.0f}% of runs within 1e-3")
 
 
 def report_compile(rows):

@@ -328,8 +328,9 @@ def complexity(d=64, sizes=tuple(int(64 * 2 ** (k / 2)) for k in range(8)), seed
     call per sample size (each at its own shape, on the first n of the same draws). Both wall
     times include compilation. `n*` is the smallest n whose median |rho(w_T)| over seeds
     reaches `threshold`. The two paths sum the loss in different orders (masked weights
-    against a mean); near the saddle at rho = 0 float32 rounding differences grow, so
-    agreement is reported as max |rho| difference and the same n*."""
+    against a mean), and at small n some runs are chaotic (a 1e-14 change of w0 moves the
+    final rho by 0.6, float64), so agreement is reported as the max |rho| difference, the
+    fraction of runs within 1e-3, and the same n*."""
     p = sj.make_problem(d, key=KEY, kappa=kappa, r1=0.0, link="h2", activation="relu", noise=0.1)
     keys = jax.random.split(jax.random.key(1), seeds)
     n_max = max(sizes)
@@ -363,7 +364,8 @@ def complexity(d=64, sizes=tuple(int(64 * 2 ** (k / 2)) for k in range(8)), seed
         return int(np.asarray(sizes)[np.argmax(ok)]) if ok.any() else None
 
     return dict(d=d, sizes=list(sizes), seeds=seeds, steps=steps, padded_s=t_pad, separate_s=t_sep,
-                max_abs_diff=float(np.max(np.abs(np.abs(rho_pad) - np.abs(rho_sep)))), n_star_padded=n_star(rho_pad),
+                max_abs_diff=float(np.max(np.abs(np.abs(rho_pad) - np.abs(rho_sep)))),
+                agree_frac=float(np.mean(np.abs(rho_pad - rho_sep) < 1e-3)), n_star_padded=n_star(rho_pad),
                 n_star_separate=n_star(rho_sep))
 
 
