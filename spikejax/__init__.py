@@ -4,6 +4,7 @@ from ._complexity import (
     SEARCH_METRICS as SEARCH_METRICS,
     ExponentFit as ExponentFit,
     HorizonCheck as HorizonCheck,
+    Search as Search,
     bootstrap_exponent as bootstrap_exponent,
     critical_n as critical_n,
     fit_exponent as fit_exponent,

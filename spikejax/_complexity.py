@@ -29,6 +29,7 @@ SEARCH_METRICS = ("rho", "cos_u")
 SIGN_RULES = ("auto", "abs", "signed", "right_sign")
 
 
+
 def _grid(n_grid) -> np.ndarray:
     try:
         g = np.asarray(n_grid, dtype=float)
@@ -185,6 +186,21 @@ def right_sign(problem, rho0):
     return sign * np.asarray(rho0) > 0
 
 
+class Search(NamedTuple):
+    """What `search_n` measured: final `rho` and `cos_u` (seeds, grid), after the sign rule;
+    `valid` (seeds,) the seeds that count; `rho0` (seeds,) `rho(w(0))`; the `n_grid`."""
+
+    rho: np.ndarray
+    cos_u: np.ndarray
+    valid: np.ndarray
+    rho0: np.ndarray
+    n_grid: np.ndarray
+
+    def n_star(self, metric: str = "rho", threshold: float = 0.9, level: float = 0.5) -> float:
+        check_choice("metric", metric, SEARCH_METRICS)
+        return critical_n(self.n_grid, success_fraction(getattr(self, metric), threshold, self.valid), level)
+
+
 def search_n(
     problem,
     dynamic: str = "normalized",
@@ -193,31 +209,28 @@ def search_n(
     keys,
     dt=0.1,
     steps: int = 500,
-    metric: str = "rho",
     sign: str = "auto",
     n_unlabelled: int = 0,
     **kwargs,
-):
+) -> Search:
     """Run empirical training at every sample size of `n_grid` and every seed in ONE compiled call.
 
     The data are padded to `max(n_grid)` and masked with `n_used`; seed `i` uses `keys[i]`
     for `w(0)` and the samples at every `n` (nested data sets, common random numbers).
+    Both overlaps are read at the last step, so `n*` can be taken on either.
 
     **Arguments:**
     - `problem`, `dynamic`: as for `simulate` (source is `"empirical"`).
-    - `n_grid`: increasing sample sizes; `keys`: (S,) PRNG keys, one per seed.
+    - `n_grid`: increasing integer sample sizes; `keys`: (S,) PRNG keys, one per seed.
     - `dt`, `steps`: step size and number of steps (horizon `T = dt * steps`).
-    - `metric`: `"rho"` or `"cos_u"`, read at the last step.
-    - `sign`: `"abs"` takes `|metric|` (even links: `w` and `-w` are equivalent);
-      `"signed"` takes it as is; `"right_sign"` takes it as is and marks valid only the
-      seeds whose `rho(w(0))` has the escaping sign (odd `s >= 3`, see `right_sign`);
+    - `sign`: `"abs"` takes `|rho|`, `|cos_u|` (even links: `w` and `-w` are equivalent);
+      `"signed"` takes them as they are; `"right_sign"` takes them as they are and counts only
+      the seeds whose `rho(w(0))` has the escaping sign (odd `s >= 3`, see `right_sign`);
       `"auto"`: `"abs"` for even `s`, `"signed"` for `s = 1`, `"right_sign"` for odd `s >= 3`.
     - `n_unlabelled`, other keyword arguments: passed to `simulate`.
 
-    **Returns:** `(values, valid, rho0)`: (S, G) final metric, (S,) seeds that count, (S,)
-    `rho(w(0))`. Failed runs (status != ok) give NaN, i.e. failure.
+    **Returns:** a `Search`. Failed runs (status != ok) give NaN, which counts as failure.
     """
-    check_choice("metric", metric, SEARCH_METRICS)
     check_choice("sign", sign, SIGN_RULES)
     check_choice("dynamic", dynamic, ("normalized", "preconditioned", "spherical", "vanilla"))
     g = _grid(n_grid)
@@ -230,21 +243,19 @@ def search_n(
     if sign == "auto":
         sign = "abs" if s % 2 == 0 else ("signed" if s == 1 else "right_sign")
     n_max = int(g[-1])
-    # One cheap compile-free check of every remaining argument before the heavy compile.
+    # Every remaining argument is checked by a tiny eager `prepare` before the heavy compile.
     prepare(problem, dynamic, "empirical", key=keys[0], dt=dt, steps=steps, n=2, n_unlabelled=n_unlabelled, **kwargs)
-
-    run = _compiled(dynamic, n_max, float(dt), steps, metric, n_unlabelled, tuple(sorted(kwargs.items())))
-    values, rho0 = run(problem, jnp.asarray(g, jnp.int32), keys)
-    values = np.asarray(values, float)
-    rho0 = np.asarray(rho0, float)[:, 0]
+    run = _compiled(dynamic, n_max, float(dt), steps, n_unlabelled, tuple(sorted(kwargs.items())))
+    rho, cos_u, rho0 = (np.asarray(a, float) for a in run(problem, jnp.asarray(g, jnp.int32), keys))
+    rho0 = rho0[:, 0]
     if sign == "abs":
-        values = np.abs(values)
-    valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(values.shape[0], bool)
-    return values, valid, rho0
+        rho, cos_u = np.abs(rho), np.abs(cos_u)
+    valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(rho.shape[0], bool)
+    return Search(rho, cos_u, valid, rho0, g)
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(dynamic, n_max, dt, steps, metric, n_unlabelled, kwargs):
+def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs):
     """One jitted (seeds x grid) runner per static setting, reused across problems of the
     same shape (the problem is an argument, so new `kappa`, `r1`, directions do not recompile)."""
 
@@ -255,7 +266,7 @@ def _compiled(dynamic, n_max, dt, steps, metric, n_unlabelled, kwargs):
             problem, dynamic, "empirical", key=key, n=n_max, n_used=n_used, dt=dt, steps=steps,
             record=3, n_unlabelled=n_unlabelled, **dict(kwargs),
         )
-        return getattr(tr, metric)[-1], tr.rho[0]
+        return tr.rho[-1], tr.cos_u[-1], tr.rho[0]
 
     # Inner vmap over sample sizes shares each seed's data (one GEMM over the grid); outer over seeds.
     return jax.jit(jax.vmap(jax.vmap(one, (None, 0, None)), (None, None, 0)))
@@ -272,12 +283,17 @@ class HorizonCheck(NamedTuple):
     ok: bool
 
 
-def horizon_check(problem, dynamic="normalized", *, n_grid, keys, dt, steps, tol=0.3, threshold=0.9, **kwargs):
-    """Re-run the search with a doubled horizon and with halved `dt`, and compare `n*`."""
+def horizon_check(
+    problem, dynamic="normalized", *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, **kwargs
+):
+    """Re-run the search with a doubled horizon and with halved `dt`, and compare `n*`.
+
+    `tol` is relative; the default 0.3 is a little under one step of a `sqrt(2)`-ratio grid.
+    """
     out = []
     for dt_i, steps_i in ((dt, steps), (dt, 2 * steps), (dt / 2, 2 * steps)):
-        v, valid, _ = search_n(problem, dynamic, n_grid=n_grid, keys=keys, dt=dt_i, steps=steps_i, **kwargs)
-        out.append(critical_n(n_grid, success_fraction(v, threshold, valid)))
+        res = search_n(problem, dynamic, n_grid=n_grid, keys=keys, dt=dt_i, steps=steps_i, **kwargs)
+        out.append(res.n_star(metric, threshold))
     base, longer, finer = out
     ok = bool(np.isfinite(base) and all(np.isfinite(x) and abs(x / base - 1) <= tol for x in (longer, finer)))
     return HorizonCheck(base, longer, finer, ok)

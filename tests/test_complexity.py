@@ -98,7 +98,6 @@ def test_search_rejects_bad_input_before_compiling():
     p = sj.make_problem(8, key=jax.random.key(0), r2=0.0, link="h1", activation="relu")
     keys = jax.random.split(jax.random.key(1), 2)
     for kwargs, name in [
-        (dict(metric="cos"), "metric"),
         (dict(sign="both"), "sign"),
         (dict(n_grid=[8, 4]), "n_grid"),
         (dict(n_grid=[8.5, 16]), "n_grid"),
@@ -125,8 +124,8 @@ def scaling_run(ds, seeds, steps, dt=0.5):
         g = np.unique(np.round(d * factors).astype(int))
         p = sj.make_problem(d, key=jax.random.key(d), r2=0.0, link="h1", activation="relu", noise=0.5)
         keys = jax.random.split(jax.random.key(1000 + d), seeds)
-        v, ok, _ = sj.search_n(p, "normalized", n_grid=g, keys=keys, dt=dt, steps=steps)
-        vals.append(v), valid.append(ok), grids.append(g)
+        res = sj.search_n(p, "normalized", n_grid=g, keys=keys, dt=dt, steps=steps)
+        vals.append(res.rho), valid.append(res.valid), grids.append(g)
     return sj.bootstrap_exponent(ds, np.array(grids), np.array(vals), valid=np.array(valid), n_boot=200)
 
 
@@ -146,3 +145,38 @@ def test_real_scaling_linear_link_larger_and_horizon():
     g = np.unique(np.round(64 * 2.0 ** np.arange(0, 4.01, 0.5)).astype(int))
     hc = sj.horizon_check(p, n_grid=g, keys=jax.random.split(jax.random.key(7), 24), dt=0.5, steps=100)
     assert hc.ok, hc
+
+
+def test_search_result_n_star_checks_metric():
+    res = sj.Search(np.full((2, 2), 0.95), np.zeros((2, 2)), np.ones(2, bool), np.zeros(2), np.array([4.0, 8.0]))
+    assert res.n_star("rho") == 4.0 and np.isnan(res.n_star("cos_u"))
+    with pytest.raises(ValueError, match="^metric="):
+        res.n_star("cos")
+
+
+def test_reproduce_configs_load_and_blocks_replace(tmp_path):
+    from pathlib import Path
+
+    from spikejax import _reproduce as rp
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("complexity_*.toml"))
+    assert len(configs) == 5
+    for path in configs:
+        for scale in ("small", "large"):
+            cfg = rp.load_config(path, scale)
+            assert cfg["kind"] in rp.KINDS and rp.units(cfg) > 0
+    with pytest.raises(ValueError, match="^scale="):
+        rp.load_config(configs[0], "huge")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[experiment]\nkind = "eval"\n[scale.small]\n')
+    with pytest.raises(ValueError, match="^kind="):
+        rp.load_config(bad)
+    md = tmp_path / "r.md"
+    md.write_text("# R\n\nprose\n<!-- BEGIN x -->\nold\n<!-- END x -->\nafter\n")
+    rp.replace_block(md, "x", "new table")
+    assert md.read_text() == "# R\n\nprose\n<!-- BEGIN x -->\nnew table\n<!-- END x -->\nafter\n"
+    rp.replace_block(md, "y", "other")
+    assert md.read_text().endswith("<!-- BEGIN y -->\nother\n<!-- END y -->\n")
+    # The hypothesised curve: s below r1, 1 at r2 = 1, continuous at the regime boundaries.
+    assert rp.hypothesis_eta(3, 0.25, 0.1) == 3 and rp.hypothesis_eta(3, 0.25, 1.0) == pytest.approx(1)
+    assert rp.hypothesis_eta(3, 0.25, 0.5) == pytest.approx(1 + 2 * 2 * 0.25)
