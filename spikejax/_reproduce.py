@@ -208,11 +208,19 @@ def scaling_table(out):
         "",
         f"![eta against r2]({'figures/' + name + '_eta.png'})" if len({p['r2'] for p in out['points']}) > 1 else "",
         "",
+        "n\\* on rho at each d (`<=`: the grid's bottom, an upper bound; `-`: not reached at the grid's top).",
+        "",
         "| s | r1 | r2 | dynamic | d | n*(rho) | eta (rho) [90% CI] | eta (cos_u) [90% CI] | hypothesis | right-sign fraction |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    targets = {t["s"]: t for t in out["config"]["targets"]}
     for p in out["points"]:
-        nstar = ", ".join("-" if not np.isfinite(x) else f"{x:.0f}" for x in np.asarray(p["rho"]["n_star"], float))
+        bottom = [_n_grid(d, targets[p["s"]])[0] for d in p["d"]]
+        # "<=": n* is the grid's bottom (an upper bound); "-": not reached at the grid's top.
+        nstar = ", ".join(
+            "-" if not np.isfinite(x) else ("<=" if x <= b else "") + f"{x:.0f}"
+            for x, b in zip(np.asarray(p["rho"]["n_star"], float), bottom)
+        )
         er = p["rho"]
         ec = p["cos_u"]
         vf = ", ".join(f"{v:.2f}" for v in p["valid_fraction"]) if p["s"] % 2 and p["s"] >= 3 else "all"
@@ -489,12 +497,20 @@ def main(argv=None):
     ap.add_argument("--configs", default="configs")
     ap.add_argument("--docs", default="docs")
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--render", action="store_true", help="redraw scaling tables and figures from docs/data, no runs")
     args = ap.parse_args(argv)
     paths = sorted(Path(args.configs).glob("complexity_*.toml"))
     cfgs = [load_config(p, args.scale) for p in paths]
     if args.only:
         cfgs = [c for c in cfgs if c["name"] in args.only]
     docs = Path(args.docs)
+    if args.render:
+        for cfg in cfgs:
+            if cfg["kind"] == "scaling":
+                out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+                plot_scaling(out, docs)
+                replace_block(docs / "results.md", cfg["name"], scaling_table(out))
+        return
     t0 = time.time()
     with tqdm(total=sum(units(c) for c in cfgs), desc="reproduce", file=sys.stderr, dynamic_ncols=True) as bar:
         for cfg in cfgs:
