@@ -65,12 +65,25 @@ def atomic_write(path, data: bytes | str):
     os.replace(tmp, path)
 
 
-def save_figure(fig, path):
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, tight: bool = True):
+    """Write `fig` as PNG atomically, then close it."""
     import io
 
+    if tight:
+        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     atomic_write(path, buf.getvalue())
+    _pyplot().close(fig)
 
 
 def replace_block(md_path, name: str, text: str):
@@ -239,11 +252,7 @@ def scaling_table(out):
 
 
 def plot_scaling(out, docs):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     name = out["config"]["name"]
     pts = out["points"]
     panels = sorted({(p["s"], p["r1"], p["dynamic"]) for p in pts})
@@ -269,9 +278,7 @@ def plot_scaling(out, docs):
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.tight_layout()
     save_figure(fig, docs / "figures" / f"{name}_nstar.png")
-    plt.close(fig)
 
     if len({p["r2"] for p in pts}) < 2:
         return
@@ -296,20 +303,14 @@ def plot_scaling(out, docs):
         ax.set_xlabel("r2  (kappa = d^r2)")
         ax.set_ylabel("eta  (n* ~ d^eta)")
         ax.legend(fontsize=6)
-    fig.tight_layout()
     save_figure(fig, docs / "figures" / f"{name}_eta.png")
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------- claim 3: |rho(w(0))| against d
 
 
 def run_init_alignment(cfg, docs: Path, bar):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     ds = cfg["d"]
     n = cfg["seeds"]
     rng = np.random.default_rng(0)
@@ -338,9 +339,7 @@ def run_init_alignment(cfg, docs: Path, bar):
     ax.set_xlabel("d")
     ax.set_ylabel("E |rho(w(0))|")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     save_figure(fig, docs / "figures" / f"{cfg['name']}.png")
-    plt.close(fig)
     out = dict(config=cfg, rows=rows)
     atomic_write(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     lines = [f"![|rho(w(0))| against d](figures/{cfg['name']}.png)", "",
@@ -357,11 +356,7 @@ def run_init_alignment(cfg, docs: Path, bar):
 
 
 def run_preconditioning(cfg, docs: Path, bar):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     t, d = cfg["target"], cfg["d"]
     rows = []
     for r2 in cfg["r2"]:
@@ -401,9 +396,7 @@ def run_preconditioning(cfg, docs: Path, bar):
     a2.legend(fontsize=7)
     a1.set_title(f"d={d}, s={t['s']}, r1={cfg['r1']:g}", fontsize=9)
     a2.set_title(f"d={d}, r2={cfg['r2_unlabelled']:g}", fontsize=9)
-    fig.tight_layout()
     save_figure(fig, docs / "figures" / f"{cfg['name']}.png")
-    plt.close(fig)
     lines = [f"![n* against kappa and n_unlabelled](figures/{cfg['name']}.png)", "",
              f"d = {d}, link {t['link']}, activation {t['activation']}, r1 = {cfg['r1']:g}, noise {cfg['noise']}, {t['seeds']} seeds.", "",
              "| r2 | 1 + kappa | normalized n*(rho) | preconditioned n*(rho) | normalized n*(cos_u) | preconditioned n*(cos_u) |",
@@ -425,11 +418,7 @@ def run_preconditioning(cfg, docs: Path, bar):
 
 
 def run_spherical_failure(cfg, docs: Path, bar):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     kappas = np.asarray(cfg["kappa"], float)
     r1s = np.asarray(cfg["r1"], float)
     d = cfg["d"]
@@ -462,8 +451,7 @@ def run_spherical_failure(cfg, docs: Path, bar):
                 ax.text(i, j, f"{grids[dyn][m][i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="w" if grids[dyn][m][i, j] < 0.6 else "k")
     fig.colorbar(im, ax=axes, shrink=0.8)
-    save_figure(fig, docs / "figures" / f"{cfg['name']}.png")
-    plt.close(fig)
+    save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
     sph, nor = grids["spherical"]["cos_u"], grids["normalized"]["cos_u"]
     lines = [f"![spherical failure heatmap](figures/{cfg['name']}.png)", "",
              f"Population flows (3-coordinate form), d = {d}, link {cfg['link']}, activation {cfg['activation']}, squared loss, "
