@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/spikejax demo --out out/demo
+	$(VENV)/bin/spikejax sweep configs/phase_diagram.toml --out out/phase_diagram --force
+	$(VENV)/bin/spikejax plot out/phase_diagram
 
 test: $(STAMP)
 	$(PY) -m pytest -q

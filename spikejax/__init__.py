@@ -59,3 +59,6 @@ from ._simulate import (
 from ._sources import Empirical as Empirical, Online as Online, Population as Population, draw as draw, sample_risk as sample_risk
 
 __version__ = "0.1.0"
+from ._config import load_config as load_config
+from ._io import load_results as load_results, merge_parts as merge_parts
+from ._sweep import SWEEP_STATUS as SWEEP_STATUS, plan as plan, sweep as sweep

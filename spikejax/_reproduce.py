@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
-import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ._hermite import hermite_function
+from ._io import atomic_write
 from ._complexity import bootstrap_exponent, horizon_check, search_n
 from ._population import rho as rho_of
 from ._problem import make_problem
@@ -56,13 +55,11 @@ def load_config(path, scale: str = "small") -> dict:
     return cfg
 
 
-def atomic_write(path, data: bytes | str):
+def write_file(path, data: bytes | str):
+    """Write `data` to `path` atomically (temp file, then `os.replace`; see `_io.atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data))
 
 
 def _pyplot():
@@ -82,7 +79,7 @@ def save_figure(fig, path, tight: bool = True):
         fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    atomic_write(path, buf.getvalue())
+    write_file(path, buf.getvalue())
     _pyplot().close(fig)
 
 
@@ -97,7 +94,7 @@ def replace_block(md_path, name: str, text: str):
         body = head + block + rest.split(end, 1)[1]
     else:
         body = body.rstrip() + "\n\n" + block + "\n"
-    atomic_write(md_path, body)
+    write_file(md_path, body)
 
 
 def _fmt(x, nd=2):
@@ -191,7 +188,7 @@ def run_scaling(cfg, docs: Path, bar):
                             dt=t["dt"], steps=t["steps"], threshold=cfg["threshold"])
         bar.update(1)
         out["horizon"].append(dict(hc, dt=t["dt"], steps=t["steps"], **chk._asdict()))
-    atomic_write(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     plot_scaling(out, docs)
     replace_block(docs / "results.md", cfg["name"], scaling_table(out))
     return out
@@ -341,7 +338,7 @@ def run_init_alignment(cfg, docs: Path, bar):
     ax.legend(fontsize=7)
     save_figure(fig, docs / "figures" / f"{cfg['name']}.png")
     out = dict(config=cfg, rows=rows)
-    atomic_write(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     lines = [f"![|rho(w(0))| against d](figures/{cfg['name']}.png)", "",
              f"d in {ds}, {n} draws of w(0) per d; slope of log E|rho| against log d, 90% bootstrap interval over draws.", "",
              "| r1 | r2 | regime | measured slope [90% CI] | hypothesis | difference |", "|---|---|---|---|---|---|"]
@@ -375,7 +372,7 @@ def run_preconditioning(cfg, docs: Path, bar):
                             n_star_cos_u=res.n_star("cos_u", cfg["threshold"])))
             bar.update(1)
     out = dict(config=cfg, kappa_rows=rows, unlabelled_rows=unl)
-    atomic_write(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
     for dyn, mk in (("normalized", "o-"), ("preconditioned", "s-")):
         sel = [r for r in rows if r["dynamic"] == dyn]
@@ -436,7 +433,7 @@ def run_spherical_failure(cfg, docs: Path, bar):
         grids[dyn] = dict(cos_u=np.median(np.asarray(cu), -1), rho=np.median(np.asarray(rh), -1))
         bar.update(1)
     out = dict(config=cfg, **{f"{k}_{m}": v[m] for k, v in grids.items() for m in ("cos_u", "rho")})
-    atomic_write(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     for ax, (dyn, m) in zip(axes, [(a, b) for a in ("spherical", "normalized") for b in ("cos_u", "rho")]):
         im = ax.imshow(grids[dyn][m].T, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="magma",
