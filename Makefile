@@ -2,8 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# `make reproduce` runs configs/complexity_*.toml at this scale (`small`: 2 CPU cores, about
-# 30 minutes; `large`: larger d and more seeds, for a GPU).
+# `make reproduce` runs configs/complexity_*.toml at this scale (`small`: under 30 minutes on
+# 2 CPU cores, 16.5 measured; `large`: larger d and more seeds, for a GPU).
 SCALE ?= small
 
 .PHONY: demo test test-all bench reproduce clean

@@ -230,6 +230,10 @@ def search_n(
     - `n_unlabelled`, other keyword arguments: passed to `simulate`.
 
     **Returns:** a `Search`. Failed runs (status != ok) give NaN, which counts as failure.
+
+    The compiled runner is cached per static setting and reused for any problem of the same
+    shape, provided its link and activation are the same `HermiteFunction` objects (their
+    `fn` is static: build them once with `hermite_function` and pass them to `make_problem`).
     """
     check_choice("sign", sign, SIGN_RULES)
     check_choice("dynamic", dynamic, ("normalized", "preconditioned", "spherical", "vanilla"))
