@@ -34,6 +34,8 @@ def record_schedule(steps: int, record: int) -> np.ndarray:
     """At most `record` log-spaced steps in `[0, steps]`, always with 0 and `steps`."""
     if record >= steps + 1:
         return np.arange(steps + 1)
+    if record == 2:
+        return np.array([0, steps])
     pts = np.unique(np.round(np.logspace(0, np.log10(steps), record - 1)).astype(int))
     return np.concatenate([[0], pts])
 

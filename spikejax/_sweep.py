@@ -50,10 +50,6 @@ class Group:
     configs: list  # dicts of array-key values
     index: dict = field(default_factory=dict)  # (seed position, config position) -> grid index
 
-    @property
-    def shape(self):
-        return len(self.seeds), len(self.configs)
-
 
 def _buckets(ns):
     """Split sorted sample sizes into buckets whose max is at most N_BUCKET_RATIO x min."""
@@ -71,6 +67,9 @@ def plan(config: dict) -> tuple[list[str], list[Group]]:
     axes = swept_axes(config)
     keys = list(SCHEMA)
     groups: dict = {}
+    positions: dict = {}  # group key -> (seed -> position, array values -> position)
+    axis_keys = ["seeds" if a == "seed" else a for a in axes]
+    where = {k: {v: i for i, v in enumerate(config[k])} for k in axis_keys}
     bucket_of = {}
     for b in _buckets([n for n in config["n"] if n is not None]):
         for n in b:
@@ -82,16 +81,15 @@ def plan(config: dict) -> tuple[list[str], list[Group]]:
         static = {k: values[k] for k in STATIC_KEYS}
         gkey = (tuple(static.items()), n_pad)
         g = groups.setdefault(gkey, Group(static=static, n_pad=n_pad, seeds=[], configs=[]))
+        pos_of = positions.setdefault(gkey, ({}, {}))
         arrays = {k: values[k] for k in ARRAY_KEYS}
-        if arrays not in g.configs:
+        c = pos_of[1].setdefault(tuple(arrays.values()), len(g.configs))
+        if c == len(g.configs):
             g.configs.append(arrays)
-        if values["seeds"] not in g.seeds:
+        s = pos_of[0].setdefault(values["seeds"], len(g.seeds))
+        if s == len(g.seeds):
             g.seeds.append(values["seeds"])
-        pos = (g.seeds.index(values["seeds"]), g.configs.index(arrays))
-        grid_index = tuple(
-            config["seeds" if a == "seed" else a].index(values["seeds" if a == "seed" else a]) for a in axes
-        )
-        g.index[pos] = grid_index
+        g.index[(s, c)] = tuple(where[a][values[a]] for a in axis_keys)
     return axes, list(groups.values())
 
 
@@ -374,12 +372,13 @@ def _failed_batch(seeds: int, width: int, record_shape):
 
 
 def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi, bar):
+    """Run (or continue) one batch through all its chunks; returns its host arrays."""
     steps = cfg["steps"][0]
     key = id(g)
     if key not in runners:
         runners[key] = Runner(g, cfg, chunk, mesh)
     runner = runners[key]
-    params, pad = params_array(g, sl, n_dev)
+    params, _ = params_array(g, sl, n_dev)
     keys = seed_keys(g)
     state = runner.init(keys, params)
     width = sl.stop - sl.start

@@ -122,7 +122,7 @@ def test_out_directory_roundtrip_and_config_guard(tmp_path):
 
 
 SLOW = dict(seeds=2, d=64, kappa=[2.0, 20.0], n=2048, source="empirical", noise=0.3,
-            dynamic=["normalized", "spherical"], dt=0.05, steps=4000, record=16)
+            dynamic=["normalized", "spherical"], dt=0.05, steps=12000, record=16)
 
 
 def _cli(*args, **kw):
