@@ -67,6 +67,9 @@ def report_complexity(r):
     print(f"    one call per n             {r['separate_s']:7.2f} s   n* = {r['n_star_separate']}"
           f"   (x{r['separate_s'] / r['padded_s']:.1f})   max|drho| {r['max_abs_diff']:.1e}, "
           f"{100 * r['agree_frac']:.0f}% of runs within 1e-3")
+    if "search_n_s" in r:
+        print(f"    sj.search_n (one call)     {r['search_n_s']:7.2f} s   n* = {r['search_n_star']:.0f} (interpolated)"
+              f"   {100 * r['search_n_agree_frac']:.0f}% of runs within 1e-3 of the padded call")
 
 
 def report_compile(rows):

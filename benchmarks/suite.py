@@ -363,7 +363,13 @@ def complexity(d=64, sizes=tuple(int(64 * 2 ** (k / 2)) for k in range(8)), seed
         ok = np.median(np.abs(rho), axis=0) >= threshold
         return int(np.asarray(sizes)[np.argmax(ok)]) if ok.any() else None
 
-    return dict(d=d, sizes=list(sizes), seeds=seeds, steps=steps, padded_s=t_pad, separate_s=t_sep,
+    out = {}
+    if hasattr(sj, "search_n"):  # the engine's command path for this search
+        t = time.perf_counter()
+        found = sj.search_n(p, "normalized", n_grid=list(sizes), keys=keys, dt=0.2, steps=steps, sign="abs")
+        out = dict(search_n_s=time.perf_counter() - t, search_n_star=found.n_star("rho", threshold),
+                   search_n_agree_frac=float(np.mean(np.abs(found.rho - np.abs(rho_pad)) < 1e-3)))
+    return dict(**out, d=d, sizes=list(sizes), seeds=seeds, steps=steps, padded_s=t_pad, separate_s=t_sep,
                 max_abs_diff=float(np.max(np.abs(np.abs(rho_pad) - np.abs(rho_sep)))),
                 agree_frac=float(np.mean(np.abs(rho_pad - rho_sep) < 1e-3)), n_star_padded=n_star(rho_pad),
                 n_star_separate=n_star(rho_sep))
@@ -420,7 +426,12 @@ def config_compile_times(paths):
     from spikejax import _config, _sweep
 
     rows = []
+    import tomllib
+
     for path in paths:
+        with open(path, "rb") as f:
+            if "experiment" in tomllib.load(f):  # a sample-complexity experiment, not a sweep
+                continue
         try:
             cfg = _config.load_config(path)
             _, groups = _sweep.plan(cfg)

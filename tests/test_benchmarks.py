@@ -43,6 +43,7 @@ def test_complexity_benchmark_agrees():
     r = suite.complexity(d=16, sizes=(32, 64), seeds=2, steps=20, threshold=0.0)
     assert r["max_abs_diff"] < 1e-4
     assert r["n_star_padded"] == r["n_star_separate"] == 32
+    assert r["search_n_agree_frac"] == 1.0
 
 
 def test_gradient_layouts_profile_runs():
