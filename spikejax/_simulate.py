@@ -135,6 +135,7 @@ def prepare(
     optimizer=None,
     reduced: bool = False,
     max_norm: float = 1e6,
+    init_key=None,
 ):
     """Check the arguments and build `(simulation, w0)`; see `simulate` for their meaning."""
     check_choice("dynamic", dynamic, tuple(DYNAMICS))
@@ -178,6 +179,7 @@ def prepare(
     )
 
     k_init, k_data, k_unl = jax.random.split(key, 3)
+    k_init = k_init if init_key is None else init_key
     w0 = jax.random.normal(k_init, (d,), problem.spike.u.dtype)
     w0 = w0 / jnp.linalg.norm(w0)
     basis = None
@@ -308,6 +310,8 @@ def simulate(problem: Problem, dynamic="normalized", source="population", *, key
     - `optimizer`: an optax transformation used in place of `optax.sgd(dt)`.
     - `reduced`: run the population dynamics in the exact 3 coordinates (O(1) a step).
     - `max_norm`: `||w||` above which a run is marked diverged.
+    - `init_key`: draw `w(0)` from this key instead of `key` (width-m phase 1: neurons
+      share the samples drawn from `key` and differ in `w(0)`).
 
     **Returns:** a `Trajectory`. Works under `jax.jit`, `jax.vmap` and `jax.grad` (with
     respect to `dt`, `kappa`, ... passed in as arrays).
