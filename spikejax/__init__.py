@@ -57,6 +57,22 @@ from ._simulate import (
     simulate as simulate,
 )
 from ._sources import Empirical as Empirical, Online as Online, Population as Population, draw as draw, sample_risk as sample_risk
+from ._kernels import (
+    KERNELS as KERNELS,
+    arccos_kernel as arccos_kernel,
+    kernel_ridge as kernel_ridge,
+    rbf_kernel as rbf_kernel,
+    rf_ridge as rf_ridge,
+)
+from ._pipeline import Learned as Learned, learn as learn, learn_samples as learn_samples, train_first_layer as train_first_layer
+from ._readout import (
+    DEFAULT_RIDGES as DEFAULT_RIDGES,
+    Readout as Readout,
+    draw_splits as draw_splits,
+    fit_readout as fit_readout,
+    readout as readout,
+    ridge_path as ridge_path,
+)
 
 __version__ = "0.1.0"
 from ._config import load_config as load_config
