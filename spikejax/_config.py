@@ -42,6 +42,10 @@ SCHEMA = {
     "nu": ("real", 5.0, False),
     "reduced": ("bool", False, False),
     "max_norm": ("real", 1e6, False),
+    "width": ("int", 1, False),
+    "n2": ("int", None, False),
+    "n_val": ("int", 1000, False),
+    "n_test": ("int", 2000, False),
 }
 
 # Ranges checked per value: (lo, hi, lo_open).
@@ -58,6 +62,10 @@ RANGES = {
     "record": (2, math.inf, False),
     "nu": (2.0, math.inf, True),
     "max_norm": (0.0, math.inf, True),
+    "width": (1, math.inf, False),
+    "n2": (1, math.inf, False),
+    "n_val": (1, math.inf, False),
+    "n_test": (1, math.inf, False),
 }
 
 
@@ -137,9 +145,10 @@ def load_config(source) -> dict:
 
 def swept_axes(config: dict) -> list[str]:
     """Keys with more than one value (the dataset's dimensions besides `step`), in schema
-    order; `seeds` appears as `seed`. A seed axis is always kept."""
+    order; `seeds` appears as `seed`. A seed axis is always kept, and a `neuron` axis comes
+    last when `width > 1`."""
     axes = []
     for key in SCHEMA:
         if key == "seeds" or (config[key] is not None and config[key][0] is not None and len(config[key]) > 1):
             axes.append("seed" if key == "seeds" else key)
-    return axes
+    return axes + (["neuron"] if config["width"][0] > 1 else [])

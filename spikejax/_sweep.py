@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from ._config import SCHEMA, load_config, swept_axes
 from ._io import Store, environment
 from ._problem import check, check_int, make_problem
-from ._simulate import METRICS, STATUS, State, advance, init, prepare, record_schedule
+from ._readout import fit_readout
+from ._simulate import METRICS, STATUS, State, advance, init, prepare, record_schedule, result
 
 SWEEP_STATUS = STATUS + ("error",)
 
@@ -68,7 +69,7 @@ def plan(config: dict) -> tuple[list[str], list[Group]]:
     keys = list(SCHEMA)
     groups: dict = {}
     positions: dict = {}  # group key -> (seed -> position, array values -> position)
-    axis_keys = ["seeds" if a == "seed" else a for a in axes]
+    axis_keys = ["seeds" if a == "seed" else a for a in axes if a != "neuron"]
     where = {k: {v: i for i, v in enumerate(config[k])} for k in axis_keys}
     bucket_of = {}
     for b in _buckets([n for n in config["n"] if n is not None]):
@@ -156,7 +157,11 @@ class Runner:
         use_n = st["source"] == "empirical"
         masked = use_n and len({c["n"] for c in group.configs}) > 1
 
-        def build(seed_key, p):
+        width = st["width"]
+
+        def build(seed_key, p, neuron=None):
+            """`(problem, simulation, w0)`; neuron i of a width-m layer draws `w(0)` from
+            `fold_in(key, 3 + i)` and shares the samples with the other neurons."""
             kp, ks = jax.random.fold_in(seed_key, 0), jax.random.fold_in(seed_key, 1)
             spike = {"kappa": p["kappa"]} if "kappa" in p else {"r2": p["r2"]}
             problem = make_problem(
@@ -164,24 +169,44 @@ class Runner:
                 loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"],
                 input_dist=st["input_dist"], nu=st["nu"], **spike,
             )
-            return prepare(
+            init_key = None if neuron is None else jax.random.fold_in(seed_key, 3 + neuron)
+            sim, w0 = prepare(
                 problem, st["dynamic"], st["source"], key=ks, dt=p["dt"], steps=self.steps,
                 n=group.n_pad if use_n else None, n_used=p["n"] if masked else None,
                 batch=st["batch"], n_unlabelled=st["n_unlabelled"], record=self.record,
-                reduced=st["reduced"], max_norm=st["max_norm"],
+                reduced=st["reduced"], max_norm=st["max_norm"], init_key=init_key,
             )
-
-        def init_one(seed_key, p):
-            return init(*build(seed_key, p))
-
-        def chunk_one(seed_key, p, state):
-            sim, _ = build(seed_key, p)
-            return advance(sim, state, chunk)
+            return problem, sim, w0
 
         sax = State(w=0, opt_state=0, k=None, ptr=None, records=0, status=0, fail_step=0)
+        neurons = jnp.arange(width)
+
+        def per_neuron(f, *state):
+            """`f(neuron, ...)` for one neuron, or vmapped over the `width` neurons."""
+            if width == 1:
+                return f(None, *state)
+            axes = (0,) + (sax,) * len(state)
+            return jax.vmap(f, axes, sax)(neurons, *state)
+
+        def init_one(seed_key, p):
+            return per_neuron(lambda i: init(*build(seed_key, p, i)[1:]))
+
+        def chunk_one(seed_key, p, state):
+            return per_neuron(lambda i, s: advance(build(seed_key, p, i)[1], s, chunk), state)
+
+        def readout_one(seed_key, p, state):
+            """Phase 2 on the trained first layer: `test_mse` of a validated ridge readout."""
+            problem, sim, _ = build(seed_key, p)
+            lift = lambda i, s: result(build(seed_key, p, i)[1], s).w
+            w = lift(None, state)[None] if width == 1 else jax.vmap(lift, (0, sax))(neurons, state)
+            fit = fit_readout(jax.random.fold_in(seed_key, 2), problem, w, n2=st["n2"], n_val=st["n_val"],
+                              n_test=st["n_test"], neuron=sim.neuron, sigma_hat=sim.sigma_hat)
+            return fit.test_mse
+
         nest = lambda f, a_in, a_out: jax.vmap(jax.vmap(f, a_in[1], a_out), a_in[0], a_out)
         self._init = jax.jit(nest(init_one, ((0, 0), (None, 0)), sax))
         self._chunk = jax.jit(nest(chunk_one, ((0, 0, sax), (None, 0, sax)), sax), donate_argnums=2)
+        self._readout = jax.jit(nest(readout_one, ((0, 0, sax), (None, 0, sax)), 0)) if st["n2"] else None
         self.mesh = mesh
 
     def _place(self, tree):
@@ -201,6 +226,12 @@ class Runner:
 
     def chunk_fn(self, keys, params, state):
         return self._chunk(self._place(keys), self._place(params), self._place(state))
+
+    def readout(self, keys, params, state):
+        """(seeds, C) test errors of phase 2, or None when the config has no `n2`."""
+        if self._readout is None:
+            return None
+        return self._readout(self._place(keys), self._place(params), self._place(state))
 
 
 def params_array(group: Group, sl: slice, n_dev: int = 1):
@@ -223,24 +254,25 @@ def seed_keys(group: Group):
 
 
 def empty_results(config: dict, axes: list[str]):
-    shape = tuple(len(config["seeds" if a == "seed" else a]) for a in axes)
+    """Full-grid host arrays; per-neuron arrays carry the `neuron` axis, `test_mse` not."""
+    shape = tuple(len(config["seeds" if a == "seed" else a]) for a in axes if a != "neuron")
+    per_neuron = shape + ((config["width"][0],) if "neuron" in axes else ())
     r = len(record_schedule(config["steps"][0], config["record"][0]))
     return {
-        "records": np.full(shape + (r, len(METRICS)), np.nan),
-        "status": np.zeros(shape, np.int32),
-        "fail_step": np.full(shape, -1, np.int32),
+        "records": np.full(per_neuron + (r, len(METRICS)), np.nan),
+        "status": np.zeros(per_neuron, np.int32),
+        "fail_step": np.full(per_neuron, -1, np.int32),
+        "test_mse": np.full(shape, np.nan),
     }
 
 
-def scatter(results, group: Group, sl: slice, records, status, fail_step):
-    """Copy a batch's (seeds, C') outputs into the full grid arrays."""
-    c0 = sl.start
-    for s in range(records.shape[0]):
+def scatter(results, group: Group, sl: slice, batch: dict):
+    """Copy a batch's (seeds, C', ...) outputs into the full grid arrays."""
+    for s in range(len(group.seeds)):
         for c in range(sl.stop - sl.start):
-            idx = group.index[(s, c0 + c)]
-            results["records"][idx] = records[s, c]
-            results["status"][idx] = status[s, c]
-            results["fail_step"][idx] = fail_step[s, c]
+            idx = group.index[(s, sl.start + c)]
+            for name, values in batch.items():
+                results[name][idx] = values[s, c]
 
 
 def make_mesh(devices=None):
@@ -260,14 +292,19 @@ def default_chunk(steps: int) -> int:
 
 def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     """The labelled dataset: one dimension per swept key, plus `step`."""
-    coords = {a: config["seeds" if a == "seed" else a] for a in axes}
+    coords = {a: config["seeds" if a == "seed" else a] for a in axes if a != "neuron"}
+    if "neuron" in axes:
+        coords["neuron"] = np.arange(config["width"][0])
     coords["step"] = record_schedule(config["steps"][0], config["record"][0])
     dims = tuple(axes)
+    config_dims = tuple(a for a in axes if a != "neuron")
     data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(METRICS)}
     data["status"] = (dims, np.asarray(SWEEP_STATUS, dtype=object)[results["status"]])
     data["fail_step"] = (dims, results["fail_step"])
+    if config["n2"][0] is not None:
+        data["test_mse"] = (config_dims, results["test_mse"])
     if done is not None:
-        data["done"] = (dims, done)
+        data["done"] = (config_dims, done)
     fixed = {k: v[0] for k, v in config.items() if ("seed" if k == "seeds" else k) not in axes}
     attrs = {"config": json.dumps(config, sort_keys=True), **{f"fixed_{k}": str(v) for k, v in fixed.items()}}
     attrs.update(environment())
@@ -331,7 +368,7 @@ def sweep(
         batches += [(g, slice(i, min(i + size, len(g.configs)))) for i in range(0, len(g.configs), size)]
     mine = [(bi, g, sl) for bi, (g, sl) in enumerate(batches) if bi % process_count == process_index]
     results = empty_results(cfg, axes)
-    done = np.zeros(results["status"].shape, bool)
+    done = np.zeros(results["test_mse"].shape, bool)
     total = sum(len(g.seeds) * (sl.stop - sl.start) * steps for _, g, sl in mine)
     bar = tqdm(total=total, unit="config-step", unit_scale=True, disable=not progress, smoothing=0.1)
     runners, errors = {}, []
@@ -344,12 +381,12 @@ def sweep(
             except Exception as err:  # noqa: BLE001 (one bad group must not kill the sweep)
                 warnings.warn(f"a group of the sweep failed and is marked 'error': {err!r}", stacklevel=2)
                 errors.append(f"{g.static}: {err!r}")
-                saved = _failed_batch(len(g.seeds), width, results["records"].shape[-2:])
+                saved = _failed_batch(len(g.seeds), width, results)
             if store:
                 store.save_finished(bi, **saved)
         else:
             bar.update(len(g.seeds) * width * steps)
-        scatter(results, g, sl, saved["records"], saved["status"], saved["fail_step"])
+        scatter(results, g, sl, saved)
         for s in range(len(g.seeds)):
             for c in range(width):
                 done[g.index[(s, sl.start + c)]] = True
@@ -363,11 +400,15 @@ def sweep(
     return ds
 
 
-def _failed_batch(seeds: int, width: int, record_shape):
+def _failed_batch(seeds: int, width: int, results):
+    """A batch whose group raised: NaN records, status `error`."""
+    grid = results["test_mse"].ndim  # per-neuron arrays have extra trailing axes
+    lead = (seeds, width)
     return {
-        "records": np.full((seeds, width) + tuple(record_shape), np.nan),
-        "status": np.full((seeds, width), SWEEP_STATUS.index("error"), np.int32),
-        "fail_step": np.zeros((seeds, width), np.int32),
+        "records": np.full(lead + results["records"].shape[grid:], np.nan),
+        "status": np.full(lead + results["status"].shape[grid:], SWEEP_STATUS.index("error"), np.int32),
+        "fail_step": np.zeros(lead + results["fail_step"].shape[grid:], np.int32),
+        "test_mse": np.full(lead, np.nan),
     }
 
 
@@ -399,8 +440,10 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
         if store and done < steps:
             store.save_in_flight(bi, done, jax.tree_util.tree_leaves(state))
     keep = slice(0, width)
+    test_mse = runner.readout(keys, params, state)
     return {
         "records": np.asarray(state.records)[:, keep],
         "status": np.asarray(state.status)[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
+        "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
     }

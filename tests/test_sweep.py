@@ -208,3 +208,17 @@ def test_resume_keeps_the_saved_batch_plan(tmp_path):
     assert again.plan({"chunk": 50, "max_memory": 10**9, "devices": 1}) == plan
     with pytest.raises(ValueError, match="^devices="):
         again.plan({"chunk": 50, "max_memory": 10**9, "devices": 8})
+
+
+def test_phase_two_inside_a_sweep_lands_as_test_mse():
+    """Width-8 phase 1 then a validated ridge readout: training the first layer beats the
+    same readout on the untrained (one-step) layer, and both stay above the noise floor."""
+    cfg = dict(seeds=2, d=32, r2=1.0, link="h2", noise=0.3, source="empirical", n=2048, dt=0.2,
+               steps=400, width=8, n2=1000, n_val=500, n_test=2000, record=6)
+    trained = sj.sweep(cfg, progress=False)
+    untrained = sj.sweep(dict(cfg, steps=1), progress=False)
+    assert trained["rho"].dims == ("seed", "neuron", "step") and trained["test_mse"].dims == ("seed",)
+    t, u = trained["test_mse"].values, untrained["test_mse"].values
+    assert np.all(t < u - 0.05), (t, u)
+    assert np.all(t > 0.3**2 * 0.8)
+    assert float(abs(trained["rho"].isel(step=-1)).mean()) > 0.9
