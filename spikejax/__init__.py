@@ -1,5 +1,18 @@
 """spikejax: gradient-based feature learning of single-index models under spiked covariance."""
 
+from ._complexity import (
+    SEARCH_METRICS as SEARCH_METRICS,
+    ExponentFit as ExponentFit,
+    HorizonCheck as HorizonCheck,
+    Search as Search,
+    bootstrap_exponent as bootstrap_exponent,
+    critical_n as critical_n,
+    fit_exponent as fit_exponent,
+    horizon_check as horizon_check,
+    right_sign as right_sign,
+    search_n as search_n,
+    success_fraction as success_fraction,
+)
 from ._data import (
     DenseCovariance as DenseCovariance,
     Spike as Spike,
@@ -62,3 +75,6 @@ from ._readout import (
 )
 
 __version__ = "0.1.0"
+from ._config import load_config as load_config
+from ._io import load_results as load_results, merge_parts as merge_parts
+from ._sweep import SWEEP_STATUS as SWEEP_STATUS, plan as plan, sweep as sweep

@@ -9,6 +9,7 @@ coefficients of `phi(sigma .)` and `E[phi(sigma Z)^2]` as differentiable functio
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -96,7 +97,10 @@ def information_exponent(coeffs) -> int | None:
     return nz[0] if nz else None
 
 
+@functools.cache
 def _h_k(k: int) -> Callable:
+    """One function object per k: `fn` is a static field, and a fresh lambda per call
+    would make every `make_problem` recompile the code that uses it."""
     return lambda x: hermite_basis(x, k)[..., k]
 
 
@@ -104,7 +108,8 @@ def _relu(x):
     return jnp.maximum(x, 0.0)
 
 
-def _series(coeffs: np.ndarray) -> Callable:
+@functools.cache
+def _series(coeffs: tuple) -> Callable:
     c = np.asarray(coeffs, dtype=np.float64)
     return lambda x: hermite_basis(x, len(c) - 1) @ jnp.asarray(c, dtype=x.dtype)
 
@@ -154,7 +159,7 @@ def hermite_function(spec, name: str | None = None) -> HermiteFunction:
             raise ValueError(
                 f"coefficients {spec!r} are not allowed; give a non-empty 1-D sequence of finite numbers"
             )
-        fn, sq = _series(coeffs), float(coeffs @ coeffs)
+        fn, sq = _series(tuple(coeffs.tolist())), float(coeffs @ coeffs)
         name = name or "custom"
     return HermiteFunction(
         name=name,

@@ -21,30 +21,41 @@ def rho(w, spike: Spike):
 
 
 def correlation(problem, sigma, rho_):
-    """`E[phi(sigma Z1) f_*(Z2)]` for unit-variance `Z2` with correlation `rho_`."""
+    """`E[phi(sigma Z1) f_*(Z2)]` for unit-variance `Z2` with correlation `rho_`.
+
+    Evaluated by Horner's rule, term by term: under `vmap` it stays elementwise (one fused
+    loop) instead of stacking powers and reducing over a short axis.
+    """
     alpha = problem.link.coeffs
     degree = alpha.shape[-1] - 1
-    beta = scaled_coeffs(problem.activation, sigma, degree)
-    powers = [jnp.ones_like(rho_)]
-    for _ in range(degree):
-        powers.append(powers[-1] * rho_)
-    return jnp.sum(alpha * beta * jnp.stack(powers, -1), -1)
+    act = problem.activation
+    # homogeneous (ReLU): beta_j(sigma) = sigma beta_j, so pull sigma out of the sum
+    beta = scaled_coeffs(act, jnp.ones_like(sigma) if act.homogeneous else sigma, degree)
+    out = alpha[..., degree] * beta[..., degree]
+    for j in range(degree - 1, -1, -1):
+        out = out * rho_ + alpha[..., j] * beta[..., j]
+    return sigma * out if act.homogeneous else out
 
 
-def population_risk(w, problem, cov):
-    """Exact population risk of one neuron (`a = 1`, `b = 0`) with normaliser `cov`.
+def overlap_risk(problem, sigma, rho_):
+    """The population risk as a function of `(sigma_w, rho)` alone.
 
     Squared loss: `E[phi^2]/2 - E[phi y] + E[y^2]/2`; correlation loss: `-E[phi y]`.
     """
-    spike = problem.spike
-    norm_sigma = spike.norm(w)
-    sigma = norm_sigma / neuron_norm(w, cov)
-    r = spike.inner(w, spike.u) / (norm_sigma * spike.norm(spike.u))
-    cross = correlation(problem, sigma, r)
+    cross = correlation(problem, sigma, rho_)
     if problem.loss == "correlation":
         return -cross
     target = problem.link.sq_norm + problem.noise**2
     return 0.5 * second_moment(problem.activation, sigma) - cross + 0.5 * target
+
+
+def population_risk(w, problem, cov):
+    """Exact population risk of one neuron (`a = 1`, `b = 0`) with normaliser `cov`."""
+    spike = problem.spike
+    norm_sigma = spike.norm(w)
+    sigma = norm_sigma / neuron_norm(w, cov)
+    r = spike.inner(w, spike.u) / (norm_sigma * spike.norm(spike.u))
+    return overlap_risk(problem, sigma, r)
 
 
 def reduce(problem, w0):

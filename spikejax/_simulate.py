@@ -19,6 +19,7 @@ import optax
 from jaxtyping import Array
 
 from ._data import estimate_covariance
+from . import _reduced as reduced_form
 from ._dynamics import DYNAMICS
 from ._network import NEURONS, neuron_covariance
 from ._population import population_risk, reduce
@@ -33,6 +34,8 @@ def record_schedule(steps: int, record: int) -> np.ndarray:
     """At most `record` log-spaced steps in `[0, steps]`, always with 0 and `steps`."""
     if record >= steps + 1:
         return np.arange(steps + 1)
+    if record == 2:
+        return np.array([0, steps])
     pts = np.unique(np.round(np.logspace(0, np.log10(steps), record - 1)).astype(int))
     return np.concatenate([[0], pts])
 
@@ -98,6 +101,8 @@ class Simulation(eqx.Module):
 
     def measure(self, w):
         """The recorded metrics of `w`, in `METRICS` order."""
+        if reduced_form.applies(self):
+            return reduced_form.metrics(self, w)
         spike = self.problem.spike
         nw = jnp.linalg.norm(w)
         cov = self.neuron_cov
@@ -130,6 +135,7 @@ def prepare(
     optimizer=None,
     reduced: bool = False,
     max_norm: float = 1e6,
+    init_key=None,
 ):
     """Check the arguments and build `(simulation, w0)`; see `simulate` for their meaning."""
     check_choice("dynamic", dynamic, tuple(DYNAMICS))
@@ -173,6 +179,7 @@ def prepare(
     )
 
     k_init, k_data, k_unl = jax.random.split(key, 3)
+    k_init = k_init if init_key is None else init_key
     w0 = jax.random.normal(k_init, (d,), problem.spike.u.dtype)
     w0 = w0 / jnp.linalg.norm(w0)
     basis = None
@@ -221,13 +228,17 @@ def init(sim: Simulation, w0) -> State:
 
 
 def _step(sim: Simulation, state: State) -> State:
-    opt = sim.opt()
     w = state.w
-    grad = jax.grad(sim.risk)(w, state.k)
-    updates, opt_state = opt.update(grad, state.opt_state, w)
-    w_new = sim.dynamic.retract(w + updates, w, sim.precond_cov)
-    nonfinite = ~jnp.all(jnp.isfinite(w_new))
-    diverged = jnp.linalg.norm(w_new) > sim.max_norm
+    if reduced_form.applies(sim):  # the 3-coordinate form: closed form, elementwise under vmap
+        w_new, nonfinite, diverged = reduced_form.update(sim, w)
+        opt_state = state.opt_state
+    else:
+        opt = sim.opt()
+        grad = jax.grad(sim.risk)(w, state.k)
+        updates, opt_state = opt.update(grad, state.opt_state, w)
+        w_new = sim.dynamic.retract(w + updates, w, sim.precond_cov)
+        nonfinite = ~jnp.all(jnp.isfinite(w_new))
+        diverged = jnp.linalg.norm(w_new) > sim.max_norm
     code = jnp.where(nonfinite, 1, jnp.where(diverged, 2, 0))
     status = jnp.where(state.status != 0, state.status, code)
     failed = status != 0
@@ -299,6 +310,8 @@ def simulate(problem: Problem, dynamic="normalized", source="population", *, key
     - `optimizer`: an optax transformation used in place of `optax.sgd(dt)`.
     - `reduced`: run the population dynamics in the exact 3 coordinates (O(1) a step).
     - `max_norm`: `||w||` above which a run is marked diverged.
+    - `init_key`: draw `w(0)` from this key instead of `key` (width-m phase 1: neurons
+      share the samples drawn from `key` and differ in `w(0)`).
 
     **Returns:** a `Trajectory`. Works under `jax.jit`, `jax.vmap` and `jax.grad` (with
     respect to `dt`, `kappa`, ... passed in as arrays).

@@ -18,13 +18,21 @@ from ._network import neuron_norm
 from ._population import population_risk
 
 
+def project(z, s):
+    """`z @ s` for base draws `z` (n, d), written as `s @ z^T` so that under `vmap` over `s`
+    with `z` shared the product is `S @ z^T` (B, n) and its gradient `R @ z` (B, d): both
+    plain GEMMs. `z @ s` would put the batch last, (n, B), and the gradient would contract
+    `z`'s leading axis (a transposed-operand GEMM, 30% slower here)."""
+    return jax.lax.dot_general(s, z, (((s.ndim - 1,), (1,)), ((), ())))
+
+
 def sample_risk(w, z, y, problem, cov, weights=None):
     """Risk of one neuron (`a = 1`, `b = 0`) on base draws `z` (n, d) with labels `y` (n,).
 
     `weights` (n,), summing to 1, replaces the plain mean (used to mask padded samples).
     """
     spike = problem.spike
-    pre = z @ (spike.sqrt(w) / neuron_norm(w, cov))
+    pre = project(z, spike.sqrt(w) / neuron_norm(w, cov))
     out = problem.activation(pre)
     losses = -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
     return jnp.mean(losses) if weights is None else weights @ losses

@@ -69,6 +69,18 @@ def test_record_schedule_is_log_spaced_with_ends():
     ratios = s[2:] / s[1:-1]
     assert ratios.max() < 3  # roughly geometric
     np.testing.assert_array_equal(sj.record_schedule(5, 32), np.arange(6))
+    np.testing.assert_array_equal(sj.record_schedule(700, 2), [0, 700])
+
+
+def test_builtin_functions_are_one_object_so_jit_caches():
+    """`fn` is static: two problems with the same link must hit the same compiled code."""
+    a = sj.make_problem(8, key=KEY, kappa=1.0, link="h3", activation="h3")
+    b = sj.make_problem(8, key=KEY, kappa=2.0, link="h3", activation="h3")
+    assert a.link.fn is b.link.fn and a.activation.fn is b.activation.fn
+    traces = []
+    f = jax.jit(lambda p: (traces.append(1), p.spike.kappa * 2)[1])
+    f(a), f(b)
+    assert len(traces) == 1
 
 
 BAD_PROBLEMS = [

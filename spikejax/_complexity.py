@@ -1,0 +1,303 @@
+"""Sample-complexity search and exponent fits.
+
+`n*(d)` is the smallest sample size at which `empirical` training for a fixed horizon
+reaches `metric(w_T) >= threshold` in at least half of the seeds. Every sample size of a
+grid runs in one compiled call: the data are drawn once at the largest size and the
+smaller data sets are its first `n_used` rows (`simulate(..., n_used=...)`), so they are
+nested and success is monotone in `n` up to optimisation noise. `eta` in `n* ~ d^eta`
+is a least-squares slope in log-log over the dimensions, with a bootstrap interval over
+seeds (seeds resampled with replacement, independently per dimension, `n*` recomputed).
+
+The pure numpy part (`success_fraction`, `critical_n`, `fit_exponent`,
+`bootstrap_exponent`) takes metric arrays and knows nothing of JAX; `search_n` produces
+those arrays with `simulate`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._problem import check, check_choice, check_int, check_real
+from ._simulate import prepare, simulate
+
+SEARCH_METRICS = ("rho", "cos_u")
+SIGN_RULES = ("auto", "abs", "signed", "right_sign")
+
+
+
+def _grid(n_grid) -> np.ndarray:
+    try:
+        g = np.asarray(n_grid, dtype=float)
+    except (TypeError, ValueError):
+        g = None
+    ok = g is not None and g.ndim == 1 and g.size >= 2 and bool(np.all(np.isfinite(g)))
+    ok = ok and bool(np.all(g >= 1)) and bool(np.all(np.diff(g) > 0))
+    check("n_grid", n_grid, ok, "allowed: a strictly increasing 1-D sequence of at least 2 sample sizes >= 1")
+    return g
+
+
+def success_fraction(values, threshold: float = 0.9, valid=None) -> np.ndarray:
+    """Fraction of seeds with `values >= threshold`, per grid point.
+
+    **Arguments:** `values` (seeds, grid); `valid` (seeds,) booleans: only those seeds count
+    (e.g. runs that started with the right sign). NaN (a failed run) counts as failure.
+
+    **Returns:** (grid,) fractions.
+    """
+    v = np.asarray(values, float)
+    ok = np.nan_to_num(v, nan=-np.inf) >= threshold
+    if valid is not None:
+        valid = np.asarray(valid, bool)
+        if not valid.any():
+            return np.zeros(v.shape[-1])
+        ok = ok[valid]
+    return ok.mean(0)
+
+
+def critical_n(n_grid, fraction, level: float = 0.5) -> float:
+    """`n*`: where the success fraction first reaches `level` and stays there, interpolated.
+
+    The first grid point `n_k` from which the fraction is `>= level` at every larger grid
+    point is the bracket's top; the fraction is taken linear in `log n` between `n_{k-1}`
+    and `n_k`. Requiring "and stays" makes one lucky small-`n` seed set unable to set `n*`.
+
+    **Returns:** `n*` as a float; `nan` when the fraction never reaches `level` at the
+    largest `n` (the grid is too short); `n_grid[0]` when it is already reached there (an
+    upper bound: the grid is too high).
+    """
+    g = _grid(n_grid)
+    f = np.asarray(fraction, float)
+    check("fraction", fraction, f.shape == g.shape, f"allowed: one value per grid point ({g.size})")
+    check_real("level", level, 0.0, 1.0, lo_open=True)
+    above = f >= level
+    if not above[-1]:
+        return float("nan")
+    k = g.size - 1
+    while k > 0 and above[k - 1]:
+        k -= 1
+    if k == 0:
+        return float(g[0])
+    f0, f1 = f[k - 1], f[k]
+    x0, x1 = np.log(g[k - 1]), np.log(g[k])
+    x = x0 + (level - f0) / (f1 - f0) * (x1 - x0)
+    return float(np.exp(x))
+
+
+class ExponentFit(NamedTuple):
+    """`n* ~ C d^eta`: slope `eta`, its bootstrap interval `(lo, hi)`, `log C`, and the data."""
+
+    eta: float
+    lo: float
+    hi: float
+    log_c: float
+    d: np.ndarray
+    n_star: np.ndarray
+    boot: np.ndarray
+
+
+def fit_exponent(d, y) -> tuple[float, float]:
+    """Least-squares slope and intercept of `log y` against `log d`; `(nan, nan)` if any
+    `y` is missing or fewer than 2 points."""
+    d = np.asarray(d, float)
+    y = np.asarray(y, float)
+    if y.size < 2 or not np.all(np.isfinite(y)) or np.any(y <= 0):
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.log(d), np.log(y), 1)
+    return float(slope), float(intercept)
+
+
+def bootstrap_exponent(
+    d,
+    n_grid,
+    values,
+    *,
+    threshold: float = 0.9,
+    valid=None,
+    level: float = 0.5,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    seed: int = 0,
+    min_dims: int = 4,
+) -> ExponentFit:
+    """Fit `eta` in `n* ~ d^eta` with a bootstrap interval over seeds.
+
+    **Arguments:**
+    - `d`: (D,) dimensions, at least `min_dims` distinct.
+    - `n_grid`: one (G,) grid shared by all `d`, or (D, G), one per dimension.
+    - `values`: (D, S, G) final metric per dimension, seed and grid point.
+    - `valid`: optional (D, S) booleans: the seeds that count (see `success_fraction`).
+    - `threshold`, `level`: success is `value >= threshold` in a fraction `>= level` of seeds.
+    - `n_boot`, `ci`, `seed`: bootstrap resamples, interval mass, numpy seed.
+
+    **Returns:** an `ExponentFit`. Resamples whose `n*` is missing at some `d` are dropped
+    from the interval; if more than half are, `lo`/`hi` are NaN.
+    """
+    d = np.asarray(d, float)
+    check("d", d, d.ndim == 1 and len(set(d.tolist())) >= min_dims and bool(np.all(d > 0)),
+          f"allowed: at least {min_dims} distinct positive dimensions")
+    v = np.asarray(values, float)
+    check("values", v.shape, v.ndim == 3 and v.shape[0] == d.size, "allowed: shape (len(d), seeds, len(n_grid))")
+    grids = np.asarray(n_grid, float)
+    grids = np.broadcast_to(grids, (d.size, grids.shape[-1]))
+    for g in grids:
+        _grid(g)
+    check("n_grid", n_grid, grids.shape[-1] == v.shape[-1], "allowed: one sample size per grid column of values")
+    check_int("n_boot", n_boot, 1)
+    check_real("ci", ci, 0.0, 1.0, lo_open=True, hi_open=True)
+    val = np.ones(v.shape[:2], bool) if valid is None else np.asarray(valid, bool)
+
+    def n_stars(idx):
+        return np.array(
+            [
+                critical_n(grids[i], success_fraction(v[i, idx[i]], threshold, val[i, idx[i]]), level)
+                for i in range(d.size)
+            ]
+        )
+
+    S = v.shape[1]
+    ident = [np.arange(S)] * d.size
+    ns = n_stars(ident)
+    eta, log_c = fit_exponent(d, ns)
+    rng = np.random.default_rng(seed)
+    boot = np.array([fit_exponent(d, n_stars(rng.integers(0, S, (d.size, S))))[0] for _ in range(n_boot)])
+    good = boot[np.isfinite(boot)]
+    if good.size * 2 < n_boot:
+        lo = hi = float("nan")
+    else:
+        lo, hi = np.quantile(good, [(1 - ci) / 2, (1 + ci) / 2])
+    return ExponentFit(eta, float(lo), float(hi), log_c, d, ns, boot)
+
+
+def right_sign(problem, rho0):
+    """Whether `rho(w(0))` has the sign from which the flow escapes for an odd link.
+
+    With `f_* = sum alpha_j h_j` and `phi = sum beta_j h_j`, the leading correlation term is
+    `alpha_s beta_s rho^s`; for odd `s >= 3` a start with `alpha_s beta_s rho0 < 0` sits on the
+    wrong side of the saddle `rho = 0` and stalls whatever `n` is.
+    """
+    s = problem.link.information_exponent()
+    beta = np.asarray(problem.activation.coeffs)
+    sign = np.sign(float(np.asarray(problem.link.coeffs)[s]) * float(beta[s]))
+    return sign * np.asarray(rho0) > 0
+
+
+class Search(NamedTuple):
+    """What `search_n` measured: final `rho` and `cos_u` (seeds, grid), after the sign rule;
+    `valid` (seeds,) the seeds that count; `rho0` (seeds,) `rho(w(0))`; the `n_grid`."""
+
+    rho: np.ndarray
+    cos_u: np.ndarray
+    valid: np.ndarray
+    rho0: np.ndarray
+    n_grid: np.ndarray
+
+    def n_star(self, metric: str = "rho", threshold: float = 0.9, level: float = 0.5) -> float:
+        check_choice("metric", metric, SEARCH_METRICS)
+        return critical_n(self.n_grid, success_fraction(getattr(self, metric), threshold, self.valid), level)
+
+
+def search_n(
+    problem,
+    dynamic: str = "normalized",
+    *,
+    n_grid,
+    keys,
+    dt=0.1,
+    steps: int = 500,
+    sign: str = "auto",
+    n_unlabelled: int = 0,
+    **kwargs,
+) -> Search:
+    """Run empirical training at every sample size of `n_grid` and every seed in ONE compiled call.
+
+    The data are padded to `max(n_grid)` and masked with `n_used`; seed `i` uses `keys[i]`
+    for `w(0)` and the samples at every `n` (nested data sets, common random numbers).
+    Both overlaps are read at the last step, so `n*` can be taken on either.
+
+    **Arguments:**
+    - `problem`, `dynamic`: as for `simulate` (source is `"empirical"`).
+    - `n_grid`: increasing integer sample sizes; `keys`: (S,) PRNG keys, one per seed.
+    - `dt`, `steps`: step size and number of steps (horizon `T = dt * steps`).
+    - `sign`: `"abs"` takes `|rho|`, `|cos_u|` (even links: `w` and `-w` are equivalent);
+      `"signed"` takes them as they are; `"right_sign"` takes them as they are and counts only
+      the seeds whose `rho(w(0))` has the escaping sign (odd `s >= 3`, see `right_sign`);
+      `"auto"`: `"abs"` for even `s`, `"signed"` for `s = 1`, `"right_sign"` for odd `s >= 3`.
+    - `n_unlabelled`, other keyword arguments: passed to `simulate`.
+
+    **Returns:** a `Search`. Failed runs (status != ok) give NaN, which counts as failure.
+
+    The compiled runner is cached per static setting and reused for any problem of the same
+    shape, provided its link and activation are the same `HermiteFunction` objects (their
+    `fn` is static: build them once with `hermite_function` and pass them to `make_problem`).
+    """
+    check_choice("sign", sign, SIGN_RULES)
+    check_choice("dynamic", dynamic, ("normalized", "preconditioned", "spherical", "vanilla"))
+    g = _grid(n_grid)
+    check("n_grid", n_grid, bool(np.all(g == np.round(g))), "allowed: integer sample sizes")
+    check_real("dt", dt, lo=0.0, lo_open=True)
+    check_int("steps", steps, 1)
+    keys = jnp.asarray(keys)
+    check("keys", keys.shape, keys.ndim == 1 and keys.shape[0] >= 1, "allowed: a 1-D array of PRNG keys, one per seed")
+    s = problem.link.information_exponent()
+    if sign == "auto":
+        sign = "abs" if s % 2 == 0 else ("signed" if s == 1 else "right_sign")
+    n_max = int(g[-1])
+    # Every remaining argument is checked by a tiny eager `prepare` before the heavy compile.
+    prepare(problem, dynamic, "empirical", key=keys[0], dt=dt, steps=steps, n=2, n_unlabelled=n_unlabelled, **kwargs)
+    run = _compiled(dynamic, n_max, float(dt), steps, n_unlabelled, tuple(sorted(kwargs.items())))
+    rho, cos_u, rho0 = (np.asarray(a, float) for a in run(problem, jnp.asarray(g, jnp.int32), keys))
+    rho0 = rho0[:, 0]
+    if sign == "abs":
+        rho, cos_u = np.abs(rho), np.abs(cos_u)
+    valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(rho.shape[0], bool)
+    return Search(rho, cos_u, valid, rho0, g)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs):
+    """One jitted (seeds x grid) runner per static setting, reused across problems of the
+    same shape (the problem is an argument, so new `kappa`, `r1`, directions do not recompile)."""
+
+    def one(problem, n_used, key):
+        # record=3, not 2: record_schedule(steps, 2) returns [0, 1] (logspace with one point),
+        # which would read the metric after one step instead of at the horizon.
+        tr = simulate(
+            problem, dynamic, "empirical", key=key, n=n_max, n_used=n_used, dt=dt, steps=steps,
+            record=3, n_unlabelled=n_unlabelled, **dict(kwargs),
+        )
+        return tr.rho[-1], tr.cos_u[-1], tr.rho[0]
+
+    # Inner vmap over sample sizes shares each seed's data (one GEMM over the grid); outer over seeds.
+    return jax.jit(jax.vmap(jax.vmap(one, (None, 0, None)), (None, None, 0)))
+
+
+class HorizonCheck(NamedTuple):
+    """`n*` at the base `(dt, steps)`, with `steps` doubled (horizon doubled) and with
+    `dt` halved and `steps` doubled (same horizon, finer steps); `ok` when both stay within
+    `tol` (relative) of the base."""
+
+    base: float
+    longer: float
+    finer: float
+    ok: bool
+
+
+def horizon_check(
+    problem, dynamic="normalized", *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, **kwargs
+):
+    """Re-run the search with a doubled horizon and with halved `dt`, and compare `n*`.
+
+    `tol` is relative; the default 0.3 is a little under one step of a `sqrt(2)`-ratio grid.
+    """
+    out = []
+    for dt_i, steps_i in ((dt, steps), (dt, 2 * steps), (dt / 2, 2 * steps)):
+        res = search_n(problem, dynamic, n_grid=n_grid, keys=keys, dt=dt_i, steps=steps_i, **kwargs)
+        out.append(res.n_star(metric, threshold))
+    base, longer, finer = out
+    ok = bool(np.isfinite(base) and all(np.isfinite(x) and abs(x / base - 1) <= tol for x in (longer, finer)))
+    return HorizonCheck(base, longer, finer, ok)

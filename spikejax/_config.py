@@ -1,0 +1,154 @@
+"""Sweep configurations: TOML or a dict, checked and resolved into axes and fixed values.
+
+A configuration is data: it is parsed by `tomllib`, never evaluated. Any numeric key may
+be a list (a swept axis); `dynamic`, `link` and `activation` may be lists too. `seeds` is
+a list of integers or an integer N meaning 0..N-1. `kappa` and `r2` are two spellings of
+the spike strength (`kappa = d**r2`): give one.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+from ._data import INPUT_DISTS, NORMALISATIONS
+from ._dynamics import DYNAMICS
+from ._hermite import BUILTIN_FUNCTIONS
+from ._problem import LOSSES, check
+from ._sources import SOURCES
+
+# key -> (kind, default, may be a list). kinds: int, real, choice tuple.
+SCHEMA = {
+    "seeds": ("seeds", 1, True),
+    "d": ("int", 64, True),
+    "kappa": ("real", None, True),
+    "r2": ("real", None, True),
+    "r1": ("real", 0.0, True),
+    "n": ("int", None, True),
+    "n_unlabelled": ("int", 0, True),
+    "batch": ("int", None, True),
+    "noise": ("real", 0.0, True),
+    "dt": ("real", 0.05, True),
+    "steps": ("int", 1000, False),
+    "record": ("int", 32, False),
+    "link": (BUILTIN_FUNCTIONS, "h2", True),
+    "activation": (BUILTIN_FUNCTIONS, "relu", True),
+    "loss": (LOSSES, "squared", True),
+    "dynamic": (tuple(DYNAMICS), "normalized", True),
+    "source": (SOURCES, "population", True),
+    "normalisation": (NORMALISATIONS, "unit_top", True),
+    "input_dist": (INPUT_DISTS, "gaussian", True),
+    "nu": ("real", 5.0, False),
+    "reduced": ("bool", False, False),
+    "max_norm": ("real", 1e6, False),
+    "width": ("int", 1, False),
+    "n2": ("int", None, False),
+    "n_val": ("int", 1000, False),
+    "n_test": ("int", 2000, False),
+}
+
+# Ranges checked per value: (lo, hi, lo_open).
+RANGES = {
+    "d": (2, math.inf, False),
+    "kappa": (0.0, math.inf, False),
+    "r1": (0.0, 0.5, False),
+    "n": (1, math.inf, False),
+    "n_unlabelled": (0, math.inf, False),
+    "batch": (1, math.inf, False),
+    "noise": (0.0, math.inf, False),
+    "dt": (0.0, math.inf, True),
+    "steps": (1, math.inf, False),
+    "record": (2, math.inf, False),
+    "nu": (2.0, math.inf, True),
+    "max_norm": (0.0, math.inf, True),
+    "width": (1, math.inf, False),
+    "n2": (1, math.inf, False),
+    "n_val": (1, math.inf, False),
+    "n_test": (1, math.inf, False),
+}
+
+
+def _check_value(key: str, kind, value):
+    if kind in ("int", "seeds"):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        check(key, value, ok, "expected an integer" + (" or a list of integers" if SCHEMA[key][2] else ""))
+    elif kind == "real":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        check(key, value, ok, "expected a finite real number" + (" or a list of them" if SCHEMA[key][2] else ""))
+    elif kind == "bool":
+        check(key, value, isinstance(value, bool), "expected true or false")
+    else:
+        check(key, value, value in kind, f"choose one of {', '.join(map(repr, kind))}")
+    if key in RANGES:
+        lo, hi, lo_open = RANGES[key]
+        ok = (value > lo if lo_open else value >= lo) and value <= hi
+        lo_s = "(" if lo_open else "["
+        check(key, value, ok, f"allowed: values in {lo_s}{lo}, {hi}]")
+
+
+def resolve(config: dict) -> dict:
+    """Check a raw configuration and fill defaults; every value becomes a list (an axis of
+    length 1 when fixed). Raises `ValueError` naming the offending key."""
+    if not isinstance(config, dict):
+        raise ValueError(f"config={config!r} is not allowed; expected a table of keys")
+    unknown = sorted(set(config) - set(SCHEMA))
+    check(unknown[0] if unknown else "", config.get(unknown[0]) if unknown else None, not unknown,
+          f"unknown key; allowed keys: {', '.join(SCHEMA)}")
+    out = {}
+    for key, (kind, default, listable) in SCHEMA.items():
+        value = config.get(key, default)
+        if key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+            check("seeds", value, value >= 1, "an integer N >= 1 (seeds 0..N-1) or a list of integers")
+            value = list(range(value))
+        if isinstance(value, list):
+            check(key, value, listable, "must be a single value, not a list")
+            check(key, value, len(value) > 0, "a list must not be empty")
+            check(key, value, len(set(map(repr, value))) == len(value), "list values must be distinct")
+        values = value if isinstance(value, list) else [value]
+        if value is not None:
+            for v in values:
+                _check_value(key, kind, v)
+        out[key] = values
+    check("kappa/r2", (config.get("kappa"), config.get("r2")),
+          (config.get("kappa") is None) != (config.get("r2") is None),
+          "give exactly one of kappa and r2 (kappa = d**r2)")
+    for src in out["source"]:
+        if src == "empirical":
+            check("n", config.get("n"), config.get("n") is not None, "source='empirical' needs n")
+        if src == "online":
+            check("batch", config.get("batch"), config.get("batch") is not None, "source='online' needs batch")
+    if out["reduced"][0]:
+        check("reduced", True, out["source"] == ["population"] and out["n_unlabelled"] == [0],
+              "the 3-coordinate form needs source='population' and n_unlabelled=0")
+    for nu_ in out["n_unlabelled"]:
+        for d in out["d"]:
+            check("n_unlabelled", nu_, nu_ == 0 or nu_ >= d,
+                  f"SigmaHat must be invertible: 0 or at least d={d}")
+    return out
+
+
+def load_config(source) -> dict:
+    """Read a TOML file (path) or take a dict, and `resolve` it."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"config={str(source)!r} is not allowed; no such file")
+        with open(path, "rb") as f:
+            try:
+                raw = tomllib.load(f)
+            except tomllib.TOMLDecodeError as err:
+                raise ValueError(f"config={str(source)!r} is not valid TOML: {err}") from None
+        return resolve(raw)
+    return resolve(dict(source))
+
+
+def swept_axes(config: dict) -> list[str]:
+    """Keys with more than one value (the dataset's dimensions besides `step`), in schema
+    order; `seeds` appears as `seed`. A seed axis is always kept, and a `neuron` axis comes
+    last when `width > 1`."""
+    axes = []
+    for key in SCHEMA:
+        if key == "seeds" or (config[key] is not None and config[key][0] is not None and len(config[key]) > 1):
+            axes.append("seed" if key == "seeds" else key)
+    return axes + (["neuron"] if config["width"][0] > 1 else [])

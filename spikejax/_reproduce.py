@@ -1,0 +1,509 @@
+"""`make reproduce`: the sample-complexity experiments (SPEC claims 1-5) from `configs/*.toml`.
+
+Each config is data only (read with `tomllib`): an `[experiment]` table with a `kind`
+and its parameters, and `[scale.<name>]` tables whose keys override the experiment's at
+that scale. Every experiment writes `docs/data/<name>.json` and figures under
+`docs/figures/`, each atomically (temp file, then `os.replace`), and regenerates its
+table between `<!-- BEGIN <name> -->` / `<!-- END <name> -->` in `docs/results.md`;
+the prose around the tables is written by hand.
+
+    python -m spikejax._reproduce [--scale small|large] [--only NAME ...] [--docs DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from ._hermite import hermite_function
+from ._io import atomic_write
+from ._complexity import bootstrap_exponent, horizon_check, search_n
+from ._population import rho as rho_of
+from ._problem import make_problem
+from ._simulate import prepare, simulate
+
+KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure")
+
+
+# ---------------------------------------------------------------- config and files
+
+
+def load_config(path, scale: str = "small") -> dict:
+    """The `[experiment]` table of a TOML file with `[scale.<scale>]` merged over it."""
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    if "experiment" not in raw:
+        raise ValueError(f"config={str(path)!r} is not allowed; it needs an [experiment] table")
+    cfg = dict(raw["experiment"])
+    scales = raw.get("scale", {})
+    if scale not in scales:
+        raise ValueError(f"scale={scale!r} is not allowed; {path} defines {', '.join(map(repr, scales))}")
+    cfg.update(scales[scale])
+    if cfg.get("kind") not in KINDS:
+        raise ValueError(f"kind={cfg.get('kind')!r} is not allowed; choose one of {', '.join(KINDS)}")
+    cfg.setdefault("name", Path(path).stem)
+    return cfg
+
+
+def write_file(path, data: bytes | str):
+    """Write `data` to `path` atomically (temp file, then `os.replace`; see `_io.atomic_write`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, tight: bool = True):
+    """Write `fig` as PNG atomically, then close it."""
+    import io
+
+    if tight:
+        fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_file(path, buf.getvalue())
+    _pyplot().close(fig)
+
+
+def replace_block(md_path, name: str, text: str):
+    """Replace the text between the `name` markers of `md_path` (append the block if absent)."""
+    md_path = Path(md_path)
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    body = md_path.read_text() if md_path.exists() else "# Results\n"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in body and end in body:
+        head, rest = body.split(begin, 1)
+        body = head + block + rest.split(end, 1)[1]
+    else:
+        body = body.rstrip() + "\n\n" + block + "\n"
+    write_file(md_path, body)
+
+
+def _fmt(x, nd=2):
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+# ---------------------------------------------------------------- claim 4: n*(d) and eta
+
+
+def hypothesis_eta(s, r1, r2):
+    """Our reading of SPEC claim 4: `eta = 1 + 2 (s - 1) a(r1, r2)`, with `d^{-a}` the claim-3
+    scale of `|rho(w(0))|`: `s` for `r2 <= r1`, falling, `1` at `r2 = 1`."""
+    return 1 + 2 * (s - 1) * init_exponent(r1, r2)
+
+
+def init_exponent(r1, r2):
+    """`a` with `|rho(w(0))| ~ d^{-a}` (claim 3)."""
+    if r2 <= r1:
+        return 0.5
+    if r2 <= 2 * r1:
+        return r1 + 0.5 - r2
+    return (1 - r2) / 2
+
+
+def _n_grid(d, target):
+    lo, hi = target["log2_n_over_d"]
+    g = np.round(d * 2.0 ** np.arange(lo, hi + 1e-9, target.get("log2_step", 0.5))).astype(int)
+    if g[0] < 2 or np.any(np.diff(g) <= 0):
+        raise ValueError(f"log2_n_over_d={target['log2_n_over_d']!r} is not allowed at d={d}; "
+                         "the grid must start at n >= 2 and be strictly increasing")
+    return g
+
+
+_MEMO: dict = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _function(name):
+    # One HermiteFunction object per name: its `fn` is a static field, and a fresh closure
+    # per make_problem would make every configuration retrace and recompile (~10 s each).
+    return hermite_function(name)
+
+
+def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None, dt=None):
+    """One `search_n` (all `n` and seeds of one configuration), memoised within the process."""
+    steps = steps or target["steps"]
+    dt = dt or target["dt"]
+    key = (target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
+           target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, n_unlabelled, steps, dt)
+    if key not in _MEMO:
+        p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=_function(target["link"]),
+                         activation=_function(target["activation"]), noise=noise)
+        keys = jax.random.split(jax.random.key(10_000 + d), target["seeds"])
+        _MEMO[key] = search_n(p, dynamic, n_grid=_n_grid(d, target), keys=keys, dt=dt, steps=steps,
+                              n_unlabelled=n_unlabelled)
+    return _MEMO[key]
+
+
+def run_scaling(cfg, docs: Path, bar):
+    targets, ds_by_s = cfg["targets"], cfg["d"]
+    out = {"config": cfg, "points": []}
+    for t in targets:
+        ds = ds_by_s[str(t["s"])]
+        for r1 in t.get("r1", cfg["r1"]):
+            for r2 in t.get("r2", cfg["r2"]):
+                for dyn in cfg["dynamics"]:
+                    res = []
+                    for d in ds:
+                        bar.set_postfix_str(f"{cfg['name']} s={t['s']} r1={r1} r2={r2} {dyn} d={d}")
+                        res.append(measure_point(t, d, r1, r2, dyn, cfg["noise"]))
+                        bar.update(1)
+                    point = dict(s=t["s"], link=t["link"], activation=t["activation"], r1=r1, r2=r2,
+                                 dynamic=dyn, d=ds, eta_hyp=hypothesis_eta(t["s"], r1, r2),
+                                 valid_fraction=[float(r.valid.mean()) for r in res])
+                    for metric in ("rho", "cos_u"):
+                        fit = bootstrap_exponent(
+                            ds, np.stack([r.n_grid for r in res]),
+                            np.stack([getattr(r, metric) for r in res]), valid=np.stack([r.valid for r in res]),
+                            threshold=cfg["threshold"], n_boot=cfg.get("n_boot", 500))
+                        point[metric] = dict(eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
+                                             n_star=fit.n_star.tolist())
+                    out["points"].append(point)
+    out["horizon"] = []
+    for hc in cfg.get("horizon_checks", []):
+        t = next(t for t in targets if t["s"] == hc["s"])
+        d = hc["d"]
+        p = make_problem(d, key=jax.random.key(d), r2=hc["r2"], r1=hc["r1"], link=_function(t["link"]),
+                         activation=_function(t["activation"]), noise=cfg["noise"])
+        bar.set_postfix_str(f"{cfg['name']} horizon check s={t['s']} d={d}")
+        chk = horizon_check(p, hc["dynamic"], n_grid=_n_grid(d, t), keys=jax.random.split(jax.random.key(10_000 + d), t["seeds"]),
+                            dt=t["dt"], steps=t["steps"], threshold=cfg["threshold"])
+        bar.update(1)
+        out["horizon"].append(dict(hc, dt=t["dt"], steps=t["steps"], **chk._asdict()))
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    plot_scaling(out, docs)
+    replace_block(docs / "results.md", cfg["name"], scaling_table(out))
+    return out
+
+
+def scaling_units(cfg):
+    n = 0
+    for t in cfg["targets"]:
+        n += len(t.get("r1", cfg["r1"])) * len(t.get("r2", cfg["r2"])) * len(cfg["dynamics"]) * len(cfg["d"][str(t["s"])])
+    return n + len(cfg.get("horizon_checks", []))
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    raise TypeError(type(x))
+
+
+def scaling_table(out):
+    name = out["config"]["name"]
+    lines = [
+        f"![n* against d]({'figures/' + name + '_nstar.png'})",
+        "",
+        f"![eta against r2]({'figures/' + name + '_eta.png'})" if len({p['r2'] for p in out['points']}) > 1 else "",
+        "",
+        "n\\* on rho at each d (`<=`: the grid's bottom, an upper bound; `-`: not reached at the grid's top).",
+        "",
+        "| s | r1 | r2 | dynamic | d | n*(rho) | eta (rho) [90% CI] | eta (cos_u) [90% CI] | hypothesis | right-sign fraction |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    targets = {t["s"]: t for t in out["config"]["targets"]}
+    for p in out["points"]:
+        bottom = [_n_grid(d, targets[p["s"]])[0] for d in p["d"]]
+        # "<=": n* is the grid's bottom (an upper bound); "-": not reached at the grid's top.
+        nstar = ", ".join(
+            "-" if not np.isfinite(x) else ("<=" if x <= b else "") + f"{x:.0f}"
+            for x, b in zip(np.asarray(p["rho"]["n_star"], float), bottom)
+        )
+        er = p["rho"]
+        ec = p["cos_u"]
+        vf = ", ".join(f"{v:.2f}" for v in p["valid_fraction"]) if p["s"] % 2 and p["s"] >= 3 else "all"
+        lines.append(
+            f"| {p['s']} | {p['r1']:g} | {p['r2']:g} | {p['dynamic']} | {', '.join(map(str, p['d']))} | {nstar} | "
+            f"{_fmt(er['eta'])} [{_fmt(er['lo'])}, {_fmt(er['hi'])}] | {_fmt(ec['eta'])} [{_fmt(ec['lo'])}, {_fmt(ec['hi'])}] | "
+            f"{p['eta_hyp']:.2f} | {vf} |"
+        )
+    if out.get("horizon"):
+        lines += ["", "Horizon / step check (n* on rho; `ok` when doubling the horizon and halving dt move n* by at most 30%):", "",
+                  "| s | d | r1 | r2 | dynamic | dt, steps | n* base | 2x steps | dt/2, 2x steps | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for h in out["horizon"]:
+            lines.append(f"| {h['s']} | {h['d']} | {h['r1']:g} | {h['r2']:g} | {h['dynamic']} | {h['dt']:g}, {h['steps']} | "
+                         f"{_fmt(h['base'], 0)} | {_fmt(h['longer'], 0)} | {_fmt(h['finer'], 0)} | {'yes' if h['ok'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def plot_scaling(out, docs):
+    plt = _pyplot()
+    name = out["config"]["name"]
+    pts = out["points"]
+    panels = sorted({(p["s"], p["r1"], p["dynamic"]) for p in pts})
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    for ax, (s, r1, dyn) in zip(axes.flat, panels):
+        sel = [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]
+        colours = plt.cm.viridis(np.linspace(0, 0.9, len(sel)))
+        for c, p in zip(colours, sel):
+            d = np.asarray(p["d"], float)
+            ns = np.asarray(p["rho"]["n_star"], float)
+            e = p["rho"]
+            ax.loglog(d, ns, "o", color=c)
+            if np.isfinite(e["eta"]):
+                ax.loglog(d, np.exp(e["log_c"]) * d ** e["eta"], "-", color=c,
+                          label=f"r2={p['r2']:g}: eta={e['eta']:.2f} [{_fmt(e['lo'])},{_fmt(e['hi'])}]")
+            else:
+                ax.plot([], [], "o", color=c, label=f"r2={p['r2']:g}: n* missing at some d")
+        ax.set_title(f"s={s}, r1={r1:g}, {dyn}", fontsize=9)
+        ax.set_xlabel("d")
+        ax.set_ylabel("n* (rho >= 0.9)")
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    save_figure(fig, docs / "figures" / f"{name}_nstar.png")
+
+    if len({p["r2"] for p in pts}) < 2:
+        return
+    curves = sorted({(p["s"], p["r1"]) for p in pts})
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), squeeze=False)
+    for ax, (s, r1) in zip(axes.flat, curves):
+        r2s = np.linspace(0, 1, 101)
+        ax.plot(r2s, [hypothesis_eta(s, r1, r) for r in r2s], "k--", lw=1, label="hypothesis (claim 4)")
+        for dyn, mk, off in (("normalized", "o", -0.01), ("preconditioned", "s", 0.01)):
+            sel = [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]
+            if not sel:
+                continue
+            r2 = np.array([p["r2"] for p in sel]) + off
+            eta = np.array([p["rho"]["eta"] for p in sel])
+            lo = np.array([p["rho"]["lo"] for p in sel])
+            hi = np.array([p["rho"]["hi"] for p in sel])
+            err = np.abs(np.nan_to_num(np.stack([eta - lo, hi - eta])))
+            ax.errorbar(r2, eta, yerr=err, fmt=mk, capsize=3, label=f"{dyn} (rho)")
+            eta_c = np.array([p["cos_u"]["eta"] for p in sel])
+            ax.plot(r2 + 2 * off, eta_c, mk, mfc="none", alpha=0.6, label=f"{dyn} (cos_u)")
+        ax.set_title(f"s={s}, r1={r1:g}", fontsize=9)
+        ax.set_xlabel("r2  (kappa = d^r2)")
+        ax.set_ylabel("eta  (n* ~ d^eta)")
+        ax.legend(fontsize=6)
+    save_figure(fig, docs / "figures" / f"{name}_eta.png")
+
+
+# ---------------------------------------------------------------- claim 3: |rho(w(0))| against d
+
+
+def run_init_alignment(cfg, docs: Path, bar):
+    plt = _pyplot()
+    ds = cfg["d"]
+    n = cfg["seeds"]
+    rng = np.random.default_rng(0)
+    rows = []
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for (r1, r2), c in zip(cfg["regimes"], plt.cm.tab10.colors):
+        vals = []
+        for d in ds:
+            p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link="h2", activation="relu")
+            keys = jax.random.split(jax.random.key(20_000 + d), n)
+            w0 = jax.vmap(lambda k: prepare(p, "normalized", "population", key=k)[1])(keys)
+            vals.append(np.abs(np.asarray(jax.vmap(lambda w: rho_of(w, p.spike))(w0))))
+            bar.update(1)
+        vals = np.array(vals)  # (D, n)
+        m = vals.mean(1)
+        slope = np.polyfit(np.log(ds), np.log(m), 1)[0]
+        boot = [np.polyfit(np.log(ds), np.log(vals[np.arange(len(ds))[:, None], rng.integers(0, n, (len(ds), n))].mean(1)), 1)[0]
+                for _ in range(500)]
+        lo, hi = np.quantile(boot, [0.05, 0.95])
+        hyp = -init_exponent(r1, r2)
+        regime = "r2 <= r1" if r2 <= r1 else ("r1 <= r2 <= 2 r1" if r2 <= 2 * r1 else "r2 >= 2 r1")
+        rows.append(dict(r1=r1, r2=r2, regime=regime, slope=slope, lo=lo, hi=hi, hypothesis=hyp, mean_abs_rho=m.tolist()))
+        ax.loglog(ds, m, "o", color=c)
+        ax.loglog(ds, np.exp(np.polyfit(np.log(ds), np.log(m), 1)[1]) * np.asarray(ds, float) ** slope, "-", color=c,
+                  label=f"r1={r1:g}, r2={r2:g}: slope {slope:.3f} (hyp. {hyp:.3f})")
+    ax.set_xlabel("d")
+    ax.set_ylabel("E |rho(w(0))|")
+    ax.legend(fontsize=7)
+    save_figure(fig, docs / "figures" / f"{cfg['name']}.png")
+    out = dict(config=cfg, rows=rows)
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    lines = [f"![|rho(w(0))| against d](figures/{cfg['name']}.png)", "",
+             f"d in {ds}, {n} draws of w(0) per d; slope of log E|rho| against log d, 90% bootstrap interval over draws.", "",
+             "| r1 | r2 | regime | measured slope [90% CI] | hypothesis | difference |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['r1']:g} | {r['r2']:g} | {r['regime']} | {r['slope']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | "
+                     f"{r['hypothesis']:.3f} | {r['slope'] - r['hypothesis']:+.3f} |")
+    replace_block(docs / "results.md", cfg["name"], "\n".join(lines))
+    return out
+
+
+# ---------------------------------------------------------------- claim 5: preconditioning
+
+
+def run_preconditioning(cfg, docs: Path, bar):
+    plt = _pyplot()
+    t, d = cfg["target"], cfg["d"]
+    rows = []
+    for r2 in cfg["r2"]:
+        for dyn in ("normalized", "preconditioned"):
+            bar.set_postfix_str(f"{cfg['name']} r2={r2} {dyn}")
+            res = measure_point(t, d, cfg["r1"], r2, dyn, cfg["noise"])
+            rows.append(dict(r2=r2, kappa=d**r2, dynamic=dyn, n_unlabelled=0,
+                             n_star_rho=res.n_star("rho", cfg["threshold"]), n_star_cos_u=res.n_star("cos_u", cfg["threshold"])))
+            bar.update(1)
+    unl = []
+    for k in cfg["n_unlabelled_over_d"]:
+        for dyn in ("normalized", "preconditioned"):
+            bar.set_postfix_str(f"{cfg['name']} n_unlabelled={k}d {dyn}")
+            res = measure_point(t, d, cfg["r1"], cfg["r2_unlabelled"], dyn, cfg["noise"], n_unlabelled=int(k * d))
+            unl.append(dict(n_unlabelled=int(k * d), dynamic=dyn, n_star_rho=res.n_star("rho", cfg["threshold"]),
+                            n_star_cos_u=res.n_star("cos_u", cfg["threshold"])))
+            bar.update(1)
+    out = dict(config=cfg, kappa_rows=rows, unlabelled_rows=unl)
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for dyn, mk in (("normalized", "o-"), ("preconditioned", "s-")):
+        sel = [r for r in rows if r["dynamic"] == dyn]
+        a1.semilogx([1 + r["kappa"] for r in sel], [r["n_star_rho"] for r in sel], mk, label=f"{dyn}, rho")
+        a1.semilogx([1 + r["kappa"] for r in sel], [r["n_star_cos_u"] for r in sel], mk, alpha=0.4, mfc="none", label=f"{dyn}, cos_u")
+        sel = [r for r in unl if r["dynamic"] == dyn]
+        a2.semilogx([r["n_unlabelled"] for r in sel], [r["n_star_rho"] for r in sel], mk, label=f"{dyn} (SigmaHat), rho")
+        ref = [r for r in rows if r["dynamic"] == dyn and r["r2"] == cfg["r2_unlabelled"]]
+        if ref:
+            a2.axhline(ref[0]["n_star_rho"], color="C0" if dyn == "normalized" else "C1", ls=":", label=f"{dyn}, true Sigma")
+    a1.set_xlabel("condition number 1 + kappa")
+    a1.set_ylabel("n*")
+    a1.set_yscale("log")
+    a1.legend(fontsize=7)
+    a2.set_xlabel("n_unlabelled")
+    a2.set_ylabel("n* (rho)")
+    a2.set_yscale("log")
+    a2.legend(fontsize=7)
+    a1.set_title(f"d={d}, s={t['s']}, r1={cfg['r1']:g}", fontsize=9)
+    a2.set_title(f"d={d}, r2={cfg['r2_unlabelled']:g}", fontsize=9)
+    save_figure(fig, docs / "figures" / f"{cfg['name']}.png")
+    lines = [f"![n* against kappa and n_unlabelled](figures/{cfg['name']}.png)", "",
+             f"d = {d}, link {t['link']}, activation {t['activation']}, r1 = {cfg['r1']:g}, noise {cfg['noise']}, {t['seeds']} seeds.", "",
+             "| r2 | 1 + kappa | normalized n*(rho) | preconditioned n*(rho) | normalized n*(cos_u) | preconditioned n*(cos_u) |",
+             "|---|---|---|---|---|---|"]
+    for r2 in cfg["r2"]:
+        a, b = (next(r for r in rows if r["r2"] == r2 and r["dynamic"] == dy) for dy in ("normalized", "preconditioned"))
+        lines.append(f"| {r2:g} | {1 + a['kappa']:.0f} | {_fmt(a['n_star_rho'], 0)} | {_fmt(b['n_star_rho'], 0)} | "
+                     f"{_fmt(a['n_star_cos_u'], 0)} | {_fmt(b['n_star_cos_u'], 0)} |")
+    lines += ["", f"With SigmaHat from n_unlabelled samples (r2 = {cfg['r2_unlabelled']:g}):", "",
+              "| n_unlabelled | normalized n*(rho) | preconditioned n*(rho) | normalized n*(cos_u) | preconditioned n*(cos_u) |", "|---|---|---|---|---|"]
+    for k in cfg["n_unlabelled_over_d"]:
+        a, b = (next(r for r in unl if r["n_unlabelled"] == int(k * d) and r["dynamic"] == dy) for dy in ("normalized", "preconditioned"))
+        lines.append(f"| {int(k * d)} | {_fmt(a['n_star_rho'], 0)} | {_fmt(b['n_star_rho'], 0)} | {_fmt(a['n_star_cos_u'], 0)} | {_fmt(b['n_star_cos_u'], 0)} |")
+    replace_block(docs / "results.md", cfg["name"], "\n".join(lines))
+    return out
+
+
+# ---------------------------------------------------------------- claims 1-2: spherical failure
+
+
+def run_spherical_failure(cfg, docs: Path, bar):
+    plt = _pyplot()
+    kappas = np.asarray(cfg["kappa"], float)
+    r1s = np.asarray(cfg["r1"], float)
+    d = cfg["d"]
+    keys = jax.random.split(jax.random.key(30_000), cfg["seeds"])
+    grids = {}
+    for dyn in ("spherical", "normalized"):
+
+        def final(kappa, r1, key, dyn=dyn):
+            p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=r1, link=cfg["link"], activation=cfg["activation"])
+            tr = simulate(p, dyn, "population", key=key, dt=cfg["dt"], steps=cfg["steps"], reduced=True, record=3)
+            return jnp.abs(tr.cos_u[-1]), jnp.abs(tr.rho[-1])
+
+        f = jax.jit(jax.vmap(jax.vmap(jax.vmap(final, (None, None, 0)), (None, 0, None)), (0, None, None)))
+        cu, rh = f(jnp.asarray(kappas), jnp.asarray(r1s), keys)
+        grids[dyn] = dict(cos_u=np.median(np.asarray(cu), -1), rho=np.median(np.asarray(rh), -1))
+        bar.update(1)
+    out = dict(config=cfg, **{f"{k}_{m}": v[m] for k, v in grids.items() for m in ("cos_u", "rho")})
+    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    for ax, (dyn, m) in zip(axes, [(a, b) for a in ("spherical", "normalized") for b in ("cos_u", "rho")]):
+        im = ax.imshow(grids[dyn][m].T, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="magma",
+                       extent=[-0.5, len(kappas) - 0.5, -0.5, len(r1s) - 0.5])
+        ax.set_xticks(range(len(kappas)), [f"{k:g}" for k in kappas], fontsize=7)
+        ax.set_yticks(range(len(r1s)), [f"{r:g}" for r in r1s], fontsize=7)
+        ax.set_xlabel("kappa")
+        ax.set_ylabel("r1")
+        ax.set_title(f"{dyn}: median |{m}(w_T)|", fontsize=9)
+        for i in range(len(kappas)):
+            for j in range(len(r1s)):
+                ax.text(i, j, f"{grids[dyn][m][i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="w" if grids[dyn][m][i, j] < 0.6 else "k")
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
+    sph, nor = grids["spherical"]["cos_u"], grids["normalized"]["cos_u"]
+    lines = [f"![spherical failure heatmap](figures/{cfg['name']}.png)", "",
+             f"Population flows (3-coordinate form), d = {d}, link {cfg['link']}, activation {cfg['activation']}, squared loss, "
+             f"dt = {cfg['dt']}, {cfg['steps']} steps, median over {cfg['seeds']} initialisations.", "",
+             "| dynamic | min median |cos_u| over the grid | at (kappa, r1) | max |", "|---|---|---|---|"]
+    for name, g in (("spherical", sph), ("normalized", nor)):
+        i, j = np.unravel_index(np.argmin(g), g.shape)
+        lines.append(f"| {name} | {g.min():.3f} | ({kappas[i]:g}, {r1s[j]:g}) | {g.max():.3f} |")
+    replace_block(docs / "results.md", cfg["name"], "\n".join(lines))
+    return out
+
+
+RUNNERS = dict(scaling=run_scaling, init_alignment=run_init_alignment, preconditioning=run_preconditioning,
+               spherical_failure=run_spherical_failure)
+
+
+def units(cfg):
+    k = cfg["kind"]
+    if k == "scaling":
+        return scaling_units(cfg)
+    if k == "init_alignment":
+        return len(cfg["regimes"]) * len(cfg["d"])
+    if k == "preconditioning":
+        return 2 * (len(cfg["r2"]) + len(cfg["n_unlabelled_over_d"]))
+    return 2
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m spikejax._reproduce", description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="small")
+    ap.add_argument("--configs", default="configs")
+    ap.add_argument("--docs", default="docs")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--render", action="store_true", help="redraw scaling tables and figures from docs/data, no runs")
+    args = ap.parse_args(argv)
+    paths = sorted(Path(args.configs).glob("complexity_*.toml"))
+    cfgs = [load_config(p, args.scale) for p in paths]
+    if args.only:
+        cfgs = [c for c in cfgs if c["name"] in args.only]
+    docs = Path(args.docs)
+    if args.render:
+        for cfg in cfgs:
+            if cfg["kind"] == "scaling":
+                out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+                plot_scaling(out, docs)
+                replace_block(docs / "results.md", cfg["name"], scaling_table(out))
+        return
+    t0 = time.time()
+    with tqdm(total=sum(units(c) for c in cfgs), desc="reproduce", file=sys.stderr, dynamic_ncols=True) as bar:
+        for cfg in cfgs:
+            t1 = time.time()
+            RUNNERS[cfg["kind"]](cfg, docs, bar)
+            tqdm.write(f"{cfg['name']}: {time.time() - t1:.0f} s")
+    tqdm.write(f"reproduce ({args.scale}): {time.time() - t0:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()

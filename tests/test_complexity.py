@@ -1,0 +1,182 @@
+"""Sample-complexity search and exponent fits: synthetic success curves with known answers,
+argument checks, and one real scaling run (linear link, eta near 1)."""
+
+import jax
+import numpy as np
+import pytest
+
+import spikejax as sj
+
+
+def synthetic(d, n_grid, n_star, seeds, spread=0.15, rng=None):
+    """Final overlaps (seeds, grid): seed i succeeds (0.95) iff n >= n_star * exp(spread * q_i),
+    q_i standard-normal quantiles, else 0.2; the median seed's threshold is exactly n_star."""
+    q = np.sort(np.random.default_rng(rng).standard_normal(seeds)) if rng is not None else np.linspace(-1, 1, seeds)
+    thresholds = n_star * np.exp(spread * q)
+    return np.where(np.asarray(n_grid)[None, :] >= thresholds[:, None], 0.95, 0.2)
+
+
+def test_success_fraction_counts_valid_and_nan():
+    v = np.array([[0.95, np.nan], [0.1, 0.92], [0.99, 0.99]])
+    np.testing.assert_allclose(sj.success_fraction(v, 0.9), [2 / 3, 2 / 3])
+    np.testing.assert_allclose(sj.success_fraction(v, 0.9, valid=[True, False, True]), [1.0, 0.5])
+    np.testing.assert_allclose(sj.success_fraction(v, 0.9, valid=[False] * 3), [0.0, 0.0])
+
+
+def test_critical_n_interpolates_in_log_n():
+    g = [10, 20, 40, 80]
+    assert sj.critical_n(g, [0, 0.25, 0.75, 1]) == pytest.approx(np.sqrt(20 * 40))
+    assert sj.critical_n(g, [0, 0, 0.5, 1]) == pytest.approx(40)
+    assert sj.critical_n(g, [0.6, 0.8, 1, 1]) == 10  # already above: the grid's bottom, an upper bound
+    assert np.isnan(sj.critical_n(g, [0, 0.1, 0.2, 0.4]))  # never reached: grid too short
+    # A lucky small-n fluke does not set n*: the fraction must stay above the level.
+    assert sj.critical_n(g, [0.6, 0.0, 0.25, 0.75]) == pytest.approx(np.sqrt(40 * 80))
+
+
+def test_critical_n_recovers_known_threshold():
+    n_grid = 2.0 ** np.arange(4, 14, 0.5)
+    for n_star in (100.0, 700.0, 3000.0):
+        v = synthetic(0, n_grid, n_star, seeds=33, spread=0.0)
+        est = sj.critical_n(n_grid, sj.success_fraction(v))
+        # Step curve: n* is between the bracketing grid points (ratio sqrt 2).
+        assert n_star <= est * np.sqrt(2) and est <= n_star * np.sqrt(2)
+        v = synthetic(0, n_grid, n_star, seeds=401, spread=0.6)
+        assert sj.critical_n(n_grid, sj.success_fraction(v)) == pytest.approx(n_star, rel=0.12)
+
+
+@pytest.mark.parametrize("eta_true", [1.0, 1.5, 2.0])
+def test_bootstrap_exponent_recovers_slope(eta_true):
+    d = np.array([32, 64, 128, 256, 512])
+    n_grid = 2.0 ** np.arange(3, 22, 0.25)
+    values = np.stack([synthetic(0, n_grid, 3.0 * dd**eta_true, seeds=64, spread=0.5, rng=int(dd)) for dd in d])
+    fit = sj.bootstrap_exponent(d, n_grid, values, n_boot=300, seed=1)
+    assert fit.eta == pytest.approx(eta_true, abs=0.08)
+    assert fit.log_c == pytest.approx(np.log(3.0), abs=0.5)
+    assert fit.lo < fit.eta < fit.hi
+    assert fit.lo <= eta_true + 0.05 and eta_true - 0.05 <= fit.hi
+    assert fit.hi - fit.lo < 0.4
+
+
+def test_bootstrap_per_dimension_grids_and_valid():
+    d = np.array([16, 32, 64, 128])
+    grids = np.stack([dd * 2.0 ** np.arange(-2, 6, 0.5) for dd in d])
+    values = np.stack([synthetic(0, g, 4.0 * dd, seeds=41, spread=0.4, rng=int(dd)) for g, dd in zip(grids, d)])
+    # Invalid seeds (wrong-sign starts) never succeed; excluding them must not bias n*.
+    values = np.concatenate([values, np.full((4, 45, grids.shape[1]), 0.0)], axis=1)
+    valid = np.concatenate([np.ones((4, 41), bool), np.zeros((4, 45), bool)], axis=1)
+    fit = sj.bootstrap_exponent(d, grids, values, valid=valid, n_boot=200)
+    assert fit.eta == pytest.approx(1.0, abs=0.08)
+    assert np.all(np.isfinite(fit.n_star))
+    biased = sj.bootstrap_exponent(d, grids, values, n_boot=20)
+    assert np.all(np.isnan(biased.n_star))  # counting stalled seeds: over half never succeed
+
+
+def test_fit_exponent_exact_power_law():
+    d = np.array([10.0, 20, 40, 80])
+    eta, log_c = sj.fit_exponent(d, 5 * d**1.7)
+    assert eta == pytest.approx(1.7) and log_c == pytest.approx(np.log(5))
+    assert np.isnan(sj.fit_exponent(d, [1, 2, np.nan, 4])[0])
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: sj.critical_n([10, 5], [0, 1]), "n_grid"),
+        (lambda: sj.critical_n([10, 20], [0, 1, 1]), "fraction"),
+        (lambda: sj.critical_n([10, 20], [0, 1], level=1.5), "level"),
+        (lambda: sj.bootstrap_exponent([1, 2, 3], [1, 2], np.zeros((3, 2, 2))), "d"),
+        (lambda: sj.bootstrap_exponent([1, 2, 3, 4], [1, 2], np.zeros((3, 2, 2))), "values"),
+        (lambda: sj.bootstrap_exponent([1, 2, 3, 4], [1, 2], np.zeros((4, 2, 2)), ci=1.0), "ci"),
+    ],
+)
+def test_bad_input_names_parameter(call, name):
+    with pytest.raises(ValueError, match=f"^{name}="):
+        call()
+
+
+def test_search_rejects_bad_input_before_compiling():
+    p = sj.make_problem(8, key=jax.random.key(0), r2=0.0, link="h1", activation="relu")
+    keys = jax.random.split(jax.random.key(1), 2)
+    for kwargs, name in [
+        (dict(sign="both"), "sign"),
+        (dict(n_grid=[8, 4]), "n_grid"),
+        (dict(n_grid=[8.5, 16]), "n_grid"),
+        (dict(dt=-1.0), "dt"),
+        (dict(steps=0), "steps"),
+        (dict(n_unlabelled=3), "n_unlabelled"),
+    ]:
+        args = dict(n_grid=[8, 16], keys=keys) | kwargs
+        with pytest.raises(ValueError, match=f"^{name}="):
+            sj.search_n(p, **args)
+
+
+def test_right_sign_follows_hermite_signs():
+    p = sj.make_problem(8, key=jax.random.key(0), r2=0.0, link="h3", activation="h3")
+    np.testing.assert_array_equal(sj.right_sign(p, np.array([0.1, -0.1])), [True, False])
+    p = sj.make_problem(8, key=jax.random.key(0), r2=0.0, link="h3", activation="tanh")
+    np.testing.assert_array_equal(sj.right_sign(p, np.array([0.1, -0.1])), [False, True])  # tanh: beta_3 < 0
+
+
+def scaling_run(ds, seeds, steps, dt=0.5):
+    vals, valid, grids = [], [], []
+    factors = 2.0 ** np.arange(0, 4.01, 0.5)
+    for d in ds:
+        g = np.unique(np.round(d * factors).astype(int))
+        p = sj.make_problem(d, key=jax.random.key(d), r2=0.0, link="h1", activation="relu", noise=0.5)
+        keys = jax.random.split(jax.random.key(1000 + d), seeds)
+        res = sj.search_n(p, "normalized", n_grid=g, keys=keys, dt=dt, steps=steps)
+        vals.append(res.rho), valid.append(res.valid), grids.append(g)
+    return sj.bootstrap_exponent(ds, np.array(grids), np.array(vals), valid=np.array(valid), n_boot=200)
+
+
+def test_real_scaling_linear_link_eta_near_one():
+    """Linear link, normalized, r2 = 0: n* ~ d (a real run, about 30 s on 2 cores)."""
+    fit = scaling_run([16, 32, 64, 128], seeds=12, steps=100)
+    assert np.all(np.isfinite(fit.n_star))
+    assert 0.75 <= fit.eta <= 1.25, fit
+    assert np.all(fit.n_star / fit.d > 1) and np.all(fit.n_star / fit.d < 16)
+
+
+@pytest.mark.slow
+def test_real_scaling_linear_link_larger_and_horizon():
+    fit = scaling_run([32, 64, 128, 256], seeds=24, steps=100)
+    assert 0.85 <= fit.eta <= 1.15 and fit.lo <= 1.0 <= fit.hi + 0.05, fit
+    p = sj.make_problem(64, key=jax.random.key(64), r2=0.0, link="h1", activation="relu", noise=0.5)
+    g = np.unique(np.round(64 * 2.0 ** np.arange(0, 4.01, 0.5)).astype(int))
+    hc = sj.horizon_check(p, n_grid=g, keys=jax.random.split(jax.random.key(7), 24), dt=0.5, steps=100)
+    assert hc.ok, hc
+
+
+def test_search_result_n_star_checks_metric():
+    res = sj.Search(np.full((2, 2), 0.95), np.zeros((2, 2)), np.ones(2, bool), np.zeros(2), np.array([4.0, 8.0]))
+    assert res.n_star("rho") == 4.0 and np.isnan(res.n_star("cos_u"))
+    with pytest.raises(ValueError, match="^metric="):
+        res.n_star("cos")
+
+
+def test_reproduce_configs_load_and_blocks_replace(tmp_path):
+    from pathlib import Path
+
+    from spikejax import _reproduce as rp
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("complexity_*.toml"))
+    assert len(configs) == 5
+    for path in configs:
+        for scale in ("small", "large"):
+            cfg = rp.load_config(path, scale)
+            assert cfg["kind"] in rp.KINDS and rp.units(cfg) > 0
+    with pytest.raises(ValueError, match="^scale="):
+        rp.load_config(configs[0], "huge")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[experiment]\nkind = "eval"\n[scale.small]\n')
+    with pytest.raises(ValueError, match="^kind="):
+        rp.load_config(bad)
+    md = tmp_path / "r.md"
+    md.write_text("# R\n\nprose\n<!-- BEGIN x -->\nold\n<!-- END x -->\nafter\n")
+    rp.replace_block(md, "x", "new table")
+    assert md.read_text() == "# R\n\nprose\n<!-- BEGIN x -->\nnew table\n<!-- END x -->\nafter\n"
+    rp.replace_block(md, "y", "other")
+    assert md.read_text().endswith("<!-- BEGIN y -->\nother\n<!-- END y -->\n")
+    # The hypothesised curve: s below r1, 1 at r2 = 1, continuous at the regime boundaries.
+    assert rp.hypothesis_eta(3, 0.25, 0.1) == 3 and rp.hypothesis_eta(3, 0.25, 1.0) == pytest.approx(1)
+    assert rp.hypothesis_eta(3, 0.25, 0.5) == pytest.approx(1 + 2 * 2 * 0.25)
