@@ -34,7 +34,7 @@ KERNEL_LABEL = {"arccos": "kernel arc-cos", "rbf": "kernel RBF", "rf": "ReLU ran
 
 def load(path):
     with open(path, "rb") as f:
-        cfg = tomllib.load(f)
+        cfg = tomllib.load(f).get("experiment", {})
     for key in ("ds", "r2s", "totals", "links", "network", "kernels", "noise", "threshold", "ridges"):
         if key not in cfg:
             raise ValueError(f"config {path!r} lacks {key!r}")
