@@ -20,10 +20,10 @@ demo: $(STAMP)
 	$(VENV)/bin/spikejax plot out/phase_diagram
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n 2 -m ""
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

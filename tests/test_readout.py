@@ -183,6 +183,7 @@ def test_learn_end_to_end_shares_samples_and_reaches_the_floor():
     assert all(np.isfinite(float(k.test_mse)) for k in out.kernels.values())
 
 
+@pytest.mark.slow
 def test_learn_stops_keep_the_weights_of_those_steps():
     p = sj.make_problem(8, key=KEY, kappa=4.0, link="h2", noise=0.3)
     kw = dict(m=3, n=64, dt=0.2, record=3)
@@ -195,6 +196,7 @@ def test_learn_stops_keep_the_weights_of_those_steps():
     assert int(out.stop) in (0, 5, 20) and out.network.val_mse.shape == (3, len(sj.DEFAULT_RIDGES))
 
 
+@pytest.mark.slow
 def test_learn_samples_are_the_samples_learn_uses():
     p = sj.make_problem(8, key=KEY, kappa=4.0, link="h2", noise=0.3)
     sizes = dict(n=64, n2=48, n_val=32, n_test=40)
