@@ -59,3 +59,20 @@ def test_estimated_covariance_is_sample_covariance_and_inverse():
     x = np.asarray(sj.sample_x(p.spike, jax.random.key(3), 400))
     np.testing.assert_allclose(cov.mat, x.T @ x / 400, atol=1e-12)
     np.testing.assert_allclose(np.asarray(cov.mat) @ np.asarray(cov.mat_inv), np.eye(8), atol=1e-9)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(kappa=st.floats(0.0, 1e4), r1=st.floats(0.0, 0.5), seed=st.integers(0, 2**16),
+       normalisation=st.sampled_from(["unit_top", "unnormalised"]))
+def test_operator_identities_hold_for_any_spike(kappa, r1, seed, normalisation):
+    """Sigma^{1/2} Sigma^{1/2} = Sigma, Sigma^{-1} Sigma = I, <a, b>_Sigma = <a, Sigma b>."""
+    p = sj.make_problem(9, key=jax.random.key(seed), kappa=kappa, r1=r1, normalisation=normalisation)
+    sp = p.spike
+    a, b = np.random.default_rng(seed).normal(size=(2, 9))
+    scale = 1.0 + kappa
+    np.testing.assert_allclose(sp.sqrt(sp.sqrt(a)), sp.apply(a), rtol=1e-9, atol=1e-12 * scale)
+    np.testing.assert_allclose(sp.inv(sp.apply(a)), a, rtol=1e-9, atol=1e-9)
+    assert float(sp.inner(a, b)) == pytest.approx(float(a @ sp.apply(b)), rel=1e-9, abs=1e-12 * scale)
