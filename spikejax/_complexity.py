@@ -232,8 +232,8 @@ def search_n(
     **Returns:** a `Search`. Failed runs (status != ok) give NaN, which counts as failure.
 
     The compiled runner is cached per static setting and reused for any problem of the same
-    shape, provided its link and activation are the same `HermiteFunction` objects (their
-    `fn` is static: build them once with `hermite_function` and pass them to `make_problem`).
+    shape and the same link and activation (built-in names give one shared `fn` object; a
+    user callable must be the same object each time, since `fn` is a static field).
     """
     check_choice("sign", sign, SIGN_RULES)
     check_choice("dynamic", dynamic, ("normalized", "preconditioned", "spherical", "vanilla"))
@@ -264,11 +264,9 @@ def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs):
     same shape (the problem is an argument, so new `kappa`, `r1`, directions do not recompile)."""
 
     def one(problem, n_used, key):
-        # record=3, not 2: record_schedule(steps, 2) returns [0, 1] (logspace with one point),
-        # which would read the metric after one step instead of at the horizon.
         tr = simulate(
             problem, dynamic, "empirical", key=key, n=n_max, n_used=n_used, dt=dt, steps=steps,
-            record=3, n_unlabelled=n_unlabelled, **dict(kwargs),
+            record=2, n_unlabelled=n_unlabelled, **dict(kwargs),
         )
         return tr.rho[-1], tr.cos_u[-1], tr.rho[0]
 

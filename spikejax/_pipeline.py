@@ -16,7 +16,8 @@ from jaxtyping import Array
 from ._kernels import KERNELS, kernel_ridge, rf_ridge
 from ._population import rho
 from ._problem import check, check_int, check_real
-from ._readout import DEFAULT_RIDGES, Readout, check_ridges, check_sizes, draw_splits, phase2, prefix_mask
+from ._readout import DEFAULT_RIDGES, Readout, check_ridges, check_sizes, draw_splits, phase2
+from ._sources import prefix_mask
 from ._simulate import Trajectory, advance, init, prepare, result
 
 BASELINES = KERNELS + ("rf",)

@@ -19,7 +19,7 @@ from jaxtyping import Array
 
 from ._network import NEURONS, TwoLayer, neuron_covariance
 from ._problem import _concrete, check, check_choice, check_int, check_real
-from ._sources import draw
+from ._sources import draw, prefix_mask
 
 DEFAULT_RIDGES = tuple(float(r) for r in np.logspace(-8, 2, 11))
 
@@ -192,11 +192,6 @@ def fit_readout(
     single = len(shape) == 2
     fit = phase2(key, problem, w[None] if single else w, n2, n_val, n_test, ridges, neuron, sigma_hat, bias, n2_used)[0]
     return eqx.tree_at(lambda r: r.val_mse, fit, fit.val_mse[0]) if single else fit
-
-
-def prefix_mask(n: int, n_used):
-    """The first `n_used` of `n` rows (all of them when `n_used` is None)."""
-    return jnp.ones(n, bool) if n_used is None else jnp.arange(n) < n_used
 
 
 def phase2(key, problem, ws, n2, n_val, n_test, ridges, neuron, sigma_hat, bias, n2_used=None):

@@ -13,7 +13,6 @@ the prose around the tables is written by hand.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -25,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from ._hermite import hermite_function
 from ._io import atomic_write
 from ._complexity import bootstrap_exponent, horizon_check, search_n
 from ._population import rho as rho_of
@@ -131,13 +129,6 @@ def _n_grid(d, target):
 _MEMO: dict = {}
 
 
-@functools.lru_cache(maxsize=None)
-def _function(name):
-    # One HermiteFunction object per name: its `fn` is a static field, and a fresh closure
-    # per make_problem would make every configuration retrace and recompile (~10 s each).
-    return hermite_function(name)
-
-
 def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None, dt=None):
     """One `search_n` (all `n` and seeds of one configuration), memoised within the process."""
     steps = steps or target["steps"]
@@ -145,8 +136,8 @@ def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None,
     key = (target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
            target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, n_unlabelled, steps, dt)
     if key not in _MEMO:
-        p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=_function(target["link"]),
-                         activation=_function(target["activation"]), noise=noise)
+        p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=target["link"],
+                         activation=target["activation"], noise=noise)
         keys = jax.random.split(jax.random.key(10_000 + d), target["seeds"])
         _MEMO[key] = search_n(p, dynamic, n_grid=_n_grid(d, target), keys=keys, dt=dt, steps=steps,
                               n_unlabelled=n_unlabelled)
@@ -181,8 +172,8 @@ def run_scaling(cfg, docs: Path, bar):
     for hc in cfg.get("horizon_checks", []):
         t = next(t for t in targets if t["s"] == hc["s"])
         d = hc["d"]
-        p = make_problem(d, key=jax.random.key(d), r2=hc["r2"], r1=hc["r1"], link=_function(t["link"]),
-                         activation=_function(t["activation"]), noise=cfg["noise"])
+        p = make_problem(d, key=jax.random.key(d), r2=hc["r2"], r1=hc["r1"], link=t["link"],
+                         activation=t["activation"], noise=cfg["noise"])
         bar.set_postfix_str(f"{cfg['name']} horizon check s={t['s']} d={d}")
         chk = horizon_check(p, hc["dynamic"], n_grid=_n_grid(d, t), keys=jax.random.split(jax.random.key(10_000 + d), t["seeds"]),
                             dt=t["dt"], steps=t["steps"], threshold=cfg["threshold"])

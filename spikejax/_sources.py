@@ -38,6 +38,11 @@ def sample_risk(w, z, y, problem, cov, weights=None):
     return jnp.mean(losses) if weights is None else weights @ losses
 
 
+def prefix_mask(n: int, n_used):
+    """The first `n_used` of `n` rows (all of them when `n_used` is None)."""
+    return jnp.ones(n, bool) if n_used is None else jnp.arange(n) < n_used
+
+
 def draw(problem, key, n: int):
     """`n` base draws and their labels: `(z, y)`."""
     kz, ke = jax.random.split(key)
@@ -74,7 +79,7 @@ class Empirical(eqx.Module):
         z, y = draw(problem, key, self.n)
         if self.n_used is None:
             return z, y, None
-        used = jnp.arange(self.n) < self.n_used
+        used = prefix_mask(self.n, self.n_used)
         return z, y, used / jnp.sum(used).astype(z.dtype)
 
     def risk(self, w, data, k, problem, cov):
