@@ -1,5 +1,7 @@
 """spikejax: gradient-based feature learning of single-index models under spiked covariance."""
 
+from importlib.metadata import PackageNotFoundError, version as _version
+
 from ._complexity import (
     SEARCH_METRICS as SEARCH_METRICS,
     ExponentFit as ExponentFit,
@@ -13,22 +15,19 @@ from ._complexity import (
     search_n as search_n,
     success_fraction as success_fraction,
 )
-from ._data import (
+from ._covariance import (
+    AbstractCovariance as AbstractCovariance,
     DenseCovariance as DenseCovariance,
-    Spike as Spike,
-    estimate_covariance as estimate_covariance,
-    make_spike as make_spike,
-    sample_x as sample_x,
-    sample_z as sample_z,
+    MultiSpikeCovariance as MultiSpikeCovariance,
+    SpikedCovariance as SpikedCovariance,
 )
+from ._data import draw as draw, estimate_covariance as estimate_covariance, sample_x as sample_x
 from ._dynamics import (
-    DYNAMICS as DYNAMICS,
+    AbstractDynamic as AbstractDynamic,
     Normalized as Normalized,
     Preconditioned as Preconditioned,
     Spherical as Spherical,
     Vanilla as Vanilla,
-    preconditioner as preconditioner,
-    tangent_projection as tangent_projection,
 )
 from ._hermite import (
     HermiteFunction as HermiteFunction,
@@ -40,23 +39,42 @@ from ._hermite import (
     scaled_coeffs as scaled_coeffs,
     second_moment as second_moment,
 )
-from ._network import TwoLayer as TwoLayer, init_network as init_network, neuron_norm as neuron_norm
+from ._inputs import AbstractInputs as AbstractInputs, Gaussian as Gaussian, Rademacher as Rademacher, StudentT as StudentT
+from ._network import TwoLayer as TwoLayer, neuron_norm as neuron_norm
 from ._population import correlation as correlation, population_risk as population_risk, reduce as reduce, rho as rho
 from ._problem import Problem as Problem, make_problem as make_problem
-from ._simulate import (
+from ._registry import DYNAMICS as DYNAMICS, INPUTS as INPUTS, SOLVERS as SOLVERS, SOURCES as SOURCES
+from ._saveat import (
     METRICS as METRICS,
     STATUS as STATUS,
+    STATUS_MESSAGES as STATUS_MESSAGES,
+    SaveAt as SaveAt,
+    metrics as metrics,
+    record_schedule as record_schedule,
+)
+from ._simulate import (
     Simulation as Simulation,
     State as State,
     Trajectory as Trajectory,
     advance as advance,
+    check_dt as check_dt,
     init as init,
     prepare as prepare,
-    record_schedule as record_schedule,
     result as result,
+    running as running,
     simulate as simulate,
+    state_axes as state_axes,
 )
-from ._sources import Empirical as Empirical, Online as Online, Population as Population, draw as draw, sample_risk as sample_risk
+from ._solvers import AbstractSolver as AbstractSolver, Dopri5 as Dopri5, Euler as Euler, Optax as Optax
+from ._sources import (
+    AbstractSource as AbstractSource,
+    Empirical as Empirical,
+    Online as Online,
+    Population as Population,
+    Reused as Reused,
+    sample_risk as sample_risk,
+)
+from ._target import AbstractTarget as AbstractTarget, SingleIndex as SingleIndex
 from ._kernels import (
     KERNELS as KERNELS,
     arccos_kernel as arccos_kernel,
@@ -74,7 +92,10 @@ from ._readout import (
     ridge_path as ridge_path,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = _version("spikejax")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 from ._config import load_config as load_config
 from ._io import load_results as load_results, merge_parts as merge_parts
 from ._sweep import SWEEP_STATUS as SWEEP_STATUS, plan as plan, sweep as sweep

@@ -3,7 +3,7 @@
 `n*(d)` is the smallest sample size at which `empirical` training for a fixed horizon
 reaches `metric(w_T) >= threshold` in at least half of the seeds. Every sample size of a
 grid runs in one compiled call: the data are drawn once at the largest size and the
-smaller data sets are its first `n_used` rows (`simulate(..., n_used=...)`), so they are
+smaller data sets are its first `n_used` rows (`Empirical(n, n_used=...)`), so they are
 nested and success is monotone in `n` up to optimisation noise. `eta` in `n* ~ d^eta`
 is a least-squares slope in log-log over the dimensions, with a bootstrap interval over
 seeds (seeds resampled with replacement, independently per dimension, `n*` recomputed).
@@ -23,7 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._problem import check, check_choice, check_int, check_real
+from ._saveat import SaveAt
 from ._simulate import prepare, simulate
+from ._sources import Empirical
 
 SEARCH_METRICS = ("rho", "cos_u")
 SIGN_RULES = ("auto", "abs", "signed", "right_sign")
@@ -203,7 +205,7 @@ class Search(NamedTuple):
 
 def search_n(
     problem,
-    dynamic: str = "normalized",
+    dynamic,
     *,
     n_grid,
     keys,
@@ -220,7 +222,8 @@ def search_n(
     Both overlaps are read at the last step, so `n*` can be taken on either.
 
     **Arguments:**
-    - `problem`, `dynamic`: as for `simulate` (source is `"empirical"`).
+    - `problem`, `dynamic`: as for `simulate` (the source is `Empirical`; any
+      `AbstractDynamic`, your own included).
     - `n_grid`: increasing integer sample sizes; `keys`: (S,) PRNG keys, one per seed.
     - `dt`, `steps`: step size and number of steps (horizon `T = dt * steps`).
     - `sign`: `"abs"` takes `|rho|`, `|cos_u|` (even links: `w` and `-w` are equivalent);
@@ -236,7 +239,6 @@ def search_n(
     user callable must be the same object each time, since `fn` is a static field).
     """
     check_choice("sign", sign, SIGN_RULES)
-    check_choice("dynamic", dynamic, ("normalized", "preconditioned", "spherical", "vanilla"))
     g = _grid(n_grid)
     check("n_grid", n_grid, bool(np.all(g == np.round(g))), "allowed: integer sample sizes")
     check_real("dt", dt, lo=0.0, lo_open=True)
@@ -248,7 +250,7 @@ def search_n(
         sign = "abs" if s % 2 == 0 else ("signed" if s == 1 else "right_sign")
     n_max = int(g[-1])
     # Every remaining argument is checked by a tiny eager `prepare` before the heavy compile.
-    prepare(problem, dynamic, "empirical", key=keys[0], dt=dt, steps=steps, n=2, n_unlabelled=n_unlabelled, **kwargs)
+    prepare(problem, dynamic, Empirical(2), key=keys[0], dt=dt, steps=steps, n_unlabelled=n_unlabelled, **kwargs)
     run = _compiled(dynamic, n_max, float(dt), steps, n_unlabelled, tuple(sorted(kwargs.items())))
     rho, cos_u, rho0 = (np.asarray(a, float) for a in run(problem, jnp.asarray(g, jnp.int32), keys))
     rho0 = rho0[:, 0]
@@ -265,8 +267,8 @@ def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs):
 
     def one(problem, n_used, key):
         tr = simulate(
-            problem, dynamic, "empirical", key=key, n=n_max, n_used=n_used, dt=dt, steps=steps,
-            record=2, n_unlabelled=n_unlabelled, **dict(kwargs),
+            problem, dynamic, Empirical(n_max, n_used), key=key, dt=dt, steps=steps,
+            saveat=SaveAt(steps=2), n_unlabelled=n_unlabelled, **dict(kwargs),
         )
         return tr.rho[-1], tr.cos_u[-1], tr.rho[0]
 
@@ -286,7 +288,7 @@ class HorizonCheck(NamedTuple):
 
 
 def horizon_check(
-    problem, dynamic="normalized", *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, **kwargs
+    problem, dynamic, *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, **kwargs
 ):
     """Re-run the search with a doubled horizon and with halved `dt`, and compare `n*`.
 

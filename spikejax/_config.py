@@ -12,11 +12,13 @@ import math
 import tomllib
 from pathlib import Path
 
-from ._data import INPUT_DISTS, NORMALISATIONS
-from ._dynamics import DYNAMICS
+from ._covariance import NORMALISATIONS
 from ._hermite import BUILTIN_FUNCTIONS
 from ._problem import LOSSES, check
-from ._sources import SOURCES
+from ._registry import DYNAMICS, INPUTS
+
+SOURCES = ("population", "empirical", "online")
+INPUT_DISTS = tuple(INPUTS)
 
 # key -> (kind, default, may be a list). kinds: int, real, choice tuple.
 SCHEMA = {
@@ -41,6 +43,9 @@ SCHEMA = {
     "input_dist": (INPUT_DISTS, "gaussian", True),
     "nu": ("real", 5.0, False),
     "reduced": ("bool", False, False),
+    "solver": (("auto", "euler", "dopri5"), "auto", False),
+    "rtol": ("real", 1e-6, False),
+    "max_steps": ("int", 1_000_000, False),
     "max_norm": ("real", 1e6, False),
     "width": ("int", 1, False),
     "n2": ("int", None, False),
@@ -62,6 +67,8 @@ RANGES = {
     "record": (2, math.inf, False),
     "nu": (2.0, math.inf, True),
     "max_norm": (0.0, math.inf, True),
+    "rtol": (0.0, 0.1, True),
+    "max_steps": (1, math.inf, False),
     "width": (1, math.inf, False),
     "n2": (1, math.inf, False),
     "n_val": (1, math.inf, False),
@@ -118,6 +125,9 @@ def resolve(config: dict) -> dict:
             check("n", config.get("n"), config.get("n") is not None, "source='empirical' needs n")
         if src == "online":
             check("batch", config.get("batch"), config.get("batch") is not None, "source='online' needs batch")
+    if out["solver"][0] == "dopri5":
+        check("solver", "dopri5", out["source"] == ["population"] or "online" not in out["source"],
+              "an adaptive solver needs a deterministic field: source='online' draws fresh samples every step")
     if out["reduced"][0]:
         check("reduced", True, out["source"] == ["population"] and out["n_unlabelled"] == [0],
               "the 3-coordinate form needs source='population' and n_unlabelled=0")

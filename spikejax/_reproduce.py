@@ -28,6 +28,9 @@ from ._io import atomic_write
 from ._complexity import bootstrap_exponent, horizon_check, search_n
 from ._population import rho as rho_of
 from ._problem import make_problem
+from ._dynamics import Normalized
+from ._registry import DYNAMICS
+from ._saveat import SaveAt
 from ._simulate import prepare, simulate
 
 KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure")
@@ -139,7 +142,7 @@ def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None,
         p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=target["link"],
                          activation=target["activation"], noise=noise)
         keys = jax.random.split(jax.random.key(10_000 + d), target["seeds"])
-        _MEMO[key] = search_n(p, dynamic, n_grid=_n_grid(d, target), keys=keys, dt=dt, steps=steps,
+        _MEMO[key] = search_n(p, DYNAMICS[dynamic](), n_grid=_n_grid(d, target), keys=keys, dt=dt, steps=steps,
                               n_unlabelled=n_unlabelled)
     return _MEMO[key]
 
@@ -175,7 +178,7 @@ def run_scaling(cfg, docs: Path, bar):
         p = make_problem(d, key=jax.random.key(d), r2=hc["r2"], r1=hc["r1"], link=t["link"],
                          activation=t["activation"], noise=cfg["noise"])
         bar.set_postfix_str(f"{cfg['name']} horizon check s={t['s']} d={d}")
-        chk = horizon_check(p, hc["dynamic"], n_grid=_n_grid(d, t), keys=jax.random.split(jax.random.key(10_000 + d), t["seeds"]),
+        chk = horizon_check(p, DYNAMICS[hc["dynamic"]](), n_grid=_n_grid(d, t), keys=jax.random.split(jax.random.key(10_000 + d), t["seeds"]),
                             dt=t["dt"], steps=t["steps"], threshold=cfg["threshold"])
         bar.update(1)
         out["horizon"].append(dict(hc, dt=t["dt"], steps=t["steps"], **chk._asdict()))
@@ -309,7 +312,7 @@ def run_init_alignment(cfg, docs: Path, bar):
         for d in ds:
             p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link="h2", activation="relu")
             keys = jax.random.split(jax.random.key(20_000 + d), n)
-            w0 = jax.vmap(lambda k: prepare(p, "normalized", "population", key=k)[1])(keys)
+            w0 = jax.vmap(lambda k: prepare(p, Normalized(), key=k)[1])(keys)
             vals.append(np.abs(np.asarray(jax.vmap(lambda w: rho_of(w, p.spike))(w0))))
             bar.update(1)
         vals = np.array(vals)  # (D, n)
@@ -416,7 +419,7 @@ def run_spherical_failure(cfg, docs: Path, bar):
 
         def final(kappa, r1, key, dyn=dyn):
             p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=r1, link=cfg["link"], activation=cfg["activation"])
-            tr = simulate(p, dyn, "population", key=key, dt=cfg["dt"], steps=cfg["steps"], reduced=True, record=3)
+            tr = simulate(p, DYNAMICS[dyn](), key=key, dt=cfg["dt"], steps=cfg["steps"], reduced=True, saveat=SaveAt(steps=3))
             return jnp.abs(tr.cos_u[-1]), jnp.abs(tr.rho[-1])
 
         f = jax.jit(jax.vmap(jax.vmap(jax.vmap(final, (None, None, 0)), (None, 0, None)), (0, None, None)))

@@ -1,29 +1,34 @@
-"""Where the expectations in a gradient come from: population, empirical, online.
+"""Where the expectations in a gradient come from.
 
-Each source is a small final module with pure `init(key, problem) -> data` and
-`risk(w, data, k, problem, cov)`. Samples are kept as base draws `z` (inputs are
-`x = Sigma^{1/2} z`) and the neuron uses `<w, x> = <Sigma^{1/2} w, z>`, so configurations
-that share a data seed share `z` (common random numbers) and a batch of them turns many
-matrix-vector products into one matrix product.
+A source is a small module that carries its sizes: `init(key, problem) -> data` and
+`risk(w, data, k, sim)` (the risk whose gradient step `k` follows), `train_risk` for the
+record. `AbstractSource` is the extension point; `deterministic` says whether the field
+is the same at every step (then the run is an ODE, may be solved adaptively, and is
+checked for oscillation at the end).
+
+- `Population()`: exact expectations in closed form (Gaussian inputs, single index).
+- `Empirical(n, n_used=None)`: `n` fixed samples, full batch. With `n_used` (an array, so
+  it can be vmapped) only the first `n_used` count: sample sizes share one padded shape
+  and the smaller data sets are nested in the larger ones.
+- `Online(batch)`: a fresh batch every step (one-pass SGD).
+- `Reused(batch, reuse)`: a fresh batch every `reuse` steps. `reuse=1` is `Online`, and
+  `reuse >= steps` is `Empirical(n=batch)`: one knob spans the literature's algorithms.
+  Samples consumed: `batch * ceil(steps / reuse)`.
 """
 
 from __future__ import annotations
+
+import abc
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._data import sample_z
+from ._data import draw, prefix_mask
 from ._network import neuron_norm
-from ._population import population_risk
-
-
-def project(z, s):
-    """`z @ s` for base draws `z` (n, d), written as `s @ z^T` so that under `vmap` over `s`
-    with `z` shared the product is `S @ z^T` (B, n) and its gradient `R @ z` (B, d): both
-    plain GEMMs. `z @ s` would put the batch last, (n, B), and the gradient would contract
-    `z`'s leading axis (a transposed-operand GEMM, 30% slower here)."""
-    return jax.lax.dot_general(s, z, (((s.ndim - 1,), (1,)), ((), ())))
+from ._covariance import SpikedCovariance
+from ._population import check_closed_form, population_grad, population_risk
+from ._target import project
 
 
 def sample_risk(w, z, y, problem, cov, weights=None):
@@ -31,49 +36,73 @@ def sample_risk(w, z, y, problem, cov, weights=None):
 
     `weights` (n,), summing to 1, replaces the plain mean (used to mask padded samples).
     """
-    spike = problem.spike
-    pre = project(z, spike.sqrt(w) / neuron_norm(w, cov))
+    pre = project(z, problem.covariance.sqrt(w) / neuron_norm(w, cov))
     out = problem.activation(pre)
     losses = -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
     return jnp.mean(losses) if weights is None else weights @ losses
 
 
-def prefix_mask(n: int, n_used):
-    """The first `n_used` of `n` rows (all of them when `n_used` is None)."""
-    return jnp.ones(n, bool) if n_used is None else jnp.arange(n) < n_used
+def _int(name, value, lo):
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= lo):
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= {lo}")
 
 
-def draw(problem, key, n: int):
-    """`n` base draws and their labels: `(z, y)`."""
-    kz, ke = jax.random.split(key)
-    z = sample_z(kz, n, problem.d, problem.input_dist, problem.nu)
-    eps = jax.random.normal(ke, (n,), z.dtype)
-    return z, problem.labels(z, eps)
+class AbstractSource(eqx.Module):
+    """Expectations for the gradient; `deterministic` when the same at every step."""
+
+    deterministic = True
+
+    def check(self, problem):
+        """Raise `ValueError` if this source cannot serve `problem` (called before compiling)."""
+
+    @abc.abstractmethod
+    def init(self, key, problem):
+        """The source's data (samples, a key, or None)."""
+
+    @abc.abstractmethod
+    def risk(self, w, data, k, sim):
+        """The risk whose gradient the step `k` follows."""
+
+    def grad(self, w, data, k, sim):
+        """`grad risk(w)`; a source with a closed form overrides it."""
+        return jax.grad(self.risk)(w, data, k, sim)
+
+    def train_risk(self, w, data, sim):
+        """The risk on the training samples, recorded beside the population risk."""
+        return jnp.full((), jnp.nan, w.dtype)
 
 
-class Population(eqx.Module):
-    """Exact expectations in closed form."""
+class Population(AbstractSource):
+    """Exact expectations in closed form (Gaussian inputs, single-index target)."""
+
+    def check(self, problem):
+        check_closed_form(problem)
 
     def init(self, key, problem):
         return None
 
-    def risk(self, w, data, k, problem, cov):
-        return population_risk(w, problem, cov)
+    def risk(self, w, data, k, sim):
+        return population_risk(w, sim.problem, sim.neuron_cov)
 
-    def train_risk(self, w, data, problem, cov):
-        return jnp.full((), jnp.nan, w.dtype)
+    def grad(self, w, data, k, sim):
+        if isinstance(sim.problem.covariance, SpikedCovariance) and sim.neuron in ("plain", "sigma"):
+            return population_grad(w, sim.problem, sim.neuron)
+        return super().grad(w, data, k, sim)
 
 
-class Empirical(eqx.Module):
-    """`n` fixed labelled samples, full-batch gradient descent on the empirical risk.
-
-    With `n_used` (an array, so it can be vmapped) only the first `n_used` of the `n`
-    drawn samples count: runs at several sample sizes share one padded shape, and the
-    smaller data sets are nested in the larger ones.
-    """
+class Empirical(AbstractSource):
+    """`n` fixed labelled samples, full-batch gradient descent on the empirical risk."""
 
     n: int = eqx.field(static=True)
     n_used: object = None
+
+    def __check_init__(self):
+        _int("n", self.n, 1)
+        nu = self.n_used
+        if nu is not None and not isinstance(nu, jax.core.Tracer):
+            ok = bool(jnp.all((jnp.asarray(nu) >= 1) & (jnp.asarray(nu) <= self.n)))
+            if not ok:
+                raise ValueError(f"n_used={nu!r} is not allowed; allowed: values in [1, n={self.n}]")
 
     def init(self, key, problem):
         z, y = draw(problem, key, self.n)
@@ -82,28 +111,51 @@ class Empirical(eqx.Module):
         used = prefix_mask(self.n, self.n_used)
         return z, y, used / jnp.sum(used).astype(z.dtype)
 
-    def risk(self, w, data, k, problem, cov):
+    def risk(self, w, data, k, sim):
         z, y, weights = data
-        return sample_risk(w, z, y, problem, cov, weights)
+        return sample_risk(w, z, y, sim.problem, sim.neuron_cov, weights)
 
-    def train_risk(self, w, data, problem, cov):
-        return self.risk(w, data, 0, problem, cov)
+    def train_risk(self, w, data, sim):
+        return self.risk(w, data, 0, sim)
 
 
-class Online(eqx.Module):
-    """A fresh batch of `batch` samples every step (online SGD); step `k` uses `fold_in(key, k)`."""
+def _batch_key(key, j):
+    """Batch `j`'s key: the source key itself for batch 0 (so that one batch for every step
+    draws what `Empirical` draws), `fold_in(key, j)` after."""
+    return jax.lax.cond(j == 0, lambda: key, lambda: jax.random.fold_in(key, j))
+
+
+class Online(AbstractSource):
+    """A fresh batch of `batch` samples every step (one-pass SGD)."""
 
     batch: int = eqx.field(static=True)
+    deterministic = False
+
+    def __check_init__(self):
+        _int("batch", self.batch, 1)
 
     def init(self, key, problem):
         return key
 
-    def risk(self, w, data, k, problem, cov):
-        z, y = draw(problem, jax.random.fold_in(data, k), self.batch)
-        return sample_risk(w, z, y, problem, cov)
-
-    def train_risk(self, w, data, problem, cov):
-        return jnp.full((), jnp.nan, w.dtype)
+    def risk(self, w, data, k, sim):
+        z, y = draw(sim.problem, _batch_key(data, k), self.batch)
+        return sample_risk(w, z, y, sim.problem, sim.neuron_cov)
 
 
-SOURCES = ("population", "empirical", "online")
+class Reused(AbstractSource):
+    """A fresh batch of `batch` samples every `reuse` steps; step `k` uses batch `k // reuse`."""
+
+    batch: int = eqx.field(static=True)
+    reuse: int = eqx.field(static=True)
+    deterministic = False
+
+    def __check_init__(self):
+        _int("batch", self.batch, 1)
+        _int("reuse", self.reuse, 1)
+
+    def init(self, key, problem):
+        return key
+
+    def risk(self, w, data, k, sim):
+        z, y = draw(sim.problem, _batch_key(data, k // self.reuse), self.batch)
+        return sample_risk(w, z, y, sim.problem, sim.neuron_cov)

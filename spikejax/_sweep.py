@@ -32,7 +32,12 @@ from ._config import SCHEMA, load_config, swept_axes
 from ._io import Store, environment
 from ._problem import check, check_int, make_problem
 from ._readout import fit_readout
-from ._simulate import METRICS, STATUS, State, advance, init, prepare, record_schedule, result
+from ._registry import DYNAMICS, INPUTS
+from ._saveat import METRICS, STATUS, SaveAt, record_schedule
+from ._simulate import advance, init, prepare, result, state_axes
+from ._solvers import Dopri5, Euler
+from ._sources import Empirical, Online, Population
+from ._inputs import StudentT
 
 SWEEP_STATUS = STATUS + ("error",)
 
@@ -153,40 +158,53 @@ class Runner:
     def __init__(self, group: Group, config: dict, chunk: int, mesh=None):
         st = group.static
         self.steps, self.record = config["steps"][0], config["record"][0]
+        self.record_count = len(record_schedule(self.steps, self.record))
         self.chunk = chunk
         use_n = st["source"] == "empirical"
         masked = use_n and len({c["n"] for c in group.configs}) > 1
 
         width = st["width"]
 
+        dynamic = DYNAMICS[st["dynamic"]]()
+        if st["source"] == "empirical":
+            source = lambda p: Empirical(group.n_pad, p["n"] if masked else None)
+        elif st["source"] == "online":
+            source = lambda p: Online(st["batch"])
+        else:
+            source = lambda p: Population()
+        solver_name = st["solver"]
+        if solver_name == "auto":
+            solver_name = "dopri5" if st["source"] == "population" else "euler"
+        solver = Dopri5(rtol=st["rtol"], atol=st["rtol"] * 1e-3) if solver_name == "dopri5" else Euler()
+        inputs = StudentT(st["nu"]) if st["input_dist"] == "student_t" else INPUTS[st["input_dist"]]()
+        self.adaptive = solver.adaptive
+
         def build(seed_key, p, neuron=None):
             """`(problem, simulation, w0)`; neuron i of a width-m layer draws `w(0)` from
             `fold_in(key, 3 + i)` and shares the samples with the other neurons."""
-            kp, ks = jax.random.fold_in(seed_key, 0), jax.random.fold_in(seed_key, 1)
+            kp, ks = seed_keys_of(seed_key)
             spike = {"kappa": p["kappa"]} if "kappa" in p else {"r2": p["r2"]}
             problem = make_problem(
                 st["d"], key=kp, r1=p["r1"], link=st["link"], activation=st["activation"],
-                loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"],
-                input_dist=st["input_dist"], nu=st["nu"], **spike,
+                loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs, **spike,
             )
             init_key = None if neuron is None else jax.random.fold_in(seed_key, 3 + neuron)
             sim, w0 = prepare(
-                problem, st["dynamic"], st["source"], key=ks, dt=p["dt"], steps=self.steps,
-                n=group.n_pad if use_n else None, n_used=p["n"] if masked else None,
-                batch=st["batch"], n_unlabelled=st["n_unlabelled"], record=self.record,
+                problem, dynamic, source(p), key=ks, solver=solver, dt=p["dt"], steps=self.steps,
+                saveat=SaveAt(steps=self.record), n_unlabelled=st["n_unlabelled"],
                 reduced=st["reduced"], max_norm=st["max_norm"], init_key=init_key,
             )
             return problem, sim, w0
 
-        sax = State(w=0, opt_state=0, k=None, ptr=None, records=0, status=0, fail_step=0)
+        sax = state_axes(solver)
         neurons = jnp.arange(width)
 
-        def per_neuron(f, *state):
+        def per_neuron(f, *state, out=sax):
             """`f(neuron, ...)` for one neuron, or vmapped over the `width` neurons."""
             if width == 1:
                 return f(None, *state)
             axes = (0,) + (sax,) * len(state)
-            return jax.vmap(f, axes, sax)(neurons, *state)
+            return jax.vmap(f, axes, out)(neurons, *state)
 
         def init_one(seed_key, p):
             return per_neuron(lambda i: init(*build(seed_key, p, i)[1:]))
@@ -203,10 +221,15 @@ class Runner:
                               n_test=st["n_test"], neuron=sim.neuron, sigma_hat=sim.sigma_hat)
             return fit.test_mse
 
+        def status_one(seed_key, p, state):
+            """The final status: `result` adds `oscillating` and `max_steps` to the state's."""
+            return per_neuron(lambda i, s: result(build(seed_key, p, i)[1], s).status, state, out=0)
+
         nest = lambda f, a_in, a_out: jax.vmap(jax.vmap(f, a_in[1], a_out), a_in[0], a_out)
         self._init = jax.jit(nest(init_one, ((0, 0), (None, 0)), sax))
         self._chunk = jax.jit(nest(chunk_one, ((0, 0, sax), (None, 0, sax)), sax), donate_argnums=2)
         self._readout = jax.jit(nest(readout_one, ((0, 0, sax), (None, 0, sax)), 0)) if st["n2"] else None
+        self._status = jax.jit(nest(status_one, ((0, 0, sax), (None, 0, sax)), 0))
         self.mesh = mesh
 
     def _place(self, tree):
@@ -226,6 +249,10 @@ class Runner:
 
     def chunk_fn(self, keys, params, state):
         return self._chunk(self._place(keys), self._place(params), self._place(state))
+
+    def status(self, keys, params, state):
+        """(seeds, C[, width]) final status codes."""
+        return self._status(self._place(keys), self._place(params), self._place(state))
 
     def readout(self, keys, params, state):
         """(seeds, C) test errors of phase 2, or None when the config has no `n2`."""
@@ -247,6 +274,12 @@ def params_array(group: Group, sl: slice, n_dev: int = 1):
         arr = np.asarray(vals, dtype=float)
         out[k] = jnp.asarray(np.broadcast_to(arr, (len(group.seeds), len(configs))))
     return out, pad
+
+
+def seed_keys_of(seed_key):
+    """The key layout of one seed: `(problem directions, samples and w(0))`; neuron `i` of a
+    width-m layer draws `w(0)` from `fold_in(seed_key, 3 + i)`, phase 2 from `fold_in(seed_key, 2)`."""
+    return jax.random.fold_in(seed_key, 0), jax.random.fold_in(seed_key, 1)
 
 
 def seed_keys(group: Group):
@@ -423,27 +456,41 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     keys = seed_keys(g)
     state = runner.init(keys, params)
     width = sl.stop - sl.start
-    done = 0
+    done = bar_done = 0
+    max_attempts = cfg["max_steps"][0]
     resumed = store.in_flight(bi) if store else None
     if resumed is not None:
         done, leaves = resumed
         treedef = jax.tree_util.tree_structure(state)
         state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(x) for x in leaves])
-        bar.update(len(g.seeds) * width * min(done, steps))
-    while done < steps:
+        bar_done = len(g.seeds) * width * min(done, steps) if not runner.adaptive else 0
+        bar.update(bar_done)
+    while done < (max_attempts if runner.adaptive else steps):
         state = runner.chunk_fn(keys, params, state)
         jax.block_until_ready(state)
-        step = min(chunk, steps - done)
         done += chunk
-        bar.update(len(g.seeds) * width * step)
-        bar.set_postfix_str(f"batch {bi + 1}, step {min(done, steps)}/{steps}", refresh=False)
-        if store and done < steps:
+        if runner.adaptive:  # progress as the fraction of the horizon reached
+            t, horizon = np.asarray(state.t), np.asarray(params["dt"]) * steps
+            frac = float(np.mean(np.minimum(t / horizon.reshape(horizon.shape + (1,) * (t.ndim - horizon.ndim)), 1)))
+            step = int(len(g.seeds) * width * steps * frac) - bar_done
+            finished = not np.any((np.asarray(state.ptr) < runner.record_count) & (np.asarray(state.status) == 0))
+        else:
+            step = len(g.seeds) * width * min(chunk, steps - (done - chunk))
+            finished = done >= steps
+        bar_done += step
+        bar.update(step)
+        bar.set_postfix_str(f"batch {bi + 1}, step {min(done, steps) if not runner.adaptive else done}"
+                            + ("" if runner.adaptive else f"/{steps}"), refresh=False)
+        if finished:
+            break
+        if store:
             store.save_in_flight(bi, done, jax.tree_util.tree_leaves(state))
+    bar.update(len(g.seeds) * width * steps - bar_done)
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
     return {
-        "records": np.asarray(state.records)[:, keep],
-        "status": np.asarray(state.status)[:, keep],
+        "records": np.stack([np.asarray(state.records[m]) for m in METRICS], -1)[:, keep],
+        "status": np.asarray(runner.status(keys, params, state))[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
     }

@@ -107,7 +107,7 @@ def test_search_rejects_bad_input_before_compiling():
     ]:
         args = dict(n_grid=[8, 16], keys=keys) | kwargs
         with pytest.raises(ValueError, match=f"^{name}="):
-            sj.search_n(p, **args)
+            sj.search_n(p, sj.Normalized(), **args)
 
 
 def test_right_sign_follows_hermite_signs():
@@ -124,7 +124,7 @@ def scaling_run(ds, seeds, steps, dt=0.5):
         g = np.unique(np.round(d * factors).astype(int))
         p = sj.make_problem(d, key=jax.random.key(d), r2=0.0, link="h1", activation="relu", noise=0.5)
         keys = jax.random.split(jax.random.key(1000 + d), seeds)
-        res = sj.search_n(p, "normalized", n_grid=g, keys=keys, dt=dt, steps=steps)
+        res = sj.search_n(p, sj.Normalized(), n_grid=g, keys=keys, dt=dt, steps=steps)
         vals.append(res.rho), valid.append(res.valid), grids.append(g)
     return sj.bootstrap_exponent(ds, np.array(grids), np.array(vals), valid=np.array(valid), n_boot=200)
 
@@ -143,7 +143,7 @@ def test_real_scaling_linear_link_larger_and_horizon():
     assert 0.85 <= fit.eta <= 1.15 and fit.lo <= 1.0 <= fit.hi + 0.05, fit
     p = sj.make_problem(64, key=jax.random.key(64), r2=0.0, link="h1", activation="relu", noise=0.5)
     g = np.unique(np.round(64 * 2.0 ** np.arange(0, 4.01, 0.5)).astype(int))
-    hc = sj.horizon_check(p, n_grid=g, keys=jax.random.split(jax.random.key(7), 24), dt=0.5, steps=100)
+    hc = sj.horizon_check(p, sj.Normalized(), n_grid=g, keys=jax.random.split(jax.random.key(7), 24), dt=0.5, steps=100)
     assert hc.ok, hc
 
 

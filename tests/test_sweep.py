@@ -72,7 +72,8 @@ def test_dataset_layout_and_physics():
     assert float(final.sel(kappa=30.0, r1=0.0, dynamic="normalized")) > 0.99
     # one configuration of the sweep equals the same configuration simulated alone
     p = sj.make_problem(32, key=jax.random.fold_in(jax.random.key(1), 0), kappa=30.0, r1=0.25)
-    alone = sj.simulate(p, "spherical", key=jax.random.fold_in(jax.random.key(1), 1), dt=0.3, steps=300, record=12)
+    alone = sj.simulate(p, sj.Spherical(), key=jax.random.fold_in(jax.random.key(1), 1), dt=0.3, steps=300,
+                        saveat=sj.SaveAt(steps=12))
     np.testing.assert_allclose(ds["rho"].sel(seed=1, kappa=30.0, r1=0.25, dynamic="spherical").values,
                                alone.rho, rtol=1e-10)
 
@@ -88,7 +89,7 @@ def test_results_do_not_depend_on_grid_chunk_or_batch():
 
 
 def test_failures_are_flagged_and_the_rest_completes():
-    cfg = dict(seeds=2, d=16, kappa=3.0, link="h1", dynamic="vanilla", dt=[0.1, 1e4], steps=100,
+    cfg = dict(seeds=2, d=16, kappa=3.0, link="h1", dynamic="vanilla", solver="euler", dt=[0.1, 1e4], steps=100,
                max_norm=1e3)
     ds = sj.sweep(cfg, progress=False)
     assert (ds["status"].sel(dt=0.1) == "ok").all()
