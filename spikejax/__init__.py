@@ -74,7 +74,7 @@ from ._readout import (
     ridge_path as ridge_path,
 )
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 from ._config import load_config as load_config
 from ._io import load_results as load_results, merge_parts as merge_parts
 from ._sweep import SWEEP_STATUS as SWEEP_STATUS, plan as plan, sweep as sweep
