@@ -79,4 +79,5 @@ def test_wheel_installs_and_runs_demo(tmp_path):
          "--kappa", "1", "10", "--out", str(out)],
         env=env, cwd=tmp_path,
     )
-    assert "kappa" in text and (out / "demo.png").stat().st_size > 0, text
+    assert "kappa" in text, text
+    assert (out / "demo.png").stat().st_size > 0 and (out / "demo.pdf").read_bytes()[:4] == b"%PDF"
