@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 # 2 CPU cores, 16.5 measured; `large`: larger d and more seeds, for a GPU).
 SCALE ?= small
 
-.PHONY: demo test test-all bench reproduce clean
+.PHONY: demo test test-all docs bench reproduce clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,6 +25,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m ""
 
+# The documentation site (mkdocs, material theme, API pages from the docstrings) into site/;
+# --strict turns every warning (broken link or anchor, docstring trouble) into a failure.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
@@ -32,4 +37,4 @@ reproduce: $(STAMP)
 	$(PY) -m spikejax._reproduce --scale $(SCALE)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache site dist

@@ -1,7 +1,5 @@
 """spikejax: gradient-based feature learning of single-index models under spiked covariance."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
 from ._complexity import (
     SEARCH_METRICS as SEARCH_METRICS,
     ExponentFit as ExponentFit,
@@ -92,10 +90,7 @@ from ._readout import (
     ridge_path as ridge_path,
 )
 
-try:
-    __version__ = _version("spikejax")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+from ._version import __version__ as __version__
 from ._config import load_config as load_config
 from ._io import load_results as load_results, merge_parts as merge_parts
 from ._sweep import SWEEP_STATUS as SWEEP_STATUS, plan as plan, sweep as sweep

@@ -64,11 +64,13 @@ def _plot(args):
     from ._plot import plot_curves, plot_heatmaps
 
     ds = load_results(args.dir)
-    made = [plot_curves(ds, os.path.join(args.dir, "curves.png"))]
-    heat = plot_heatmaps(ds, os.path.join(args.dir, "heatmap.png"), x=args.x, y=args.y)
+    heat = plot_heatmaps(ds, os.path.join(args.dir, "heatmap.png"), x=args.x, y=args.y, var=args.var)
+    made = [plot_curves(ds, os.path.join(args.dir, "curves.png"), var=args.var)]
     if heat:
         made.append(heat)
-    print("\n".join(made))
+    elif args.x or args.y:
+        print("no heatmap: it needs two swept axes besides seed and dynamic", file=sys.stderr)
+    print("\n".join(p for png in made for p in (png, png[: -len(".png")] + ".pdf")))
 
 
 def _merge(args):
@@ -114,8 +116,10 @@ def main(argv=None):
     sw.set_defaults(func=_sweep)
     pl = sub.add_parser("plot", help="figures of a results directory")
     pl.add_argument("dir")
-    pl.add_argument("--x", default=None)
-    pl.add_argument("--y", default=None)
+    pl.add_argument("--var", nargs="+", default=None,
+                    help="variables to draw, e.g. rho cos_u norm risk (default: rho cos_u)")
+    pl.add_argument("--x", default=None, help="heatmap x axis, a swept key (the other is filled in)")
+    pl.add_argument("--y", default=None, help="heatmap y axis, a swept key")
     pl.set_defaults(func=_plot)
     mg = sub.add_parser("merge", help="assemble the parts of a multi-process sweep")
     mg.add_argument("dir")
