@@ -228,18 +228,20 @@ def batch_size(group: Group, record: int, max_memory: int, budget_from: str = "m
     return int(max(1, min(group.size, (max_memory - fixed) // per)))
 
 
-# The time model of the pre-flight: a config-step costs `flops / RATE` seconds plus a
-# fixed per-step overhead per compiled call, and each group costs one compile. Constants
-# measured on the 2-core development CPU (float32); on another machine they are a guess.
+# The time model of the pre-flight: each group costs one compile (none when the persistent
+# compilation cache has it), each scan step of a compiled call a fixed overhead, and each
+# config-step `flops / RATE`. Calibrated on the 2-core development CPU (float32, shared,
+# load about 3) with configs/phase_diagram.toml, spherical_failure.toml and
+# empirical_phase_diagram.toml; on another machine it is a guess.
 RATE = {"population": 2e9, "empirical": 2e10, "online": 1e10}  # flop/s a batch sustains
-STEP_OVERHEAD_S = 2e-5  # one scan step of one compiled call
-COMPILE_S = 1.5  # one group (init + chunk)
+STEP_OVERHEAD_S = 1.5e-5  # one scan step of one compiled call
+COMPILE_S = {"reduced": 3.0, "population": 4.0, "empirical": 8.0, "online": 8.0}  # init + chunk
 
 
 def _flops_per_config_step(static, n_pad, d):
     width = static["width"]
     if static["reduced"]:
-        flops = 200
+        flops = 1000
     elif static["source"] == "empirical":
         flops = 4 * n_pad * d + 30 * n_pad
     elif static["source"] == "online":
@@ -251,14 +253,20 @@ def _flops_per_config_step(static, n_pad, d):
     return flops * width
 
 
-def estimate_time(batches, steps, mine_groups) -> float:
-    """Seconds the batches should take under the time model above."""
-    t = COMPILE_S * mine_groups
+def _kind(static) -> str:
+    return "reduced" if static["reduced"] else static["source"]
+
+
+def estimate_time(batches, steps) -> tuple[float, float]:
+    """`(compile, run)` seconds the batches should take under the time model above."""
+    groups = {id(g): g for g, _ in batches}
+    compile_s = sum(COMPILE_S[_kind(g.static)] for g in groups.values())
+    run_s = 0.0
     for g, sl in batches:
         configs = len(g.seeds) * (sl.stop - sl.start)
         rate = RATE["population" if g.static["reduced"] else g.static["source"]]
-        t += steps * (STEP_OVERHEAD_S + configs * _flops_per_config_step(g.static, g.n_pad, g.static["d"]) / rate)
-    return t
+        run_s += steps * (STEP_OVERHEAD_S + configs * _flops_per_config_step(g.static, g.n_pad, g.static["d"]) / rate)
+    return compile_s, run_s
 
 
 def results_bytes(config: dict, axes) -> int:
@@ -500,7 +508,7 @@ class SweepPlan:
     part: int | None
     batch_bytes: int  # the largest batch's estimated device memory
     host_bytes: int
-    seconds: float  # the time model's estimate
+    seconds: tuple  # the time model's estimate: (compile, run)
     runners: dict = field(default_factory=dict)
     complete: bool = False  # `out` already holds the finished results (resume)
     batches_saved: int = 0
@@ -526,8 +534,9 @@ class SweepPlan:
                                                 else ""),
             f"memory: about {gb(self.batch_bytes)} a batch on {self.n_dev} {jax.default_backend()} device(s) "
             f"(budget {gb(self.max_memory)}, {self.budget_from}); results {gb(self.host_bytes)} on the host",
-            f"time: about {_duration(self.seconds)} (model: {COMPILE_S:g} s a compile + flops / rate + "
-            f"{STEP_OVERHEAD_S * 1e6:g} us a step; a guess off this machine)",
+            f"time: about {_duration(sum(self.seconds))}: {_duration(self.seconds[0])} compiling (none when "
+            f"cached) + {_duration(self.seconds[1])} running (model in _sweep.py: flops / rate + "
+            f"{STEP_OVERHEAD_S * 1e6:g} us a step)",
         ]
         if self.complete:
             lines.append("already complete: --resume loads the results, nothing to compute")
@@ -537,6 +546,8 @@ class SweepPlan:
 
 
 def _duration(s: float) -> str:
+    if s < 10:
+        return f"{s:.1f} s"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -615,8 +626,7 @@ def preflight(
     result = SweepPlan(
         config=cfg, axes=axes, groups=groups, batches=mine, total_batches=len(batches), chunk=chunk,
         max_memory=budget, budget_from=budget_from, n_dev=n_dev, mesh=mesh, part=part, batch_bytes=biggest,
-        host_bytes=host, seconds=estimate_time([(g, sl) for _, g, sl in mine], steps,
-                                               len({id(g) for _, g, _ in mine})),
+        host_bytes=host, seconds=estimate_time([(g, sl) for _, g, sl in mine], steps),
     )
     if out is not None and resume:
         res = Path(out) / ("results.nc" if part is None else f"results.part{part}.nc")
