@@ -148,9 +148,12 @@ class Store:
         atomic_write(cfg_path, lambda tmp: Path(tmp).write_text(text))
 
     def remove_previous(self, ours_only=True):
-        """Delete the results, checkpoints and figures of an earlier run here."""
+        """Delete the results, checkpoints and figures of an earlier run here (only this
+        part's checkpoints and results in a multi-process sweep: the others run beside it)."""
         shutil.rmtree(self.ckpt, ignore_errors=True)
-        if ours_only:
+        if self.part is not None and self.results.exists():
+            self.results.unlink()
+        if ours_only or self.part is not None:
             return
         for pattern in ("checkpoint*", "results.nc", "results.part*.nc", FIGURES):
             for p in self.dir.glob(pattern):

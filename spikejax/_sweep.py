@@ -517,6 +517,15 @@ class SweepPlan:
     def size(self) -> int:
         return int(np.prod(grid_shape(self.config, self.axes), dtype=np.int64))
 
+    def trace(self):
+        """Trace (never compile) every group once, so that what the engine refuses at trace
+        time (a blind activation, say) raises `ValueError` before anything runs."""
+        if self.complete:
+            return
+        for _, g, sl in self.batches:
+            if id(g) not in self.runners:
+                self.runners[id(g)] = _traced_runner(g, self.config, self.chunk, self.mesh, self.n_dev, sl)
+
     def summary(self) -> str:
         cfg, steps = self.config, self.config["steps"][0]
         shape = grid_shape(cfg, self.axes)
@@ -638,10 +647,8 @@ def preflight(
                 result.complete = False
         if ckpt.exists():
             result.batches_saved = len(list(ckpt.glob("batch-*.npz")))
-    if trace and not result.complete:
-        for bi, g, sl in mine:
-            if id(g) not in result.runners:
-                result.runners[id(g)] = _traced_runner(g, cfg, chunk, mesh, n_dev, sl)
+    if trace:
+        result.trace()
     return result
 
 

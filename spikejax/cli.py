@@ -132,10 +132,11 @@ def _sweep(args):
     pre = preflight(
         args.config, out=args.out, resume=args.resume, force=args.force, max_memory=args.max_memory,
         chunk=args.chunk, devices=devices, process_index=args.process_index, process_count=args.process_count,
-        trace=not args.dry_run,
+        trace=False,
     )
-    t_plan = time.perf_counter() - t0
-    print(pre.summary() + f"\nplanned in {t_plan:.2f} s", flush=True)
+    print(pre.summary(), flush=True)
+    pre.trace()
+    print(f"checked and planned in {time.perf_counter() - t0:.2f} s", flush=True)
     if args.dry_run:
         return 0
     from pathlib import Path
