@@ -8,6 +8,7 @@ the spike strength (`kappa = d**r2`): give one.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from pathlib import Path
@@ -99,9 +100,7 @@ def resolve(config: dict) -> dict:
     length 1 when fixed). Raises `ValueError` naming the offending key."""
     if not isinstance(config, dict):
         raise ValueError(f"config={config!r} is not allowed; expected a table of keys")
-    unknown = sorted(set(config) - set(SCHEMA))
-    check(unknown[0] if unknown else "", config.get(unknown[0]) if unknown else None, not unknown,
-          f"unknown key; allowed keys: {', '.join(SCHEMA)}")
+    _check_known_keys(config)
     out = {}
     for key, (kind, default, listable) in SCHEMA.items():
         value = config.get(key, default)
@@ -128,6 +127,7 @@ def resolve(config: dict) -> dict:
     if out["solver"][0] == "dopri5":
         check("solver", "dopri5", out["source"] == ["population"] or "online" not in out["source"],
               "an adaptive solver needs a deterministic field: source='online' draws fresh samples every step")
+    _check_keys_apply(config, out)
     if out["reduced"][0]:
         check("reduced", True, out["source"] == ["population"] and out["n_unlabelled"] == [0],
               "the 3-coordinate form needs source='population' and n_unlabelled=0")
@@ -136,6 +136,37 @@ def resolve(config: dict) -> dict:
             check("n_unlabelled", nu_, nu_ == 0 or nu_ >= d,
                   f"SigmaHat must be invertible: 0 or at least d={d}")
     return out
+
+
+def _check_known_keys(config: dict):
+    """Refuse an unknown key, suggesting the nearest known one (a typo's likely intent)."""
+    unknown = sorted(set(config) - set(SCHEMA))
+    if not unknown:
+        return
+    key = unknown[0]
+    near = difflib.get_close_matches(str(key), list(SCHEMA), n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}? " if near else ""
+    check(key, config[key], False, f"unknown key; {hint}allowed keys: {', '.join(SCHEMA)}")
+
+
+# key -> (the sources (or other setting) it applies to, a test on the resolved config)
+_APPLIES = {
+    "n": ("source='empirical'", lambda out: "empirical" in out["source"]),
+    "batch": ("source='online'", lambda out: "online" in out["source"]),
+    "nu": ("input_dist='student_t'", lambda out: "student_t" in out["input_dist"]),
+    "n_val": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
+    "n_test": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
+}
+
+
+def _check_keys_apply(config: dict, out: dict):
+    """Refuse a key given in a configuration it does not apply to (it would be ignored,
+    or add an axis of identical results), naming what it applies to."""
+    for key, (applies_to, applies) in _APPLIES.items():
+        if key in config and not applies(out):
+            here = {"n": "source", "batch": "source", "nu": "input_dist"}.get(key)
+            now = f" (here {here}={config.get(here, SCHEMA[here][1])!r})" if here else ""
+            check(key, config[key], False, f"{key} applies only with {applies_to}{now}; remove it")
 
 
 def load_config(source) -> dict:

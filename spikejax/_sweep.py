@@ -21,6 +21,7 @@ import itertools
 import json
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +30,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ._config import SCHEMA, load_config, swept_axes
-from ._io import Store, environment
+from ._io import Store, check_out, environment, load_results, saved_plan
 from ._problem import check, check_int, make_problem
 from ._readout import fit_readout
 from ._registry import DYNAMICS, INPUTS
@@ -48,13 +49,56 @@ N_BUCKET_RATIO = 4  # sample sizes within this factor share one padded shape
 
 @dataclass
 class Group:
-    """One compiled call's worth of configurations: `seeds x configs`."""
+    """One compiled call's worth of configurations: `seeds x C`.
+
+    `values[k]` holds the C values of each array key that is set (`kappa` or `r2`, `r1`,
+    `n`, `noise`, `dt`); `flat[s, c]` is the flat position (C order) of configuration
+    `(seed s, c)` in the grid of shape `grid_shape` (the swept axes but `neuron`).
+    `configs[c]` (a dict per configuration) and `index[(s, c)]` (a grid index) are views
+    of these arrays."""
 
     static: dict
     n_pad: int | None
     seeds: list
-    configs: list  # dicts of array-key values
-    index: dict = field(default_factory=dict)  # (seed position, config position) -> grid index
+    values: dict
+    flat: np.ndarray
+    grid_shape: tuple
+
+    @property
+    def size(self) -> int:
+        return self.flat.shape[1]
+
+    @property
+    def configs(self):
+        return _Configs(self)
+
+    @property
+    def index(self):
+        return _Index(self)
+
+
+class _Configs:
+    def __init__(self, group):
+        self.g = group
+
+    def __len__(self):
+        return self.g.size
+
+    def __getitem__(self, c):
+        if isinstance(c, slice):
+            return [self[i] for i in range(*c.indices(len(self)))]
+        return {k: (self.g.values[k][c].item() if k in self.g.values else None) for k in ARRAY_KEYS}
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class _Index:
+    def __init__(self, group):
+        self.g = group
+
+    def __getitem__(self, sc):
+        return tuple(int(i) for i in np.unravel_index(self.g.flat[sc], self.g.grid_shape))
 
 
 def _buckets(ns):
@@ -68,56 +112,80 @@ def _buckets(ns):
     return out + [cur] if cur else out
 
 
+def grid_shape(config: dict, axes=None) -> tuple:
+    """The shape of the grid of configurations (the swept axes but `neuron`)."""
+    axes = swept_axes(config) if axes is None else axes
+    return tuple(len(config["seeds" if a == "seed" else a]) for a in axes if a != "neuron")
+
+
 def plan(config: dict) -> tuple[list[str], list[Group]]:
-    """The dataset axes and the compiled groups of a resolved configuration."""
+    """The dataset axes and the compiled groups of a resolved configuration.
+
+    Vectorised: a group's configurations are a product of index arrays, never a Python
+    loop over configurations (1e6 configurations plan in well under a second)."""
     axes = swept_axes(config)
-    keys = list(SCHEMA)
-    groups: dict = {}
-    positions: dict = {}  # group key -> (seed -> position, array values -> position)
     axis_keys = ["seeds" if a == "seed" else a for a in axes if a != "neuron"]
-    where = {k: {v: i for i, v in enumerate(config[k])} for k in axis_keys}
+    shape = grid_shape(config, axes)
+    stride = dict(zip(axis_keys, np.cumprod((1,) + shape[::-1])[::-1][1:].tolist()))
+    n_values = config["n"]
     bucket_of = {}
-    for b in _buckets([n for n in config["n"] if n is not None]):
+    for b in _buckets([n for n in n_values if n is not None]):
         for n in b:
             bucket_of[n] = max(b)
-    for combo in itertools.product(*(config[k] for k in keys)):
-        values = dict(zip(keys, combo))
-        empirical = values["source"] == "empirical"
-        n_pad = bucket_of.get(values["n"]) if empirical else None
-        static = {k: values[k] for k in STATIC_KEYS}
-        gkey = (tuple(static.items()), n_pad)
-        g = groups.setdefault(gkey, Group(static=static, n_pad=n_pad, seeds=[], configs=[]))
-        pos_of = positions.setdefault(gkey, ({}, {}))
-        arrays = {k: values[k] for k in ARRAY_KEYS}
-        c = pos_of[1].setdefault(tuple(arrays.values()), len(g.configs))
-        if c == len(g.configs):
-            g.configs.append(arrays)
-        s = pos_of[0].setdefault(values["seeds"], len(g.seeds))
-        if s == len(g.seeds):
-            g.seeds.append(values["seeds"])
-        g.index[(s, c)] = tuple(where[a][values[a]] for a in axis_keys)
-    return axes, list(groups.values())
+    array_order = ("kappa", "r2", "r1", "n", "noise", "dt")  # schema order
+    seeds = list(config["seeds"])
+    seed_offsets = np.arange(len(seeds), dtype=np.int64) * stride.get("seeds", 0)
+    groups = []
+    for combo in itertools.product(*(list(enumerate(config[k])) for k in STATIC_KEYS)):
+        static = {k: v for k, (_, v) in zip(STATIC_KEYS, combo)}
+        base = sum(stride[k] * i for k, (i, _) in zip(STATIC_KEYS, combo) if k in stride)
+        if static["source"] == "empirical":
+            pads = sorted(set(bucket_of.values()))
+            n_sets = [(pad, [i for i, n in enumerate(n_values) if bucket_of[n] == pad]) for pad in pads]
+        else:
+            n_sets = [(None, list(range(len(n_values))))]
+        for n_pad, n_idx in n_sets:
+            idx = {k: (n_idx if k == "n" else range(len(config[k]))) for k in array_order}
+            mesh = np.meshgrid(*(np.asarray(idx[k], dtype=np.int64) for k in array_order), indexing="ij")
+            mesh = dict(zip(array_order, (m.ravel() for m in mesh)))
+            offsets = base + sum(stride[k] * mesh[k] for k in array_order if k in stride)
+            offsets = np.broadcast_to(np.asarray(offsets, np.int64), mesh["dt"].shape)
+            values = {k: np.asarray(config[k])[mesh[k]] for k in array_order if config[k][0] is not None}
+            groups.append(Group(static=static, n_pad=n_pad, seeds=seeds, values=values,
+                                flat=seed_offsets[:, None] + offsets[None, :], grid_shape=shape))
+    return axes, groups
+
+
+def _memory_terms(static, n_pad, d, record):
+    """`(per seed, per configuration)` lists of `(what, bytes)` one batch holds on the device."""
+    f = 4
+    per_seed, per_config = [], [("the weights and optimizer state", 30 * d * f), ("the records", 8 * record * f)]
+    if static["source"] == "empirical":
+        per_seed.append((f"the n x d samples (n={n_pad}, d={d})", 3 * n_pad * d * f))
+        per_config.append((f"the per-sample residuals (n={n_pad})", 10 * n_pad * f))
+    if static["source"] == "online":
+        per_seed.append((f"the batch x d draws (batch={static['batch']}, d={d})", 3 * static["batch"] * d * f))
+        per_config.append((f"the per-sample residuals (batch={static['batch']})", 10 * static["batch"] * f))
+    if static["n_unlabelled"]:
+        per_config.append((f"SigmaHat and its draws (d={d}, n_unlabelled={static['n_unlabelled']})",
+                           (4 * d * d + static["n_unlabelled"] * d) * f))
+    return per_seed, per_config
 
 
 def _bytes_per_config(static, n_pad, d, record):
-    f = 4
-    per = (30 * d + 8 * record) * f
-    if static["source"] == "empirical":
-        per += 10 * n_pad * f
-    if static["source"] == "online":
-        per += 10 * static["batch"] * f
-    if static["n_unlabelled"]:
-        per += (4 * d * d + static["n_unlabelled"] * d) * f
-    return per
+    return sum(b for _, b in _memory_terms(static, n_pad, d, record)[1])
 
 
 def _bytes_per_seed(static, n_pad, d):
-    f = 4
-    if static["source"] == "empirical":
-        return 3 * n_pad * d * f
-    if static["source"] == "online":
-        return 3 * static["batch"] * d * f
-    return 0
+    return sum(b for _, b in _memory_terms(static, n_pad, d, 0)[0])
+
+
+def gb(nbytes: float) -> str:
+    """Bytes in human units: '4.8 TB', '310 MB'."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{int(nbytes)} B"
 
 
 def default_memory_budget() -> int:
@@ -128,28 +196,95 @@ def default_memory_budget() -> int:
             return int(stats["bytes_limit"] * 0.5)
     except Exception:  # noqa: BLE001 (a backend without memory_stats)
         pass
+    return host_memory() // 2
+
+
+def host_memory() -> int:
+    """The host's available memory in bytes (4 GiB when it cannot be read)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 // 2
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 4 << 30
+    return 8 << 30
 
 
-def batch_size(group: Group, record: int, max_memory: int) -> int:
+def batch_size(group: Group, record: int, max_memory: int, budget_from: str = "max_memory") -> int:
     """How many of the group's C configurations (with all its seeds) fit the budget."""
     d = group.static["d"]
-    per = _bytes_per_config(group.static, group.n_pad, d, record) * len(group.seeds)
-    fixed = _bytes_per_seed(group.static, group.n_pad, d) * len(group.seeds)
-    room = max_memory - fixed
-    if room < per:
+    per_seed, per_config = _memory_terms(group.static, group.n_pad, d, record)
+    seeds = len(group.seeds)
+    per = sum(b for _, b in per_config) * seeds
+    fixed = sum(b for _, b in per_seed) * seeds
+    if max_memory - fixed < per:
+        terms = [(what, b * seeds) for what, b in per_seed + per_config]
+        what, big = max(terms, key=lambda t: t[1])
+        key = "n" if "n=" in what else "batch" if "batch=" in what else "n_unlabelled" if "SigmaHat" in what else "d"
+        value = {"n": group.n_pad, "batch": group.static["batch"], "n_unlabelled": group.static["n_unlabelled"],
+                 "d": d}[key]
         raise ValueError(
-            f"max_memory={max_memory} is not allowed; one configuration of this group needs about "
-            f"{fixed + per} bytes (d={d}, n={group.n_pad}, {len(group.seeds)} seeds): raise it"
+            f"{key}={value!r} is not allowed here; one configuration with its {seeds} seed(s) needs about "
+            f"{gb(fixed + per)} ({what}: {gb(big)}) and the memory budget is {gb(max_memory)} ({budget_from}): "
+            f"lower {key}{' or d' if key != 'd' else ''}, use fewer seeds, or raise --max-memory if the "
+            "device has the room"
         )
-    return int(max(1, min(len(group.configs), room // per)))
+    return int(max(1, min(group.size, (max_memory - fixed) // per)))
+
+
+# The time model of the pre-flight: each group costs one compile (none when the persistent
+# compilation cache has it), each scan step of a compiled call a fixed overhead, and each
+# config-step `flops / RATE`. Calibrated on the 2-core development CPU (float32, shared,
+# load about 3) with configs/phase_diagram.toml, spherical_failure.toml and
+# empirical_phase_diagram.toml; on another machine it is a guess.
+RATE = {"population": 2e9, "empirical": 2e10, "online": 1e10}  # flop/s a batch sustains
+STEP_OVERHEAD_S = 1.5e-5  # one scan step of one compiled call
+COMPILE_S = {"reduced": 3.0, "population": 4.0, "empirical": 8.0, "online": 8.0}  # init + chunk
+
+
+def _flops_per_config_step(static, n_pad, d):
+    width = static["width"]
+    if static["reduced"]:
+        flops = 1000
+    elif static["source"] == "empirical":
+        flops = 4 * n_pad * d + 30 * n_pad
+    elif static["source"] == "online":
+        flops = 4 * static["batch"] * d + 40 * static["batch"] * d  # + fresh normal draws
+    else:
+        flops = 60 * d
+    if static["n_unlabelled"]:
+        flops += 4 * d * d
+    return flops * width
+
+
+def _kind(static) -> str:
+    return "reduced" if static["reduced"] else static["source"]
+
+
+def estimate_time(batches, steps) -> tuple[float, float]:
+    """`(compile, run)` seconds the batches should take under the time model above."""
+    groups = {id(g): g for g, _ in batches}
+    compile_s = sum(COMPILE_S[_kind(g.static)] for g in groups.values())
+    run_s = 0.0
+    for g, sl in batches:
+        configs = len(g.seeds) * (sl.stop - sl.start)
+        rate = RATE["population" if g.static["reduced"] else g.static["source"]]
+        run_s += steps * (STEP_OVERHEAD_S + configs * _flops_per_config_step(g.static, g.n_pad, g.static["d"]) / rate)
+    return compile_s, run_s
+
+
+def results_bytes(config: dict, axes) -> int:
+    """Host bytes of the full-grid results (and the plan's index arrays)."""
+    size = int(np.prod(grid_shape(config, axes), dtype=np.float64))
+    width = config["width"][0]
+    r = len(record_schedule(config["steps"][0], config["record"][0]))
+    item = np.dtype(_float_dtype()).itemsize
+    return size * (width * (r * len(METRICS) * item + 8) + 8 + 8 + 8 * len(ARRAY_KEYS))
+
+
+def _float_dtype():
+    return jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
 
 
 class Runner:
@@ -161,7 +296,7 @@ class Runner:
         self.record_count = len(record_schedule(self.steps, self.record))
         self.chunk = chunk
         use_n = st["source"] == "empirical"
-        masked = use_n and len({c["n"] for c in group.configs}) > 1
+        masked = use_n and len(np.unique(group.values["n"])) > 1
 
         width = st["width"]
 
@@ -263,16 +398,15 @@ class Runner:
 
 def params_array(group: Group, sl: slice, n_dev: int = 1):
     """(seeds, C) arrays of the array keys for a slice of C, padded to a multiple of `n_dev`."""
-    configs = group.configs[sl]
-    pad = (-len(configs)) % n_dev
-    configs = configs + [configs[-1]] * pad
+    width = len(range(*sl.indices(group.size)))
+    pad = (-width) % n_dev
     out = {}
     for k in ARRAY_KEYS:
-        vals = [c[k] for c in configs]
-        if vals[0] is None:
+        if k not in group.values:
             continue
-        arr = np.asarray(vals, dtype=float)
-        out[k] = jnp.asarray(np.broadcast_to(arr, (len(group.seeds), len(configs))))
+        arr = np.asarray(group.values[k][sl], dtype=float)
+        arr = np.concatenate([arr, np.repeat(arr[-1:], pad)])
+        out[k] = jnp.asarray(np.broadcast_to(arr, (len(group.seeds), len(arr))))
     return out, pad
 
 
@@ -287,25 +421,27 @@ def seed_keys(group: Group):
 
 
 def empty_results(config: dict, axes: list[str]):
-    """Full-grid host arrays; per-neuron arrays carry the `neuron` axis, `test_mse` not."""
-    shape = tuple(len(config["seeds" if a == "seed" else a]) for a in axes if a != "neuron")
+    """Full-grid host arrays; per-neuron arrays carry the `neuron` axis, `test_mse` not.
+    Floats in JAX's default dtype (float32 unless `jax_enable_x64`)."""
+    shape = grid_shape(config, axes)
     per_neuron = shape + ((config["width"][0],) if "neuron" in axes else ())
     r = len(record_schedule(config["steps"][0], config["record"][0]))
+    f = _float_dtype()
     return {
-        "records": np.full(per_neuron + (r, len(METRICS)), np.nan),
+        "records": np.full(per_neuron + (r, len(METRICS)), np.nan, f),
         "status": np.zeros(per_neuron, np.int32),
         "fail_step": np.full(per_neuron, -1, np.int32),
-        "test_mse": np.full(shape, np.nan),
+        "test_mse": np.full(shape, np.nan, f),
     }
 
 
 def scatter(results, group: Group, sl: slice, batch: dict):
     """Copy a batch's (seeds, C', ...) outputs into the full grid arrays."""
-    for s in range(len(group.seeds)):
-        for c in range(sl.stop - sl.start):
-            idx = group.index[(s, sl.start + c)]
-            for name, values in batch.items():
-                results[name][idx] = values[s, c]
+    flat = group.flat[:, sl]
+    grid = results["test_mse"].size
+    for name, values in batch.items():
+        target = results[name].reshape((grid,) + results[name].shape[results["test_mse"].ndim:])
+        target[flat] = values
 
 
 def make_mesh(devices=None):
@@ -323,8 +459,36 @@ def default_chunk(steps: int) -> int:
     return min(steps, max(50, -(-steps // 20)))
 
 
+# What each variable means: (long_name, description). docs/sweeps.md says the same.
+VARIABLES = {
+    "cos_u": ("cosine to the target direction",
+              "<w, u> / (||w|| ||u||): the Euclidean angle between the neuron and the target direction u"),
+    "rho": ("overlap with the target in the Sigma geometry",
+            "<w, u>_Sigma / (||w||_Sigma ||u||_Sigma): the correlation of the neuron's pre-activation "
+            "<w, x> with the target's index <u, x>; it decides prediction"),
+    "cos_theta": ("cosine to the spike direction",
+                  "<w, theta> / (||w|| ||theta||): the Euclidean angle between the neuron and the spike theta"),
+    "norm": ("weight norm", "||w||, the Euclidean norm of the first-layer weights"),
+    "risk": ("population risk",
+             "the expected loss of the neuron (a = 1, b = 0) on fresh data, in closed form"),
+    "train_risk": ("training risk",
+                   "the mean loss on the n training samples (source='empirical'); NaN for other sources"),
+    "status": ("run status",
+               "ok; nonfinite (a NaN or inf appeared); diverged (||w|| passed max_norm); "
+               "error (the configuration's group could not run, see the errors attribute)"),
+    "fail_step": ("step of failure", "the first step at which the run was nonfinite or diverged; -1 when ok"),
+    "test_mse": ("phase-2 test error",
+                 "test mean squared error of the ridge readout trained on n2 fresh samples over the "
+                 "frozen first layer (noise floor: noise**2)"),
+    "done": ("computed by this process", "true where this part of a multi-process sweep holds results"),
+    "step": ("training step", "the step at which the metrics were recorded (log-spaced, with 0 and the last)"),
+    "seed": ("seed", "the configuration's seed: its directions, w(0) and samples depend on it alone"),
+}
+
+
 def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
-    """The labelled dataset: one dimension per swept key, plus `step`."""
+    """The labelled dataset: one dimension per swept key, plus `step`. Attributes keep their
+    types (`fixed_reduced` is a bool); `_io` writes them as netCDF can hold them."""
     coords = {a: config["seeds" if a == "seed" else a] for a in axes if a != "neuron"}
     if "neuron" in axes:
         coords["neuron"] = np.arange(config["width"][0])
@@ -339,9 +503,197 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     if done is not None:
         data["done"] = (config_dims, done)
     fixed = {k: v[0] for k, v in config.items() if ("seed" if k == "seeds" else k) not in axes}
-    attrs = {"config": json.dumps(config, sort_keys=True), **{f"fixed_{k}": str(v) for k, v in fixed.items()}}
+    attrs = {"config": json.dumps(config, sort_keys=True), **{f"fixed_{k}": v for k, v in fixed.items()}}
     attrs.update(environment())
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    for name in list(ds.data_vars) + list(ds.coords):
+        long_name, description = VARIABLES.get(name, (name, SCHEMA_MEANING.get(name, name)))
+        ds[name].attrs.update(long_name=long_name, description=description)
+    return ds
+
+
+SCHEMA_MEANING = {
+    "d": "dimension", "kappa": "spike strength (Sigma's condition number is 1 + kappa)",
+    "r2": "spike exponent, kappa = d**r2", "r1": "alignment exponent, <u, theta> = d**(-r1)",
+    "n": "labelled samples (source='empirical')", "n_unlabelled": "samples for SigmaHat (0: the true Sigma)",
+    "batch": "samples a step (source='online')", "noise": "label-noise standard deviation tau",
+    "dt": "step size", "link": "target link f_*", "activation": "neuron activation phi", "loss": "loss",
+    "dynamic": "training dynamic", "source": "where the gradient's expectations come from",
+    "normalisation": "covariance normalisation", "input_dist": "input distribution",
+    "neuron": "first-layer neuron (width > 1)",
+}
+
+
+@dataclass
+class SweepPlan:
+    """What a sweep will do, decided before anything compiles (`preflight`)."""
+
+    config: dict
+    axes: list
+    groups: list
+    batches: list  # (batch number, group, slice of its C axis) of this process
+    total_batches: int
+    chunk: int
+    max_memory: int
+    budget_from: str
+    n_dev: int
+    mesh: object
+    part: int | None
+    batch_bytes: int  # the largest batch's estimated device memory
+    host_bytes: int
+    seconds: tuple  # the time model's estimate: (compile, run)
+    runners: dict = field(default_factory=dict)
+    complete: bool = False  # `out` already holds the finished results (resume)
+    batches_saved: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(grid_shape(self.config, self.axes), dtype=np.int64))
+
+    def trace(self):
+        """Trace (never compile) every group once, so that what the engine refuses at trace
+        time (a blind activation, say) raises `ValueError` before anything runs."""
+        if self.complete:
+            return
+        for _, g, sl in self.batches:
+            if id(g) not in self.runners:
+                self.runners[id(g)] = _traced_runner(g, self.config, self.chunk, self.mesh, self.n_dev, sl)
+
+    def summary(self) -> str:
+        cfg, steps = self.config, self.config["steps"][0]
+        shape = grid_shape(cfg, self.axes)
+        axes = " x ".join(f"{a} {n}" for a, n in zip([a for a in self.axes if a != "neuron"], shape))
+        width = cfg["width"][0]
+        per_group = sorted({len(g.seeds) * (sl.stop - sl.start) for _, g, sl in self.batches}, reverse=True)
+        splits = [k for k in STATIC_KEYS if len(cfg[k]) > 1] + (["n bucket"] if len({g.n_pad for g in self.groups}) > 1
+                                                                else [])
+        lines = [
+            f"grid: {self.size:,} configurations ({axes}){f' x {width} neurons' if width > 1 else ''}, "
+            f"{steps:,} steps, {len(record_schedule(steps, cfg['record'][0]))} records",
+            f"groups: {len(self.groups)} compiled call(s){' (by ' + ', '.join(splits) + ')' if splits else ''}; "
+            f"batches: {self.total_batches} (up to {per_group[0] if per_group else 0:,} configurations each, "
+            f"chunks of {self.chunk} steps)" + (f"; this process runs {len(self.batches)}" if self.part is not None
+                                                else ""),
+            f"memory: about {gb(self.batch_bytes)} a batch on {self.n_dev} {jax.default_backend()} device(s) "
+            f"(budget {gb(self.max_memory)}, {self.budget_from}); results {gb(self.host_bytes)} on the host",
+            f"time: about {_duration(sum(self.seconds))}: {_duration(self.seconds[0])} compiling (none when "
+            f"cached) + {_duration(self.seconds[1])} running (model in _sweep.py: flops / rate + "
+            f"{STEP_OVERHEAD_S * 1e6:g} us a step)",
+        ]
+        if self.complete:
+            lines.append("already complete: --resume loads the results, nothing to compute")
+        elif self.batches_saved:
+            lines.append(f"resuming: {self.batches_saved} of {len(self.batches)} batches done")
+        return "\n".join(lines)
+
+
+def _duration(s: float) -> str:
+    if s < 10:
+        return f"{s:.1f} s"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+@dataclass
+class RunStats:
+    """What one call of `run` did: the work of this call only (not the resumed part)."""
+
+    config_steps: int = 0
+    batches_run: int = 0
+    batches_resumed: int = 0
+    seconds: float = 0.0
+
+
+def preflight(
+    config,
+    *,
+    out=None,
+    resume: bool = False,
+    force: bool = False,
+    max_memory: int | None = None,
+    chunk: int | None = None,
+    devices=None,
+    process_index: int = 0,
+    process_count: int = 1,
+    trace: bool = True,
+) -> SweepPlan:
+    """Check and plan a sweep without compiling or writing anything: the grid, groups,
+    batches, memory and time estimates. With `trace`, every group is traced (not compiled)
+    once, so a configuration the engine refuses (a blind activation, say) raises
+    `ValueError` here. Same arguments as `sweep`."""
+    cfg = load_config(config)
+    check_int("process_count", process_count, 1)
+    check("process_index", process_index, 0 <= process_index < process_count,
+          f"allowed: an integer in [0, {process_count - 1}]")
+    if chunk is not None:
+        check_int("chunk", chunk, 1)
+    if max_memory is not None:
+        check_int("max_memory", max_memory, 1)
+    axes = swept_axes(cfg)
+    host = results_bytes(cfg, axes)
+    available = host_memory()
+    if host > 0.8 * available:
+        size = int(np.prod(grid_shape(cfg, axes), dtype=np.float64))
+        check("grid", f"{size:.3g} configurations", False,
+              f"its results need about {gb(host)} of host memory and {gb(available)} is available: "
+              "sweep fewer values, lower record, or split the grid into several sweeps")
+    part = None if process_count == 1 else process_index
+    if out is not None:
+        check_out(out, cfg, force=force)
+    steps, record = cfg["steps"][0], cfg["record"][0]
+    mesh = make_mesh(devices)
+    n_dev = 1 if mesh is None else mesh.size
+    budget_from = "--max-memory / max_memory" if max_memory else "the default, half the device's or host's memory"
+    batch_plan = {"chunk": chunk or default_chunk(steps), "max_memory": max_memory or default_memory_budget(),
+                  "devices": n_dev}
+    saved = saved_plan(out, part) if (out is not None and resume) else None
+    if saved is not None:
+        if saved.get("devices") != n_dev:
+            check("devices", n_dev, False, f"the checkpoints in {str(out)!r} were made with {saved.get('devices')} "
+                                           "devices: resume with as many")
+        batch_plan, budget_from = saved, "saved with the checkpoints"
+    chunk, budget = batch_plan["chunk"], batch_plan["max_memory"]
+    axes, groups = plan(cfg)
+    batches, biggest = [], 0
+    for g in groups:
+        size = batch_size(g, record, budget, budget_from)
+        size = max(n_dev, size - size % n_dev) if n_dev > 1 else size
+        per_seed, per_config = _memory_terms(g.static, g.n_pad, g.static["d"], record)
+        biggest = max(biggest, len(g.seeds) * (sum(b for _, b in per_seed) + size * sum(b for _, b in per_config)))
+        batches += [(g, slice(i, min(i + size, g.size))) for i in range(0, g.size, size)]
+    mine = [(bi, g, sl) for bi, (g, sl) in enumerate(batches) if bi % process_count == process_index]
+    result = SweepPlan(
+        config=cfg, axes=axes, groups=groups, batches=mine, total_batches=len(batches), chunk=chunk,
+        max_memory=budget, budget_from=budget_from, n_dev=n_dev, mesh=mesh, part=part, batch_bytes=biggest,
+        host_bytes=host, seconds=estimate_time([(g, sl) for _, g, sl in mine], steps),
+    )
+    if out is not None and resume:
+        res = Path(out) / ("results.nc" if part is None else f"results.part{part}.nc")
+        ckpt = Path(out) / ("checkpoint" if part is None else f"checkpoint-{part}")
+        if res.exists() and not ckpt.exists():
+            try:
+                result.complete = json.loads(load_results(res).attrs["config"]) == json.loads(json.dumps(cfg))
+            except (OSError, ValueError, KeyError):
+                result.complete = False
+        if ckpt.exists():
+            result.batches_saved = len(list(ckpt.glob("batch-*.npz")))
+    if trace:
+        result.trace()
+    return result
+
+
+def _traced_runner(g: Group, cfg, chunk, mesh, n_dev, sl):
+    """The group's `Runner`, its init and chunk traced on abstract values (no compile), so
+    that what the engine refuses at trace time is refused before anything runs."""
+    runner = Runner(g, cfg, chunk, mesh)
+    params, _ = params_array(g, sl, n_dev)
+    keys = seed_keys(g)
+    state = jax.eval_shape(runner._init, keys, params)
+    jax.eval_shape(runner._chunk, keys, params, state)
+    return runner
 
 
 def sweep(
@@ -362,8 +714,10 @@ def sweep(
     **Arguments:**
     - `config`: a dict or the path of a TOML file (see `docs/sweeps.md` for the keys).
     - `out`: a results directory: `results.nc`, `config.json` and checkpoints go there.
-    - `resume`: continue from the checkpoints in `out` instead of starting over.
-    - `force`: overwrite an `out` that holds a different configuration.
+    - `resume`: continue from the checkpoints in `out` instead of starting over; when `out`
+      already holds the finished results of this config, load them and compute nothing.
+    - `force`: overwrite an `out` that holds a different configuration (its results,
+      checkpoints and figures are removed).
     - `progress`: show a progress bar (config-steps done, rate, ETA).
     - `max_memory`: bytes a batch may use (default: half the device's or host's memory).
     - `chunk`: steps per compiled chunk (default about `steps / 20`).
@@ -374,43 +728,48 @@ def sweep(
     **Returns:** an `xarray.Dataset` with `cos_u`, `rho`, `cos_theta`, `norm`, `risk`,
     `train_risk` over (swept axes..., `step`), and per configuration `status` (`ok`,
     `nonfinite`, `diverged`, or `error` when its group could not run) and `fail_step`.
+
+    **Raises:** `ValueError`, before anything compiles or is written, for a configuration
+    the engine refuses, one that does not fit the memory budget, or an `out` that holds a
+    different configuration.
     """
-    cfg = load_config(config)
-    check_int("process_count", process_count, 1)
-    check("process_index", process_index, 0 <= process_index < process_count,
-          f"allowed: an integer in [0, {process_count - 1}]")
-    if chunk is not None:
-        check_int("chunk", chunk, 1)
-    if max_memory is not None:
-        check_int("max_memory", max_memory, 1)
-    axes, groups = plan(cfg)
-    steps, record = cfg["steps"][0], cfg["record"][0]
-    mesh = make_mesh(devices)
-    n_dev = 1 if mesh is None else mesh.size
-    part = None if process_count == 1 else process_index
+    pre = preflight(config, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
+                    devices=devices, process_index=process_index, process_count=process_count)
+    return run(pre, out=out, resume=resume, force=force, progress=progress)[0]
+
+
+def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, log=None):
+    """Run a planned sweep (`preflight`); returns `(dataset, RunStats)`. `log(line)` gets
+    one-line notes (resuming, compiling); by default they go to the progress bar."""
+    import time
+
+    t0 = time.perf_counter()
+    stats = RunStats()
+    cfg, axes, part = pre.config, pre.axes, pre.part
+    steps = cfg["steps"][0]
+    if pre.complete:
+        stats.batches_resumed = len(pre.batches)
+        return load_results(Path(out) / ("results.nc" if part is None else f"results.part{part}.nc")), stats
     store = None if out is None else Store(out, cfg, resume=resume, force=force, part=part)
-    batch_plan = {"chunk": chunk or default_chunk(steps), "max_memory": max_memory or default_memory_budget(),
-                  "devices": n_dev}
     if store:
-        batch_plan = store.plan(batch_plan)
-    chunk, max_memory = batch_plan["chunk"], batch_plan["max_memory"]
-    batches = []
-    for g in groups:
-        size = batch_size(g, record, max_memory)
-        size = max(n_dev, size - size % n_dev) if n_dev > 1 else size
-        batches += [(g, slice(i, min(i + size, len(g.configs)))) for i in range(0, len(g.configs), size)]
-    mine = [(bi, g, sl) for bi, (g, sl) in enumerate(batches) if bi % process_count == process_index]
+        store.plan({"chunk": pre.chunk, "max_memory": pre.max_memory, "devices": pre.n_dev})
     results = empty_results(cfg, axes)
     done = np.zeros(results["test_mse"].shape, bool)
-    total = sum(len(g.seeds) * (sl.stop - sl.start) * steps for _, g, sl in mine)
+    total = sum(len(g.seeds) * (sl.stop - sl.start) * steps for _, g, sl in pre.batches)
     bar = tqdm(total=total, unit="config-step", unit_scale=True, disable=not progress, smoothing=0.1)
-    runners, errors = {}, []
-    for bi, g, sl in mine:
+    say = log or (tqdm.write if progress else (lambda line: None))
+    saved_count = store.batches_saved() if store else 0
+    if saved_count:
+        say(f"resuming: {saved_count} of {len(pre.batches)} batches done")
+    runners, errors = pre.runners, []
+    for bi, g, sl in pre.batches:
         width = sl.stop - sl.start
         saved = store.finished(bi) if store else None
         if saved is None:
             try:
-                saved = _run_batch(runners, g, sl, cfg, chunk, mesh, n_dev, store, bi, bar)
+                saved, work = _run_batch(runners, g, sl, cfg, pre.chunk, pre.mesh, pre.n_dev, store, bi, bar, say)
+                stats.config_steps += work
+                stats.batches_run += 1
             except Exception as err:  # noqa: BLE001 (one bad group must not kill the sweep)
                 warnings.warn(f"a group of the sweep failed and is marked 'error': {err!r}", stacklevel=2)
                 errors.append(f"{g.static}: {err!r}")
@@ -418,19 +777,19 @@ def sweep(
             if store:
                 store.save_finished(bi, **saved)
         else:
+            stats.batches_resumed += 1
             bar.update(len(g.seeds) * width * steps)
         scatter(results, g, sl, saved)
-        for s in range(len(g.seeds)):
-            for c in range(width):
-                done[g.index[(s, sl.start + c)]] = True
+        done.reshape(-1)[g.flat[:, sl]] = True
     bar.close()
     ds = to_dataset(results, cfg, axes, done=None if part is None else done)
     if errors:
         ds.attrs["errors"] = "\n".join(errors)
     if store:
-        store.write_results(ds, "results.nc" if part is None else f"results.part{part}.nc")
+        store.write_results(ds)
         store.clear_checkpoints()
-    return ds
+    stats.seconds = time.perf_counter() - t0
+    return ds, stats
 
 
 def _failed_batch(seeds: int, width: int, results):
@@ -438,25 +797,31 @@ def _failed_batch(seeds: int, width: int, results):
     grid = results["test_mse"].ndim  # per-neuron arrays have extra trailing axes
     lead = (seeds, width)
     return {
-        "records": np.full(lead + results["records"].shape[grid:], np.nan),
+        "records": np.full(lead + results["records"].shape[grid:], np.nan, results["records"].dtype),
         "status": np.full(lead + results["status"].shape[grid:], SWEEP_STATUS.index("error"), np.int32),
         "fail_step": np.zeros(lead + results["fail_step"].shape[grid:], np.int32),
-        "test_mse": np.full(lead, np.nan),
+        "test_mse": np.full(lead, np.nan, results["test_mse"].dtype),
     }
 
 
-def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi, bar):
-    """Run (or continue) one batch through all its chunks; returns its host arrays."""
+def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi, bar, say):
+    """Run (or continue) one batch through all its chunks; returns its host arrays and the
+    config-steps computed here."""
     steps = cfg["steps"][0]
     key = id(g)
+    fresh = key not in runners or not getattr(runners[key], "compiled", False)
     if key not in runners:
         runners[key] = Runner(g, cfg, chunk, mesh)
     runner = runners[key]
+    if fresh:
+        bar.set_description_str("compiling…", refresh=True)
+        if bar.disable:
+            say(f"compiling group {list(runners).index(key) + 1}…")
     params, _ = params_array(g, sl, n_dev)
     keys = seed_keys(g)
     state = runner.init(keys, params)
     width = sl.stop - sl.start
-    done = bar_done = 0
+    done = bar_done = work = 0
     max_attempts = cfg["max_steps"][0]
     resumed = store.in_flight(bi) if store else None
     if resumed is not None:
@@ -468,6 +833,9 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     while done < (max_attempts if runner.adaptive else steps):
         state = runner.chunk_fn(keys, params, state)
         jax.block_until_ready(state)
+        if fresh:
+            runner.compiled, fresh = True, False
+            bar.set_description_str("", refresh=False)
         done += chunk
         if runner.adaptive:  # progress as the fraction of the horizon reached
             t, horizon = np.asarray(state.t), np.asarray(params["dt"]) * steps
@@ -478,6 +846,7 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
             step = len(g.seeds) * width * min(chunk, steps - (done - chunk))
             finished = done >= steps
         bar_done += step
+        work += step
         bar.update(step)
         bar.set_postfix_str(f"batch {bi + 1}, step {min(done, steps) if not runner.adaptive else done}"
                             + ("" if runner.adaptive else f"/{steps}"), refresh=False)
@@ -486,6 +855,7 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
         if store:
             store.save_in_flight(bi, done, jax.tree_util.tree_leaves(state))
     bar.update(len(g.seeds) * width * steps - bar_done)
+    work += len(g.seeds) * width * steps - bar_done
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
     return {
@@ -493,4 +863,4 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
         "status": np.asarray(runner.status(keys, params, state))[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
-    }
+    }, work
