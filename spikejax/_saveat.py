@@ -60,6 +60,23 @@ def metrics(w, sim) -> dict:
     }
 
 
+def overlaps(w, sim) -> dict:
+    """The cheap observables first passages are taken on: `|rho|` and `|cos_u|` (O(d) a step)."""
+    p = sim.problem
+    return {"rho": jnp.abs(rho(w, p)), "cos_u": jnp.abs(dot(w, p.u)) / jnp.sqrt(dot(w, w))}
+
+
+def _as_passages(passages):
+    if passages is None:
+        return ()
+    if isinstance(passages, dict):
+        passages = passages.items()
+    try:
+        return tuple((str(k), tuple(float(t) for t in v)) for k, v in passages)
+    except (TypeError, ValueError):
+        return passages
+
+
 def record_schedule(steps: int, record: int) -> np.ndarray:
     """At most `record` log-spaced steps in `[0, steps]`, always with 0 and `steps`."""
     if record >= steps + 1:
@@ -87,10 +104,18 @@ class SaveAt(eqx.Module):
       explicit increasing sequence of step indices starting at 0 and ending at `steps`.
       A step index `k` is the time `t = k dt` (an adaptive solver records at those times).
     - `fn`: `fn(w, sim) -> pytree` of scalars; default `metrics`.
+    - `passages`: first passages tracked at every step inside the scan (no history), e.g.
+      `{"rho": (0.5, 0.9, 0.99), "cos_u": (0.9,)}`: the first time `t` at which
+      `passage_fn(w)[name] >= threshold`; NaN if never. For a one-pass source the samples
+      used by then are `batch * t / dt`.
+    - `passage_fn`: `fn(w, sim) -> dict` of the tracked values; default `overlaps`
+      (`|rho|`, `|cos_u|`).
     """
 
     steps: int | tuple = eqx.field(static=True, default=32, converter=_as_steps)
     fn: Callable = eqx.field(static=True, default=metrics)
+    passages: tuple = eqx.field(static=True, default=(), converter=_as_passages)
+    passage_fn: Callable = eqx.field(static=True, default=overlaps)
 
     def __check_init__(self):
         if isinstance(self.steps, (int, np.integer)) and not isinstance(self.steps, bool):
@@ -98,6 +123,35 @@ class SaveAt(eqx.Module):
                 raise ValueError(f"saveat.steps={self.steps!r} is not allowed; allowed: a count >= 2 or a sequence")
         elif not isinstance(self.steps, tuple):
             raise ValueError(f"saveat.steps={self.steps!r} is not allowed; allowed: a count >= 2 or a tuple of steps")
+        ok = isinstance(self.passages, tuple) and all(
+            len(th) >= 1 and all(0 < t <= 1 for t in th) for _, th in self.passages)
+        if not ok:
+            raise ValueError(
+                f"saveat.passages={self.passages!r} is not allowed; allowed: a mapping from an observable "
+                "name to thresholds in (0, 1]"
+            )
+
+    def thresholds(self):
+        """`(names, thresholds)`: one entry per tracked (observable, threshold) pair."""
+        names = [k for k, th in self.passages for _ in th]
+        return names, np.array([t for _, th in self.passages for t in th])
+
+    def passage(self, w, sim, t, times):
+        """Update the first-passage times `times` (P,) with the state `w` at time `t`."""
+        if not self.passages:
+            return times
+        values = self.passage_fn(w, sim)
+        names, th = self.thresholds()
+        v = jnp.stack([values[k] for k in names])
+        return jnp.where(jnp.isnan(times) & (v >= jnp.asarray(th, v.dtype)), t, times)
+
+    def unpack(self, times) -> dict:
+        """`{name: (thresholds,) first-passage times}` from the flat (P,) array."""
+        out, i = {}, 0
+        for k, th in self.passages:
+            out[k] = times[..., i:i + len(th)]
+            i += len(th)
+        return out
 
     def schedule(self, steps: int) -> np.ndarray:
         """The recorded step indices for a run of `steps` steps."""

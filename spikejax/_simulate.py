@@ -41,7 +41,8 @@ class Trajectory(eqx.Module):
     `ys`: the `SaveAt.fn` pytree with a leading (R,) axis (by default a dict with
     `cos_u`, `rho`, `cos_theta`, `norm`, `risk`, `train_risk`, also readable as
     attributes: `tr.rho`); `w` the final weights; `status` (an index into `STATUS`);
-    `fail_step` (-1 when ok); `num_steps` accepted and `num_rejected` rejected steps.
+    `fail_step` (-1 when ok); `num_steps` accepted and `num_rejected` rejected steps;
+    `passages`: `{name: (thresholds,) first-passage times}` for `SaveAt(passages=...)`.
     """
 
     ts: Array
@@ -52,6 +53,7 @@ class Trajectory(eqx.Module):
     fail_step: Array
     num_steps: Array
     num_rejected: Array
+    passages: dict
 
     def _metric(self, name):
         return self.ys[name]
@@ -77,7 +79,8 @@ class State(NamedTuple):
     accepted: Array
     rejected: Array
     delta: Array  # the last step w_k - w_{k-1} (fixed-step runs: the oscillation check)
-    alternating: Array  # the last two steps alternate (see `_oscillating`)
+    alternating: Array  # the last two steps alternate (see `_alternating`)
+    passage: Array  # (P,) first-passage times, NaN until crossed
 
 
 class Simulation(eqx.Module):
@@ -252,6 +255,8 @@ def init(sim: Simulation, w0) -> State:
         rejected=zero,
         delta=jnp.zeros_like(w0),
         alternating=jnp.zeros((), bool),
+        passage=sim.saveat.passage(w0, sim, jnp.zeros((), w0.dtype),
+                                   jnp.full((len(sim.saveat.thresholds()[0]),), jnp.nan, w0.dtype)),
     )
 
 
@@ -260,7 +265,7 @@ def state_axes(solver: AbstractSolver) -> State:
     run are shared (unbatched), an adaptive run's record pointer is per configuration."""
     adaptive = solver.adaptive
     return State(w=0, solver_state=0, k=None, ptr=0 if adaptive else None, t=0, h=0, records=0, status=0,
-                 fail_step=0, accepted=0, rejected=0, delta=0, alternating=0)
+                 fail_step=0, accepted=0, rejected=0, delta=0, alternating=0, passage=0)
 
 
 def _failure(sim, w_new, status, fail_step, step_no):
@@ -292,6 +297,7 @@ def _fixed_step(sim: Simulation, s: State) -> State:
         k=s.k + 1,
         status=status,
         fail_step=fail_step,
+        passage=sim.saveat.passage(w_new, sim, (s.k + 1) * sim.dt, s.passage) if sim.saveat.passages else s.passage,
     )
     if not sim.source.deterministic:
         return s
@@ -344,6 +350,8 @@ def _adaptive_attempt(sim: Simulation, s: State) -> State:
         fail_step=fail_step,
         accepted=s.accepted + accept,
         rejected=s.rejected + (active & ~accept & ~failed),
+        passage=jnp.where(accept, sim.saveat.passage(w, sim, jnp.where(hit, t_next, s.t + h), s.passage), s.passage)
+        if sim.saveat.passages else s.passage,
     )
 
 
@@ -402,6 +410,7 @@ def result(sim: Simulation, state: State) -> Trajectory:
         fail_step=state.fail_step,
         num_steps=accepted,
         num_rejected=state.rejected,
+        passages=sim.saveat.unpack(state.passage),
     )
 
 

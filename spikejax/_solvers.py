@@ -126,5 +126,6 @@ class Dopri5(AbstractSolver):
 
     def factor(self, ratio, dtype):
         """The next step's size relative to this one (safety 0.9, within [0.2, 10])."""
+        ratio = jax.lax.stop_gradient(ratio)  # differentiate the discrete solve, not the controller
         raw = 0.9 * jnp.where(ratio > 0, ratio, 1e-10) ** (-1.0 / self.order)
         return jnp.clip(raw, 0.2, 10.0).astype(dtype)
