@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 reproduce: $(STAMP)
-	$(PY) -m spikejax._reproduce --scale $(SCALE)
+	$(PY) experiments/reproduce.py --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache site dist

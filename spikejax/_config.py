@@ -169,18 +169,22 @@ def _check_keys_apply(config: dict, out: dict):
             check(key, config[key], False, f"{key} applies only with {applies_to}{now}; remove it")
 
 
+def read_toml(path) -> dict:
+    """The one TOML reader of sweeps and experiments: data only (`tomllib`), never evaluated."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config={str(path)!r} is not allowed; no such file")
+    with open(path, "rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"config={str(path)!r} is not valid TOML: {err}") from None
+
+
 def load_config(source) -> dict:
-    """Read a TOML file (path) or take a dict, and `resolve` it."""
+    """Read a sweep's TOML file (path) or take a dict, and `resolve` it."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ValueError(f"config={str(source)!r} is not allowed; no such file")
-        with open(path, "rb") as f:
-            try:
-                raw = tomllib.load(f)
-            except tomllib.TOMLDecodeError as err:
-                raise ValueError(f"config={str(source)!r} is not valid TOML: {err}") from None
-        return resolve(raw)
+        return resolve(read_toml(source))
     return resolve(dict(source))
 
 

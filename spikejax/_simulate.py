@@ -15,6 +15,7 @@ fixed-step run whose last steps alternate is marked `oscillating`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -453,15 +454,22 @@ def simulate(problem: Problem, dynamic: AbstractDynamic, source: AbstractSource 
     return result(sim, state)
 
 
-def check_dt(problem, dynamic, source=None, *, key, dt, steps, **kwargs) -> dict:
-    """Rerun at `dt / 2` over the same horizon and report the largest change of each final
-    metric (the step-convergence check of a result that claims to be a flow).
+def check_dt(problem, dynamic, source=None, *, key, dt, steps, solver=None, **kwargs) -> dict:
+    """The step-convergence check of a result that claims to be a flow: rerun with a finer
+    discretisation over the same horizon and report the largest change of each final metric.
 
-    **Returns:** `{metric: max |final(dt) - final(dt/2)|}` plus `"max"` over the metrics
-    that are finite in both runs.
+    A fixed-step solver reruns at `dt / 2` with `2 * steps`; an adaptive one at 100x tighter
+    `rtol` and `atol` (`dt` is only its first step's guess).
+
+    **Returns:** `{metric: |final| change}` plus `"max"` over the metrics finite in both runs.
     """
-    a = simulate(problem, dynamic, source, key=key, dt=dt, steps=steps, **kwargs)
-    b = simulate(problem, dynamic, source, key=key, dt=dt / 2, steps=2 * steps, **kwargs)
+    sim, _ = prepare(problem, dynamic, source, key=key, solver=solver, dt=dt, steps=steps, **kwargs)
+    a = simulate(problem, dynamic, source, key=key, solver=sim.solver, dt=dt, steps=steps, **kwargs)
+    if sim.solver.adaptive:
+        finer = dataclasses.replace(sim.solver, rtol=sim.solver.rtol / 100, atol=sim.solver.atol / 100)
+        b = simulate(problem, dynamic, source, key=key, solver=finer, dt=dt, steps=steps, **kwargs)
+    else:
+        b = simulate(problem, dynamic, source, key=key, solver=sim.solver, dt=dt / 2, steps=2 * steps, **kwargs)
     out = {}
     for name in METRICS:
         x, y = np.asarray(a.ys[name])[..., -1], np.asarray(b.ys[name])[..., -1]

@@ -155,9 +155,11 @@ def test_search_result_n_star_checks_metric():
 
 
 def test_reproduce_configs_load_and_blocks_replace(tmp_path):
+    import sys
     from pathlib import Path
 
-    from spikejax import _reproduce as rp
+    sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    import reproduce as rp
 
     configs = sorted((Path(__file__).parent.parent / "configs").glob("complexity_*.toml"))
     assert len(configs) == 5

@@ -1,4 +1,4 @@
-"""`make reproduce`: the sample-complexity experiments (SPEC claims 1-5) from `configs/*.toml`.
+"""`make reproduce`: the experiments of SPEC claims 1-5 from `configs/complexity_*.toml`.
 
 Each config is data only (read with `tomllib`): an `[experiment]` table with a `kind`
 and its parameters, and `[scale.<name>]` tables whose keys override the experiment's at
@@ -7,7 +7,7 @@ that scale. Every experiment writes `docs/data/<name>.json` and figures under
 table between `<!-- BEGIN <name> -->` / `<!-- END <name> -->` in `docs/results.md`;
 the prose around the tables is written by hand.
 
-    python -m spikejax._reproduce [--scale small|large] [--only NAME ...] [--docs DIR]
+    python experiments/reproduce.py [--scale small|large] [--only NAME ...] [--docs DIR]
 """
 
 from __future__ import annotations
@@ -24,78 +24,28 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from ._io import atomic_write
-from ._complexity import bootstrap_exponent, horizon_check, search_n
-from ._population import rho as rho_of
-from ._problem import make_problem
-from ._dynamics import Normalized
-from ._registry import DYNAMICS
-from ._saveat import SaveAt
-from ._simulate import prepare, simulate
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import load_experiment, pyplot as _pyplot, replace_block, save_figure, write_file  # noqa: E402
+from spikejax import (  # noqa: E402
+    DYNAMICS,
+    Dopri5,
+    Normalized,
+    SaveAt,
+    bootstrap_exponent,
+    horizon_check,
+    make_problem,
+    prepare,
+    search_n,
+    simulate,
+)
+from spikejax import rho as rho_of  # noqa: E402
 
 KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure")
 
 
-# ---------------------------------------------------------------- config and files
-
-
 def load_config(path, scale: str = "small") -> dict:
-    """The `[experiment]` table of a TOML file with `[scale.<scale>]` merged over it."""
-    with open(path, "rb") as f:
-        raw = tomllib.load(f)
-    if "experiment" not in raw:
-        raise ValueError(f"config={str(path)!r} is not allowed; it needs an [experiment] table")
-    cfg = dict(raw["experiment"])
-    scales = raw.get("scale", {})
-    if scale not in scales:
-        raise ValueError(f"scale={scale!r} is not allowed; {path} defines {', '.join(map(repr, scales))}")
-    cfg.update(scales[scale])
-    if cfg.get("kind") not in KINDS:
-        raise ValueError(f"kind={cfg.get('kind')!r} is not allowed; choose one of {', '.join(KINDS)}")
-    cfg.setdefault("name", Path(path).stem)
-    return cfg
-
-
-def write_file(path, data: bytes | str):
-    """Write `data` to `path` atomically (temp file, then `os.replace`; see `_io.atomic_write`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data))
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path, tight: bool = True):
-    """Write `fig` as PNG atomically, then close it."""
-    import io
-
-    if tight:
-        fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    write_file(path, buf.getvalue())
-    _pyplot().close(fig)
-
-
-def replace_block(md_path, name: str, text: str):
-    """Replace the text between the `name` markers of `md_path` (append the block if absent)."""
-    md_path = Path(md_path)
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    body = md_path.read_text() if md_path.exists() else "# Results\n"
-    block = f"{begin}\n{text.rstrip()}\n{end}"
-    if begin in body and end in body:
-        head, rest = body.split(begin, 1)
-        body = head + block + rest.split(end, 1)[1]
-    else:
-        body = body.rstrip() + "\n\n" + block + "\n"
-    write_file(md_path, body)
+    """An experiment of this script: `harness.load_experiment` with its kinds."""
+    return load_experiment(path, scale, kinds=KINDS)
 
 
 def _fmt(x, nd=2):
@@ -313,7 +263,7 @@ def run_init_alignment(cfg, docs: Path, bar):
             p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link="h2", activation="relu")
             keys = jax.random.split(jax.random.key(20_000 + d), n)
             w0 = jax.vmap(lambda k: prepare(p, Normalized(), key=k)[1])(keys)
-            vals.append(np.abs(np.asarray(jax.vmap(lambda w: rho_of(w, p.spike))(w0))))
+            vals.append(np.abs(np.asarray(jax.vmap(lambda w: rho_of(w, p))(w0))))
             bar.update(1)
         vals = np.array(vals)  # (D, n)
         m = vals.mean(1)
@@ -414,43 +364,58 @@ def run_spherical_failure(cfg, docs: Path, bar):
     r1s = np.asarray(cfg["r1"], float)
     d = cfg["d"]
     keys = jax.random.split(jax.random.key(30_000), cfg["seeds"])
-    grids = {}
+    grids, checks = {}, {}
+    rtol = cfg.get("rtol", 1e-6)
     for dyn in ("spherical", "normalized"):
 
-        def final(kappa, r1, key, dyn=dyn):
+        def final(kappa, r1, key, solver, dyn=dyn):
             p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=r1, link=cfg["link"], activation=cfg["activation"])
-            tr = simulate(p, DYNAMICS[dyn](), key=key, dt=cfg["dt"], steps=cfg["steps"], reduced=True, saveat=SaveAt(steps=3))
-            return jnp.abs(tr.cos_u[-1]), jnp.abs(tr.rho[-1])
+            tr = simulate(p, DYNAMICS[dyn](), key=key, solver=solver, dt=cfg["dt"], steps=cfg["steps"], reduced=True,
+                          saveat=SaveAt(steps=3))
+            return jnp.abs(tr.cos_u[-1]), jnp.abs(tr.rho[-1]), tr.status
 
-        f = jax.jit(jax.vmap(jax.vmap(jax.vmap(final, (None, None, 0)), (None, 0, None)), (0, None, None)))
-        cu, rh = f(jnp.asarray(kappas), jnp.asarray(r1s), keys)
-        grids[dyn] = dict(cos_u=np.median(np.asarray(cu), -1), rho=np.median(np.asarray(rh), -1))
+        def grid(solver):
+            one = lambda kappa, r1, key: final(kappa, r1, key, solver)
+            f = jax.jit(jax.vmap(jax.vmap(jax.vmap(one, (None, None, 0)), (None, 0, None)), (0, None, None)))
+            return [np.asarray(x) for x in f(jnp.asarray(kappas), jnp.asarray(r1s), keys)]
+
+        cu, rh, status = grid(Dopri5(rtol=rtol, atol=rtol * 1e-3))
+        cu2, rh2, _ = grid(Dopri5(rtol=rtol * 1e-2, atol=rtol * 1e-5))  # the step check: 100x tighter
+        grids[dyn] = dict(cos_u=np.median(cu, -1), rho=np.median(rh, -1))
+        checks[dyn] = dict(max_change=float(max(np.max(np.abs(cu - cu2)), np.max(np.abs(rh - rh2)))),
+                           not_ok=int(np.sum(status != 0)))
         bar.update(1)
-    out = dict(config=cfg, **{f"{k}_{m}": v[m] for k, v in grids.items() for m in ("cos_u", "rho")})
+    out = dict(config=cfg, checks=checks, **{f"{k}_{m}": v[m] for k, v in grids.items() for m in ("cos_u", "rho")})
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), constrained_layout=True, sharey=True)
     for ax, (dyn, m) in zip(axes, [(a, b) for a in ("spherical", "normalized") for b in ("cos_u", "rho")]):
         im = ax.imshow(grids[dyn][m].T, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="magma",
                        extent=[-0.5, len(kappas) - 0.5, -0.5, len(r1s) - 0.5])
         ax.set_xticks(range(len(kappas)), [f"{k:g}" for k in kappas], fontsize=7)
         ax.set_yticks(range(len(r1s)), [f"{r:g}" for r in r1s], fontsize=7)
         ax.set_xlabel("kappa")
-        ax.set_ylabel("r1")
         ax.set_title(f"{dyn}: median |{m}(w_T)|", fontsize=9)
         for i in range(len(kappas)):
             for j in range(len(r1s)):
                 ax.text(i, j, f"{grids[dyn][m][i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="w" if grids[dyn][m][i, j] < 0.6 else "k")
-    fig.colorbar(im, ax=axes, shrink=0.8)
+    axes[0].set_ylabel("r1")
+    fig.suptitle(f"Population flows, d = {d}, {cfg['link']} link, {cfg['activation']} neuron, median of {cfg['seeds']} "
+                 f"seeds, T = {cfg['dt'] * cfg['steps']:g}", fontsize=10)
+    fig.colorbar(im, ax=axes, shrink=0.85, pad=0.01)
     save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
     sph, nor = grids["spherical"]["cos_u"], grids["normalized"]["cos_u"]
     lines = [f"![spherical failure heatmap](figures/{cfg['name']}.png)", "",
-             f"Population flows (3-coordinate form), d = {d}, link {cfg['link']}, activation {cfg['activation']}, squared loss, "
-             f"dt = {cfg['dt']}, {cfg['steps']} steps, median over {cfg['seeds']} initialisations.", "",
-             "| dynamic | min median |cos_u| over the grid | at (kappa, r1) | max |", "|---|---|---|---|"]
+             f"Population gradient flows (3-coordinate form) solved to rtol {rtol:g} by Dopri5 to T = "
+             f"{cfg['dt'] * cfg['steps']:g}, d = {d}, link {cfg['link']}, activation {cfg['activation']}, squared loss, "
+             f"median over {cfg['seeds']} initialisations. Step check: the whole grid rerun at rtol {rtol * 1e-2:g}; "
+             "the largest change of any final |cos_u| or |rho| of any run.", "",
+             "| dynamic | min median |cos_u| over the grid | at (kappa, r1) | max | step check: max change | runs not ok |",
+             "|---|---|---|---|---|---|"]
     for name, g in (("spherical", sph), ("normalized", nor)):
         i, j = np.unravel_index(np.argmin(g), g.shape)
-        lines.append(f"| {name} | {g.min():.3f} | ({kappas[i]:g}, {r1s[j]:g}) | {g.max():.3f} |")
+        lines.append(f"| {name} | {g.min():.3f} | ({kappas[i]:g}, {r1s[j]:g}) | {g.max():.3f} | "
+                     f"{checks[name]['max_change']:.1e} | {checks[name]['not_ok']} |")
     replace_block(docs / "results.md", cfg["name"], "\n".join(lines))
     return out
 
@@ -471,7 +436,7 @@ def units(cfg):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m spikejax._reproduce", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python experiments/reproduce.py", description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="small")
     ap.add_argument("--configs", default="configs")
     ap.add_argument("--docs", default="docs")
