@@ -19,7 +19,13 @@ from ._covariance import (
     MultiSpikeCovariance as MultiSpikeCovariance,
     SpikedCovariance as SpikedCovariance,
 )
-from ._data import draw as draw, estimate_covariance as estimate_covariance, sample_x as sample_x
+from ._data import (
+    ConfigKeys as ConfigKeys,
+    config_keys as config_keys,
+    draw as draw,
+    estimate_covariance as estimate_covariance,
+    sample_x as sample_x,
+)
 from ._dynamics import (
     AbstractDynamic as AbstractDynamic,
     Normalized as Normalized,
@@ -61,6 +67,8 @@ from ._simulate import (
     result as result,
     running as running,
     simulate as simulate,
+    stability_limit as stability_limit,
+    step_limit as step_limit,
     state_axes as state_axes,
 )
 from ._solvers import AbstractSolver as AbstractSolver, Dopri5 as Dopri5, Euler as Euler, Optax as Optax

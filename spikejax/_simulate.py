@@ -133,6 +133,18 @@ def _refuse_string(name, value, registry):
         )
 
 
+def check_run(*, dt=None, steps=None, n_unlabelled=None, max_norm=None):
+    """The run's scalar arguments (the same check for `simulate` and for a config's keys)."""
+    if dt is not None:
+        check_real("dt", dt, lo=0.0, lo_open=True)
+    if steps is not None:
+        check_int("steps", steps, 1)
+    if n_unlabelled is not None:
+        check_int("n_unlabelled", n_unlabelled, 0)
+    if max_norm is not None:
+        check_real("max_norm", max_norm, lo=0.0, lo_open=True)
+
+
 def prepare(
     problem: Problem,
     dynamic: AbstractDynamic,
@@ -169,10 +181,7 @@ def prepare(
         f"an adaptive solver needs a deterministic field; {type(source).__name__} draws fresh samples "
         "every step: use sj.Euler()",
     )
-    check_real("dt", dt, lo=0.0, lo_open=True)
-    check_int("steps", steps, 1)
-    check_int("n_unlabelled", n_unlabelled, 0)
-    check_real("max_norm", max_norm, lo=0.0, lo_open=True)
+    check_run(dt=dt, steps=steps, n_unlabelled=n_unlabelled, max_norm=max_norm)
     d = problem.d
     if n_unlabelled:
         check(
@@ -452,6 +461,30 @@ def simulate(problem: Problem, dynamic: AbstractDynamic, source: AbstractSource 
     else:
         state = advance(sim, state, sim.solver.max_steps if sim.solver.adaptive else sim.steps)
     return result(sim, state)
+
+
+def stability_limit(sim: Simulation, w, iters: int = 40):
+    """`2 / |lambda_max|` of the field's Jacobian at `w`, by power iteration on `jax.jvp`:
+    forward Euler (and gradient descent) with a step above it is unstable near `w` and can
+    settle on period-2 orbits instead of following the flow. An estimate (the curvature
+    changes along the run: near the target it is typically larger than at `w(0)`)."""
+    field = lambda v: sim.field(v, jnp.zeros((), jnp.int32))
+    v = jax.random.normal(jax.random.key(0), w.shape, w.dtype)
+
+    def body(v, _):
+        jv = jax.jvp(field, (w,), (v / jnp.sqrt(dot(v, v)),))[1]
+        return jv, jnp.sqrt(dot(jv, jv))
+
+    _, norms = jax.lax.scan(body, v, None, length=iters)
+    return 2.0 / norms[-1]
+
+
+def step_limit(sim: Simulation, w0):
+    """The plan-time estimate of the largest stable Euler step: the smaller
+    `stability_limit` at the start `w0` and at the target direction `u` placed on the
+    dynamic's constraint (the curvature along the spike and the bulk grows near `u`)."""
+    target = sim.dynamic.init(sim.problem.u * jnp.sqrt(dot(w0, w0)), sim)
+    return jnp.minimum(stability_limit(sim, w0), stability_limit(sim, target))
 
 
 def check_dt(problem, dynamic, source=None, *, key, dt, steps, solver=None, **kwargs) -> dict:

@@ -35,9 +35,10 @@ from ._problem import check, check_int, make_problem
 from ._readout import fit_readout
 from ._registry import DYNAMICS, INPUTS
 from ._saveat import METRICS, STATUS, SaveAt, record_schedule
-from ._simulate import advance, init, prepare, result, state_axes
+from ._simulate import advance, init, prepare, result, state_axes, step_limit
 from ._solvers import Dopri5, Euler
-from ._sources import Empirical, Online, Population
+from ._sources import Empirical, Online, Population, Reused
+from ._data import config_keys
 from ._inputs import StudentT
 
 SWEEP_STATUS = STATUS + ("error",)
@@ -163,7 +164,7 @@ def _memory_terms(static, n_pad, d, record):
     if static["source"] == "empirical":
         per_seed.append((f"the n x d samples (n={n_pad}, d={d})", 3 * n_pad * d * f))
         per_config.append((f"the per-sample residuals (n={n_pad})", 10 * n_pad * f))
-    if static["source"] == "online":
+    if static["source"] in ("online", "reused"):
         per_seed.append((f"the batch x d draws (batch={static['batch']}, d={d})", 3 * static["batch"] * d * f))
         per_config.append((f"the per-sample residuals (batch={static['batch']})", 10 * static["batch"] * f))
     if static["n_unlabelled"]:
@@ -238,9 +239,9 @@ def batch_size(group: Group, record: int, max_memory: int, budget_from: str = "m
 # config-step `flops / RATE`. Calibrated on the 2-core development CPU (float32, shared,
 # load about 3) with configs/phase_diagram.toml, spherical_failure.toml and
 # empirical_phase_diagram.toml; on another machine it is a guess.
-RATE = {"population": 2e9, "empirical": 2e10, "online": 1e10}  # flop/s a batch sustains
+RATE = {"population": 2e9, "empirical": 2e10, "online": 1e10, "reused": 1e10}  # flop/s a batch sustains
 STEP_OVERHEAD_S = 1.5e-5  # one scan step of one compiled call
-COMPILE_S = {"reduced": 3.0, "population": 4.0, "empirical": 8.0, "online": 8.0}  # init + chunk
+COMPILE_S = {"reduced": 3.0, "population": 4.0, "empirical": 8.0, "online": 8.0, "reused": 8.0}  # init + chunk
 
 
 def _flops_per_config_step(static, n_pad, d):
@@ -249,7 +250,7 @@ def _flops_per_config_step(static, n_pad, d):
         flops = 1000
     elif static["source"] == "empirical":
         flops = 4 * n_pad * d + 30 * n_pad
-    elif static["source"] == "online":
+    elif static["source"] in ("online", "reused"):
         flops = 4 * static["batch"] * d + 40 * static["batch"] * d  # + fresh normal draws
     else:
         flops = 60 * d
@@ -305,6 +306,8 @@ class Runner:
             source = lambda p: Empirical(group.n_pad, p["n"] if masked else None)
         elif st["source"] == "online":
             source = lambda p: Online(st["batch"])
+        elif st["source"] == "reused":
+            source = lambda p: Reused(st["batch"], st["reuse"])
         else:
             source = lambda p: Population()
         solver_name = st["solver"]
@@ -317,13 +320,14 @@ class Runner:
         def build(seed_key, p, neuron=None):
             """`(problem, simulation, w0)`; neuron i of a width-m layer draws `w(0)` from
             `fold_in(key, 3 + i)` and shares the samples with the other neurons."""
-            kp, ks = seed_keys_of(seed_key)
+            keys = config_keys(seed_key)
+            kp, ks = keys.problem, keys.run
             spike = {"kappa": p["kappa"]} if "kappa" in p else {"r2": p["r2"]}
             problem = make_problem(
                 st["d"], key=kp, r1=p["r1"], link=st["link"], activation=st["activation"],
                 loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs, **spike,
             )
-            init_key = None if neuron is None else jax.random.fold_in(seed_key, 3 + neuron)
+            init_key = None if neuron is None else keys.neuron(neuron)
             sim, w0 = prepare(
                 problem, dynamic, source(p), key=ks, solver=solver, dt=p["dt"], steps=self.steps,
                 saveat=SaveAt(steps=self.record), n_unlabelled=st["n_unlabelled"],
@@ -352,7 +356,7 @@ class Runner:
             problem, sim, _ = build(seed_key, p)
             lift = lambda i, s: result(build(seed_key, p, i)[1], s).w
             w = lift(None, state)[None] if width == 1 else jax.vmap(lift, (0, sax))(neurons, state)
-            fit = fit_readout(jax.random.fold_in(seed_key, 2), problem, w, n2=st["n2"], n_val=st["n_val"],
+            fit = fit_readout(config_keys(seed_key).readout, problem, w, n2=st["n2"], n_val=st["n_val"],
                               n_test=st["n_test"], neuron=sim.neuron, sigma_hat=sim.sigma_hat)
             return fit.test_mse
 
@@ -365,6 +369,9 @@ class Runner:
         self._chunk = jax.jit(nest(chunk_one, ((0, 0, sax), (None, 0, sax)), sax), donate_argnums=2)
         self._readout = jax.jit(nest(readout_one, ((0, 0, sax), (None, 0, sax)), 0)) if st["n2"] else None
         self._status = jax.jit(nest(status_one, ((0, 0, sax), (None, 0, sax)), 0))
+        checked = not solver.adaptive and source(group.configs[0]).deterministic and width == 1
+        limit_one = lambda seed_key, p: step_limit(*build(seed_key, p)[1:])
+        self._limit = jax.jit(nest(limit_one, ((0, 0), (None, 0)), 0)) if checked else None
         self.mesh = mesh
 
     def _place(self, tree):
@@ -384,6 +391,13 @@ class Runner:
 
     def chunk_fn(self, keys, params, state):
         return self._chunk(self._place(keys), self._place(params), self._place(state))
+
+    def step_limits(self, keys, params):
+        """(seeds, C) plan-time estimates of the largest stable Euler step (`step_limit`), for
+        a fixed-step solver on a deterministic source of one-neuron runs; NaN otherwise."""
+        if self._limit is None:
+            return np.full(np.shape(params["dt"]), np.nan)
+        return np.asarray(self._limit(self._place(keys), self._place(params)))
 
     def status(self, keys, params, state):
         """(seeds, C[, width]) final status codes."""
@@ -410,13 +424,8 @@ def params_array(group: Group, sl: slice, n_dev: int = 1):
     return out, pad
 
 
-def seed_keys_of(seed_key):
-    """The key layout of one seed: `(problem directions, samples and w(0))`; neuron `i` of a
-    width-m layer draws `w(0)` from `fold_in(seed_key, 3 + i)`, phase 2 from `fold_in(seed_key, 2)`."""
-    return jax.random.fold_in(seed_key, 0), jax.random.fold_in(seed_key, 1)
-
-
 def seed_keys(group: Group):
+    """(seeds,) root keys `jax.random.key(seed)` of a group; `config_keys` splits each."""
     return jax.vmap(jax.random.key)(jnp.asarray(group.seeds, dtype=jnp.uint32))
 
 
@@ -432,6 +441,7 @@ def empty_results(config: dict, axes: list[str]):
         "status": np.zeros(per_neuron, np.int32),
         "fail_step": np.full(per_neuron, -1, np.int32),
         "test_mse": np.full(shape, np.nan, f),
+        "dt_limit": np.full(shape, np.nan, f),
     }
 
 
@@ -474,12 +484,17 @@ VARIABLES = {
     "train_risk": ("training risk",
                    "the mean loss on the n training samples (source='empirical'); NaN for other sources"),
     "status": ("run status",
-               "ok; nonfinite (a NaN or inf appeared); diverged (||w|| passed max_norm); "
-               "error (the configuration's group could not run, see the errors attribute)"),
+               "ok; nonfinite (a NaN or inf appeared); diverged (||w|| passed max_norm); oscillating (the last "
+               "steps of a fixed-step run alternate: a period-2 orbit of the map, not the flow); max_steps (the "
+               "adaptive solver ran out of attempts before the horizon); error (the configuration's group could "
+               "not run, see the errors attribute)"),
     "fail_step": ("step of failure", "the first step at which the run was nonfinite or diverged; -1 when ok"),
     "test_mse": ("phase-2 test error",
                  "test mean squared error of the ridge readout trained on n2 fresh samples over the "
                  "frozen first layer (noise floor: noise**2)"),
+    "dt_limit": ("Euler step limit",
+                 "2 / |lambda_max| of the field's Jacobian at w(0) or at u, whichever is smaller (power "
+                 "iteration): a fixed step above it can oscillate; only for fixed-step runs on a deterministic source"),
     "done": ("computed by this process", "true where this part of a multi-process sweep holds results"),
     "step": ("training step", "the step at which the metrics were recorded (log-spaced, with 0 and the last)"),
     "seed": ("seed", "the configuration's seed: its directions, w(0) and samples depend on it alone"),
@@ -500,6 +515,8 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     data["fail_step"] = (dims, results["fail_step"])
     if config["n2"][0] is not None:
         data["test_mse"] = (config_dims, results["test_mse"])
+    if np.isfinite(results["dt_limit"]).any():
+        data["dt_limit"] = (config_dims, results["dt_limit"])
     if done is not None:
         data["done"] = (config_dims, done)
     fixed = {k: v[0] for k, v in config.items() if ("seed" if k == "seeds" else k) not in axes}
@@ -801,6 +818,7 @@ def _failed_batch(seeds: int, width: int, results):
         "status": np.full(lead + results["status"].shape[grid:], SWEEP_STATUS.index("error"), np.int32),
         "fail_step": np.zeros(lead + results["fail_step"].shape[grid:], np.int32),
         "test_mse": np.full(lead, np.nan, results["test_mse"].dtype),
+        "dt_limit": np.full(lead, np.nan, results["dt_limit"].dtype),
     }
 
 
@@ -821,6 +839,12 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     keys = seed_keys(g)
     state = runner.init(keys, params)
     width = sl.stop - sl.start
+    limits = runner.step_limits(keys, params)
+    above = limits[:, :width] < np.asarray(params["dt"])[:, :width]
+    if above.any():
+        say(f"warning: dt is above the Euler step's stability limit at w(0) or at u for {int(above.sum())} of "
+            f"{above.size} configurations of batch {bi + 1} (limit as low as {np.nanmin(limits):.3g}): the map can "
+            "sit on period-2 orbits (status 'oscillating'); use solver = 'dopri5' for the flow, or a smaller dt")
     done = bar_done = work = 0
     max_attempts = cfg["max_steps"][0]
     resumed = store.in_flight(bi) if store else None
@@ -863,4 +887,5 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
         "status": np.asarray(runner.status(keys, params, state))[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
+        "dt_limit": limits[:, keep],
     }, work

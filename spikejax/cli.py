@@ -119,7 +119,7 @@ class _Interrupt:
 def _sweep(args):
     import jax
 
-    from ._sweep import preflight, run
+    from ._sweep import SWEEP_STATUS, preflight, run
 
     interrupt = _Interrupt()
     interrupt.install()
@@ -150,7 +150,7 @@ def _sweep(args):
     wall = time.perf_counter() - t0
     n_cfg = int(ds["status"].size)
     steps = int(ds["step"].values[-1])
-    counts = {s: int((ds["status"] == s).sum()) for s in ("ok", "nonfinite", "diverged", "error")}
+    counts = {s: int((ds["status"] == s).sum()) for s in SWEEP_STATUS}
     if pre.complete:
         print(f"already complete: {n_cfg} configurations x {steps} steps; nothing computed")
     else:

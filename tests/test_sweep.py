@@ -71,8 +71,9 @@ def test_dataset_layout_and_physics():
     assert float(final.sel(kappa=30.0, r1=0.0, dynamic="spherical")) < 0.8
     assert float(final.sel(kappa=30.0, r1=0.0, dynamic="normalized")) > 0.99
     # one configuration of the sweep equals the same configuration simulated alone
-    p = sj.make_problem(32, key=jax.random.fold_in(jax.random.key(1), 0), kappa=30.0, r1=0.25)
-    alone = sj.simulate(p, sj.Spherical(), key=jax.random.fold_in(jax.random.key(1), 1), dt=0.3, steps=300,
+    keys = sj.config_keys(1)  # seed 1
+    p = sj.make_problem(32, key=keys.problem, kappa=30.0, r1=0.25)
+    alone = sj.simulate(p, sj.Spherical(), key=keys.run, dt=0.3, steps=300,
                         saveat=sj.SaveAt(steps=12))
     np.testing.assert_allclose(ds["rho"].sel(seed=1, kappa=30.0, r1=0.25, dynamic="spherical").values,
                                alone.rho, rtol=1e-10)
