@@ -101,4 +101,6 @@ from ._readout import (
 from ._version import __version__ as __version__
 from ._config import load_config as load_config, read_toml as read_toml
 from ._io import atomic_write as atomic_write, load_results as load_results, merge_parts as merge_parts
-from ._sweep import SWEEP_STATUS as SWEEP_STATUS, plan as plan, sweep as sweep
+from ._plan import plan as plan, preflight as preflight
+from ._results import SWEEP_STATUS as SWEEP_STATUS
+from ._sweep import run as run, sweep as sweep

@@ -119,7 +119,9 @@ class _Interrupt:
 def _sweep(args):
     import jax
 
-    from ._sweep import SWEEP_STATUS, preflight, run
+    from ._plan import preflight
+    from ._results import SWEEP_STATUS
+    from ._sweep import run
 
     interrupt = _Interrupt()
     interrupt.install()
@@ -193,7 +195,7 @@ def _info(args):
     import jax
 
     import spikejax
-    from ._sweep import default_memory_budget
+    from ._plan import default_memory_budget
 
     print(f"spikejax {spikejax.__version__}, jax {jax.__version__}, python {sys.version.split()[0]}")
     print(f"backend {jax.default_backend()}, devices {jax.devices()}")
