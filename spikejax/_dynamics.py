@@ -52,8 +52,9 @@ class AbstractDynamic(eqx.Module):
         """Map `w_new` back onto the set the flow keeps invariant."""
 
 
-def _rescale(w_new, length):
-    return w_new * (length / jnp.sqrt(dot(w_new, w_new)))
+def _rescale(w_new, sq_length):
+    """`w_new` rescaled to squared length `sq_length` (one square root a step)."""
+    return w_new * jnp.sqrt(sq_length / dot(w_new, w_new))
 
 
 class Spherical(AbstractDynamic):
@@ -79,7 +80,7 @@ class Normalized(AbstractDynamic):
         return grad
 
     def retract(self, w_new, w_old, sim):
-        return _rescale(w_new, jnp.sqrt(dot(w_old, w_old)))
+        return _rescale(w_new, dot(w_old, w_old))
 
 
 class Preconditioned(AbstractDynamic):

@@ -75,7 +75,14 @@ def population_risk(w, problem, cov):
     return overlap_risk(problem, sigma, rho(w, problem))
 
 
-def population_grad(w, problem, neuron: str):
+def spike_constants(problem):
+    """`(<u, theta>, ||u||_Sigma)`: the loop-invariant part of `population_grad`."""
+    cov, u = problem.covariance, problem.u
+    ut = dot(u, cov.theta)
+    return ut, jnp.sqrt(cov.scale * (dot(u, u) + cov.kappa * ut * ut))
+
+
+def population_grad(w, problem, neuron: str, constants=None):
     """`grad R(w) = A Sigma w + C Sigma u` in closed form, for the `"plain"` or `"sigma"`
     neuron under a `SpikedCovariance` (any coordinates, the reduced ones included).
 
@@ -84,18 +91,22 @@ def population_grad(w, problem, neuron: str):
     is elementwise under `vmap` (8x faster than `jax.grad` of `population_risk` there).
     """
     cov, u = problem.covariance, problem.u
-    sw, su = cov.apply(w), cov.apply(u)
-    a = dot(sw, w)
+    th, kappa, scale = cov.theta, cov.kappa, cov.scale
+    ut, nu = spike_constants(problem) if constants is None else constants
+    wt = dot(w, th)
+    a = scale * (dot(w, w) + kappa * wt * wt)  # ||w||_Sigma^2
+    b = scale * (dot(w, u) + kappa * wt * ut)  # <w, u>_Sigma
     root = jnp.sqrt(a)
-    nu = jnp.sqrt(dot(su, u))
-    r = dot(sw, u) / (root * nu)
+    r = b / (root * nu)
     plain = neuron == "plain"
     sigma = root if plain else jnp.ones_like(root)
     r_sigma, r_rho = jax.grad(lambda s_, r_: overlap_risk(problem, s_, r_), argnums=(0, 1))(sigma, r)
     # d rho = Sigma u / (sqrt(a) nu) - rho Sigma w / a ;  d sqrt(a) = Sigma w / sqrt(a)
     coef_w = -r_rho * r / a + (r_sigma / root if plain else 0.0)
     coef_u = r_rho / (root * nu)
-    return coef_w * sw + coef_u * su
+    # coef_w Sigma w + coef_u Sigma u, as one combination of w, u and theta
+    along = kappa * (coef_w * wt + coef_u * ut)
+    return scale * (coef_w[..., None] * w + coef_u[..., None] * u + along[..., None] * th)
 
 
 def _orthonormal_rows(rows, tol=1e-6):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from ._data import draw, prefix_mask
 from ._network import neuron_norm
 from ._covariance import SpikedCovariance
-from ._population import check_closed_form, population_grad, population_risk
+from ._population import check_closed_form, population_grad, population_risk, spike_constants
 from ._target import project
 
 
@@ -79,14 +79,15 @@ class Population(AbstractSource):
         check_closed_form(problem)
 
     def init(self, key, problem):
-        return None
+        """The loop-invariant constants of the closed-form gradient (one spike), else None."""
+        return spike_constants(problem) if isinstance(problem.covariance, SpikedCovariance) else None
 
     def risk(self, w, data, k, sim):
         return population_risk(w, sim.problem, sim.neuron_cov)
 
     def grad(self, w, data, k, sim):
-        if isinstance(sim.problem.covariance, SpikedCovariance) and sim.neuron in ("plain", "sigma"):
-            return population_grad(w, sim.problem, sim.neuron)
+        if data is not None and sim.neuron in ("plain", "sigma"):
+            return population_grad(w, sim.problem, sim.neuron, data)
         return super().grad(w, data, k, sim)
 
 
