@@ -88,7 +88,8 @@ def population_grad(w, problem, neuron: str, constants=None):
 
     The risk depends on `w` only through `a = ||w||_Sigma^2` and `b = <w, u>_Sigma`, so the
     chain rule leaves two scalars; written this way every operation on the reduced form
-    is elementwise under `vmap` (8x faster than `jax.grad` of `population_risk` there).
+    is elementwise under `vmap` (several times faster than `jax.grad` of `population_risk`
+    there; BENCHMARKS.md).
     """
     cov, u = problem.covariance, problem.u
     th, kappa, scale = cov.theta, cov.kappa, cov.scale
