@@ -69,6 +69,7 @@ class Trajectory(eqx.Module):
 
 class State(NamedTuple):
     w: Array
+    good: Array  # the last iterate that passed the failure check (fixed-step runs)
     solver_state: Any
     k: Array  # steps (fixed) or attempts (adaptive) taken; unbatched
     ptr: Array  # next record; unbatched for fixed steps
@@ -253,6 +254,7 @@ def init(sim: Simulation, w0) -> State:
     zero = jnp.zeros((), jnp.int32)
     return State(
         w=w0,
+        good=w0,
         solver_state=sim.solver.init(w0),
         k=zero,
         ptr=jnp.ones((), jnp.int32),
@@ -274,7 +276,7 @@ def state_axes(solver: AbstractSolver) -> State:
     """`vmap` axes of a `State` batched over configurations: the counters of a fixed-step
     run are shared (unbatched), an adaptive run's record pointer is per configuration."""
     adaptive = solver.adaptive
-    return State(w=0, solver_state=0, k=None, ptr=0 if adaptive else None, t=0, h=0, records=0, status=0,
+    return State(w=0, good=0, solver_state=0, k=None, ptr=0 if adaptive else None, t=0, h=0, records=0, status=0,
                  fail_step=0, accepted=0, rejected=0, delta=0, alternating=0, passage=0)
 
 
@@ -294,20 +296,32 @@ def _write(sim, records, ptr, w, status):
     return jax.tree_util.tree_map(lambda r, x: r.at[ptr].set(jnp.where(status != OK, jnp.nan, x)), records, m)
 
 
+def _code(sim: Simulation, w):
+    """`NONFINITE`, `DIVERGED` or `OK` for the iterate `w`."""
+    sq = dot(w, w)  # NaN or inf if any component is: one scalar, cheap under vmap
+    return jnp.where(~jnp.isfinite(sq), NONFINITE, jnp.where(sq > sim.max_norm**2, DIVERGED, OK))
+
+
 def _fixed_step(sim: Simulation, s: State) -> State:
+    # The check reads the current iterate, which is in memory. Checking the new one made
+    # XLA recompute the whole step inside the select that freezes it (2x slower).
+    # A failed run keeps stepping (its NaN or huge iterate goes on harmlessly); `good` keeps
+    # its last good iterate, which `result` reports, and its records are NaN from then on.
     w = s.w
+    status = jnp.where(s.status != OK, s.status, _code(sim, w))
+    failed = status != OK
+    fail_step = jnp.where((s.status == OK) & failed, s.k, s.fail_step)
     raw, _, solver_state = sim.solver.step(lambda v: sim.field(v, s.k), w, sim.dt, s.solver_state)
     w_new = sim.dynamic.retract(raw, w, sim)
-    status, fail_step, failed = _failure(sim, w_new, s.status, s.fail_step, s.k + 1)
-    keep = lambda new, old: jnp.where(failed, old, new)
-    w_new = keep(w_new, w)
     s = s._replace(
         w=w_new,
-        solver_state=jax.tree_util.tree_map(keep, solver_state, s.solver_state),
+        good=jnp.where(failed, s.good, w),
+        solver_state=solver_state,
         k=s.k + 1,
         status=status,
         fail_step=fail_step,
-        passage=sim.saveat.passage(w_new, sim, (s.k + 1) * sim.dt, s.passage) if sim.saveat.passages else s.passage,
+        passage=jnp.where(failed, s.passage, sim.saveat.passage(w_new, sim, (s.k + 1) * sim.dt, s.passage))
+        if sim.saveat.passages else s.passage,
     )
     if not sim.source.deterministic:
         return s
@@ -324,7 +338,8 @@ def _fixed_record(sim: Simulation, s: State) -> State:
     due = (s.k == schedule[jnp.minimum(s.ptr, len(sim.schedule) - 1)]) & (s.ptr < len(sim.schedule))
 
     def write(s: State):
-        return s._replace(records=_write(sim, s.records, s.ptr, s.w, s.status), ptr=s.ptr + 1)
+        status = jnp.where(s.status != OK, s.status, _code(sim, s.w))  # the new iterate is checked next step
+        return s._replace(records=_write(sim, s.records, s.ptr, s.w, status), ptr=s.ptr + 1)
 
     return jax.lax.cond(due, write, lambda s: s, s)
 
@@ -401,23 +416,28 @@ def _alternating(delta, prev, w):
 
 def result(sim: Simulation, state: State) -> Trajectory:
     """Package the records and the final weights (lifted back to `R^d` if reduced)."""
-    status = state.status
+    status, fail_step, w = state.status, state.fail_step, state.w
     if sim.solver.adaptive:
         status = jnp.where((status == OK) & (state.ptr < len(sim.schedule)), MAX_STEPS, status)
-    elif sim.source.deterministic:
-        status = jnp.where((status == OK) & state.alternating, OSCILLATING, status)
-    w = state.w if sim.basis is None else state.w @ sim.basis
+    else:
+        last = jnp.where(status != OK, status, _code(sim, w))  # the last iterate is not checked in the loop
+        fail_step = jnp.where((status == OK) & (last != OK), state.k, fail_step)
+        w = jnp.where(last != OK, state.good, w)  # a failed run reports its last good iterate
+        status = last
+        if sim.source.deterministic:
+            status = jnp.where((status == OK) & state.alternating, OSCILLATING, status)
+    w = w if sim.basis is None else w @ sim.basis
     steps = jnp.asarray(sim.schedule, jnp.int32)
     accepted = state.accepted
     if not sim.solver.adaptive:
-        accepted = jnp.where(state.fail_step >= 0, state.fail_step - 1, jnp.minimum(state.k, sim.steps))
+        accepted = jnp.where(fail_step >= 0, fail_step - 1, jnp.minimum(state.k, sim.steps))
     return Trajectory(
         ts=steps * sim.dt,
         steps=steps,
         ys=state.records,
         w=w,
         status=status,
-        fail_step=state.fail_step,
+        fail_step=fail_step,
         num_steps=accepted,
         num_rejected=state.rejected,
         passages=sim.saveat.unpack(state.passage),
