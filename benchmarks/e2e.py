@@ -20,7 +20,8 @@ agreement of the CLI's final rho with the numpy loop run on the engine's own dra
 
 from __future__ import annotations
 
-import blasenv  # noqa: F401  (first: unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE before numpy loads)
+if __name__ == "__main__":  # a benchmark run (never a test): clean the BLAS env before numpy loads
+    import blasenv  # noqa: F401
 
 import argparse
 import json
@@ -138,9 +139,9 @@ def agreement(cfg, ds, count=2):
     return max(diffs), vals
 
 
-def profile(cfg, results_nc=None, repeat=3):
-    """Where the CLI's time goes, measured piece by piece in this process with the sweep's
-    own compiled functions (one group)."""
+def profile_pieces(cfg, results_nc=None):
+    """One measurement of each piece of the CLI's work, in this process, with the sweep's own
+    compiled functions (one group; compiled afresh, so compile is measured each call)."""
     out = {}
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import jax, spikejax.cli, spikejax._sweep; jax.devices()"],
@@ -151,19 +152,17 @@ def profile(cfg, results_nc=None, repeat=3):
     t = time.perf_counter()
     c_init = g["init"].lower(keys, params).compile()
     out["compile_init_s"] = time.perf_counter() - t
-    out["init_s"] = suite.best_time(c_init, keys, params, repeat=repeat)
-    state = c_init(keys, params)
+    state = jax.block_until_ready(c_init(keys, params))
+    t = time.perf_counter()
+    state = jax.block_until_ready(c_init(keys, params))
+    out["init_s"] = time.perf_counter() - t
     t = time.perf_counter()
     c_chunk = g["chunk"].lower(keys, params, state).compile()
     out["compile_chunk_s"] = time.perf_counter() - t
-    times = []
-    for _ in range(repeat + 1):
-        state = c_init(keys, params)
-        jax.block_until_ready(state)
-        t = time.perf_counter()
-        state = jax.block_until_ready(c_chunk(keys, params, state))  # the input state is donated
-        times.append(time.perf_counter() - t)
-    out["chunk_s"] = min(times[1:])
+    state = jax.block_until_ready(c_chunk(keys, params, state))  # warm-up; the input state is donated
+    t = time.perf_counter()
+    state = jax.block_until_ready(c_chunk(keys, params, state))
+    out["chunk_s"] = time.perf_counter() - t
     out["chunk_len"] = g["chunk_len"]
     out["chunks"] = -(-g["steps"] // g["chunk_len"])
     # the data draw each chunk repeats (z per seed, y per configuration), alone
@@ -177,16 +176,15 @@ def profile(cfg, results_nc=None, repeat=3):
         return z, y
 
     draw_all = jax.jit(jax.vmap(jax.vmap(draw, (None, 0), (None, 0)), (0, 0), (0, 0)))
-    out["draw_s"] = suite.best_time(draw_all, keys, params["kappa"], repeat=repeat)
+    out["draw_s"] = suite.best_time(draw_all, keys, params["kappa"], repeat=1)
     out["steady_chunk_s"] = max(out["chunk_s"] - out["draw_s"], 1e-9)
     # checkpoint of the state after a chunk, and the results file
     with tempfile.TemporaryDirectory() as tmp:
         leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
         t = time.perf_counter()
-        for _ in range(repeat):
-            with open(os.path.join(tmp, "c.npz"), "wb") as f:
-                np.savez(f, **{f"leaf{i}": x for i, x in enumerate(leaves)})
-        out["checkpoint_s"] = (time.perf_counter() - t) / repeat
+        with open(os.path.join(tmp, "c.npz"), "wb") as f:
+            np.savez(f, **{f"leaf{i}": x for i, x in enumerate(leaves)})
+        out["checkpoint_s"] = time.perf_counter() - t
         if results_nc:
             import xarray as xr
 
@@ -200,20 +198,21 @@ def profile(cfg, results_nc=None, repeat=3):
 def measure(grids, base, rounds, numpy_count, log=print):
     rows = []
     rng = np.random.default_rng(0)
-    pfn, pa, pflop = suite._peak_fn(2048 if base["d"] >= 128 else 256)
+    pfn, pa, pflop = suite._peak_fn(int(os.environ.get("SPIKEJAX_PEAK_SIZE", 2048)) if base["d"] >= 128 else 256)
     with tempfile.TemporaryDirectory() as tmp:
         for s, b in grids:
             cfg = config(s, b, base)
             toml = os.path.join(tmp, f"grid_{s}x{b}.toml")
             write_toml(cfg, toml)
             out = os.path.join(tmp, f"out_{s}x{b}")
+            nc = os.path.join(out, "results.nc")
             gfn, gargs, gflop = suite.gemm_case(s, b, base["d"], base["n"])
-            np2 = numpy_configs(cfg, numpy_count, rng)
-            np1 = suite.one_blas_thread(np2)
+            np2 = numpy_configs(cfg, 1, rng)  # 2 BLAS threads: under load this one is very slow
+            np1 = suite.one_blas_thread(numpy_configs(cfg, numpy_count, rng))
             for fn, *args in ((gfn, *gargs), (pfn, pa), (np2,), (np1,)):
                 jax.block_until_ready(fn(*args))  # warm-up (compile, first touch)
-            runs, t_gemm, t_peak, t_np2, t_np1 = [], [], [], [], []
-            for r in range(rounds):  # A B C A B C ...
+            runs, t_gemm, t_peak, t_np2, t_np1, profs = [], [], [], [], [], []
+            for r in range(rounds):  # A B C A B C ...: every piece measured once a round
                 runs.append(cli_run(toml, out))
                 t_gemm.append(suite.best_time(gfn, *gargs, repeat=3))
                 t_peak.append(suite.best_time(pfn, pa, repeat=2))
@@ -222,33 +221,81 @@ def measure(grids, base, rounds, numpy_count, log=print):
                 t_np2.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 np1()
-                t_np1.append(time.perf_counter() - t0)
-                log(f"  {s}x{b} round {r}: CLI {runs[-1]['wall']:.1f} s, {suite.load()}")
+                t_np1.append((time.perf_counter() - t0) / numpy_count)
+                profs.append(profile_pieces(cfg, nc))
+                log(f"  {s}x{b} round {r}: CLI {runs[-1]['wall']:.1f} s (first chunk {runs[-1]['first_chunk']}), "
+                    f"GEMM {gflop / t_gemm[-1] / 1e9:.0f} GFLOP/s, numpy {t_np2[-1]:.2f} / {t_np1[-1]:.2f} s a config, "
+                    f"chunk {profs[-1]['chunk_s']:.2f} s, {suite.load()}")
             import xarray as xr
 
-            ds = xr.load_dataset(os.path.join(out, "results.nc"), engine="scipy")
+            ds = xr.load_dataset(nc, engine="scipy")
             diff, _ = agreement(cfg, ds)
-            prof = profile(cfg, os.path.join(out, "results.nc"))
+            prof = {k: min(p[k] for p in profs) for k in profs[0]}  # best of each piece over the rounds
             total = s * b * base["steps"]
             flop = 4 * base["n"] * base["d"] * total
             best = min(runs, key=lambda x: x["wall"])
             gemm = gflop / min(t_gemm) / 1e9
-            np_per_config = min(min(t_np2), min(t_np1)) / numpy_count
+            np_per_config = min(min(t_np2), min(t_np1))
             row = dict(seeds=s, configs=b, d=base["d"], n=base["n"], steps=base["steps"], chunk=prof["chunk_len"],
-                       load=suite.load(), cli_s=best["wall"], cli_s_median=float(np.median([x["wall"] for x in runs])),
+                       load=suite.load(), rounds=rounds, cli_s=best["wall"],
+                       cli_s_median=float(np.median([x["wall"] for x in runs])), cli_all=runs,
                        cli_in_process_s=best["in_process"], first_chunk_s=best["first_chunk"],
                        rate=total / best["wall"], gflops=flop / best["wall"] / 1e9,
-                       gemm_gflops=gemm, peak2048_gflops=pflop / min(t_peak) / 1e9,
-                       numpy_2thread_config_s=min(t_np2) / numpy_count, numpy_1thread_config_s=min(t_np1) / numpy_count,
-                       numpy_s=np_per_config * s * b, numpy_note=f"{numpy_count} configs timed per round, extrapolated",
-                       max_abs_drho=diff, profile=prof)
+                       gemm_gflops=gemm, gemm_all=[gflop / t / 1e9 for t in t_gemm],
+                       peak2048_gflops=pflop / min(t_peak) / 1e9,
+                       numpy_2thread_config_s=min(t_np2), numpy_1thread_config_s=min(t_np1),
+                       numpy_s=np_per_config * s * b,
+                       numpy_note=f"1 config (2 BLAS threads) and {numpy_count} (1 thread) a round, extrapolated",
+                       max_abs_drho=diff, profile=prof, profiles=profs)
             row["frac_gemm"] = row["gflops"] / gemm
             row["ratio_numpy"] = row["numpy_s"] / best["wall"]
-            steady = 4 * base["n"] * base["d"] * s * b * prof["chunk_len"]
-            row["steady_frac_gemm"] = steady / prof["steady_chunk_s"] / 1e9 / gemm
-            row["chunk_frac_gemm"] = steady / prof["chunk_s"] / 1e9 / gemm
+            per_chunk = 4 * base["n"] * base["d"] * s * b * prof["chunk_len"]
+            row["steady_frac_gemm"] = per_chunk / prof["steady_chunk_s"] / 1e9 / gemm
+            row["chunk_frac_gemm"] = per_chunk / prof["chunk_s"] / 1e9 / gemm
+            if best["first_chunk"] is not None:  # the CLI's own steady state: the chunks after the first
+                rest = best["wall"] - best["first_chunk"] - prof.get("write_s", 0.0)
+                row["cli_after_first_chunk_s"] = rest
+                row["cli_steady_frac_gemm"] = per_chunk * (prof["chunks"] - 1) / rest / 1e9 / gemm
             rows.append(row)
             report(row)
+    return rows
+
+
+def seed_grouping(total=512, seeds_list=(1, 8, 64), chunk=50, repeat=3, base=BASE, log=print):
+    """The sweep's steady state for the same `total` configurations arranged as S seeds x
+    B = total / S, timed in turn with the GEMM pair of each shape (forward S z^T and backward
+    R z, S products each) and with the chunk's data draw. The runs are long (10^6 steps), so
+    every timed chunk does `chunk` real steps. Returns one row per S."""
+    d, n = base["d"], base["n"]
+    cases, meta = [], []
+    for s in seeds_list:
+        b = total // s
+        cfg = config(s, b, dict(base, steps=10**6))
+        (g,) = suite.sweep_groups(cfg, chunk=chunk)
+        keys, params = g["keys"], g["params"]
+        holder = [g["init"](keys, params)]
+
+        def run(g=g, keys=keys, params=params, holder=holder):
+            holder[0] = g["chunk"](keys, params, holder[0])  # the state is donated: keep the new one
+            return holder[0]
+
+        fwd, (sa, za), flop = suite.gemm_case(s, b, d, n)
+        r = jax.random.normal(jax.random.key(2), (s, b, n), jnp.float32)
+        bwd = jax.jit(lambda r, z: jnp.einsum("sbn,snd->sbd", r, z))
+        pair = lambda fwd=fwd, bwd=bwd, sa=sa, za=za, r=r: (fwd(sa, za), bwd(r, za))
+        cases += [(run,), (pair,)]
+        meta.append((s, b, 2 * flop))
+    best = suite.interleaved(cases, repeat=repeat)
+    rows = []
+    for i, (s, b, flop_pair) in enumerate(meta):
+        t_chunk, t_pair = best[2 * i], best[2 * i + 1]
+        gemm = flop_pair / t_pair / 1e9
+        chunk_gflops = 4 * n * d * s * b * chunk / t_chunk / 1e9
+        rows.append(dict(seeds=s, configs=b, chunk=chunk, chunk_s=t_chunk, rate=s * b * chunk / t_chunk,
+                         chunk_gflops=chunk_gflops, gemm_pair_gflops=gemm, frac_gemm=chunk_gflops / gemm,
+                         load=suite.load()))
+        log(f"  {s:3d} seeds x {b:4d}: chunk of {chunk} steps {t_chunk:6.2f} s = {rows[-1]['rate']:9.3g} config-steps/s, "
+            f"{chunk_gflops:6.1f} GFLOP/s; GEMM pair of that shape {gemm:6.1f} GFLOP/s: {100 * chunk_gflops / gemm:4.0f}%")
     return rows
 
 
@@ -264,7 +311,8 @@ def report(r):
     print(f"  numpy loop           {r['numpy_s']:7.2f} s  (per config {r['numpy_2thread_config_s']:.3f} s on 2 BLAS threads,"
           f" {r['numpy_1thread_config_s']:.3f} s on 1; {r['numpy_note']})  -> CLI x{r['ratio_numpy']:.2f}")
     print(f"  steady state (chunk minus its data draw) {100 * r['steady_frac_gemm']:.0f}% of the GEMM; "
-          f"whole chunk {100 * r['chunk_frac_gemm']:.0f}%")
+          f"whole chunk {100 * r['chunk_frac_gemm']:.0f}%; the CLI's chunks after its first: "
+          f"{100 * r.get('cli_steady_frac_gemm', float('nan')):.0f}%")
     parts = [("startup (process, imports)", p["startup_s"]), ("compile init", p["compile_init_s"]),
              ("compile chunk", p["compile_chunk_s"]), ("init (draw + record)", p["init_s"]),
              (f"data re-draw x {p['chunks']} chunks", p["draw_s"] * p["chunks"]),
@@ -282,20 +330,31 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny grids (a smoke run)")
     ap.add_argument("--grids", default=None, help="SxB,... e.g. 1x512,8x64,64x8")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--d", type=int, default=None)
+    ap.add_argument("--n", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--numpy-configs", type=int, default=2)
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--grouping", action="store_true", help="also the steady state against the seed grouping")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
-    base = QUICK if args.quick else BASE
+    base = dict(QUICK if args.quick else BASE)
+    base.update({k: getattr(args, k) for k in ("d", "n", "steps") if getattr(args, k) is not None})
     grids = QUICK_GRIDS if args.quick else GRIDS
     if args.grids:
-        grids = tuple(tuple(int(v) for v in g.split("x")) for g in args.grids.split(","))
+        grids = tuple(tuple(int(v) for v in g.split("x")) for g in args.grids.split(",") if g)
     print("spikejax end to end:", suite.machine())
-    rows = measure(grids, base, 1 if args.quick else args.rounds, args.numpy_configs)
+    rows = measure(grids, base, 1 if args.quick else args.rounds, args.numpy_configs) if grids else []
+    grouping = None
+    if args.grouping:
+        print("\nsteady state against the seed grouping (same configurations, chunk timed in turn with its GEMMs):")
+        grouping = seed_grouping(total=8 if args.quick else 512, seeds_list=(1, 2, 8) if args.quick else (1, 8, 64),
+                                 chunk=10 if args.quick else 50, repeat=1 if args.quick else 3,
+                                 base=base)
     print("\nend:", suite.machine())
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(machine=suite.machine(), rows=rows), f, indent=1, default=float)
+            json.dump(dict(machine=suite.machine(), rows=rows, grouping=grouping), f, indent=1, default=float)
     return rows
 
 

@@ -415,7 +415,7 @@ def _no_crn(d, steps):
 
 
 def empirical(d=256, n=4096, steps=500, configs=(64, 512), numpy_configs=4, loop_configs=4, no_crn_steps=None,
-              check_configs=4, repeat=3, sweep=False, peak=True):
+              check_configs=4, repeat=3, sweep=False, peak=True, peak_size=2048):
     """Benchmark 1: the engine (`vmap` over B configurations sharing `z`) against (a) the
     numpy loop, (b) the jitted single-configuration loop, (c) `jit(scan(vmap))` without
     common random numbers, and the 2048^2 GEMM, all timed in turn in one process.
@@ -440,7 +440,7 @@ def empirical(d=256, n=4096, steps=500, configs=(64, 512), numpy_configs=4, loop
         ]
         cases.append((one_blas_thread(np_loop),))  # (a') the same loop on one BLAS thread
         if peak:
-            pfn, pa, pflop = _peak_fn()
+            pfn, pa, pflop = _peak_fn(peak_size)
             cases.append((pfn, pa))
         best, med, outs = interleaved(cases, repeat=repeat, stats=True)
         del zb
