@@ -261,41 +261,52 @@ def measure(grids, base, rounds, numpy_count, log=print):
     return rows
 
 
+def _chunk_case(seeds, b, chunk, base):
+    """A callable running one chunk of the sweep's compiled chunk function on a long run
+    (10^6 steps, so every chunk does `chunk` real steps) of `seeds` x `b` configurations."""
+    (g,) = suite.sweep_groups(config(seeds, b, dict(base, steps=10**6)), chunk=chunk)
+    keys, params = g["keys"], g["params"]
+    holder = [g["init"](keys, params)]
+
+    def run():
+        holder[0] = g["chunk"](keys, params, holder[0])  # the state is donated: keep the new one
+        return holder[0]
+
+    return run
+
+
 def seed_grouping(total=512, seeds_list=(1, 8, 64), chunk=50, repeat=3, base=BASE, log=print):
     """The sweep's steady state for the same `total` configurations arranged as S seeds x
     B = total / S, timed in turn with the GEMM pair of each shape (forward S z^T and backward
-    R z, S products each) and with the chunk's data draw. The runs are long (10^6 steps), so
-    every timed chunk does `chunk` real steps. Returns one row per S."""
+    R z, S products each). For S > 1 also the prototype of running the seeds one after
+    another (what `lax.map` over seeds, instead of `vmap`, would do): S times the chunk of
+    one seed's B configurations, whose `z` (n x d floats) stays in cache between the
+    forward and the backward product. Returns one row per S."""
     d, n = base["d"], base["n"]
     cases, meta = [], []
     for s in seeds_list:
         b = total // s
-        cfg = config(s, b, dict(base, steps=10**6))
-        (g,) = suite.sweep_groups(cfg, chunk=chunk)
-        keys, params = g["keys"], g["params"]
-        holder = [g["init"](keys, params)]
-
-        def run(g=g, keys=keys, params=params, holder=holder):
-            holder[0] = g["chunk"](keys, params, holder[0])  # the state is donated: keep the new one
-            return holder[0]
-
         fwd, (sa, za), flop = suite.gemm_case(s, b, d, n)
         r = jax.random.normal(jax.random.key(2), (s, b, n), jnp.float32)
         bwd = jax.jit(lambda r, z: jnp.einsum("sbn,snd->sbd", r, z))
         pair = lambda fwd=fwd, bwd=bwd, sa=sa, za=za, r=r: (fwd(sa, za), bwd(r, za))
-        cases += [(run,), (pair,)]
-        meta.append((s, b, 2 * flop))
+        cases += [(_chunk_case(s, b, chunk, base),), (pair,)]
+        meta.append((s, b, 2 * flop, "vmap over seeds (now)", len(cases) - 2))
+        if s > 1:
+            cases.append((_chunk_case(1, b, chunk, base),))
+            meta.append((s, b, 2 * flop, "seeds one at a time (prototype)", len(cases) - 1))
     best = suite.interleaved(cases, repeat=repeat)
+    pairs = {s: best[i + 1] for s, b, f, form, i in meta if form.startswith("vmap")}
     rows = []
-    for i, (s, b, flop_pair) in enumerate(meta):
-        t_chunk, t_pair = best[2 * i], best[2 * i + 1]
-        gemm = flop_pair / t_pair / 1e9
-        chunk_gflops = 4 * n * d * s * b * chunk / t_chunk / 1e9
-        rows.append(dict(seeds=s, configs=b, chunk=chunk, chunk_s=t_chunk, rate=s * b * chunk / t_chunk,
-                         chunk_gflops=chunk_gflops, gemm_pair_gflops=gemm, frac_gemm=chunk_gflops / gemm,
-                         load=suite.load()))
-        log(f"  {s:3d} seeds x {b:4d}: chunk of {chunk} steps {t_chunk:6.2f} s = {rows[-1]['rate']:9.3g} config-steps/s, "
-            f"{chunk_gflops:6.1f} GFLOP/s; GEMM pair of that shape {gemm:6.1f} GFLOP/s: {100 * chunk_gflops / gemm:4.0f}%")
+    for s, b, flop_pair, form, i in meta:
+        t_chunk = best[i] * (s if form.startswith("seeds") else 1)
+        gemm = flop_pair / pairs[s] / 1e9
+        gflops = 4 * n * d * s * b * chunk / t_chunk / 1e9
+        rows.append(dict(seeds=s, configs=b, form=form, chunk=chunk, chunk_s=t_chunk, rate=s * b * chunk / t_chunk,
+                         chunk_gflops=gflops, gemm_pair_gflops=gemm, frac_gemm=gflops / gemm, load=suite.load()))
+        log(f"  {s:3d} seeds x {b:4d}, {form:32s}: {chunk} steps {t_chunk:6.2f} s = {rows[-1]['rate']:9.3g} "
+            f"config-steps/s, {gflops:6.1f} GFLOP/s; the GEMM pair of the S x B shape {gemm:6.1f} GFLOP/s: "
+            f"{100 * gflops / gemm:4.0f}%")
     return rows
 
 
@@ -341,7 +352,7 @@ def main(argv=None):
     base = dict(QUICK if args.quick else BASE)
     base.update({k: getattr(args, k) for k in ("d", "n", "steps") if getattr(args, k) is not None})
     grids = QUICK_GRIDS if args.quick else GRIDS
-    if args.grids:
+    if args.grids is not None:
         grids = tuple(tuple(int(v) for v in g.split("x")) for g in args.grids.split(",") if g)
     print("spikejax end to end:", suite.machine())
     rows = measure(grids, base, 1 if args.quick else args.rounds, args.numpy_configs) if grids else []

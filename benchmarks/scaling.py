@@ -7,7 +7,8 @@ Sources: population in the exact 3-coordinate form, population in d dimensions, 
 samples a step, shared by the B configurations of a seed). Normalized dynamic, ReLU, h2.
 
 For each point the engine's `jit(vmap(simulate))` over B configurations is compiled at two
-run lengths, T and 3T steps, and timed (best of `repeat` after a warm-up); the cost per
+run lengths, T and 3T steps, and timed in turn (T, 3T, T, 3T, ...; best of `repeat` after a
+warm-up); the cost per
 configuration-step is the slope `(t(3T) - t(T)) / (2 T B)` and the per-run setup (data
 draw, w(0), first record) the intercept. Memory is XLA's buffer total (arguments, outputs,
 temporaries) of the compiled call: for the sample sources at two widths B and B/8, split
@@ -63,19 +64,16 @@ def _fn(source, d, n, steps):
 def _steps(source, d, n, b, work):
     """A run length giving about `work` flops (sample sources) or element-steps."""
     per = {"population-3": 50.0, "population-d": 30.0 * d}.get(source, 4.0 * n * d)
-    return int(np.clip(work / (per * b), 3, 2000))
+    return int(np.clip(work / (per * b), 5, 2000))
 
 
 def point(source, d, n=None, repeat=2, work=2e10):
     b = WIDTH[source]
     kappas = jnp.logspace(0, 2, b)
     t1 = _steps(source, d, n or 1, b, work)
-    times, mems = [], []
-    for steps in (t1, 3 * t1):
-        fn = _fn(source, d, n, steps)
-        compiled = fn.lower(kappas).compile()
-        mems.append(suite.compiled_bytes(compiled))
-        times.append(suite.best_time(compiled, kappas, repeat=repeat))
+    compiled = [_fn(source, d, n, steps).lower(kappas).compile() for steps in (t1, 3 * t1)]
+    mems = [suite.compiled_bytes(c) for c in compiled]
+    times = suite.interleaved([(c, kappas) for c in compiled], repeat=repeat)  # T, 3T, T, 3T, ...
     ns = max(times[1] - times[0], 1e-12) / (2 * t1 * b) * 1e9
     setup = max(times[0] - t1 * b * ns * 1e-9, 0.0)
     row = dict(source=source, d=d, n=n, configs=b, steps=[t1, 3 * t1], seconds=times, ns_per_config_step=ns,
@@ -93,19 +91,53 @@ def point(source, d, n=None, repeat=2, work=2e10):
 
 
 def fit(rows):
-    """`ns = a + b d + c n d` by least squares (c fixed to 0 for population sources)."""
+    """`ns = a + b d + c n d` with a, b, c >= 0, least squares in relative error (c = 0 for
+    the population sources). A rough model: between the measured points interpolate the
+    points themselves (log-log), which the JSON also holds."""
+    from scipy.optimize import nnls
+
     d = np.array([r["d"] for r in rows], float)
     nd = np.array([(r["n"] or 0) * r["d"] for r in rows], float)
     y = np.array([r["ns_per_config_step"] for r in rows])
     cols = [np.ones_like(d), d] + ([nd] if nd.any() else [])
-    coef, *_ = np.linalg.lstsq(np.stack(cols, 1), y, rcond=None)
+    a = np.stack(cols, 1) / y[:, None]
+    coef, _ = nnls(a, np.ones_like(y))
     coef = list(coef) + [0.0] * (3 - len(coef))
-    mem_d = [r["bytes_per_config"] for r in rows]
+    pred = np.stack(cols, 1) @ np.asarray(coef[: len(cols)])
     return dict(ns_per_config_step=dict(a=coef[0], b_per_d=coef[1], c_per_nd=coef[2]),
+                max_rel_error=float(np.max(np.abs(pred / y - 1))),
                 d_range=[int(d.min()), int(d.max())],
                 n_range=[min((r["n"] for r in rows if r["n"]), default=None),
                          max((r["n"] for r in rows if r["n"]), default=None)],
-                bytes_per_config_max=max(mem_d))
+                bytes_per_config_max=max(r["bytes_per_config"] for r in rows))
+
+
+def markdown(points):
+    """The points as the BENCHMARKS.md tables: one against d (n = 4096 for the sample
+    sources), one against n (d = 256)."""
+    by = {(r["source"], r["d"], r["n"]): r for r in points}
+    dims = sorted({r["d"] for r in points})
+    ns = sorted({r["n"] for r in points if r["n"]})
+
+    def cell(r):
+        if r is None:
+            return ""
+        text = f"{r['ns_per_config_step']:.3g} ns"
+        if "gflops" in r:
+            text += f" ({r['gflops']:.0f} GFLOP/s)"
+        text += f"; {r['bytes_per_config'] / 1024:.3g} KiB"
+        if r["bytes_shared"]:
+            text += f" + {r['bytes_shared'] / 2**20:.3g} MiB/seed"
+        return text
+
+    lines = ["| source | " + " | ".join(f"d = {d}" for d in dims) + " |", "|---" * (len(dims) + 1) + "|"]
+    for src in SOURCES:
+        n = 4096 if src in ("empirical", "online") else None
+        lines.append(f"| {src} | " + " | ".join(cell(by.get((src, d, n))) for d in dims) + " |")
+    lines += ["", "| source (d = 256) | " + " | ".join(f"n = {n}" for n in ns) + " |", "|---" * (len(ns) + 1) + "|"]
+    for src in ("empirical", "online"):
+        lines.append(f"| {src} | " + " | ".join(cell(by.get((src, 256, n))) for n in ns) + " |")
+    return "\n".join(lines)
 
 
 def measure(dims, ns, repeat, work, log=print):
@@ -135,7 +167,7 @@ def main(argv=None):
     if args.quick:
         dims, ns, repeat, work = (64, 256), (1024,), 1, 2e8
     else:
-        dims, ns, repeat, work = (64, 256, 1024, 4096, 8192), (256, 1024, 16384), 2, 2e10
+        dims, ns, repeat, work = (64, 256, 1024, 4096, 8192), (256, 1024, 16384), 3, 6e10
     rows = measure(dims, ns, repeat, work)
     models = {s: fit([r for r in rows if r["source"] == s]) for s in SOURCES}
     out = dict(
@@ -146,7 +178,9 @@ def main(argv=None):
     print("\nmodels (ns per config-step = a + b d + c n d):")
     for s, m in models.items():
         c = m["ns_per_config_step"]
-        print(f"  {s:13s} a {c['a']:9.2f}  b {c['b_per_d']:9.4f}  c {c['c_per_nd']:.3e}")
+        print(f"  {s:13s} a {c['a']:9.2f}  b {c['b_per_d']:9.4f}  c {c['c_per_nd']:.3e}"
+              f"   (largest relative error at the points {100 * m['max_rel_error']:.0f}%)")
+    print("\n" + markdown(rows))
     print("end:", suite.machine())
     if args.json:
         with open(args.json, "w") as f:
