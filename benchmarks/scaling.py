@@ -77,7 +77,7 @@ def point(source, d, n=None, repeat=2, work=2e10):
     ns = max(times[1] - times[0], 1e-12) / (2 * t1 * b) * 1e9
     setup = max(times[0] - t1 * b * ns * 1e-9, 0.0)
     row = dict(source=source, d=d, n=n, configs=b, steps=[t1, 3 * t1], seconds=times, ns_per_config_step=ns,
-               setup_s=setup, load=suite.load())
+               setup_s=setup, load=suite.load(), valid=valid(times))
     if source in ("empirical", "online"):
         small = b // 8
         m_small = suite.compiled_bytes(_fn(source, d, n, t1).lower(kappas[:small]).compile())
@@ -90,12 +90,21 @@ def point(source, d, n=None, repeat=2, work=2e10):
     return row
 
 
+def valid(times):
+    """A point is usable when the 3T run took clearly longer than the T run (else the load's
+    noise exceeded the steps' cost: rerun it)."""
+    return bool(times[1] > 1.5 * times[0])
+
+
 def fit(rows):
     """`ns = a + b d + c n d` with a, b, c >= 0, least squares in relative error (c = 0 for
     the population sources). A rough model: between the measured points interpolate the
     points themselves (log-log), which the JSON also holds."""
     from scipy.optimize import nnls
 
+    rows = [r for r in rows if r.get("valid", True)]
+    if not rows:
+        return dict(ns_per_config_step=None, max_rel_error=None, d_range=None, n_range=None, bytes_per_config_max=None)
     d = np.array([r["d"] for r in rows], float)
     nd = np.array([(r["n"] or 0) * r["d"] for r in rows], float)
     y = np.array([r["ns_per_config_step"] for r in rows])
@@ -122,6 +131,8 @@ def markdown(points):
     def cell(r):
         if r is None:
             return ""
+        if not r.get("valid", True):
+            return "noise (rerun)"
         text = f"{r['ns_per_config_step']:.3g} ns"
         if "gflops" in r:
             text += f" ({r['gflops']:.0f} GFLOP/s)"
