@@ -1,7 +1,8 @@
 """Smoke runs of the benchmarks at tiny sizes: they run, and engine and baselines agree.
 
 No timing is asserted. The default set (engine against baselines) stays under 30 s on
-2 cores; the two run-only checks are marked slow (`make test-all`). The benchmarks run in the engine's default dtype (float32 here, so
+2 cores; the run-only checks and the sample-complexity one (four compiles) are marked slow
+(`make test-all` runs them). The benchmarks run in the engine's default dtype (float32 here, so
 the tolerances are float32 ones even though the rest of the suite enables float64). The
 BLAS environment is left as it is (only the benchmark scripts clean it).
 """
@@ -51,6 +52,7 @@ def test_population_benchmark_agrees():
     assert per_dim == []
 
 
+@pytest.mark.slow  # four compiles (padded, two shapes, search_n): over the smoke set's 30 s budget
 def test_complexity_benchmark_agrees():
     r = suite.complexity(d=16, sizes=(32, 64), seeds=2, steps=20, threshold=0.0)
     assert r["max_abs_diff"] < 1e-4
