@@ -4,11 +4,15 @@ from ._complexity import (
     SEARCH_METRICS as SEARCH_METRICS,
     ExponentFit as ExponentFit,
     HorizonCheck as HorizonCheck,
+    Passage as Passage,
     Search as Search,
     bootstrap_exponent as bootstrap_exponent,
+    bootstrap_passage as bootstrap_passage,
     critical_n as critical_n,
     fit_exponent as fit_exponent,
     horizon_check as horizon_check,
+    median_n as median_n,
+    passage_n as passage_n,
     right_sign as right_sign,
     search_n as search_n,
     success_fraction as success_fraction,
@@ -70,6 +74,7 @@ from ._sources import (
     Online as Online,
     Population as Population,
     Reused as Reused,
+    projected_risk as projected_risk,
     sample_risk as sample_risk,
 )
 from ._target import AbstractTarget as AbstractTarget, SingleIndex as SingleIndex
