@@ -11,6 +11,7 @@ from ._complexity import (
     critical_n as critical_n,
     fit_exponent as fit_exponent,
     horizon_check as horizon_check,
+    initial_rho as initial_rho,
     median_n as median_n,
     passage_n as passage_n,
     right_sign as right_sign,

@@ -22,11 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._population import rho as _rho
 from ._problem import check, check_choice, check_int, check_real
 from ._saveat import SaveAt
 from ._simulate import advance, init, prepare, simulate, state_axes
 from ._solvers import Euler
-from ._sources import AbstractSource, Empirical
+from ._sources import AbstractSource, Empirical, Online
 
 SEARCH_METRICS = ("rho", "cos_u")
 SIGN_RULES = ("auto", "abs", "signed", "right_sign")
@@ -386,6 +387,14 @@ class Passage(NamedTuple):
         return float(np.mean(np.isnan(col))) if col.size else float("nan")
 
 
+def initial_rho(problem, dynamic, keys, **kwargs) -> np.ndarray:
+    """`rho(w(0))` of each seed key, without running (e.g. to keep only right-sign seeds of
+    an odd link, `right_sign(problem, initial_rho(...))`, before a costly `passage_n`)."""
+    keys = jnp.asarray(keys)
+    w0 = jax.vmap(lambda k: prepare(problem, dynamic, Online(1), key=k, **kwargs)[1])(keys)
+    return np.asarray(jax.vmap(lambda w: _rho(w, problem))(w0), float)
+
+
 def _thresholds(thresholds) -> tuple:
     try:
         th = tuple(float(t) for t in thresholds)
@@ -411,6 +420,7 @@ def passage_n(
     metric: str = "rho",
     sign: str = "auto",
     chunk: int = 512,
+    stop_fraction: float = 1.0,
     **kwargs,
 ) -> Passage:
     """Per-seed sample complexity of a one-pass or reused-batch source, from first passages.
@@ -434,6 +444,11 @@ def passage_n(
     - `sign`: as for `search_n`; `"right_sign"` (auto for odd `s >= 3`) counts only seeds
       whose `rho(w(0))` has the escaping sign.
     - `chunk`: steps per loop iteration (the granularity of the early stop).
+    - `stop_fraction`: stop once this fraction of the counted seeds passed the last
+      threshold (1: all of them, or the budget). Below 1 the slowest seeds are cut off:
+      their `n` is NaN (read: more than `source.samples(ran)`), which `median_n` and the
+      bootstrap treat as "later than every passed seed", so the median is unchanged as long
+      as `stop_fraction > 1/2`; it saves the heavy tail of slow escapes.
     - other keyword arguments go to `simulate` (`n_unlabelled`, `neuron`, ...).
 
     **Returns:** a `Passage`.
@@ -451,6 +466,7 @@ def passage_n(
     check("steps", steps, steps <= MAX_PASSAGE_STEPS,
           f"allowed: at most {MAX_PASSAGE_STEPS} (passage times t = k dt are float32); use a larger batch")
     check_int("chunk", chunk, 1)
+    check_real("stop_fraction", stop_fraction, 0.5, 1.0, lo_open=True)
     check("solver", kwargs.get("solver"), kwargs.get("solver") is None or not kwargs["solver"].adaptive,
           "first passages of a sampled source need a fixed-step solver (sj.Euler() or sj.Optax)")
     check("saveat", kwargs.get("saveat"), "saveat" not in kwargs, "passage_n sets saveat itself")
@@ -465,7 +481,7 @@ def passage_n(
         factor = float(np.sign(float(np.asarray(problem.link.coeffs)[s]) * float(beta[s])))
     prepare(problem, dynamic, source, key=keys[0], dt=dt, steps=steps, **kwargs)  # every other check, eagerly
     run = _passage_compiled(dynamic, source, float(dt), steps, th, metric, min(chunk, steps),
-                            tuple(sorted(kwargs.items())))
+                            float(stop_fraction), tuple(sorted(kwargs.items())))
     times, rho0, ran = run(problem, keys, jnp.asarray(factor))
     times, rho0 = np.asarray(times, float), np.asarray(rho0, float)
     step = np.round(times / dt)
@@ -475,7 +491,7 @@ def passage_n(
 
 
 @functools.lru_cache(maxsize=64)
-def _passage_compiled(dynamic, source, dt, steps, thresholds, metric, chunk, kwargs):
+def _passage_compiled(dynamic, source, dt, steps, thresholds, metric, chunk, stop_fraction, kwargs):
     saveat = SaveAt(steps=2, passages={metric: thresholds})
     sax = state_axes(Euler())
 
@@ -494,7 +510,8 @@ def _passage_compiled(dynamic, source, dt, steps, thresholds, metric, chunk, kwa
         valid = jnp.where(factor == 0, True, factor * rho0 > 0)
 
         def going(state):
-            return (state.k < steps) & jnp.any(valid & jnp.isnan(state.passage[:, -1]))
+            passed = jnp.sum(valid & ~jnp.isnan(state.passage[:, -1]))
+            return (state.k < steps) & (passed < stop_fraction * jnp.sum(valid))
 
         state = jax.lax.while_loop(going, lambda st: jax.vmap(advance_one, (0, sax), sax)(keys, st), state)
         return state.passage, rho0, jnp.minimum(state.k, steps)

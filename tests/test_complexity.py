@@ -162,7 +162,7 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     import reproduce as rp
 
     configs = sorted((Path(__file__).parent.parent / "configs").glob("complexity_*.toml"))
-    assert len(configs) == 5
+    assert len(configs) == 6
     for path in configs:
         for scale in ("small", "large"):
             cfg = rp.load_config(path, scale)
@@ -179,6 +179,12 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     assert md.read_text() == "# R\n\nprose\n<!-- BEGIN x -->\nnew table\n<!-- END x -->\nafter\n"
     rp.replace_block(md, "y", "other")
     assert md.read_text().endswith("<!-- BEGIN y -->\nother\n<!-- END y -->\n")
+    # The calibration's constants: (alpha_s beta_s, V = E[g^2]) by quadrature, against closed forms.
+    ab, v = rp.noise_constant("h3", "h3", "correlation", 0.25)
+    assert ab == pytest.approx(1.0) and v == pytest.approx(3 * (1 + 0.25**2), rel=1e-6)  # E[h3'^2] = 3
+    ab, v = rp.noise_constant("h2", "relu", "squared", 0.25)
+    # g = (relu(p) - y) 1[p > 0]: E[relu^2] = 1/2, E[y^2] P(p > 0) = (1 + tau^2) / 2
+    assert ab == pytest.approx(1 / np.sqrt(4 * np.pi)) and v == pytest.approx(0.5 + (1 + 0.25**2) / 2, rel=1e-3)
     # The hypothesised curve: s below r1, 1 at r2 = 1, continuous at the regime boundaries.
     assert rp.hypothesis_eta(3, 0.25, 0.1) == 3 and rp.hypothesis_eta(3, 0.25, 1.0) == pytest.approx(1)
     assert rp.hypothesis_eta(3, 0.25, 0.5) == pytest.approx(1 + 2 * 2 * 0.25)
@@ -292,6 +298,8 @@ def test_passage_n_rejects_bad_input_before_compiling():
         (dict(steps=2**23), "steps"),
         (dict(dt=0.0), "dt"),
         (dict(chunk=0), "chunk"),
+        (dict(stop_fraction=0.5), "stop_fraction"),
+        (dict(stop_fraction=1.5), "stop_fraction"),
         (dict(solver=sj.Dopri5()), "solver"),
         (dict(keys=jax.random.key(0)), "keys"),
     ]
