@@ -10,7 +10,10 @@ checked for oscillation at the end).
 - `Empirical(n, n_used=None)`: `n` fixed samples, full batch. With `n_used` (an array, so
   it can be vmapped) only the first `n_used` count: sample sizes share one padded shape
   and the smaller data sets are nested in the larger ones.
-- `Online(batch)`: a fresh batch every step (one-pass SGD).
+- `Online(batch, projected=False)`: a fresh batch every step (one-pass SGD). With
+  `projected=True` (Gaussian inputs, single-index target) each sample is drawn only in the
+  plane of the neuron and the target, and the batch's gradient orthogonal to that plane as
+  one Gaussian vector: the same law of the step, at O(d + batch) a step instead of O(d batch).
 - `Reused(batch, reuse)`: a fresh batch every `reuse` steps. `reuse=1` is `Online`, and
   `reuse >= steps` is `Empirical(n=batch)`: one knob spans the literature's algorithms.
   Samples consumed: `batch * ceil(steps / reuse)`.
@@ -23,12 +26,13 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._data import draw, prefix_mask
 from ._network import neuron_norm
 from ._covariance import SpikedCovariance
 from ._population import check_closed_form, population_grad, population_risk, spike_constants
-from ._target import project
+from ._target import SingleIndex, project
 
 
 def sample_risk(w, z, y, problem, cov, weights=None):
@@ -70,6 +74,11 @@ class AbstractSource(eqx.Module):
     def train_risk(self, w, data, sim):
         """The risk on the training samples, recorded beside the population risk."""
         return jnp.full((), jnp.nan, w.dtype)
+
+    def samples(self, steps):
+        """Labelled samples consumed by the first `steps` steps (numpy arrays welcome);
+        None when the source draws no samples (the population)."""
+        return None
 
 
 class Population(AbstractSource):
@@ -119,6 +128,9 @@ class Empirical(AbstractSource):
     def train_risk(self, w, data, sim):
         return self.risk(w, data, 0, sim)
 
+    def samples(self, steps):
+        return np.where(np.asarray(steps) > 0, self.n, 0) if self.n_used is None else None
+
 
 def _batch_key(key, j):
     """Batch `j`'s key: the source key itself for batch 0 (so that one batch for every step
@@ -127,20 +139,77 @@ def _batch_key(key, j):
 
 
 class Online(AbstractSource):
-    """A fresh batch of `batch` samples every step (one-pass SGD)."""
+    """A fresh batch of `batch` samples every step (one-pass SGD).
+
+    `projected=True` draws the step's law without the samples' full coordinates (Gaussian
+    inputs and a single-index target only; see `projected_risk`)."""
 
     batch: int = eqx.field(static=True)
+    projected: bool = eqx.field(static=True, default=False)
     deterministic = False
 
     def __check_init__(self):
         _int("batch", self.batch, 1)
+        if not isinstance(self.projected, bool):
+            raise ValueError(f"projected={self.projected!r} is not allowed; allowed: True or False")
+
+    def check(self, problem):
+        if self.projected:
+            check_closed_form(problem, "source=Online(projected=True)")
 
     def init(self, key, problem):
         return key
 
+    def samples(self, steps):
+        return self.batch * np.asarray(steps)
+
     def risk(self, w, data, k, sim):
+        if self.projected:
+            return projected_risk(w, _batch_key(data, k), self.batch, sim)
         z, y = draw(sim.problem, _batch_key(data, k), self.batch)
         return sample_risk(w, z, y, sim.problem, sim.neuron_cov)
+
+
+def projected_risk(w, key, batch: int, sim):
+    """A surrogate of the risk on `batch` fresh Gaussian samples whose gradient at `w` has
+    exactly the law of the sampled gradient, drawn at O(d + batch) cost.
+
+    In base-draw space the neuron reads `<a(w), z>` with `a = Sigma^{1/2} w / N(w)` and the
+    label reads `<s, z>` with `s = Sigma^{1/2} u / ||u||_Sigma`. With `e1 = a / |a|` and `e2`
+    the unit part of `s` orthogonal to `e1`, a sample is `z = P e1 + Q e2 + z_perp`, and the
+    batch gradient is `J_a^T (sum_i g_i z_i) / b` with `g_i` the loss's derivative in the
+    pre-activation, a function of `(P_i, Q_i, noise_i)` only. Given those, `sum_i g_i z_perp_i`
+    is `N(0, sum_i g_i^2 I_perp)`: one Gaussian vector `xi_perp` times `sqrt(sum g_i^2)`. The
+    surrogate's value is the batch risk (the `xi_perp` term vanishes at `w`, as `a` is
+    orthogonal to it); its gradient is the sampled one in law. Exact for Gaussian `z` only.
+    """
+    p = sim.problem
+    cov = p.covariance
+    a = cov.sqrt(w) / neuron_norm(w, sim.neuron_cov)
+    a0 = jax.lax.stop_gradient(a)
+    e1 = a0 / jnp.sqrt(a0 @ a0)
+    s = cov.sqrt(p.u) / cov.norm(p.u)
+    c1 = s @ e1
+    r = s - c1 * e1
+    c2 = jnp.sqrt(jnp.maximum(r @ r, 0.0))
+    tiny = jnp.finfo(w.dtype).eps
+    e2 = jnp.where(c2 > tiny, r / jnp.where(c2 > tiny, c2, 1.0), 0.0)
+    kp, kq, ke, kx = jax.random.split(key, 4)
+    P = jax.random.normal(kp, (batch,), w.dtype)
+    Q = jax.random.normal(kq, (batch,), w.dtype)
+    eps = jax.random.normal(ke, (batch,), w.dtype)
+    xi = jax.random.normal(kx, w.shape, w.dtype)
+    xi_perp = xi - (xi @ e1) * e1 - (xi @ e2) * e2
+    y = p.link(c1 * P + c2 * Q) + p.noise * eps
+
+    def losses(pre):
+        out = p.activation(pre)
+        return -y * out if p.loss == "correlation" else 0.5 * (out - y) ** 2
+
+    pre = (a @ e1) * P + (a @ e2) * Q
+    g = jax.lax.stop_gradient(jax.grad(lambda q: jnp.sum(losses(q)))(pre))
+    scale = jnp.sqrt(g @ g) / batch
+    return jnp.mean(losses(pre)) + scale * (a @ xi_perp)
 
 
 class Reused(AbstractSource):
@@ -156,6 +225,10 @@ class Reused(AbstractSource):
 
     def init(self, key, problem):
         return key
+
+    def samples(self, steps):
+        """Steps `0 .. k-1` use batches `0 .. (k-1) // reuse`: `batch * ceil(k / reuse)`."""
+        return self.batch * (-(-np.asarray(steps) // self.reuse))
 
     def risk(self, w, data, k, sim):
         z, y = draw(sim.problem, _batch_key(data, k // self.reuse), self.batch)
