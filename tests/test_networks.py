@@ -128,3 +128,107 @@ def test_network_risk_gradients_against_finite_differences(activation, neuron):
     fd = np.array([(f(x + eps * e) - f(x - eps * e)) / (2 * eps) for e in np.eye(x.size)])
     np.testing.assert_allclose(g, fd, atol=1e-8, rtol=1e-6)
     assert np.min(np.abs(g[24:])) > 1e-4  # a and b really enter the risk
+
+
+# ---------------------------------------------------------------- the network as training state
+
+P64 = sj.make_problem(32, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.1)
+
+
+@pytest.mark.parametrize("source,solver", [(sj.Population(), sj.Euler()), (sj.Population(), sj.Dopri5()),
+                                           (sj.Empirical(256), sj.Euler()), (sj.Online(64), sj.Euler())])
+def test_width_one_frozen_network_is_the_single_neuron(source, solver):
+    kw = dict(key=jax.random.key(1), dt=0.1, steps=200, solver=solver)
+    one = sj.simulate(P64, sj.Normalized(), source, **kw)
+    net = sj.simulate(P64, sj.Normalized(), source, network=sj.Network(width=1), **kw)
+    assert isinstance(net.w, sj.TwoLayer) and net.w.w.shape == (1, 32)
+    np.testing.assert_array_equal(net.w.a, [1.0])
+    np.testing.assert_array_equal(net.w.b, [0.0])
+    # the same run to rounding: the same steps, weights and records (the closed-form and
+    # autodiff gradients differ in the last bits only)
+    assert int(net.num_steps) == int(one.num_steps)
+    np.testing.assert_allclose(net.w.w[0], one.w, atol=1e-13, rtol=0)
+    for name in ("rho", "cos_u", "risk", "train_risk"):
+        np.testing.assert_allclose(net.ys[name], one.ys[name], atol=1e-13, rtol=0)
+    assert float(one.rho[-1]) > float(one.rho[0]) + 0.3  # it moved
+
+
+@pytest.mark.parametrize("dynamic,r1", [(sj.Spherical(), 0.0), (sj.Normalized(), 0.3), (sj.Preconditioned(), 0.3),
+                                        (sj.Vanilla(), 0.0)])
+def test_network_reduction_matches_full_dimension(dynamic, r1):
+    p = sj.make_problem(64, key=jax.random.key(0), kappa=20.0, r1=r1, link="h2", activation="relu", noise=0.1)
+    net = sj.Network(width=3, scaling="standard", second_layer="joint", lr_ratio=0.5, biases="trained",
+                     a_init="sign", bias_init=1.0)
+    kw = dict(key=jax.random.key(5), dt=0.1, steps=500, solver=sj.Euler(), network=net)
+    full = jax.jit(lambda p: sj.simulate(p, dynamic, **kw))(p)
+    red = jax.jit(lambda p: sj.simulate(p, dynamic, reduced=True, **kw))(p)
+    sim, w0 = sj.prepare(p, dynamic, key=jax.random.key(5), network=net, reduced=True)
+    assert w0.shape == (3 * 5 + 3 + 3,)  # m rows of m + 2 coordinates, a, b
+    for name in ("rho", "cos_u", "risk", "rho_mean", "a_norm", "norm"):
+        np.testing.assert_allclose(red.ys[name], full.ys[name], atol=1e-8, rtol=0)
+    np.testing.assert_allclose(red.w.w, full.w.w, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(red.w.a, full.w.a, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(red.w.b, full.w.b, atol=1e-8, rtol=0)
+    assert float(full.risk[-1]) < float(full.risk[0]) - 0.05  # it trained
+    assert float(jnp.max(jnp.abs(full.w.b - red.w.b))) < 1e-8 and float(jnp.std(full.w.b)) > 0.1
+
+
+def test_bad_network_arguments_are_refused():
+    for kwargs, name in [(dict(width=0), "width=0"), (dict(scaling="ntk"), "scaling='ntk'"),
+                         (dict(lr_ratio=0.0), "lr_ratio=0.0"), (dict(lr_ratio=-1.0), "lr_ratio=-1.0"),
+                         (dict(second_layer="ratio"), "second_layer='ratio'"), (dict(biases="free"), "biases='free'")]:
+        with pytest.raises(ValueError, match=f"{name} is not allowed"):
+            sj.Network(**kwargs)
+    with pytest.raises(ValueError, match="network=4 is not allowed"):
+        sj.simulate(P64, sj.Normalized(), key=jax.random.key(0), network=4)
+
+
+def test_scalings_and_learning_rates():
+    for scaling, gamma in (("mean_field", 1.0), ("standard", 0.5)):
+        net = sj.Network(width=16, scaling=scaling, second_layer="joint", lr_ratio=2.0)
+        sim, w0 = sj.prepare(P64, sj.Normalized(), key=jax.random.key(0), network=net)
+        lay = sim.dynamic.layout
+        np.testing.assert_allclose(sj.network_of(w0, sim).a, np.full(16, 16.0**-gamma))
+        assert float(lay.lr_w) == pytest.approx(16.0**gamma) and float(lay.lr_a) == pytest.approx(2.0 / 16.0**gamma)
+        assert w0.shape == (16 * 32 + 16,)  # rows and a; the frozen biases are not state
+
+
+def test_network_observables_and_overlap_matrix():
+    net = sj.Network(width=4, second_layer="joint", a_init="sign")
+    tr = sj.simulate(P64, sj.Normalized(), key=jax.random.key(2), dt=0.2, steps=300, network=net,
+                     solver=sj.Euler(), saveat=sj.SaveAt(steps=5))
+    assert set(tr.ys) == set(sj.NETWORK_METRICS)
+    w = tr.w.w
+    cov = P64.covariance
+    rho = np.abs(cov.inner(w, P64.u) / (cov.norm(w) * cov.norm(P64.u)))
+    assert float(tr.rho[-1]) == pytest.approx(rho.max(), abs=1e-12)
+    assert float(tr.ys["rho_mean"][-1]) == pytest.approx(rho.mean(), abs=1e-12)
+    assert float(tr.ys["rho_frac"][-1]) == pytest.approx(np.mean(rho >= 0.9))
+    assert float(tr.ys["a_norm"][-1]) == pytest.approx(float(jnp.linalg.norm(tr.w.a)), abs=1e-12)
+    exact = float(network_risk(w, tr.w.a, tr.w.b, P64, cov))
+    assert float(tr.ys["excess_risk"][-1]) == pytest.approx(exact - 0.5 * 0.1**2, abs=1e-12)
+    assert float(tr.risk[-1]) < float(tr.risk[0])
+    # the overlap matrix on request
+    om = sj.simulate(P64, sj.Normalized(), key=jax.random.key(2), dt=0.2, steps=300, network=net,
+                     solver=sj.Euler(), saveat=sj.SaveAt(steps=5, fn=sj.overlap_matrix))
+    assert om.ys["gram"].shape == (5, 6, 6) and om.ys["q"].shape == (5, 4, 4)
+    g = om.ys["gram"][-1]
+    np.testing.assert_allclose(g[:4, 4] / np.sqrt(np.diag(g)[:4] * g[4, 4]), cov.inner(w, P64.u) / (
+        cov.norm(w) * cov.norm(P64.u)), atol=1e-12)
+
+
+def test_jointly_trained_width_four_relu_network_learns_h2():
+    """d = 64, h2 target (E[y^2] = 1), width 4, ReLU, standard scaling, both layers and the
+    biases trained: population excess risk below 1% of E[y^2]. (The best width-4 ReLU fit of
+    h2 has excess 0.0067; from this initialisation about 5 seeds in 8 reach <= 0.0084, the
+    rest stop at width-3 local minima, 0.017 or 0.10: see docs/decisions.md.)"""
+    p = sj.make_problem(64, key=jax.random.key(0), kappa=3.0, r1=0.0, link="h2", noise=0.0)
+    net = sj.Network(width=4, scaling="standard", second_layer="joint", biases="trained", bias_init=2.0)
+    key = jax.random.split(jax.random.key(0), 8)[0]
+    tr = jax.jit(lambda p: sj.simulate(p, sj.Normalized(), key=key, dt=0.05, steps=20000, solver=sj.Euler(),
+                                       network=net, saveat=sj.SaveAt(steps=4)))(p)
+    ey2 = float(p.link.sq_norm + p.noise**2)
+    assert float(tr.ys["excess_risk"][0]) > 0.2 * ey2
+    assert float(tr.ys["excess_risk"][-1]) < 0.01 * ey2
+    assert float(tr.ys["rho_frac"][-1]) == 1.0  # every neuron found u (up to sign)
+    assert int(tr.status) == 0
