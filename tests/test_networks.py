@@ -135,7 +135,8 @@ def test_network_risk_gradients_against_finite_differences(activation, neuron):
 P64 = sj.make_problem(32, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.1)
 
 
-@pytest.mark.parametrize("source,solver", [(sj.Population(), sj.Euler()), (sj.Population(), sj.Dopri5()),
+@pytest.mark.parametrize("source,solver", [(sj.Population(), sj.Euler()),
+                                           pytest.param(sj.Population(), sj.Dopri5(), marks=pytest.mark.slow),
                                            (sj.Empirical(256), sj.Euler()), (sj.Online(64), sj.Euler())])
 def test_width_one_frozen_network_is_the_single_neuron(source, solver):
     kw = dict(key=jax.random.key(1), dt=0.1, steps=200, solver=solver)
@@ -153,8 +154,9 @@ def test_width_one_frozen_network_is_the_single_neuron(source, solver):
     assert float(one.rho[-1]) > float(one.rho[0]) + 0.3  # it moved
 
 
-@pytest.mark.parametrize("dynamic,r1", [(sj.Spherical(), 0.0), (sj.Normalized(), 0.3), (sj.Preconditioned(), 0.3),
-                                        (sj.Vanilla(), 0.0)])
+@pytest.mark.parametrize("dynamic,r1", [pytest.param(sj.Spherical(), 0.0, marks=pytest.mark.slow), (sj.Normalized(), 0.3),
+                                        pytest.param(sj.Preconditioned(), 0.3, marks=pytest.mark.slow),
+                                        pytest.param(sj.Vanilla(), 0.0, marks=pytest.mark.slow)])
 def test_network_reduction_matches_full_dimension(dynamic, r1):
     p = sj.make_problem(64, key=jax.random.key(0), kappa=20.0, r1=r1, link="h2", activation="relu", noise=0.1)
     net = sj.Network(width=3, scaling="standard", second_layer="joint", lr_ratio=0.5, biases="trained",
@@ -217,6 +219,7 @@ def test_network_observables_and_overlap_matrix():
         cov.norm(w) * cov.norm(P64.u)), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_jointly_trained_width_four_relu_network_learns_h2():
     """d = 64, h2 target (E[y^2] = 1), width 4, ReLU, standard scaling, both layers and the
     biases trained: population excess risk below 1% of E[y^2]. (The best width-4 ReLU fit of
