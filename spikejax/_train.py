@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._committee import committee_moments, network_risk, overlaps as _overlaps, risk_from_moments
+from ._committee import committee_moments, network_risk, overlaps as _overlaps
 from ._data import draw
 from ._dynamics import AbstractDynamic
 from ._network import TwoLayer, neuron_norm

@@ -1,6 +1,5 @@
 """Width-m networks: closed forms (committee machine), training as a whole, the reduction."""
 
-import itertools
 
 import equinox as eqx
 import jax
