@@ -86,6 +86,20 @@ from ._sources import (
     projected_risk as projected_risk,
     sample_risk as sample_risk,
 )
+from ._committee import (
+    committee_moments as committee_moments,
+    network_risk as network_risk,
+    overlaps as overlaps,
+    shifted_coeffs as shifted_coeffs,
+    truncation_bound as truncation_bound,
+)
+from ._train import (
+    NETWORK_METRICS as NETWORK_METRICS,
+    Network as Network,
+    network_metrics as network_metrics,
+    network_of as network_of,
+    overlap_matrix as overlap_matrix,
+)
 from ._target import AbstractTarget as AbstractTarget, SingleIndex as SingleIndex
 from ._kernels import (
     KERNELS as KERNELS,

@@ -124,7 +124,8 @@ def _orthonormal_rows(rows, tol=1e-6):
 
 def reduce(problem, w0):
     """The exact reduced form: coordinates in an orthonormal basis of
-    `span{target directions, spike directions, w0}` (3 coordinates for the paper's problem).
+    `span{target directions, spike directions, w0}` (3 coordinates for the paper's problem;
+    `m + 2` for the rows `w0` (m, d) of a width-`m` network).
 
     The population flow never leaves that span, and the covariance and target act on it by
     the same formulas (`restrict`). Returns `(problem_r, w_r, basis)` with `w = w_r @ basis`.
@@ -132,10 +133,10 @@ def reduce(problem, w0):
     spikes = problem.covariance.directions()
     if spikes is None:
         problem.covariance.restrict(None)  # raises: no exact reduced form
-    rows = jnp.concatenate([problem.target.directions(), spikes, w0[None]])
+    rows = jnp.concatenate([problem.target.directions(), spikes, jnp.atleast_2d(w0)])  # w0: (d,) or rows (m, d)
     basis = _orthonormal_rows(rows)
     target = problem.target.restrict(basis)
     if isinstance(target, SingleIndex):  # u is the first basis vector: e1, a constant (not per configuration)
         target = SingleIndex(u=jnp.eye(basis.shape[0], dtype=basis.dtype)[0], link=target.link)
     reduced = eqx.tree_at(lambda p: (p.covariance, p.target), problem, (problem.covariance.restrict(basis), target))
-    return reduced, basis @ w0, basis
+    return reduced, w0 @ basis.T, basis

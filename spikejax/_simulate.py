@@ -33,6 +33,7 @@ from ._problem import Problem, check, check_choice, check_int, check_real
 from ._saveat import DIVERGED, MAX_STEPS, METRICS, NONFINITE, OK, OSCILLATING, SaveAt
 from ._solvers import AbstractSolver, Dopri5, Euler
 from ._sources import AbstractSource, Population
+from ._train import Network, attach
 
 
 class Trajectory(eqx.Module):
@@ -161,6 +162,7 @@ def prepare(
     reduced: bool = False,
     max_norm: float = 1e6,
     init_key=None,
+    network=None,
 ):
     """Check the arguments and build `(simulation, w0)`; see `simulate` for their meaning."""
     source = Population() if source is None else source
@@ -171,6 +173,8 @@ def prepare(
     check("dynamic", dynamic, isinstance(dynamic, AbstractDynamic), "give a subclass of sj.AbstractDynamic")
     check("source", source, isinstance(source, AbstractSource), "give a subclass of sj.AbstractSource")
     check("saveat", saveat, isinstance(saveat, SaveAt), "give a sj.SaveAt")
+    if network is not None:
+        check("network", network, isinstance(network, Network), "give a sj.Network(width=...) or None")
     source.check(problem)
     if solver is None:
         solver = Dopri5() if isinstance(source, Population) else Euler()
@@ -220,8 +224,9 @@ def prepare(
 
     k_init, k_data, k_unl = jax.random.split(key, 3)
     k_init = k_init if init_key is None else init_key
-    w0 = jax.random.normal(k_init, (d,), problem.target.directions().dtype)
-    w0 = w0 / jnp.linalg.norm(w0)
+    shape = (d,) if network is None else (network.width, d)  # a network: one unit row per neuron
+    w0 = jax.random.normal(k_init, shape, problem.target.directions().dtype)
+    w0 = w0 / jnp.linalg.norm(w0, axis=-1, keepdims=True)
     basis = None
     if reduced:
         problem, w0, basis = reduce(problem, w0)
@@ -241,6 +246,8 @@ def prepare(
         schedule=schedule,
         max_norm=float(max_norm),
     )
+    if network is not None:
+        return attach(network, dataclasses.replace(sim, basis=None), w0, jax.random.fold_in(k_init, 1), basis)
     return sim, dynamic.init(w0, sim)
 
 
@@ -426,7 +433,8 @@ def result(sim: Simulation, state: State) -> Trajectory:
         status = last
         if sim.source.deterministic:
             status = jnp.where((status == OK) & state.alternating, OSCILLATING, status)
-    w = w if sim.basis is None else w @ sim.basis
+    lift = getattr(sim.dynamic, "lift", None)  # a network run: its TwoLayer
+    w = lift(w, sim) if lift is not None else w if sim.basis is None else w @ sim.basis
     steps = jnp.asarray(sim.schedule, jnp.int32)
     accepted = state.accepted
     if not sim.solver.adaptive:
@@ -469,6 +477,9 @@ def simulate(problem: Problem, dynamic: AbstractDynamic, source: AbstractSource 
     - `reduced`: run the population dynamics in the exact 3 coordinates (O(1) a step).
     - `max_norm`: `||w||` above which a run is marked diverged.
     - `init_key`: draw `w(0)` from this key instead of `key` (neurons sharing samples).
+    - `network`: `Network(width, scaling, second_layer, lr_ratio, biases, ...)` trains a
+      width-`m` network as a whole (see `_train`): `dynamic` moves each first-layer row,
+      `Trajectory.w` is the final `TwoLayer`, `SaveAt(fn)` receives the `TwoLayer`.
 
     **Returns:** a `Trajectory`. Works under `jax.jit`, `jax.vmap` and `jax.grad` (with
     respect to `dt`, `kappa`, ... passed in as arrays; reverse mode through `Dopri5` needs

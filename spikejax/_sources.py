@@ -32,7 +32,7 @@ from ._data import draw, prefix_mask
 from ._network import neuron_norm
 from ._covariance import SpikedCovariance
 from ._population import check_closed_form, population_grad, population_risk, spike_constants
-from ._target import SingleIndex, project
+from ._target import project
 
 
 def sample_risk(w, z, y, problem, cov, weights=None):
