@@ -356,7 +356,7 @@ class Passage(NamedTuple):
 
     **Fields:** `step` (S, P) the first step after which `metric >= thresholds[j]` (NaN:
     never within the budget); `n` (S, P) the labelled samples consumed by then
-    (`source.samples(step)`); `valid` (S,) the seeds that count (sign rule); `rho0` (S,)
+    (`source.samples_used(step)`); `valid` (S,) the seeds that count (sign rule); `rho0` (S,)
     `rho(w(0))`; `thresholds` (P,); `metric`; `steps` the step budget; `budget` the samples
     that budget consumes; `ran` the steps actually run (the loop stops once every counted
     seed has passed the last threshold).
@@ -429,7 +429,7 @@ def passage_n(
     chunks of `chunk` steps that stops once every counted seed has passed the last
     threshold, or at `steps`). The first passage of `metric` (`|rho|` or `|cos_u|`) over each
     threshold is tracked inside the scan (`SaveAt(passages=...)`), and the samples consumed
-    by then are `source.samples(step)`: `batch * step` online, `batch * ceil(step / reuse)`
+    by then are `source.samples_used(step)`: `batch * step` online, `batch * ceil(step / reuse)`
     for `Reused(batch, reuse)`. No sample-size grid is needed: one run gives a seed's whole
     `n*(threshold)` curve. Fit exponents with `bootstrap_passage`.
 
@@ -446,7 +446,7 @@ def passage_n(
     - `chunk`: steps per loop iteration (the granularity of the early stop).
     - `stop_fraction`: stop once this fraction of the counted seeds passed the last
       threshold (1: all of them, or the budget). Below 1 the slowest seeds are cut off:
-      their `n` is NaN (read: more than `source.samples(ran)`), which `median_n` and the
+      their `n` is NaN (read: more than `source.samples_used(ran)`), which `median_n` and the
       bootstrap treat as "later than every passed seed", so the median is unchanged as long
       as `stop_fraction > 1/2`; it saves the heavy tail of slow escapes.
     - other keyword arguments go to `simulate` (`n_unlabelled`, `neuron`, ...).
@@ -458,7 +458,7 @@ def passage_n(
     th = _thresholds(thresholds)
     check("source", source, isinstance(source, AbstractSource),
           "give a source that draws fresh samples: sj.Online(batch) or sj.Reused(batch, reuse)")
-    check("source", source, not source.deterministic and source.samples(1) is not None,
+    check("source", source, not source.deterministic and source.samples_used(1) is not None,
           "first passages measure sample complexity only for a source that draws fresh samples "
           "(sj.Online, sj.Reused); for full-batch training on n fixed samples use sj.search_n")
     check_real("dt", dt, lo=0.0, lo_open=True)
@@ -485,9 +485,9 @@ def passage_n(
     times, rho0, ran = run(problem, keys, jnp.asarray(factor))
     times, rho0 = np.asarray(times, float), np.asarray(rho0, float)
     step = np.round(times / dt)
-    n = np.where(np.isnan(step), np.nan, np.asarray(source.samples(np.nan_to_num(step).astype(np.int64)), float))
+    n = np.where(np.isnan(step), np.nan, np.asarray(source.samples_used(np.nan_to_num(step).astype(np.int64)), float))
     valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(rho0.shape, bool)
-    return Passage(step, n, valid, rho0, np.asarray(th), metric, steps, float(source.samples(steps)), int(ran))
+    return Passage(step, n, valid, rho0, np.asarray(th), metric, steps, float(source.samples_used(steps)), int(ran))
 
 
 @functools.lru_cache(maxsize=64)

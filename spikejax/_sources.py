@@ -75,7 +75,7 @@ class AbstractSource(eqx.Module):
         """The risk on the training samples, recorded beside the population risk."""
         return jnp.full((), jnp.nan, w.dtype)
 
-    def samples(self, steps):
+    def samples_used(self, steps):
         """Labelled samples consumed by the first `steps` steps (numpy arrays welcome);
         None when the source draws no samples (the population)."""
         return None
@@ -128,7 +128,7 @@ class Empirical(AbstractSource):
     def train_risk(self, w, data, sim):
         return self.risk(w, data, 0, sim)
 
-    def samples(self, steps):
+    def samples_used(self, steps):
         return np.where(np.asarray(steps) > 0, self.n, 0) if self.n_used is None else None
 
 
@@ -160,7 +160,7 @@ class Online(AbstractSource):
     def init(self, key, problem):
         return key
 
-    def samples(self, steps):
+    def samples_used(self, steps):
         return self.batch * np.asarray(steps)
 
     def risk(self, w, data, k, sim):
@@ -226,7 +226,7 @@ class Reused(AbstractSource):
     def init(self, key, problem):
         return key
 
-    def samples(self, steps):
+    def samples_used(self, steps):
         """Steps `0 .. k-1` use batches `0 .. (k-1) // reuse`: `batch * ceil(k / reuse)`."""
         return self.batch * (-(-np.asarray(steps) // self.reuse))
 

@@ -249,8 +249,8 @@ def test_passage_n_steps_agree_with_simulate_and_reuse_counts_samples():
     assert np.isfinite(want).all()
     np.testing.assert_array_equal(res.step, want)
     np.testing.assert_array_equal(res.n, 8 * np.ceil(res.step / 3))
-    np.testing.assert_array_equal(src.samples(np.array([0, 1, 3, 4, 6, 7])), [0, 8, 8, 16, 16, 24])
-    np.testing.assert_array_equal(sj.Online(8).samples(np.array([0, 5])), [0, 40])
+    np.testing.assert_array_equal(src.samples_used(np.array([0, 1, 3, 4, 6, 7])), [0, 8, 8, 16, 16, 24])
+    np.testing.assert_array_equal(sj.Online(8).samples_used(np.array([0, 5])), [0, 40])
 
 
 def test_projected_online_gradient_has_the_sampled_law():
