@@ -131,7 +131,7 @@ def test_registered_dynamic_reaches_a_sweep_config(tmp_path):
         assert sj.load_config(toml)["dynamic"] == ["sign"]
         cli = subprocess.run(
             [sys.executable, "-c", "import sys; from spikejax.cli import main; main(sys.argv[1:])",
-             "sweep", str(toml), "--dry-run"],
+             "sweep", str(toml), "--out", str(tmp_path / "out"), "--dry-run"],
             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(DOCS.parent)}, timeout=120,
         )
         assert cli.returncode == 2 and "dynamic='sign' is not allowed" in cli.stderr, cli.stderr
