@@ -92,7 +92,8 @@ def speed_and_bulk(w, sim):
     e2 = theta - (theta @ u) * u
     e2 = e2 / jnp.linalg.norm(e2)
     inside = (w @ u) ** 2 + (w @ e2) ** 2
-    return {"speed": jnp.linalg.norm(sim.field(w, 0)), "bulk": jnp.sqrt(1 - inside / (w @ w))}
+    bulk = jnp.sqrt(jnp.maximum(1 - inside / (w @ w), 0.0))  # max: rounding can make 1 - 1 negative
+    return {"speed": jnp.linalg.norm(sim.field(w, 0)), "bulk": bulk}
 
 
 tr = sj.simulate(problem, sj.Normalized(), key=jax.random.key(3), dt=0.1, steps=2000,
@@ -102,15 +103,15 @@ print("bulk: ", np.round(np.asarray(tr.ys["bulk"][::4]), 4))
 # --8<-- [end:observable]
 
 # --8<-- [start:plot]
-fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+colours = plt.cm.viridis(np.linspace(0, 0.9, len(r1s)))
 for j, r1 in enumerate(np.asarray(r1s)):
-    axes[0].semilogx(np.asarray(kappas), np.asarray(cos_grid[:, j]), "o-", label=f"r1 = {r1:g}")
+    axes[0].semilogx(np.asarray(kappas), np.asarray(cos_grid[:, j]), ".-", color=colours[j], label=f"r1 = {r1:.2g}")
 axes[0].set(xlabel="kappa", ylabel="final |cos_u|", title="spherical flow")
-axes[0].legend(frameon=False)
+axes[0].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
 axes[1].loglog(np.asarray(tr.ts[1:]), np.asarray(tr.ys["speed"][1:]), label="||dw/dt||")
 axes[1].loglog(np.asarray(tr.ts[1:]), np.asarray(tr.ys["bulk"][1:]), label="bulk part of w")
 axes[1].set(xlabel="time t", title="normalized flow, your observable")
 axes[1].legend(frameon=False)
-fig.tight_layout()
 fig.savefig(OUT / "inside_jax.png", dpi=120)
 # --8<-- [end:plot]

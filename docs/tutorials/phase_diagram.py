@@ -50,7 +50,8 @@ print(f"largest change of a final metric with 100x tighter tolerances: {change['
 
 # --8<-- [start:plot]
 dynamics = list(final.dynamic.values)
-fig, axes = plt.subplots(2, len(dynamics), figsize=(3.4 * len(dynamics), 5.6), squeeze=False)
+fig, axes = plt.subplots(2, len(dynamics), figsize=(3.6 * len(dynamics) + 1, 6.4), squeeze=False,
+                         layout="constrained")
 for row, var in enumerate(["rho", "cos_u"]):
     for col, dyn in enumerate(dynamics):
         grid = final[var].sel(dynamic=dyn).transpose("r1", "r2")
@@ -60,7 +61,11 @@ for row, var in enumerate(["rho", "cos_u"]):
         ax.set_yticks(range(grid.sizes["r1"]), [f"{v:g}" for v in grid.r1.values])
         for (i, j), v in np.ndenumerate(grid.values):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
-        ax.set(xlabel="r2 (kappa = d^r2)", ylabel="r1 (<u, theta> = d^-r1)", title=f"{dyn}: final |{var}|")
+        ax.set_title(f"{dyn}: final |{var}|")
+        if row == 1:
+            ax.set_xlabel("r2 (kappa = d^r2)")
+        if col == 0:
+            ax.set_ylabel("r1 (<u, theta> = d^-r1)")
 fig.colorbar(im, ax=axes, shrink=0.8)
 fig.savefig(OUT / "phase_diagram.png", dpi=120)
 # --8<-- [end:plot]

@@ -47,6 +47,8 @@ fig, ax = plt.subplots(figsize=(4.2, 3.4))
 ax.loglog(fit.d, fit.n_star, "o", label="n*(d)")
 line = np.exp(fit.log_c) * fit.d**fit.eta
 ax.loglog(fit.d, line, "-", label=f"eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
+ax.set_xticks(fit.d, [f"{d:g}" for d in fit.d], minor=False)
+ax.set_xticks([], minor=True)  # plain labels at the measured d only
 ax.set(xlabel="d", ylabel="n*", title="normalized, h2 link, ReLU, r2 = r1 = 0")
 ax.legend(frameon=False)
 fig.tight_layout()
