@@ -39,7 +39,7 @@ SCHEMA = {
     "link": (BUILTIN_FUNCTIONS, "h2", True),
     "activation": (BUILTIN_FUNCTIONS, "relu", True),
     "loss": (LOSSES, "squared", True),
-    "dynamic": (tuple(DYNAMICS), "normalized", True),
+    "dynamic": (DYNAMICS, "normalized", True),  # the live registry: a class a user adds is accepted
     "source": (SOURCES, "population", True),
     "normalisation": (NORMALISATIONS, "unit_top", True),
     "input_dist": (INPUT_DISTS, "gaussian", True),
