@@ -284,6 +284,8 @@ def search_n(
     user callable must be the same object each time, since `fn` is a static field).
     """
     check_choice("sign", sign, SIGN_RULES)
+    check("saveat", kwargs.get("saveat"), "saveat" not in kwargs,
+          "search_n records the final rho and cos_u itself; use sj.simulate for other observables")
     g = _grid(n_grid)
     check("n_grid", n_grid, bool(np.all(g == np.round(g))), "allowed: integer sample sizes")
     check_real("dt", dt, lo=0.0, lo_open=True)

@@ -25,8 +25,9 @@ STATUS_MESSAGES = {
     "ok": "finished",
     "nonfinite": "w became NaN or infinite; the run was frozen at its last finite state",
     "diverged": "||w|| exceeded max_norm; the run was frozen",
-    "oscillating": "the last steps alternate (a period-2 orbit of the discrete map, or one in "
-    "transit): the step is above the map's stability limit; a smaller dt or the Dopri5 flow removes it",
+    "oscillating": "the last steps alternate by more than 0.1% of ||w|| (a period-2 orbit of the "
+    "discrete map, or one in transit): the step is above the map's stability limit there; a smaller "
+    "dt, or for a population source the Dopri5 flow, removes it",
     "max_steps": "the adaptive solver used max_steps attempts before reaching the horizon",
 }
 OK, NONFINITE, DIVERGED, OSCILLATING, MAX_STEPS = range(len(STATUS))
