@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 # 2 CPU cores, 16.5 measured; `large`: larger d and more seeds, for a GPU).
 SCALE ?= small
 
-.PHONY: demo test test-all bench reproduce clean
+.PHONY: demo test test-all docs bench bench-quick reproduce clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,11 +25,30 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m ""
 
+# The documentation site (mkdocs, material theme, API pages from the docstrings) into site/;
+# --strict turns every warning (broken link or anchor, docstring trouble) into a failure.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
+
+# Every benchmark: about 30-40 minutes on 2 shared cores. Writes out/bench/*.json and the
+# scaling table benchmarks/scaling.json. `make bench-quick` is a smoke run.
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) -c "import threadpoolctl" 2>/dev/null || $(PY) -m pip install -q threadpoolctl  # the [bench] extra
+	mkdir -p out/bench
+	$(PY) benchmarks/diagnose_numpy.py | tee out/bench/diagnose_numpy.txt
+	$(PY) benchmarks/run.py --json out/bench/run.json | tee out/bench/run.txt
+	$(PY) benchmarks/e2e.py --grouping --json out/bench/e2e.json | tee out/bench/e2e.txt
+	$(PY) benchmarks/scaling.py --json benchmarks/scaling.json | tee out/bench/scaling.txt
+
+bench-quick: $(STAMP)
+	$(PY) -c "import threadpoolctl" 2>/dev/null || $(PY) -m pip install -q threadpoolctl  # the [bench] extra
+	$(PY) benchmarks/diagnose_numpy.py --steps 50 --repeat 1 --spinners 0
+	$(PY) benchmarks/run.py --quick
+	$(PY) benchmarks/e2e.py --quick --grouping
+	$(PY) benchmarks/scaling.py --quick
 
 reproduce: $(STAMP)
-	$(PY) -m spikejax._reproduce --scale $(SCALE)
+	$(PY) experiments/reproduce.py --scale $(SCALE)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache site dist

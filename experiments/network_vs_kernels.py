@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import time
-import tomllib
 
 import jax
 import jax.numpy as jnp
@@ -28,17 +27,16 @@ jax.config.update("jax_enable_x64", True)  # kernel ridge is solved in float64
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spikejax as sj  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import load_experiment, write_json  # noqa: E402
+
 NETWORK_LABEL = {"normalized": "net normalized", "preconditioned": "net preconditioned", "spherical": "net spherical"}
 KERNEL_LABEL = {"arccos": "kernel arc-cos", "rbf": "kernel RBF", "rf": "ReLU random features"}
 
 
 def load(path):
-    with open(path, "rb") as f:
-        cfg = tomllib.load(f).get("experiment", {})
-    for key in ("ds", "r2s", "totals", "links", "network", "kernels", "noise", "threshold", "ridges"):
-        if key not in cfg:
-            raise ValueError(f"config {path!r} lacks {key!r}")
-    return cfg
+    return load_experiment(path, scale=None, required=(
+        "ds", "r2s", "totals", "links", "network", "kernels", "noise", "threshold", "ridges"))
 
 
 def _grid(cfg):
@@ -72,8 +70,8 @@ def run_network(cfg, link, d, dynamic):
 
     def one(r2, key, n_used, n2_used):
         out = sj.learn(
-            _problem(cfg, link, d, r2), dynamic, key=key, m=net["m"], **_sizes(cfg), ridges=jnp.asarray(cfg["ridges"]),
-            bias=net["bias"], n_used=n_used, n2_used=n2_used, dt=net["dt"], steps=net["steps"], record=3,
+            _problem(cfg, link, d, r2), sj.DYNAMICS[dynamic](), key=key, m=net["m"], **_sizes(cfg), ridges=jnp.asarray(cfg["ridges"]),
+            bias=net["bias"], n_used=n_used, n2_used=n2_used, dt=net["dt"], steps=net["steps"], saveat=sj.SaveAt(steps=3),
             stops=tuple(net["stops"]),
         )
         rho = jnp.abs(out.rho_stops[out.network.index])  # each neuron's rho at the chosen stop
@@ -295,9 +293,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         rows, timing = run(cfg)
         elapsed = time.perf_counter() - t0
-        os.makedirs(args.out, exist_ok=True)
-        with open(results, "w") as f:
-            json.dump(dict(config=cfg, rows=rows, timing=timing, elapsed_s=elapsed, jax=jax.__version__), f, indent=1)
+        write_json(results, dict(config=cfg, rows=rows, timing=timing, elapsed_s=elapsed, jax=jax.__version__))
     table, _ = report(rows, cfg)
     os.makedirs(os.path.dirname(args.figure) or ".", exist_ok=True)
     plot(rows, cfg, args.figure)

@@ -4,31 +4,39 @@ from ._complexity import (
     SEARCH_METRICS as SEARCH_METRICS,
     ExponentFit as ExponentFit,
     HorizonCheck as HorizonCheck,
+    Passage as Passage,
     Search as Search,
     bootstrap_exponent as bootstrap_exponent,
+    bootstrap_passage as bootstrap_passage,
     critical_n as critical_n,
     fit_exponent as fit_exponent,
     horizon_check as horizon_check,
+    initial_rho as initial_rho,
+    median_n as median_n,
+    passage_n as passage_n,
     right_sign as right_sign,
     search_n as search_n,
     success_fraction as success_fraction,
 )
-from ._data import (
+from ._covariance import (
+    AbstractCovariance as AbstractCovariance,
     DenseCovariance as DenseCovariance,
-    Spike as Spike,
+    MultiSpikeCovariance as MultiSpikeCovariance,
+    SpikedCovariance as SpikedCovariance,
+)
+from ._data import (
+    ConfigKeys as ConfigKeys,
+    config_keys as config_keys,
+    draw as draw,
     estimate_covariance as estimate_covariance,
-    make_spike as make_spike,
     sample_x as sample_x,
-    sample_z as sample_z,
 )
 from ._dynamics import (
-    DYNAMICS as DYNAMICS,
+    AbstractDynamic as AbstractDynamic,
     Normalized as Normalized,
     Preconditioned as Preconditioned,
     Spherical as Spherical,
     Vanilla as Vanilla,
-    preconditioner as preconditioner,
-    tangent_projection as tangent_projection,
 )
 from ._hermite import (
     HermiteFunction as HermiteFunction,
@@ -40,23 +48,59 @@ from ._hermite import (
     scaled_coeffs as scaled_coeffs,
     second_moment as second_moment,
 )
-from ._network import TwoLayer as TwoLayer, init_network as init_network, neuron_norm as neuron_norm
+from ._inputs import AbstractInputs as AbstractInputs, Gaussian as Gaussian, Rademacher as Rademacher, StudentT as StudentT
+from ._network import TwoLayer as TwoLayer, neuron_norm as neuron_norm
 from ._population import correlation as correlation, population_risk as population_risk, reduce as reduce, rho as rho
 from ._problem import Problem as Problem, make_problem as make_problem
-from ._simulate import (
+from ._registry import DYNAMICS as DYNAMICS, INPUTS as INPUTS, SOLVERS as SOLVERS, SOURCES as SOURCES
+from ._saveat import (
     METRICS as METRICS,
     STATUS as STATUS,
+    STATUS_MESSAGES as STATUS_MESSAGES,
+    SaveAt as SaveAt,
+    metrics as metrics,
+    record_schedule as record_schedule,
+)
+from ._simulate import (
     Simulation as Simulation,
     State as State,
     Trajectory as Trajectory,
     advance as advance,
+    check_dt as check_dt,
     init as init,
     prepare as prepare,
-    record_schedule as record_schedule,
     result as result,
+    running as running,
     simulate as simulate,
+    stability_limit as stability_limit,
+    step_limit as step_limit,
+    state_axes as state_axes,
 )
-from ._sources import Empirical as Empirical, Online as Online, Population as Population, draw as draw, sample_risk as sample_risk
+from ._solvers import AbstractSolver as AbstractSolver, Dopri5 as Dopri5, Euler as Euler, Optax as Optax
+from ._sources import (
+    AbstractSource as AbstractSource,
+    Empirical as Empirical,
+    Online as Online,
+    Population as Population,
+    Reused as Reused,
+    projected_risk as projected_risk,
+    sample_risk as sample_risk,
+)
+from ._committee import (
+    committee_moments as committee_moments,
+    network_risk as network_risk,
+    overlaps as overlaps,
+    shifted_coeffs as shifted_coeffs,
+    truncation_bound as truncation_bound,
+)
+from ._train import (
+    NETWORK_METRICS as NETWORK_METRICS,
+    Network as Network,
+    network_metrics as network_metrics,
+    network_of as network_of,
+    overlap_matrix as overlap_matrix,
+)
+from ._target import AbstractTarget as AbstractTarget, SingleIndex as SingleIndex
 from ._kernels import (
     KERNELS as KERNELS,
     arccos_kernel as arccos_kernel,
@@ -74,7 +118,9 @@ from ._readout import (
     ridge_path as ridge_path,
 )
 
-__version__ = "0.1.0"
-from ._config import load_config as load_config
-from ._io import load_results as load_results, merge_parts as merge_parts
-from ._sweep import SWEEP_STATUS as SWEEP_STATUS, plan as plan, sweep as sweep
+from ._version import __version__ as __version__
+from ._config import load_config as load_config, read_toml as read_toml
+from ._io import atomic_write as atomic_write, load_results as load_results, merge_parts as merge_parts
+from ._plan import plan as plan, preflight as preflight
+from ._results import SWEEP_STATUS as SWEEP_STATUS
+from ._sweep import run as run, sweep as sweep

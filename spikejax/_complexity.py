@@ -3,7 +3,7 @@
 `n*(d)` is the smallest sample size at which `empirical` training for a fixed horizon
 reaches `metric(w_T) >= threshold` in at least half of the seeds. Every sample size of a
 grid runs in one compiled call: the data are drawn once at the largest size and the
-smaller data sets are its first `n_used` rows (`simulate(..., n_used=...)`), so they are
+smaller data sets are its first `n_used` rows (`Empirical(n, n_used=...)`), so they are
 nested and success is monotone in `n` up to optimisation noise. `eta` in `n* ~ d^eta`
 is a least-squares slope in log-log over the dimensions, with a bootstrap interval over
 seeds (seeds resampled with replacement, independently per dimension, `n*` recomputed).
@@ -22,8 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._population import rho as _rho
 from ._problem import check, check_choice, check_int, check_real
-from ._simulate import prepare, simulate
+from ._saveat import SaveAt
+from ._simulate import advance, init, prepare, simulate, state_axes
+from ._solvers import Euler
+from ._sources import AbstractSource, Empirical, Online
 
 SEARCH_METRICS = ("rho", "cos_u")
 SIGN_RULES = ("auto", "abs", "signed", "right_sign")
@@ -159,18 +163,61 @@ def bootstrap_exponent(
             ]
         )
 
-    S = v.shape[1]
-    ident = [np.arange(S)] * d.size
+    return _bootstrap(d, v.shape[1], n_stars, n_boot, ci, seed)
+
+
+def _bootstrap(d, seeds: int, n_stars, n_boot: int, ci: float, seed: int) -> ExponentFit:
+    """The shared bootstrap: `n_stars(idx)` gives the (D,) `n*` of the seed resample `idx`
+    (D, S); the slope is refitted on each resample, resamples with a missing `n*` dropped."""
+    ident = [np.arange(seeds)] * d.size
     ns = n_stars(ident)
     eta, log_c = fit_exponent(d, ns)
     rng = np.random.default_rng(seed)
-    boot = np.array([fit_exponent(d, n_stars(rng.integers(0, S, (d.size, S))))[0] for _ in range(n_boot)])
+    boot = np.array([fit_exponent(d, n_stars(rng.integers(0, seeds, (d.size, seeds))))[0] for _ in range(n_boot)])
     good = boot[np.isfinite(boot)]
     if good.size * 2 < n_boot:
         lo = hi = float("nan")
     else:
         lo, hi = np.quantile(good, [(1 - ci) / 2, (1 + ci) / 2])
     return ExponentFit(eta, float(lo), float(hi), log_c, d, ns, boot)
+
+
+def median_n(n, valid=None) -> float:
+    """`n*` from per-seed first passages: the smallest `n` by which at least half of the
+    counted seeds have passed (the `ceil(S/2)`-th smallest; the median for odd `S`), the
+    same "at least half succeed" rule as `critical_n`, without a grid. A run that never
+    passed (NaN) counts as infinite, so `n*` is NaN when more than half never passed."""
+    n = np.asarray(n, float)
+    if valid is not None:
+        n = n[np.asarray(valid, bool)]
+    if n.size == 0:
+        return float("nan")
+    m = float(np.sort(np.where(np.isnan(n), np.inf, n))[(n.size + 1) // 2 - 1])
+    return m if np.isfinite(m) else float("nan")
+
+
+def bootstrap_passage(d, n, *, valid=None, n_boot: int = 1000, ci: float = 0.9, seed: int = 0,
+                      min_dims: int = 4) -> ExponentFit:
+    """Fit `eta` in `n* ~ d^eta` from per-seed first-passage sample counts.
+
+    **Arguments:** `d` (D,) dimensions; `n` (D, S) samples consumed at the first passage
+    (NaN: never passed), one row per dimension; `valid` (D, S) the seeds that count.
+    `n*` at each `d` is `median_n` over the counted seeds; the interval resamples seeds with
+    replacement, independently per dimension, as `bootstrap_exponent` does.
+    """
+    d = np.asarray(d, float)
+    check("d", d, d.ndim == 1 and len(set(d.tolist())) >= min_dims and bool(np.all(d > 0)),
+          f"allowed: at least {min_dims} distinct positive dimensions")
+    n = np.asarray(n, float)
+    check("n", n.shape, n.ndim == 2 and n.shape[0] == d.size, "allowed: shape (len(d), seeds)")
+    check_int("n_boot", n_boot, 1)
+    check_real("ci", ci, 0.0, 1.0, lo_open=True, hi_open=True)
+    val = np.ones(n.shape, bool) if valid is None else np.broadcast_to(np.asarray(valid, bool), n.shape)
+
+    def n_stars(idx):
+        return np.array([median_n(n[i, idx[i]], val[i, idx[i]]) for i in range(d.size)])
+
+    return _bootstrap(d, n.shape[1], n_stars, n_boot, ci, seed)
 
 
 def right_sign(problem, rho0):
@@ -203,7 +250,7 @@ class Search(NamedTuple):
 
 def search_n(
     problem,
-    dynamic: str = "normalized",
+    dynamic,
     *,
     n_grid,
     keys,
@@ -220,7 +267,8 @@ def search_n(
     Both overlaps are read at the last step, so `n*` can be taken on either.
 
     **Arguments:**
-    - `problem`, `dynamic`: as for `simulate` (source is `"empirical"`).
+    - `problem`, `dynamic`: as for `simulate` (the source is `Empirical`; any
+      `AbstractDynamic`, your own included).
     - `n_grid`: increasing integer sample sizes; `keys`: (S,) PRNG keys, one per seed.
     - `dt`, `steps`: step size and number of steps (horizon `T = dt * steps`).
     - `sign`: `"abs"` takes `|rho|`, `|cos_u|` (even links: `w` and `-w` are equivalent);
@@ -236,7 +284,8 @@ def search_n(
     user callable must be the same object each time, since `fn` is a static field).
     """
     check_choice("sign", sign, SIGN_RULES)
-    check_choice("dynamic", dynamic, ("normalized", "preconditioned", "spherical", "vanilla"))
+    check("saveat", kwargs.get("saveat"), "saveat" not in kwargs,
+          "search_n records the final rho and cos_u itself; use sj.simulate for other observables")
     g = _grid(n_grid)
     check("n_grid", n_grid, bool(np.all(g == np.round(g))), "allowed: integer sample sizes")
     check_real("dt", dt, lo=0.0, lo_open=True)
@@ -248,7 +297,7 @@ def search_n(
         sign = "abs" if s % 2 == 0 else ("signed" if s == 1 else "right_sign")
     n_max = int(g[-1])
     # Every remaining argument is checked by a tiny eager `prepare` before the heavy compile.
-    prepare(problem, dynamic, "empirical", key=keys[0], dt=dt, steps=steps, n=2, n_unlabelled=n_unlabelled, **kwargs)
+    prepare(problem, dynamic, Empirical(2), key=keys[0], dt=dt, steps=steps, n_unlabelled=n_unlabelled, **kwargs)
     run = _compiled(dynamic, n_max, float(dt), steps, n_unlabelled, tuple(sorted(kwargs.items())))
     rho, cos_u, rho0 = (np.asarray(a, float) for a in run(problem, jnp.asarray(g, jnp.int32), keys))
     rho0 = rho0[:, 0]
@@ -265,8 +314,8 @@ def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs):
 
     def one(problem, n_used, key):
         tr = simulate(
-            problem, dynamic, "empirical", key=key, n=n_max, n_used=n_used, dt=dt, steps=steps,
-            record=2, n_unlabelled=n_unlabelled, **dict(kwargs),
+            problem, dynamic, Empirical(n_max, n_used), key=key, dt=dt, steps=steps,
+            saveat=SaveAt(steps=2), n_unlabelled=n_unlabelled, **dict(kwargs),
         )
         return tr.rho[-1], tr.cos_u[-1], tr.rho[0]
 
@@ -286,7 +335,7 @@ class HorizonCheck(NamedTuple):
 
 
 def horizon_check(
-    problem, dynamic="normalized", *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, **kwargs
+    problem, dynamic, *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, **kwargs
 ):
     """Re-run the search with a doubled horizon and with halved `dt`, and compare `n*`.
 
@@ -299,3 +348,174 @@ def horizon_check(
     base, longer, finer = out
     ok = bool(np.isfinite(base) and all(np.isfinite(x) and abs(x / base - 1) <= tol for x in (longer, finer)))
     return HorizonCheck(base, longer, finer, ok)
+
+
+# ---------------------------------------------------------------- first passages: one-pass and reused sources
+
+
+class Passage(NamedTuple):
+    """What `passage_n` measured, per seed.
+
+    **Fields:** `step` (S, P) the first step after which `metric >= thresholds[j]` (NaN:
+    never within the budget); `n` (S, P) the labelled samples consumed by then
+    (`source.samples_used(step)`); `valid` (S,) the seeds that count (sign rule); `rho0` (S,)
+    `rho(w(0))`; `thresholds` (P,); `metric`; `steps` the step budget; `budget` the samples
+    that budget consumes; `ran` the steps actually run (the loop stops once every counted
+    seed has passed the last threshold).
+    """
+
+    step: np.ndarray
+    n: np.ndarray
+    valid: np.ndarray
+    rho0: np.ndarray
+    thresholds: np.ndarray
+    metric: str
+    steps: int
+    budget: float
+    ran: int
+
+    def _column(self, threshold):
+        i = np.nonzero(np.isclose(self.thresholds, threshold))[0]
+        check("threshold", threshold, i.size == 1, f"allowed: a tracked threshold, one of {self.thresholds.tolist()}")
+        return int(i[0])
+
+    def n_star(self, threshold: float = 0.9) -> float:
+        """`median_n` of the counted seeds at `threshold` (NaN if over half never passed)."""
+        return median_n(self.n[:, self._column(threshold)], self.valid)
+
+    def never(self, threshold: float = 0.9) -> float:
+        """The fraction of counted seeds that never passed `threshold` within the budget."""
+        col = self.n[self.valid, self._column(threshold)]
+        return float(np.mean(np.isnan(col))) if col.size else float("nan")
+
+
+def initial_rho(problem, dynamic, keys, **kwargs) -> np.ndarray:
+    """`rho(w(0))` of each seed key, without running (e.g. to keep only right-sign seeds of
+    an odd link, `right_sign(problem, initial_rho(...))`, before a costly `passage_n`)."""
+    keys = jnp.asarray(keys)
+    w0 = jax.vmap(lambda k: prepare(problem, dynamic, Online(1), key=k, **kwargs)[1])(keys)
+    return np.asarray(jax.vmap(lambda w: _rho(w, problem))(w0), float)
+
+
+def _thresholds(thresholds) -> tuple:
+    try:
+        th = tuple(float(t) for t in thresholds)
+    except (TypeError, ValueError):
+        th = None
+    ok = th is not None and len(th) >= 1 and all(0 < t <= 1 for t in th) and all(np.diff(th) > 0)
+    check("thresholds", thresholds, ok, "allowed: a strictly increasing sequence of values in (0, 1]")
+    return th
+
+
+MAX_PASSAGE_STEPS = 2**22  # first-passage times are stored as t = k dt in float32; k is exact below this
+
+
+def passage_n(
+    problem,
+    dynamic,
+    source,
+    *,
+    keys,
+    dt,
+    steps: int,
+    thresholds=(0.5, 0.9),
+    metric: str = "rho",
+    sign: str = "auto",
+    chunk: int = 512,
+    stop_fraction: float = 1.0,
+    **kwargs,
+) -> Passage:
+    """Per-seed sample complexity of a one-pass or reused-batch source, from first passages.
+
+    Every seed runs in ONE compiled call (a `vmap` over `keys` inside a `while_loop` over
+    chunks of `chunk` steps that stops once every counted seed has passed the last
+    threshold, or at `steps`). The first passage of `metric` (`|rho|` or `|cos_u|`) over each
+    threshold is tracked inside the scan (`SaveAt(passages=...)`), and the samples consumed
+    by then are `source.samples_used(step)`: `batch * step` online, `batch * ceil(step / reuse)`
+    for `Reused(batch, reuse)`. No sample-size grid is needed: one run gives a seed's whole
+    `n*(threshold)` curve. Fit exponents with `bootstrap_passage`.
+
+    **Arguments:**
+    - `problem`, `dynamic`: as for `simulate`.
+    - `source`: a source that draws fresh samples (`Online(batch)`,
+      `Online(batch, projected=True)`, `Reused(batch, reuse)`, or your own with `samples`);
+      full-batch `Empirical` has a fixed `n`: use `search_n`.
+    - `keys`: (S,) PRNG keys, one per seed (`w(0)` and the sample stream).
+    - `dt`, `steps`: the step and the step budget (a generous one: the loop stops early).
+    - `thresholds`: strictly increasing values in (0, 1]; `metric`: `"rho"` or `"cos_u"`.
+    - `sign`: as for `search_n`; `"right_sign"` (auto for odd `s >= 3`) counts only seeds
+      whose `rho(w(0))` has the escaping sign.
+    - `chunk`: steps per loop iteration (the granularity of the early stop).
+    - `stop_fraction`: stop once this fraction of the counted seeds passed the last
+      threshold (1: all of them, or the budget). Below 1 the slowest seeds are cut off:
+      their `n` is NaN (read: more than `source.samples_used(ran)`), which `median_n` and the
+      bootstrap treat as "later than every passed seed", so the median is unchanged as long
+      as `stop_fraction > 1/2`; it saves the heavy tail of slow escapes.
+    - other keyword arguments go to `simulate` (`n_unlabelled`, `neuron`, ...).
+
+    **Returns:** a `Passage`.
+    """
+    check_choice("metric", metric, SEARCH_METRICS)
+    check_choice("sign", sign, SIGN_RULES)
+    th = _thresholds(thresholds)
+    check("source", source, isinstance(source, AbstractSource),
+          "give a source that draws fresh samples: sj.Online(batch) or sj.Reused(batch, reuse)")
+    check("source", source, not source.deterministic and source.samples_used(1) is not None,
+          "first passages measure sample complexity only for a source that draws fresh samples "
+          "(sj.Online, sj.Reused); for full-batch training on n fixed samples use sj.search_n")
+    check_real("dt", dt, lo=0.0, lo_open=True)
+    check_int("steps", steps, 1)
+    check("steps", steps, steps <= MAX_PASSAGE_STEPS,
+          f"allowed: at most {MAX_PASSAGE_STEPS} (passage times t = k dt are float32); use a larger batch")
+    check_int("chunk", chunk, 1)
+    check_real("stop_fraction", stop_fraction, 0.5, 1.0, lo_open=True)
+    check("solver", kwargs.get("solver"), kwargs.get("solver") is None or not kwargs["solver"].adaptive,
+          "first passages of a sampled source need a fixed-step solver (sj.Euler() or sj.Optax)")
+    check("saveat", kwargs.get("saveat"), "saveat" not in kwargs, "passage_n sets saveat itself")
+    keys = jnp.asarray(keys)
+    check("keys", keys.shape, keys.ndim == 1 and keys.shape[0] >= 1, "allowed: a 1-D array of PRNG keys, one per seed")
+    s = problem.link.information_exponent()
+    if sign == "auto":
+        sign = "abs" if s % 2 == 0 else ("signed" if s == 1 else "right_sign")
+    factor = 0.0
+    if sign == "right_sign":
+        beta = np.asarray(problem.activation.coeffs)
+        factor = float(np.sign(float(np.asarray(problem.link.coeffs)[s]) * float(beta[s])))
+    prepare(problem, dynamic, source, key=keys[0], dt=dt, steps=steps, **kwargs)  # every other check, eagerly
+    run = _passage_compiled(dynamic, source, float(dt), steps, th, metric, min(chunk, steps),
+                            float(stop_fraction), tuple(sorted(kwargs.items())))
+    times, rho0, ran = run(problem, keys, jnp.asarray(factor))
+    times, rho0 = np.asarray(times, float), np.asarray(rho0, float)
+    step = np.round(times / dt)
+    n = np.where(np.isnan(step), np.nan, np.asarray(source.samples_used(np.nan_to_num(step).astype(np.int64)), float))
+    valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(rho0.shape, bool)
+    return Passage(step, n, valid, rho0, np.asarray(th), metric, steps, float(source.samples_used(steps)), int(ran))
+
+
+@functools.lru_cache(maxsize=64)
+def _passage_compiled(dynamic, source, dt, steps, thresholds, metric, chunk, stop_fraction, kwargs):
+    saveat = SaveAt(steps=2, passages={metric: thresholds})
+    sax = state_axes(Euler())
+
+    def run(problem, keys, factor):
+        def build(key):
+            return prepare(problem, dynamic, source, key=key, dt=dt, steps=steps, saveat=saveat, **dict(kwargs))
+
+        def init_one(key):
+            return init(*build(key))
+
+        def advance_one(key, state):
+            return advance(build(key)[0], state, chunk)
+
+        state = jax.vmap(init_one, 0, sax)(keys)
+        rho0 = state.records["rho"][:, 0]
+        valid = jnp.where(factor == 0, True, factor * rho0 > 0)
+
+        def going(state):
+            passed = jnp.sum(valid & ~jnp.isnan(state.passage[:, -1]))
+            return (state.k < steps) & (passed < stop_fraction * jnp.sum(valid))
+
+        state = jax.lax.while_loop(going, lambda st: jax.vmap(advance_one, (0, sax), sax)(keys, st), state)
+        return state.passage, rho0, jnp.minimum(state.k, steps)
+
+    return jax.jit(run)

@@ -8,15 +8,18 @@ the spike strength (`kappa = d**r2`): give one.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from pathlib import Path
 
-from ._data import INPUT_DISTS, NORMALISATIONS
-from ._dynamics import DYNAMICS
+from ._covariance import NORMALISATIONS
 from ._hermite import BUILTIN_FUNCTIONS
 from ._problem import LOSSES, check
-from ._sources import SOURCES
+from ._registry import DYNAMICS, INPUTS
+
+SOURCES = ("population", "empirical", "online", "reused")
+INPUT_DISTS = tuple(INPUTS)
 
 # key -> (kind, default, may be a list). kinds: int, real, choice tuple.
 SCHEMA = {
@@ -28,6 +31,7 @@ SCHEMA = {
     "n": ("int", None, True),
     "n_unlabelled": ("int", 0, True),
     "batch": ("int", None, True),
+    "reuse": ("int", 1, False),
     "noise": ("real", 0.0, True),
     "dt": ("real", 0.05, True),
     "steps": ("int", 1000, False),
@@ -35,12 +39,15 @@ SCHEMA = {
     "link": (BUILTIN_FUNCTIONS, "h2", True),
     "activation": (BUILTIN_FUNCTIONS, "relu", True),
     "loss": (LOSSES, "squared", True),
-    "dynamic": (tuple(DYNAMICS), "normalized", True),
+    "dynamic": (DYNAMICS, "normalized", True),  # the live registry: a class a user adds is accepted
     "source": (SOURCES, "population", True),
     "normalisation": (NORMALISATIONS, "unit_top", True),
     "input_dist": (INPUT_DISTS, "gaussian", True),
     "nu": ("real", 5.0, False),
     "reduced": ("bool", False, False),
+    "solver": (("auto", "euler", "dopri5"), "auto", False),
+    "rtol": ("real", 1e-6, False),
+    "max_steps": ("int", 1_000_000, False),
     "max_norm": ("real", 1e6, False),
     "width": ("int", 1, False),
     "n2": ("int", None, False),
@@ -48,25 +55,53 @@ SCHEMA = {
     "n_test": ("int", 2000, False),
 }
 
-# Ranges checked per value: (lo, hi, lo_open).
-RANGES = {
-    "d": (2, math.inf, False),
-    "kappa": (0.0, math.inf, False),
-    "r1": (0.0, 0.5, False),
-    "n": (1, math.inf, False),
-    "n_unlabelled": (0, math.inf, False),
-    "batch": (1, math.inf, False),
-    "noise": (0.0, math.inf, False),
-    "dt": (0.0, math.inf, True),
-    "steps": (1, math.inf, False),
-    "record": (2, math.inf, False),
-    "nu": (2.0, math.inf, True),
-    "max_norm": (0.0, math.inf, True),
-    "width": (1, math.inf, False),
-    "n2": (1, math.inf, False),
-    "n_val": (1, math.inf, False),
-    "n_test": (1, math.inf, False),
-}
+def _validators() -> dict:
+    """key -> a check of one value: the objects' own constructors and the API's own checks,
+    so a config and a Python call refuse the same values with the same message."""
+    from ._inputs import StudentT
+    from ._problem import check_int, check_real
+    from ._readout import check_sizes
+    from ._saveat import SaveAt
+    from ._simulate import check_run
+    from ._solvers import Dopri5
+    from ._sources import Empirical, Online, Reused
+
+    return {
+        "d": lambda v: check_int("d", v, 2),
+        "kappa": lambda v: check_real("kappa", v, lo=0.0),
+        "r1": lambda v: check_real("r1", v, 0.0, 0.5),
+        "noise": lambda v: check_real("noise", v, lo=0.0),
+        "n": lambda v: Empirical(v),
+        "batch": lambda v: Online(v),
+        "reuse": lambda v: Reused(1, v),
+        "nu": lambda v: StudentT(v),
+        "rtol": lambda v: Dopri5(rtol=v, atol=v * 1e-3),
+        "max_steps": lambda v: Dopri5(max_steps=v),
+        "record": lambda v: SaveAt(steps=v),
+        "dt": lambda v: check_run(dt=v),
+        "steps": lambda v: check_run(steps=v),
+        "n_unlabelled": lambda v: check_run(n_unlabelled=v),
+        "max_norm": lambda v: check_run(max_norm=v),
+        "width": lambda v: check_int("width", v, 1),
+        "n2": lambda v: check_sizes(n2=v),
+        "n_val": lambda v: check_sizes(n_val=v),
+        "n_test": lambda v: check_sizes(n_test=v),
+    }
+
+
+def _validate(key: str, value):
+    """Run `key`'s validator; an object's message names its own parameter, so one that does
+    not start with the key is re-labelled with it (`saveat.steps=` -> `record=`)."""
+    validator = _validators().get(key)
+    if validator is None:
+        return
+    try:
+        validator(value)
+    except ValueError as err:
+        msg = str(err)
+        if not msg.startswith(f"{key}="):
+            msg = f"{key}={value!r} is not allowed; {msg.split('; ', 1)[-1]}"
+        raise ValueError(msg) from None
 
 
 def _check_value(key: str, kind, value):
@@ -80,11 +115,7 @@ def _check_value(key: str, kind, value):
         check(key, value, isinstance(value, bool), "expected true or false")
     else:
         check(key, value, value in kind, f"choose one of {', '.join(map(repr, kind))}")
-    if key in RANGES:
-        lo, hi, lo_open = RANGES[key]
-        ok = (value > lo if lo_open else value >= lo) and value <= hi
-        lo_s = "(" if lo_open else "["
-        check(key, value, ok, f"allowed: values in {lo_s}{lo}, {hi}]")
+    _validate(key, value)
 
 
 def resolve(config: dict) -> dict:
@@ -92,9 +123,7 @@ def resolve(config: dict) -> dict:
     length 1 when fixed). Raises `ValueError` naming the offending key."""
     if not isinstance(config, dict):
         raise ValueError(f"config={config!r} is not allowed; expected a table of keys")
-    unknown = sorted(set(config) - set(SCHEMA))
-    check(unknown[0] if unknown else "", config.get(unknown[0]) if unknown else None, not unknown,
-          f"unknown key; allowed keys: {', '.join(SCHEMA)}")
+    _check_known_keys(config)
     out = {}
     for key, (kind, default, listable) in SCHEMA.items():
         value = config.get(key, default)
@@ -116,8 +145,12 @@ def resolve(config: dict) -> dict:
     for src in out["source"]:
         if src == "empirical":
             check("n", config.get("n"), config.get("n") is not None, "source='empirical' needs n")
-        if src == "online":
-            check("batch", config.get("batch"), config.get("batch") is not None, "source='online' needs batch")
+        if src in ("online", "reused"):
+            check("batch", config.get("batch"), config.get("batch") is not None, f"source={src!r} needs batch")
+    if out["solver"][0] == "dopri5":
+        check("solver", "dopri5", not {"online", "reused"} & set(out["source"]),
+              "an adaptive solver needs a deterministic field: source='online'/'reused' draw fresh samples")
+    _check_keys_apply(config, out)
     if out["reduced"][0]:
         check("reduced", True, out["source"] == ["population"] and out["n_unlabelled"] == [0],
               "the 3-coordinate form needs source='population' and n_unlabelled=0")
@@ -128,18 +161,54 @@ def resolve(config: dict) -> dict:
     return out
 
 
+def _check_known_keys(config: dict):
+    """Refuse an unknown key, suggesting the nearest known one (a typo's likely intent)."""
+    unknown = sorted(set(config) - set(SCHEMA))
+    if not unknown:
+        return
+    key = unknown[0]
+    near = difflib.get_close_matches(str(key), list(SCHEMA), n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}? " if near else ""
+    check(key, config[key], False, f"unknown key; {hint}allowed keys: {', '.join(SCHEMA)}")
+
+
+# key -> (the sources (or other setting) it applies to, a test on the resolved config)
+_APPLIES = {
+    "n": ("source='empirical'", lambda out: "empirical" in out["source"]),
+    "batch": ("source='online' or 'reused'", lambda out: bool({"online", "reused"} & set(out["source"]))),
+    "reuse": ("source='reused'", lambda out: "reused" in out["source"]),
+    "nu": ("input_dist='student_t'", lambda out: "student_t" in out["input_dist"]),
+    "n_val": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
+    "n_test": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
+}
+
+
+def _check_keys_apply(config: dict, out: dict):
+    """Refuse a key given in a configuration it does not apply to (it would be ignored,
+    or add an axis of identical results), naming what it applies to."""
+    for key, (applies_to, applies) in _APPLIES.items():
+        if key in config and not applies(out):
+            here = {"n": "source", "batch": "source", "reuse": "source", "nu": "input_dist"}.get(key)
+            now = f" (here {here}={config.get(here, SCHEMA[here][1])!r})" if here else ""
+            check(key, config[key], False, f"{key} applies only with {applies_to}{now}; remove it")
+
+
+def read_toml(path) -> dict:
+    """The one TOML reader of sweeps and experiments: data only (`tomllib`), never evaluated."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config={str(path)!r} is not allowed; no such file")
+    with open(path, "rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"config={str(path)!r} is not valid TOML: {err}") from None
+
+
 def load_config(source) -> dict:
-    """Read a TOML file (path) or take a dict, and `resolve` it."""
+    """Read a sweep's TOML file (path) or take a dict, and `resolve` it."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ValueError(f"config={str(source)!r} is not allowed; no such file")
-        with open(path, "rb") as f:
-            try:
-                raw = tomllib.load(f)
-            except tomllib.TOMLDecodeError as err:
-                raise ValueError(f"config={str(source)!r} is not valid TOML: {err}") from None
-        return resolve(raw)
+        return resolve(read_toml(source))
     return resolve(dict(source))
 
 

@@ -14,8 +14,14 @@ import math
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+try:
+    _enable_x64 = jax.enable_x64
+except AttributeError:  # older jax
+    from jax.experimental import enable_x64 as _enable_x64
 
 MAX_DEGREE = 32  # truncation of coefficient vectors of non-polynomial functions
 _QUAD_NODES = 160  # nodes for coefficients at construction (float64 numpy)
@@ -37,11 +43,18 @@ def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
     return x, w / math.sqrt(2 * math.pi)
 
 
+def _values64(fn: Callable, x: np.ndarray) -> np.ndarray:
+    """`fn` at the nodes `x`, evaluated in float64 even when JAX runs in float32: float32
+    values leave about 1e-8 of quadrature noise in every coefficient, above `_TOL`, so a
+    user callable such as `x**3 - 3*x` would read as information exponent 1."""
+    with _enable_x64(True):
+        return np.asarray(fn(jnp.asarray(x, jnp.float64)), dtype=np.float64)
+
+
 def quadrature_coeffs(fn: Callable, degree: int = MAX_DEGREE) -> np.ndarray:
     """Normalised Hermite coefficients `E[fn(Z) h_j(Z)]`, j = 0..degree, by quadrature."""
     x, w = gauss_hermite(_QUAD_NODES)
-    values = np.asarray(fn(jnp.asarray(x)), dtype=np.float64)
-    return (w * values) @ hermite_basis(x, degree, xp=np)
+    return (w * _values64(fn, x)) @ hermite_basis(x, degree, xp=np)
 
 
 def relu_coeffs(degree: int = MAX_DEGREE) -> np.ndarray:
@@ -151,7 +164,7 @@ def hermite_function(spec, name: str | None = None) -> HermiteFunction:
     elif callable(spec):
         fn = spec
         coeffs = quadrature_coeffs(fn)
-        sq = float(w @ np.asarray(fn(jnp.asarray(x)), dtype=np.float64) ** 2)
+        sq = float(w @ _values64(fn, x) ** 2)
         name = name or getattr(spec, "__name__", "custom")
     else:
         coeffs = np.asarray(spec, dtype=np.float64)

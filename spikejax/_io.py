@@ -4,7 +4,13 @@ A results directory holds `config.json` (the resolved configuration), `results.n
 (xarray, written with the scipy engine so it needs neither netCDF4 nor h5netcdf) and,
 while a sweep runs, `checkpoint/` (one file per finished batch, one for the batch in
 flight). Every file is written to a temporary name and moved into place, so a killed run
-never leaves a half-written file.
+never leaves a half-written file. Files get the usual permissions (0666 less the umask,
+so 0644 under the common umask 022), never the 0600 of a temporary file.
+
+netCDF attributes hold numbers and strings, not `True`/`False`/`None`: attributes with
+such values are written as JSON text and listed in the `json_attrs` attribute, and
+`load_results` decodes them, so `ds.attrs["fixed_reduced"]` is `True` again after a
+round trip.
 """
 
 from __future__ import annotations
@@ -22,13 +28,24 @@ import xarray as xr
 ENGINE = "scipy"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
+
+
 def atomic_write(path: Path, write):
-    """Call `write(tmp_path)` and move the result onto `path` (same directory, atomic)."""
+    """Call `write(tmp_path)` and move the result onto `path` (same directory, atomic).
+    The file gets the mode a plain `open` would give it (0666 less the umask)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -44,18 +61,69 @@ def _save_npz(path: Path, **arrays):
 
 
 def environment() -> dict:
-    """Versions and device, stored with every result."""
+    """Versions, device, time and command line, stored with every result."""
+    import datetime
+    import shlex
+
+    import equinox
     import jax
+    import jaxlib
+    import optax
 
     import spikejax
 
     return {
         "spikejax": spikejax.__version__,
         "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "equinox": equinox.__version__,
+        "optax": optax.__version__,
+        "xarray": xr.__version__,
+        "numpy": np.__version__,
         "python": sys.version.split()[0],
         "backend": jax.default_backend(),
         "devices": ", ".join(str(d) for d in jax.devices()),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join([os.path.basename(sys.argv[0]) or "python", *sys.argv[1:]]),
     }
+
+
+def encode_attrs(attrs: dict) -> dict:
+    """Attributes netCDF can store: `True`/`False`/`None` (and lists, dicts) become JSON text,
+    their names listed in `json_attrs`."""
+    out, encoded = {}, []
+    for k, v in attrs.items():
+        if k == "json_attrs":
+            continue
+        if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, (list, tuple, dict)):
+            out[k] = json.dumps(v.item() if isinstance(v, np.bool_) else v)
+            encoded.append(k)
+        else:
+            out[k] = v
+    if encoded:
+        out["json_attrs"] = " ".join(encoded)
+    return out
+
+
+def decode_attrs(attrs: dict) -> dict:
+    """The inverse of `encode_attrs`."""
+    names = str(attrs.get("json_attrs", "")).split()
+    return {k: (json.loads(v) if k in names else v) for k, v in attrs.items() if k != "json_attrs"}
+
+
+def _to_netcdf(ds: xr.Dataset, tmp):
+    ds = ds.copy(deep=False)
+    ds.attrs = encode_attrs(ds.attrs)
+    ds.to_netcdf(tmp, engine=ENGINE)
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """`key: old -> new` for each key whose value differs."""
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+FIGURES = "*.png"  # what `spikejax plot` writes into a results directory
 
 
 class Store:
@@ -63,22 +131,42 @@ class Store:
 
     def __init__(self, out, config: dict, *, resume=False, force=False, part=None):
         self.dir = Path(out)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.dir / ("checkpoint" if part is None else f"checkpoint-{part}")
         self.part = part
+        self.results = self.dir / ("results.nc" if part is None else f"results.part{part}.nc")
+        check_out(out, config, force=force)
         text = json.dumps(config, sort_keys=True)
         cfg_path = self.dir / "config.json"
         if cfg_path.exists() and cfg_path.read_text() != text:
-            if not force:
-                raise ValueError(
-                    f"out={str(out)!r} is not allowed; it holds results of a different config "
-                    "(pass force=True / --force to overwrite, or choose another directory)"
-                )
-            shutil.rmtree(self.ckpt, ignore_errors=True)
+            self.remove_previous(ours_only=False)
+        if force and not resume:
+            self.remove_previous(ours_only=False)
         if not resume:
             shutil.rmtree(self.ckpt, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.ckpt.mkdir(exist_ok=True)
         atomic_write(cfg_path, lambda tmp: Path(tmp).write_text(text))
+
+    def remove_previous(self, ours_only=True):
+        """Delete the results, checkpoints and figures of an earlier run here (only this
+        part's checkpoints and results in a multi-process sweep: the others run beside it)."""
+        shutil.rmtree(self.ckpt, ignore_errors=True)
+        if self.part is not None and self.results.exists():
+            self.results.unlink()
+        if ours_only or self.part is not None:
+            return
+        for pattern in ("checkpoint*", "results.nc", "results.part*.nc", FIGURES):
+            for p in self.dir.glob(pattern):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    def complete(self):
+        """The results of a finished run of this config here, or None."""
+        if not self.results.exists() or self.ckpt.exists() and any(self.ckpt.glob("*.npz")):
+            return None
+        return load_results(self.results)
+
+    def batches_saved(self) -> int:
+        return len(list(self.ckpt.glob("batch-*.npz"))) if self.ckpt.exists() else 0
 
     def plan(self, plan: dict) -> dict:
         """The batch plan (chunk, memory budget, devices) of the checkpoints here: the saved
@@ -123,19 +211,62 @@ class Store:
         arrays = {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}
         _save_npz(self.ckpt / "current.npz", batch=batch, done=done, num_leaves=len(leaves), **arrays)
 
-    def write_results(self, ds: xr.Dataset, name="results.nc"):
-        atomic_write(self.dir / name, lambda tmp: ds.to_netcdf(tmp, engine=ENGINE))
+    def write_results(self, ds: xr.Dataset):
+        atomic_write(self.results, lambda tmp: _to_netcdf(ds, tmp))
 
     def clear_checkpoints(self):
         shutil.rmtree(self.ckpt, ignore_errors=True)
 
 
+def saved_plan(out, part=None):
+    """The batch plan saved with the checkpoints in `out`, or None."""
+    path = Path(out) / ("checkpoint" if part is None else f"checkpoint-{part}") / "plan.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def check_out(out, config: dict, *, force=False):
+    """Refuse a directory that holds results of a different configuration (naming the keys
+    that differ) unless `force`, or that cannot be written. Creates nothing."""
+    out = Path(out)
+    check_path = out
+    while not check_path.exists():
+        check_path = check_path.parent
+    if not check_path.is_dir():
+        raise ValueError(f"out={str(out)!r} is not allowed; {str(check_path)!r} is a file, not a directory")
+    if not os.access(check_path, os.W_OK | os.X_OK):
+        raise ValueError(f"out={str(out)!r} is not allowed; {str(check_path)!r} is not writable")
+    cfg_path = out / "config.json"
+    if force or not cfg_path.exists():
+        return
+    try:
+        old = json.loads(cfg_path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    if old == json.loads(json.dumps(config, sort_keys=True)):
+        return
+    has_results = any(out.glob("results*.nc")) or any(out.glob("checkpoint*/batch-*.npz")) or any(
+        out.glob("checkpoint*/current.npz"))
+    if not has_results:
+        return  # a config.json and nothing else (a refused or killed start): nothing to lose
+    diff = config_diff(old, json.loads(json.dumps(config)))
+    raise ValueError(
+        f"out={str(out)!r} is not allowed; it holds results of a different config ("
+        + "; ".join(diff[:6]) + ("; ..." if len(diff) > 6 else "")
+        + "): pass --force (force=True) to overwrite them, or choose another directory"
+    )
+
+
 def load_results(path) -> xr.Dataset:
-    """Load `results.nc` from a results directory (or a file path) into memory."""
+    """Load `results.nc` from a results directory (or a file path) into memory, with the
+    attributes' types restored (`fixed_reduced` is `True`, not `'True'`)."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.nc"
-    return xr.load_dataset(path, engine=ENGINE)
+    if not path.exists():
+        raise FileNotFoundError(f"no results at {str(path)!r}: run `spikejax sweep CONFIG --out DIR` first")
+    ds = xr.load_dataset(path, engine=ENGINE)
+    ds.attrs = decode_attrs(ds.attrs)
+    return ds
 
 
 def merge_parts(out) -> xr.Dataset:
@@ -146,7 +277,7 @@ def merge_parts(out) -> xr.Dataset:
         raise ValueError(f"out={str(out)!r} is not allowed; it holds no results.part*.nc to merge")
     merged = None
     for p in parts:
-        ds = xr.load_dataset(p, engine=ENGINE)
+        ds = load_results(p)
         mask = ds["done"]
         if merged is None:
             merged = ds.copy(deep=True)
@@ -157,5 +288,5 @@ def merge_parts(out) -> xr.Dataset:
         raise ValueError(f"out={str(out)!r}: the parts do not cover every configuration; run the missing processes")
     merged = merged.drop_vars("done")
     merged.attrs = {k: v for k, v in merged.attrs.items() if k != "part"}
-    atomic_write(out / "results.nc", lambda tmp: merged.to_netcdf(tmp, engine=ENGINE))
+    atomic_write(out / "results.nc", lambda tmp: _to_netcdf(merged, tmp))
     return merged

@@ -9,7 +9,6 @@ object (or None for plain) once, by `neuron_covariance`, and every risk divides 
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
@@ -18,12 +17,12 @@ from ._hermite import HermiteFunction
 NEURONS = ("plain", "sigma", "sigma_hat")
 
 
-def neuron_covariance(neuron: str, spike, sigma_hat):
-    """The covariance whose norm normalises the neuron: None, `spike` or `sigma_hat`."""
+def neuron_covariance(neuron: str, covariance, sigma_hat):
+    """The covariance whose norm normalises the neuron: None, `covariance` or `sigma_hat`."""
     if neuron == "plain":
         return None
     if neuron == "sigma":
-        return spike
+        return covariance
     if sigma_hat is None:
         raise ValueError("neuron='sigma_hat' needs SigmaHat; set n_unlabelled > 0")
     return sigma_hat
@@ -59,12 +58,3 @@ class TwoLayer(eqx.Module):
     def __call__(self, x, cov=None):
         """Network output for inputs `x` of shape (..., d); `cov` resolves the normaliser."""
         return self.features(x, cov) @ self.a
-
-
-def init_network(key, d: int, m: int, activation: HermiteFunction, neuron="plain", a=None, b=None):
-    """`w_i(0) ~ Unif(sphere)` independently; `a = 1`, `b = 0` unless given (phase 1)."""
-    w = jax.random.normal(key, (m, d))
-    w = w / jnp.linalg.norm(w, axis=-1, keepdims=True)
-    a = jnp.ones(m, w.dtype) if a is None else jnp.asarray(a, w.dtype)
-    b = jnp.zeros(m, w.dtype) if b is None else jnp.asarray(b, w.dtype)
-    return TwoLayer(w=w, a=a, b=b, activation=activation, neuron=neuron)

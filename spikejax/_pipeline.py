@@ -17,7 +17,9 @@ from ._kernels import KERNELS, kernel_ridge, rf_ridge
 from ._population import rho
 from ._problem import check, check_int, check_real
 from ._readout import DEFAULT_RIDGES, Readout, check_ridges, check_sizes, draw_splits, phase2
-from ._sources import prefix_mask
+from ._data import prefix_mask
+from ._dynamics import Normalized
+from ._sources import Empirical
 from ._simulate import Trajectory, advance, init, prepare, result
 
 BASELINES = KERNELS + ("rf",)
@@ -60,12 +62,13 @@ class Learned(eqx.Module):
         return self.network.noise_floor
 
 
-def train_first_layer(problem, dynamic="normalized", *, key, m: int, n: int, stops=None, **kwargs):
+def train_first_layer(problem, dynamic, *, key, m: int, n: int, n_used=None, stops=None, **kwargs):
     """Phase 1: `m` neurons trained independently on the same `n` empirical samples.
 
     Each `w_i(0)` is uniform on the sphere, rescaled by the dynamic's retraction to the
     length `prepare` gives its own `w(0)` (unit Euclidean, or unit in the preconditioner's
-    norm for `preconditioned`). `kwargs` go to `prepare` (`dt`, `steps`, `n_unlabelled`, ...).
+    norm for `Preconditioned`). `n_used` as for `Empirical`; `kwargs` go to `prepare`
+    (`dt`, `steps`, `n_unlabelled`, `solver`, ...).
     `stops`: increasing steps in `[0, steps]` at which to keep the weights (default: the last).
 
     **Returns:** `(simulation, trajectory, ws)`: the trajectory with a leading axis `m`, and
@@ -73,10 +76,10 @@ def train_first_layer(problem, dynamic="normalized", *, key, m: int, n: int, sto
     """
     check_int("m", m, 1)
     k_sim, k_init = jax.random.split(key)
-    sim, w0 = prepare(problem, dynamic, "empirical", key=k_sim, n=n, **kwargs)
+    sim, w0 = prepare(problem, dynamic, Empirical(n, n_used), key=k_sim, **kwargs)
     stops = check_stops(stops, sim.steps)
     w0s = jax.random.normal(k_init, (m, problem.d), w0.dtype)
-    w0s = jax.vmap(lambda v: sim.dynamic.retract(v, w0, sim.precond_cov))(w0s)
+    w0s = jax.vmap(lambda v: sim.dynamic.retract(v, w0, sim))(w0s)
     at = jnp.asarray(stops)
 
     def run(v):
@@ -111,7 +114,7 @@ def check_stops(stops, steps: int) -> tuple:
 
 def learn(
     problem,
-    dynamic="normalized",
+    dynamic,
     *,
     key,
     m: int,
@@ -141,7 +144,7 @@ def learn(
       are fine: vmap over sample sizes at one padded shape; `n`, `n2` stay the padded sizes).
     - `stops`: phase-1 steps at which a readout is fitted (default: only the last); the one with
       the smallest validation error is reported (early stopping on the shared validation set).
-    - `phase1`: passed to `prepare` (`dt`, `steps`, `n_unlabelled`, `neuron`, `record`, ...).
+    - `phase1`: passed to `prepare` (`dt`, `steps`, `n_unlabelled`, `neuron`, `saveat`, ...).
 
     **Returns:** a `Learned`. Jittable and vmappable over `key`, the problem's arrays,
     `n_used` and `n2_used`. `learn_samples` returns the samples it used.
@@ -171,7 +174,7 @@ def learn(
         network=network,
         kernels=fits,
         trajectory=traj,
-        rho_stops=rho(ws, problem.spike),
+        rho_stops=rho(ws, problem),
         n=n,
         n2=n2,
         stops=check_stops(stops, sim.steps),
@@ -181,7 +184,7 @@ def learn(
 def _union(problem, data1, train2):
     """Phase-1 base draws `(z, y, ...)` and phase-2 `(x, y)` as one training set `(x, y)`."""
     z1, y1 = data1[0], data1[1]
-    return jnp.concatenate([problem.spike.sqrt(z1), train2[0]]), jnp.concatenate([y1, train2[1]])
+    return jnp.concatenate([problem.covariance.sqrt(z1), train2[0]]), jnp.concatenate([y1, train2[1]])
 
 
 def learn_samples(problem, *, key, n: int, n2: int, n_val: int, n_test: int):
@@ -193,7 +196,7 @@ def learn_samples(problem, *, key, n: int, n2: int, n_val: int, n_test: int):
     # The same key splits as learn -> train_first_layer -> prepare and learn -> phase2;
     # tests/test_readout.py::test_learn_samples_are_the_samples_learn_uses pins them.
     k1, k2, _ = jax.random.split(key, 3)
-    sim, _ = prepare(problem, "normalized", "empirical", key=jax.random.split(k1)[0], n=n, steps=1)
+    sim, _ = prepare(problem, Normalized(), Empirical(n), key=jax.random.split(k1)[0], steps=1)
     (train, val, test) = draw_splits(problem, jax.random.split(k2)[1], n2, n_val, n_test)
-    x1 = problem.spike.sqrt(sim.data[0])
+    x1 = problem.covariance.sqrt(sim.data[0])
     return (x1, sim.data[1]), train, val, test

@@ -1,114 +1,264 @@
-"""Figures."""
+"""Figures: the demo, a sweep's curves and its heatmaps (style: `_style.py`).
+
+Each `*_figure` function builds a matplotlib figure from data and returns it; each
+`plot_*` function builds one and writes it as PNG and PDF (`_style.save`), returning the
+PNG's path.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import itertools
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+
+from . import _style
+from ._style import plt
+
+# Axes over which a configuration is repeated: drawn as a median line and a min-max band.
+REPLICATES = ("seed", "neuron")
+# Overlaps: drawn as absolute values (even links make the sign of w arbitrary), on [0, 1].
+OVERLAPS = ("rho", "cos_u", "cos_theta")
+DEFAULT_VARS = ("rho", "cos_u")
+
+
+def _label(var):
+    return f"|{var}|" if var in OVERLAPS else var
+
+
+def _time_axis(steps):
+    """Steps on a log axis: step 0 (the initialisation) is drawn at 0.5."""
+    return np.maximum(np.asarray(steps, float), 0.5)
+
+
+def demo_figure(curves, kappas, dt, d=None):
+    """`|cos(w, u)|` against time: one hue and line style per dynamic, darker for larger
+    `kappa`; seed median with a min-max band."""
+    fig, ax = plt.subplots(figsize=(7.5, max(4.2, _style.legend_height(2 * len(kappas) + 1) + 0.8)),
+                           layout="constrained")
+    seeds = 1
+    for dynamic in ("normalized", "spherical"):
+        steps, cos = curves[dynamic]
+        seeds = cos.shape[1]
+        t = _time_axis(steps) * dt
+        colours = _style.shades(dynamic, len(kappas))
+        for i, kappa in enumerate(kappas):
+            c = cos[i]
+            ax.plot(t, np.median(c, 0), color=colours[i], linestyle=_style.dynamic_style(dynamic)["linestyle"],
+                    label=f"{dynamic}, kappa={kappa:g}", gid="config")
+            ax.fill_between(t, c.min(0), c.max(0), color=colours[i], alpha=0.15, linewidth=0)
+    if d is not None:
+        ax.axhline(1 / np.sqrt(d), color="grey", lw=0.8, ls=":", label="1/sqrt(d): random guess")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    _style.log_ticks(ax, "x")
+    ax.set_xlabel("time t = k dt")
+    ax.set_ylabel("|cos(w, u)|")
+    where = f"d={d}, " if d is not None else ""
+    fig.suptitle(
+        f"Population flows at theta = u: spherical stalls as kappa grows, normalized recovers u\n"
+        f"{where}h2 link (s=2), relu activation, squared loss, dt={dt:g}, {seeds} seed{'s' * (seeds != 1)} "
+        f"(median, min-max band)"
+    )
+    _style.legend_outside(fig)
+    return fig
 
 
 def plot_demo(curves, kappas, dt, path, d=None):
-    """`|cos(w, u)|` against time, one colour per `kappa`, solid `normalized`, dashed
-    `spherical`; seed median with a min-max band."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(kappas)))
-    for dynamic, style in (("normalized", "-"), ("spherical", "--")):
-        steps, cos = curves[dynamic]
-        t = np.maximum(steps * dt, dt / 2)
-        for i, kappa in enumerate(kappas):
-            c = cos[i]
-            ax.plot(t, np.median(c, 0), style, color=colours[i], label=f"{dynamic}, kappa={kappa:g}")
-            ax.fill_between(t, c.min(0), c.max(0), color=colours[i], alpha=0.15)
-    if d is not None:
-        ax.axhline(1 / np.sqrt(d), color="grey", lw=0.8, ls=":", label="1/sqrt(d)")
-    ax.set_xscale("log")
-    ax.set_xlabel("time t = k dt")
-    ax.set_ylabel("|cos(w, u)|")
-    ax.set_title("Population flows at theta = u (ReLU, h2 link): spherical stalls, normalized recovers u")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    """The demo figure (`demo_figure`) written to `path` as PNG and PDF."""
+    with _style.style():
+        return _style.save(demo_figure(curves, kappas, dt, d=d), path)
 
 
-def _final_abs(ds, var):
-    """|metric| at the last recorded step (even links make the sign of w arbitrary)."""
-    return abs(ds[var].isel(step=-1))
+def _check_vars(ds, var):
+    var = tuple(DEFAULT_VARS if var is None else ([var] if isinstance(var, str) else var))
+    allowed = [v for v in ds.data_vars if "step" in ds[v].dims]
+    for v in var:
+        if v not in allowed:
+            raise ValueError(f"--var={v!r} is not allowed; choose from {allowed}")
+    return var
 
 
-def _reduce_to(da, keep):
-    """Mean over seeds; first value of every other axis not kept (noted in the title)."""
-    if "seed" in da.dims:
-        da = da.mean("seed")
-    fixed = {}
-    for dim in list(da.dims):
-        if dim not in keep:
-            fixed[dim] = da[dim].values[0]
-            da = da.isel({dim: 0})
-    return da, fixed
+def _axes_of(ds, var):
+    """Swept axes of `var` other than replicates and time, in dataset order."""
+    return [d for d in ds[var].dims if d not in REPLICATES and d != "step"]
 
 
-def plot_heatmaps(ds, path, x=None, y=None):
-    """Final |rho| and |cos_u| over two swept axes, one column per dynamic, mean over seeds."""
-    numeric = [d for d in ds["rho"].dims if d not in ("seed", "step", "dynamic") and ds[d].size > 1]
-    if x is None or y is None:
-        if len(numeric) < 2:
+def _reduce_replicates(da):
+    """Values with every replicate axis stacked first: (replicates, step)."""
+    rep = [d for d in da.dims if d in REPLICATES]
+    if not rep:
+        return da.values[None]
+    return da.stack(_rep=rep).transpose("_rep", ...).values
+
+
+def _fmt_value(v):
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def curves_figure(ds, *, var=None, max_panels=8):
+    """Every configuration's `|var|` against the step, seed median with a min-max band.
+
+    Rows are variables. In each panel the dynamic sets the hue family and line style, and
+    the swept axis with the most values (the colour axis) the shade, light to dark. Any
+    other swept axis becomes small multiples, one panel per combination of its values;
+    beyond `max_panels` panels the rest are left out and the figure says which.
+    Each configuration's median line has `gid="config"`.
+    """
+    var = _check_vars(ds, var)
+    axes_ = _axes_of(ds, var[0])
+    style_axis = "dynamic" if "dynamic" in axes_ else None
+    rest = [a for a in axes_ if a != style_axis]
+    colour_axis = max(rest, key=lambda a: ds.sizes[a]) if rest else None
+    facet_axes = [a for a in rest if a != colour_axis]
+    facets = list(itertools.product(*(range(ds.sizes[a]) for a in facet_axes)))
+    shown = facets[:max_panels]
+    dynamics = list(ds["dynamic"].values) if style_axis else [ds.attrs.get("fixed_dynamic") or _style.setting(ds).get("dynamic", "")]
+    colours_n = ds.sizes[colour_axis] if colour_axis else 1
+
+    # Small multiples wrap after 5 columns (4 a row when there are more than 5 panels).
+    ncols = len(shown) if len(shown) <= 5 else 4
+    nrows = -(-len(shown) // ncols)
+    entries = len(dynamics) * colours_n + 1
+    height = max(0.8 + 2.6 * nrows * len(var), _style.legend_height(entries) + 0.8)
+    fig, axs = plt.subplots(nrows * len(var), ncols, figsize=(2.6 + 2.9 * ncols, height),
+                            layout="constrained", squeeze=False)
+    steps = _time_axis(ds["step"].values)
+    d_values = np.atleast_1d(ds["d"].values) if "d" in ds.dims else [_style.setting(ds).get("d")]
+    for vi, v in enumerate(var):
+        for j, facet in enumerate(shown):
+            row, col = vi * nrows + j // ncols, j % ncols
+            ax = axs[row, col]
+            sub = ds[v].isel({a: i for a, i in zip(facet_axes, facet)})
+            for k, dyn in enumerate(dynamics):
+                sd = sub.sel(dynamic=dyn) if style_axis else sub
+                colours = _style.shades(dyn, colours_n, index=k)
+                linestyle = _style.dynamic_style(dyn, index=k)["linestyle"]
+                for c in range(colours_n):
+                    da = sd.isel({colour_axis: c}) if colour_axis else sd
+                    vals = _reduce_replicates(abs(da) if v in OVERLAPS else da)
+                    parts = ([str(dyn)] if dyn else []) + (
+                        [f"{colour_axis}={_fmt_value(ds[colour_axis].values[c])}"] if colour_axis else [])
+                    with np.errstate(all="ignore"):
+                        med, lo, hi = np.nanmedian(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
+                    ax.plot(steps, med, color=colours[c], linestyle=linestyle, label=", ".join(parts) or None,
+                            gid="config")
+                    ax.fill_between(steps, lo, hi, color=colours[c], alpha=0.12, linewidth=0)
+            if v in ("rho", "cos_u"):
+                for dv in d_values:
+                    if dv:
+                        ax.axhline(1 / np.sqrt(float(dv)), color="grey", ls=":", lw=0.8,
+                                   label="1/sqrt(d): random guess")
+            if v in OVERLAPS:
+                ax.set_ylim(0, 1.02)
+            ax.set_xscale("log")
+            _style.log_ticks(ax, "x")
+            if j >= len(shown) - ncols:
+                ax.set_xlabel("step")
+            if col == 0:
+                ax.set_ylabel(_label(v))
+            title = ", ".join(f"{a}={_fmt_value(ds[a].values[i])}" for a, i in zip(facet_axes, facet))
+            if title:
+                ax.set_title(title)
+    for vi in range(len(var)):
+        for j in range(len(shown), nrows * ncols):
+            axs[vi * nrows + j // ncols, j % ncols].set_visible(False)
+    title = _style.setting_title(ds, reduced="median, min-max band", width=_style.title_width(fig))
+    if len(shown) < len(facets):
+        left = facets[len(shown):]
+        missing = "; ".join(", ".join(f"{a}={_fmt_value(ds[a].values[i])}" for a, i in zip(facet_axes, f)) for f in left)
+        title += f"\nNOT SHOWN ({len(left)} of {len(facets)} panels): {missing}"
+    fig.suptitle(title)
+    _style.legend_outside(fig)
+    return fig
+
+
+def plot_curves(ds, path, *, var=None, max_panels=8):
+    """`curves_figure` written to `path` as PNG and PDF."""
+    with _style.style():
+        return _style.save(curves_figure(ds, var=var, max_panels=max_panels), path)
+
+
+def heatmap_axes(ds, x=None, y=None, var="rho"):
+    """The (x, y) axes of a heatmap: the ones asked for, the missing one filled in from the
+    swept axes (never `dynamic`, which makes the columns); None when fewer than two exist."""
+    candidates = [a for a in _axes_of(ds, var) if a != "dynamic" and ds.sizes[a] > 1]
+    for name, value in (("x", x), ("y", y)):
+        if value is not None and value not in candidates:
+            raise ValueError(f"--{name}={value!r} is not allowed; choose from the swept axes {candidates}")
+    if x is not None and x == y:
+        raise ValueError(f"--x and --y are both {x!r}; choose two different axes from {candidates}")
+    if x is None and y is None:
+        if len(candidates) < 2:
             return None
-        y, x = numeric[0], numeric[1]
-    dynamics = list(ds["dynamic"].values) if "dynamic" in ds.dims else [None]
-    fig, axes = plt.subplots(2, len(dynamics), figsize=(4.2 * len(dynamics), 7), squeeze=False)
-    for j, dyn in enumerate(dynamics):
-        sub = ds if dyn is None else ds.sel(dynamic=dyn)
-        for i, var in enumerate(("rho", "cos_u")):
-            da, fixed = _reduce_to(_final_abs(sub, var), (y, x))
-            da = da.transpose(y, x)
-            ax = axes[i, j]
-            im = ax.imshow(da.values, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="magma")
-            ax.set_xticks(range(ds[x].size), [f"{v:.3g}" for v in ds[x].values], fontsize=7)
-            ax.set_yticks(range(ds[y].size), [f"{v:.3g}" for v in ds[y].values], fontsize=7)
+        return candidates[1], candidates[0]
+    if y is None:
+        others = [a for a in candidates if a != x]
+        return (x, others[0]) if others else None
+    if x is None:
+        others = [a for a in candidates if a != y]
+        return (others[-1], y) if others else None
+    return x, y
+
+
+def heatmap_figure(ds, *, var=None, x=None, y=None):
+    """Final value of each `var` over two swept axes (`x`, `y`), mean over seeds, one column
+    per dynamic; every cell annotated with its value, one colour bar per row beside the
+    panels. Axes other than `x`, `y` and `dynamic` are held at their first value, which the
+    title states. Returns None when the dataset has fewer than two swept axes."""
+    var = _check_vars(ds, var)
+    xy = heatmap_axes(ds, x, y, var[0])
+    if xy is None:
+        return None
+    x, y = xy
+    dynamics = list(ds["dynamic"].values) if "dynamic" in ds[var[0]].dims else [None]
+    held = {a: 0 for a in _axes_of(ds, var[0]) if a not in (x, y, "dynamic")}
+    nx, ny = ds.sizes[x], ds.sizes[y]
+    cell = 0.5 if max(nx, ny) <= 8 else 0.35
+    fig, axs = plt.subplots(len(var), len(dynamics),
+                            figsize=(1.8 + (nx * cell + 1.0) * len(dynamics), 1.0 + (ny * cell + 0.9) * len(var)),
+                            layout="constrained", squeeze=False)
+    annotate = nx <= 16 and ny <= 16
+    cmap = plt.get_cmap(_style.SEQUENTIAL)
+    for row, v in enumerate(var):
+        final = ds[v].isel(step=-1).isel(held)
+        final = abs(final) if v in OVERLAPS else final
+        for rep in REPLICATES:
+            if rep in final.dims:
+                final = final.mean(rep)
+        lo, hi = (0.0, 1.0) if v in OVERLAPS else (float(final.min()), float(final.max()))
+        im = None
+        for col, dyn in enumerate(dynamics):
+            ax = axs[row, col]
+            da = (final.sel(dynamic=dyn) if dyn is not None else final).transpose(y, x)
+            im = ax.imshow(da.values, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap=cmap)
+            ax.set_xticks(range(nx), [_fmt_value(val) for val in ds[x].values], rotation=45 if nx > 8 else 0)
+            ax.set_yticks(range(ny), [_fmt_value(val) for val in ds[y].values])
+            ax.grid(False)
             ax.set_xlabel(x)
-            ax.set_ylabel(y)
-            name = dyn or ds.attrs.get("fixed_dynamic", "")
-            extra = ", ".join(f"{k}={v}" for k, v in fixed.items())
-            ax.set_title(f"{name}: final |{var}|" + (f"\n({extra})" if extra else ""), fontsize=9)
-            fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+            if col == 0:
+                ax.set_ylabel(y)
+            name = dyn if dyn is not None else _style.setting(ds).get("dynamic", "")
+            ax.set_title(f"{name}: final {_label(v)}")
+            if annotate:
+                size = 7 if max(nx, ny) <= 8 else 5.5
+                for (iy, ix), val in np.ndenumerate(da.values):
+                    if np.isfinite(val):
+                        r, g, b, _ = cmap((val - lo) / (hi - lo) if hi > lo else 0.5)
+                        text = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+                        ax.text(ix, iy, f"{val:.2f}", ha="center", va="center", fontsize=size, color=text)
+                    else:
+                        ax.text(ix, iy, "nan", ha="center", va="center", fontsize=6, color="red")
+        fig.colorbar(im, ax=list(axs[row, :]), label=f"final {_label(v)}", shrink=0.9)
+    title = _style.setting_title(ds, reduced="mean", width=_style.title_width(fig))
+    if held:
+        title += "\nheld at: " + ", ".join(
+            f"{a}={_fmt_value(ds[a].values[0])} (first of {ds.sizes[a]})" for a in held)
+    fig.suptitle(title)
+    return fig
 
 
-def plot_curves(ds, path, max_lines=12):
-    """|rho| and |cos_u| against step, seed median with min-max band, and the 1/sqrt(d) line."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    others = [d for d in ds["rho"].dims if d not in ("seed", "step")]
-    stacked = ds.stack(config=others) if others else ds.expand_dims(config=[0])
-    n = min(stacked.sizes["config"], max_lines)
-    colours = plt.cm.viridis(np.linspace(0, 0.9, n))
-    steps = np.maximum(ds["step"].values, 0.5)
-    for ax, var in zip(axes, ("rho", "cos_u")):
-        for c in range(n):
-            da = abs(stacked[var].isel(config=c))
-            da = da.transpose("seed", "step") if "seed" in da.dims else da.expand_dims(seed=[0])
-            label = ", ".join(f"{k}={stacked[k].values[c]}" for k in others) if others else None
-            ax.plot(steps, np.nanmedian(da.values, 0), color=colours[c], label=label, lw=1.2)
-            ax.fill_between(steps, np.nanmin(da.values, 0), np.nanmax(da.values, 0), color=colours[c], alpha=0.15)
-        d = ds["d"].values if "d" in ds.dims else [int(ds.attrs.get("fixed_d", 0) or 0)]
-        for dv in np.atleast_1d(d):
-            if dv:
-                ax.axhline(1 / np.sqrt(dv), color="grey", ls=":", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel(f"|{var}|")
-        ax.set_ylim(0, 1.02)
-    axes[0].set_title("dotted: random guess 1/sqrt(d)", fontsize=8)
-    if others:
-        axes[1].legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def plot_heatmaps(ds, path, x=None, y=None, *, var=None):
+    """`heatmap_figure` written to `path` as PNG and PDF; None when there is no heatmap to draw."""
+    with _style.style():
+        fig = heatmap_figure(ds, var=var, x=x, y=y)
+        return None if fig is None else _style.save(fig, path)

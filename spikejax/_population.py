@@ -1,23 +1,42 @@
-"""Closed-form population expectations, and the exact 3-coordinate reduction.
+"""Closed-form population expectations, and the exact reduced form.
 
 With `sigma_w = ||w||_Sigma / N(w)` and `rho = <w,u>_Sigma / (||w||_Sigma ||u||_Sigma)`, the
 pair (pre-activation, link argument) is Gaussian with scales `(sigma_w, 1)` and correlation
 `rho`, so `E[phi(sigma_w Z1) f_*(Z2)] = sum_j alpha_j beta_j(sigma_w) rho^j` (Mehler).
+This is exact for Gaussian inputs and a single-index target only: `check_closed_form`
+refuses anything else before a closed form can return a wrong number.
 """
 
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
-from ._data import Spike
+from ._covariance import dot
 from ._hermite import scaled_coeffs, second_moment
 from ._network import neuron_norm
+from ._target import SingleIndex
 
 
-def rho(w, spike: Spike):
+def check_closed_form(problem, what: str = "source=Population()"):
+    """Raise `ValueError` unless the closed forms are exact for `problem`."""
+    if not problem.inputs.is_gaussian:
+        raise ValueError(
+            f"inputs={problem.inputs!r} is not allowed with {what}; the closed-form expectations "
+            "hold for Gaussian inputs only: use sj.Empirical(n=...) or sj.Online(batch=...)"
+        )
+    if not isinstance(problem.target, SingleIndex):
+        raise ValueError(
+            f"target={type(problem.target).__name__} is not allowed with {what}; the closed form "
+            "covers single-index targets"
+        )
+
+
+def rho(w, problem):
     """`<w, u>_Sigma / (||w||_Sigma ||u||_Sigma)`: the prediction-relevant overlap."""
-    return spike.inner(w, spike.u) / (spike.norm(w) * spike.norm(spike.u))
+    cov, u = problem.covariance, problem.u
+    return cov.inner(w, u) / (cov.norm(w) * cov.norm(u))
 
 
 def correlation(problem, sigma, rho_):
@@ -51,27 +70,73 @@ def overlap_risk(problem, sigma, rho_):
 
 def population_risk(w, problem, cov):
     """Exact population risk of one neuron (`a = 1`, `b = 0`) with normaliser `cov`."""
-    spike = problem.spike
-    norm_sigma = spike.norm(w)
+    norm_sigma = problem.covariance.norm(w)
     sigma = norm_sigma / neuron_norm(w, cov)
-    r = spike.inner(w, spike.u) / (norm_sigma * spike.norm(spike.u))
-    return overlap_risk(problem, sigma, r)
+    return overlap_risk(problem, sigma, rho(w, problem))
+
+
+def spike_constants(problem):
+    """`(<u, theta>, ||u||_Sigma)`: the loop-invariant part of `population_grad`."""
+    cov, u = problem.covariance, problem.u
+    ut = dot(u, cov.theta)
+    return ut, jnp.sqrt(cov.scale * (dot(u, u) + cov.kappa * ut * ut))
+
+
+def population_grad(w, problem, neuron: str, constants=None):
+    """`grad R(w) = A Sigma w + C Sigma u` in closed form, for the `"plain"` or `"sigma"`
+    neuron under a `SpikedCovariance` (any coordinates, the reduced ones included).
+
+    The risk depends on `w` only through `a = ||w||_Sigma^2` and `b = <w, u>_Sigma`, so the
+    chain rule leaves two scalars; written this way every operation on the reduced form
+    is elementwise under `vmap` (several times faster than `jax.grad` of `population_risk`
+    there; BENCHMARKS.md).
+    """
+    cov, u = problem.covariance, problem.u
+    th, kappa, scale = cov.theta, cov.kappa, cov.scale
+    ut, nu = spike_constants(problem) if constants is None else constants
+    wt = dot(w, th)
+    a = scale * (dot(w, w) + kappa * wt * wt)  # ||w||_Sigma^2
+    b = scale * (dot(w, u) + kappa * wt * ut)  # <w, u>_Sigma
+    root = jnp.sqrt(a)
+    r = b / (root * nu)
+    plain = neuron == "plain"
+    sigma = root if plain else jnp.ones_like(root)
+    r_sigma, r_rho = jax.grad(lambda s_, r_: overlap_risk(problem, s_, r_), argnums=(0, 1))(sigma, r)
+    # d rho = Sigma u / (sqrt(a) nu) - rho Sigma w / a ;  d sqrt(a) = Sigma w / sqrt(a)
+    coef_w = -r_rho * r / a + (r_sigma / root if plain else 0.0)
+    coef_u = r_rho / (root * nu)
+    # coef_w Sigma w + coef_u Sigma u, as one combination of w, u and theta
+    along = kappa * (coef_w * wt + coef_u * ut)
+    return scale * (coef_w[..., None] * w + coef_u[..., None] * u + along[..., None] * th)
+
+
+def _orthonormal_rows(rows, tol=1e-6):
+    """Gram-Schmidt on the rows of `rows` (r, d); a row dependent on the earlier ones
+    becomes zero, so the basis keeps its shape under `vmap`."""
+    out = []
+    for x in rows:
+        for e in out:
+            x = x - dot(x, e) * e
+        n = jnp.linalg.norm(x)
+        out.append(jnp.where(n > tol, x / jnp.where(n > tol, n, 1.0), 0.0))
+    return jnp.stack(out)
 
 
 def reduce(problem, w0):
-    """The exact 3-coordinate form: coordinates in the orthonormal basis `(u, v, e3)`.
+    """The exact reduced form: coordinates in an orthonormal basis of
+    `span{target directions, spike directions, w0}` (3 coordinates for the paper's problem;
+    `m + 2` for the rows `w0` (m, d) of a width-`m` network).
 
-    `theta` lies in `span{u, v}` and `e3` is the part of `w0` outside it; the population
-    flow never leaves `span{u, v, e3}`, and `Sigma` acts on it by the same formulas. Returns
-    `(problem3, w3, basis)` with `w = w3 @ basis`.
+    The population flow never leaves that span, and the covariance and target act on it by
+    the same formulas (`restrict`). Returns `(problem_r, w_r, basis)` with `w = w_r @ basis`.
     """
-    spike = problem.spike
-    a, b = w0 @ spike.u, w0 @ spike.v
-    rest = w0 - a * spike.u - b * spike.v
-    r = jnp.linalg.norm(rest)
-    e3 = rest / jnp.where(r > 0, r, 1.0)
-    basis = jnp.stack([spike.u, spike.v, e3])
-    eye = jnp.eye(3, dtype=w0.dtype)
-    spike3 = Spike(u=eye[0], v=eye[1], c=spike.c, kappa=spike.kappa, scale=spike.scale)
-    problem3 = eqx.tree_at(lambda p: p.spike, problem, spike3)
-    return problem3, jnp.stack([a, b, r]), basis
+    spikes = problem.covariance.directions()
+    if spikes is None:
+        problem.covariance.restrict(None)  # raises: no exact reduced form
+    rows = jnp.concatenate([problem.target.directions(), spikes, jnp.atleast_2d(w0)])  # w0: (d,) or rows (m, d)
+    basis = _orthonormal_rows(rows)
+    target = problem.target.restrict(basis)
+    if isinstance(target, SingleIndex):  # u is the first basis vector: e1, a constant (not per configuration)
+        target = SingleIndex(u=jnp.eye(basis.shape[0], dtype=basis.dtype)[0], link=target.link)
+    reduced = eqx.tree_at(lambda p: (p.covariance, p.target), problem, (problem.covariance.restrict(basis), target))
+    return reduced, w0 @ basis.T, basis

@@ -1,4 +1,4 @@
-"""A single-index problem: spiked inputs, a link, an activation, a loss, label noise.
+"""A problem: a covariance, a target, an input law, an activation, a loss, label noise.
 
 `make_problem` is the boundary: it checks every argument (naming the parameter, its
 value and what is allowed) before anything is compiled. Values that arrive as JAX
@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._data import INPUT_DISTS, NORMALISATIONS, Spike, make_spike
+from ._covariance import NORMALISATIONS, AbstractCovariance, SpikedCovariance
+from ._inputs import AbstractInputs, Gaussian
+from ._target import AbstractTarget, SingleIndex
 from ._hermite import BUILTIN_FUNCTIONS, HermiteFunction, hermite_function
 
 LOSSES = ("squared", "correlation")
@@ -59,26 +61,53 @@ def check_int(name: str, value, lo: int):
 class Problem(eqx.Module):
     """Everything that defines the data and the target.
 
-    **Fields:** `spike` (Sigma, u, theta); `link` `f_*`; `activation` `phi`; `noise` `tau`;
-    `loss` (static: `"squared"` or `"correlation"`); `input_dist` and `nu` (static).
+    **Fields:** `covariance` (an `AbstractCovariance`); `target` (an `AbstractTarget`);
+    `activation` `phi`; `noise` `tau`; `inputs` (the law of `z`, default `Gaussian()`);
+    `loss` (static: `"squared"` or `"correlation"`).
     """
 
-    spike: Spike
-    link: HermiteFunction
+    covariance: AbstractCovariance
+    target: AbstractTarget
     activation: HermiteFunction
     noise: Array
+    inputs: AbstractInputs = Gaussian()
     loss: str = eqx.field(static=True, default="squared")
-    input_dist: str = eqx.field(static=True, default="gaussian")
-    nu: float = eqx.field(static=True, default=5.0)
+
+    def __check_init__(self):
+        check_choice("loss", self.loss, LOSSES)
+        check_real("noise", self.noise, lo=0.0)
+        link = getattr(self.target, "link", None)
+        if isinstance(link, HermiteFunction) and _concrete(link.coeffs) and _concrete(self.activation.coeffs):
+            s = link.information_exponent()
+            check("link", link.name, s is not None,
+                  "the link must have a non-constant part (alpha_j != 0 for some j >= 1)")
+            beta = np.asarray(self.activation.coeffs)
+            beta_s = float(beta[s]) if s < beta.shape[0] else 0.0
+            check(
+                "activation",
+                self.activation.name,
+                abs(beta_s) > 1e-8,
+                f"the link has information exponent s={s} and the activation's beta_{s} = 0, "
+                f"so the neuron is blind to it; choose an activation with beta_{s} != 0",
+            )
 
     @property
     def d(self) -> int:
-        return self.spike.u.shape[-1]
+        return self.target.directions().shape[-1]
+
+    @property
+    def u(self):
+        """The target direction of a single-index target."""
+        return self.target.u
+
+    @property
+    def link(self) -> HermiteFunction:
+        """The link of a single-index target."""
+        return self.target.link
 
     def labels(self, z, eps):
         """`y = f_*(<u, x> / ||u||_Sigma) + tau eps` for base draws `z` (x = Sigma^{1/2} z)."""
-        su = self.spike.sqrt(self.spike.u) / self.spike.norm(self.spike.u)
-        return self.link(z @ su) + self.noise * eps
+        return self.target(z, self.covariance) + self.noise * eps
 
 
 def make_problem(
@@ -93,22 +122,21 @@ def make_problem(
     loss: str = "squared",
     noise=0.0,
     normalisation: str = "unit_top",
-    input_dist: str = "gaussian",
-    nu: float = 5.0,
+    inputs: AbstractInputs | None = None,
 ) -> Problem:
-    """Build a `Problem`, checking every argument first.
+    """The paper's problem in one call: a single-index target under one spike.
 
     **Arguments:**
     - `d`: dimension, an integer >= 2.
-    - `key`: PRNG key for the directions `(u, v)`.
+    - `key`: PRNG key for the directions `(u, v)`; `theta = c u + sqrt(1 - c^2) v`.
     - `kappa` or `r2` (give one; `kappa = d**r2`): spike strength, `kappa >= 0`.
-    - `r1`: alignment, `<u, theta> = d**(-r1)`, in `[0, 1/2]` (`r1 = 0`: `theta = u`).
+    - `r1`: alignment, `c = <u, theta> = d**(-r1)`, in `[0, 1/2]` (`r1 = 0`: `theta = u`).
     - `link`, `activation`: a name (`"relu"`, `"tanh"`, `"h1"`..`"h8"`), a callable, a
       coefficient vector, or a `HermiteFunction`.
     - `loss`: `"squared"` or `"correlation"`.
     - `noise`: label-noise standard deviation `tau >= 0`.
-    - `normalisation`: `"unit_top"` or `"unnormalised"`.
-    - `input_dist`: `"gaussian"`, `"student_t"` (with `nu > 2`) or `"rademacher"`.
+    - `normalisation`: `"unit_top"` or `"unnormalised"` (see `SpikedCovariance`).
+    - `inputs`: the law of the base draws, `Gaussian()` (default), `StudentT(nu)`, `Rademacher()`.
 
     **Raises:** `ValueError` for any argument out of range, and when the activation
     cannot see the link's information exponent `s` (`beta_s = 0`).
@@ -129,33 +157,31 @@ def make_problem(
     check_real("noise", noise, lo=0.0)
     check_choice("loss", loss, LOSSES)
     check_choice("normalisation", normalisation, NORMALISATIONS)
-    check_choice("input_dist", input_dist, INPUT_DISTS)
-    if input_dist == "student_t":
-        check_real("nu", nu, lo=2.0, lo_open=True)
+    inputs = Gaussian() if inputs is None else inputs
+    check("inputs", inputs, isinstance(inputs, AbstractInputs),
+          "give an input law object: sj.Gaussian(), sj.StudentT(nu) or sj.Rademacher()")
     link_f = _function("link", link)
     act_f = _function("activation", activation)
-    s = link_f.information_exponent()
-    check("link", link, s is not None, "the link must have a non-constant part (alpha_j != 0 for some j >= 1)")
-    beta = np.asarray(act_f.coeffs)
-    beta_s = float(beta[s]) if s < beta.shape[0] else 0.0
-    check(
-        "activation",
-        activation,
-        abs(beta_s) > 1e-8,
-        f"the link has information exponent s={s} and the activation's beta_{s} = 0, "
-        f"so the neuron is blind to it; choose an activation with beta_{s} != 0",
-    )
+    u, v = directions(key, d)
     c = jnp.asarray(d, float) ** (-jnp.asarray(r1, float))
-    spike = make_spike(d, kappa, c, key, normalisation)
+    c = c.astype(u.dtype)
+    theta = c * u + jnp.sqrt(jnp.maximum(1 - c**2, 0.0)) * v
     return Problem(
-        spike=spike,
-        link=link_f,
+        covariance=SpikedCovariance.make(theta, kappa, normalisation),
+        target=SingleIndex(u=u, link=link_f),
         activation=act_f,
-        noise=jnp.asarray(noise, spike.u.dtype),
+        noise=jnp.asarray(noise, u.dtype),
+        inputs=inputs,
         loss=loss,
-        input_dist=input_dist,
-        nu=float(nu),
     )
+
+
+def directions(key, d: int):
+    """A random orthonormal pair `(u, v)` in `R^d` (Gram-Schmidt of two Gaussians)."""
+    g = jax.random.normal(key, (2, d))
+    u = g[0] / jnp.linalg.norm(g[0])
+    v = g[1] - (g[1] @ u) * u
+    return u, v / jnp.linalg.norm(v)
 
 
 def _function(name: str, spec) -> HermiteFunction:

@@ -19,7 +19,7 @@ from jaxtyping import Array
 
 from ._network import NEURONS, TwoLayer, neuron_covariance
 from ._problem import _concrete, check, check_choice, check_int, check_real
-from ._sources import draw, prefix_mask
+from ._data import draw, prefix_mask
 
 DEFAULT_RIDGES = tuple(float(r) for r in np.logspace(-8, 2, 11))
 
@@ -111,7 +111,7 @@ def draw_splits(problem, key, n_train: int, n_val: int, n_test: int):
     out = []
     for k, n in zip(jax.random.split(key, 3), (n_train, n_val, n_test)):
         z, y = draw(problem, k, n)
-        out.append((problem.spike.sqrt(z), y))
+        out.append((problem.covariance.sqrt(z), y))
     return tuple(out)
 
 
@@ -197,7 +197,7 @@ def fit_readout(
 def phase2(key, problem, ws, n2, n_val, n_test, ridges, neuron, sigma_hat, bias, n2_used=None):
     """`fit_readout` for candidates `ws` (S, m, d), without the argument checks; also returns
     the samples `(train, val, test)` and the training mask."""
-    cov = neuron_covariance(neuron, problem.spike, sigma_hat)
+    cov = neuron_covariance(neuron, problem.covariance, sigma_hat)
     k_bias, k_data = jax.random.split(key)
     b = jax.random.uniform(k_bias, (ws.shape[1],), ws.dtype, -bias, bias)
     splits = draw_splits(problem, k_data, n2, n_val, n_test)

@@ -1,79 +1,99 @@
-"""The time loop for one configuration: pure `init` / `advance` / `result` around a `lax.scan`.
+"""The time loop for one configuration: pure `prepare` / `init` / `advance` / `result`.
 
-Overlaps are recorded at log-spaced steps (always step 0 and the last), never whole
-weight histories. The step counter and the record pointer are unbatched scan carries, so
+`simulate(problem, dynamic, source, *, key, solver, dt, steps, saveat)` is the one entry
+point; the four pure pieces let a host loop run it in chunks (sweeps: progress bars and
+checkpoints). A fixed-step solver takes `steps` steps of `dt`; an adaptive one integrates
+to the horizon `T = dt * steps`. Either records `saveat.fn` at the times `t = k dt` of
+`saveat`'s log-spaced steps (0 and `T` always), never whole weight histories.
+
+For fixed steps the step counter and the record pointer are unbatched scan carries, so
 under `vmap` the recording stays a real `lax.cond` and costs nothing between records.
 Failures are values: a configuration that goes non-finite or diverges is frozen, its
-`status` and `fail_step` say what and when, and its later records are NaN.
+`status` and `fail_step` say what and when, and its later records are NaN; a deterministic
+fixed-step run whose last steps alternate is marked `oscillating`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array
 
+from ._covariance import dot
 from ._data import estimate_covariance
-from . import _reduced as reduced_form
-from ._dynamics import DYNAMICS
+from ._dynamics import AbstractDynamic
 from ._network import NEURONS, neuron_covariance
-from ._population import population_risk, reduce
+from ._population import reduce
 from ._problem import Problem, check, check_choice, check_int, check_real
-from ._sources import SOURCES, Empirical, Online, Population
-
-STATUS = ("ok", "nonfinite", "diverged")
-METRICS = ("cos_u", "rho", "cos_theta", "norm", "risk", "train_risk")
-
-
-def record_schedule(steps: int, record: int) -> np.ndarray:
-    """At most `record` log-spaced steps in `[0, steps]`, always with 0 and `steps`."""
-    if record >= steps + 1:
-        return np.arange(steps + 1)
-    if record == 2:
-        return np.array([0, steps])
-    pts = np.unique(np.round(np.logspace(0, np.log10(steps), record - 1)).astype(int))
-    return np.concatenate([[0], pts])
+from ._saveat import DIVERGED, MAX_STEPS, METRICS, NONFINITE, OK, OSCILLATING, SaveAt
+from ._solvers import AbstractSolver, Dopri5, Euler
+from ._sources import AbstractSource, Population
+from ._train import Network, attach
 
 
 class Trajectory(eqx.Module):
-    """What one run records. Metric arrays have shape (..., R) for the R recorded `steps`.
+    """What one run records.
 
-    `status` indexes `STATUS` (`0` ok, `1` nonfinite, `2` diverged); `fail_step` is -1 when ok.
+    **Fields:** `ts` (R,) recorded times `t = k dt`; `steps` (R,) their step indices `k`;
+    `ys`: the `SaveAt.fn` pytree with a leading (R,) axis (by default a dict with
+    `cos_u`, `rho`, `cos_theta`, `norm`, `risk`, `train_risk`, also readable as
+    attributes: `tr.rho`); `w` the final weights; `status` (an index into `STATUS`);
+    `fail_step` (-1 when ok); `num_steps` accepted and `num_rejected` rejected steps;
+    `passages`: `{name: (thresholds,) first-passage times}` for `SaveAt(passages=...)`.
     """
 
+    ts: Array
     steps: Array
-    cos_u: Array
-    rho: Array
-    cos_theta: Array
-    norm: Array
-    risk: Array
-    train_risk: Array
+    ys: Any
     w: Array
     status: Array
     fail_step: Array
+    num_steps: Array
+    num_rejected: Array
+    passages: dict
+
+    def _metric(self, name):
+        return self.ys[name]
+
+    cos_u = property(lambda self: self._metric("cos_u"))
+    rho = property(lambda self: self._metric("rho"))
+    cos_theta = property(lambda self: self._metric("cos_theta"))
+    norm = property(lambda self: self._metric("norm"))
+    risk = property(lambda self: self._metric("risk"))
+    train_risk = property(lambda self: self._metric("train_risk"))
 
 
 class State(NamedTuple):
     w: Array
-    opt_state: Any
-    k: Array
-    ptr: Array
-    records: Array
+    good: Array  # the last iterate that passed the failure check (fixed-step runs)
+    solver_state: Any
+    k: Array  # steps (fixed) or attempts (adaptive) taken; unbatched
+    ptr: Array  # next record; unbatched for fixed steps
+    t: Array
+    h: Array
+    records: Any
     status: Array
     fail_step: Array
+    accepted: Array
+    rejected: Array
+    delta: Array  # the last step w_k - w_{k-1} (fixed-step runs: the oscillation check)
+    alternating: Array  # the last two steps alternate (see `_alternating`)
+    passage: Array  # (P,) first-passage times, NaN until crossed
 
 
 class Simulation(eqx.Module):
     """Everything one run needs besides its state; built by `prepare`."""
 
     problem: Problem
-    dynamic: eqx.Module
-    source: eqx.Module
+    dynamic: AbstractDynamic
+    source: AbstractSource
+    solver: AbstractSolver
+    saveat: SaveAt
     data: Any
     sigma_hat: Any
     dt: Array
@@ -81,77 +101,93 @@ class Simulation(eqx.Module):
     neuron: str = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     schedule: tuple = eqx.field(static=True)
-    optimizer: Any = eqx.field(static=True)
     max_norm: float = eqx.field(static=True)
 
     @property
     def neuron_cov(self):
-        return neuron_covariance(self.neuron, self.problem.spike, self.sigma_hat)
+        return neuron_covariance(self.neuron, self.problem.covariance, self.sigma_hat)
 
     @property
-    def precond_cov(self):
-        return self.problem.spike if self.sigma_hat is None else self.sigma_hat
+    def precond(self):
+        """The preconditioner `P`: `SigmaHat` when estimated, else the true `Sigma`."""
+        return self.problem.covariance if self.sigma_hat is None else self.sigma_hat
 
-    def opt(self):
-        base = optax.sgd(self.dt) if self.optimizer is None else self.optimizer
-        return optax.chain(self.dynamic.transform(self.precond_cov), base)
+    @property
+    def horizon(self):
+        return self.dt * self.steps
 
     def risk(self, w, k):
-        return self.source.risk(w, self.data, k, self.problem, self.neuron_cov)
+        return self.source.risk(w, self.data, k, self)
+
+    def field(self, w, k):
+        """`F(w)`: the flow is `dw/dt = -F(w)`."""
+        return self.dynamic.direction(w, self.source.grad(w, self.data, k, self), self)
 
     def measure(self, w):
-        """The recorded metrics of `w`, in `METRICS` order."""
-        if reduced_form.applies(self):
-            return reduced_form.metrics(self, w)
-        spike = self.problem.spike
-        nw = jnp.linalg.norm(w)
-        cov = self.neuron_cov
-        return jnp.stack(
-            [
-                w @ spike.u / nw,
-                spike.inner(w, spike.u) / (spike.norm(w) * spike.norm(spike.u)),
-                w @ spike.theta / nw,
-                nw,
-                population_risk(w, self.problem, cov),
-                self.source.train_risk(w, self.data, self.problem, cov),
-            ]
+        return self.saveat.fn(w, self)
+
+
+def _refuse_string(name, value, registry):
+    if isinstance(value, str):
+        raise ValueError(
+            f"{name}={value!r} is not allowed; pass an object such as {registry} (names are for TOML "
+            f"and the CLI: sj.{name.upper()}S[name] maps them)"
         )
+
+
+def check_run(*, dt=None, steps=None, n_unlabelled=None, max_norm=None):
+    """The run's scalar arguments (the same check for `simulate` and for a config's keys)."""
+    if dt is not None:
+        check_real("dt", dt, lo=0.0, lo_open=True)
+    if steps is not None:
+        check_int("steps", steps, 1)
+    if n_unlabelled is not None:
+        check_int("n_unlabelled", n_unlabelled, 0)
+    if max_norm is not None:
+        check_real("max_norm", max_norm, lo=0.0, lo_open=True)
 
 
 def prepare(
     problem: Problem,
-    dynamic="normalized",
-    source="population",
+    dynamic: AbstractDynamic,
+    source: AbstractSource | None = None,
     *,
     key,
+    solver: AbstractSolver | None = None,
     dt=0.05,
     steps: int = 1000,
-    n: int | None = None,
-    n_used=None,
-    batch: int | None = None,
+    saveat: SaveAt | None = None,
     n_unlabelled: int = 0,
-    record: int = 32,
     neuron: str | None = None,
-    optimizer=None,
     reduced: bool = False,
     max_norm: float = 1e6,
     init_key=None,
+    network=None,
 ):
     """Check the arguments and build `(simulation, w0)`; see `simulate` for their meaning."""
-    check_choice("dynamic", dynamic, tuple(DYNAMICS))
-    check_choice("source", source, SOURCES)
-    check_real("dt", dt, lo=0.0, lo_open=True)
-    check_int("steps", steps, 1)
-    check_int("record", record, 2)
-    check_int("n_unlabelled", n_unlabelled, 0)
-    check_real("max_norm", max_norm, lo=0.0, lo_open=True)
+    source = Population() if source is None else source
+    saveat = SaveAt() if saveat is None else saveat
+    _refuse_string("dynamic", dynamic, "sj.Normalized()")
+    _refuse_string("source", source, "sj.Empirical(n=1024)")
+    check("problem", type(problem).__name__, isinstance(problem, Problem), "give a sj.Problem (sj.make_problem)")
+    check("dynamic", dynamic, isinstance(dynamic, AbstractDynamic), "give a subclass of sj.AbstractDynamic")
+    check("source", source, isinstance(source, AbstractSource), "give a subclass of sj.AbstractSource")
+    check("saveat", saveat, isinstance(saveat, SaveAt), "give a sj.SaveAt")
+    if network is not None:
+        check("network", network, isinstance(network, Network), "give a sj.Network(width=...) or None")
+    source.check(problem)
+    if solver is None:
+        solver = Dopri5() if isinstance(source, Population) else Euler()
+    check("solver", solver, isinstance(solver, AbstractSolver), "give sj.Euler(), sj.Dopri5() or sj.Optax(optimizer)")
+    check(
+        "solver",
+        solver,
+        not solver.adaptive or source.deterministic,
+        f"an adaptive solver needs a deterministic field; {type(source).__name__} draws fresh samples "
+        "every step: use sj.Euler()",
+    )
+    check_run(dt=dt, steps=steps, n_unlabelled=n_unlabelled, max_norm=max_norm)
     d = problem.d
-    if source == "empirical":
-        check_int("n", n, 1)
-        if n_used is not None:
-            check_real("n_used", n_used, lo=1, hi=n)
-    if source == "online":
-        check_int("batch", batch, 1)
     if n_unlabelled:
         check(
             "n_unlabelled",
@@ -159,9 +195,8 @@ def prepare(
             n_unlabelled >= d,
             f"SigmaHat must be invertible: give 0 (use the true Sigma) or at least d={d}",
         )
-    dyn = DYNAMICS[dynamic]()
     if neuron is None:
-        neuron = dyn.default_neuron
+        neuron = dynamic.default_neuron
         if neuron == "sigma" and n_unlabelled:
             neuron = "sigma_hat"
     check_choice("neuron", neuron, NEURONS)
@@ -171,151 +206,340 @@ def prepare(
         neuron != "sigma_hat" or n_unlabelled > 0,
         "the sigma_hat neuron needs n_unlabelled > 0 samples to estimate SigmaHat",
     )
-    check(
-        "reduced",
-        reduced,
-        not reduced or (source == "population" and not n_unlabelled),
-        "the 3-coordinate form exists for source='population' with the true Sigma (n_unlabelled=0)",
-    )
+    if reduced:
+        check(
+            "reduced",
+            reduced,
+            isinstance(source, Population) and not n_unlabelled,
+            "the reduced form exists for source=Population() with the true Sigma (n_unlabelled=0)",
+        )
+        check(
+            "reduced",
+            reduced,
+            type(dynamic).reduced_exact,
+            f"{type(dynamic).__name__} does not declare reduced_exact = True (it must commute with "
+            "rotations fixing the target and spike directions): use reduced=False",
+        )
+    schedule = tuple(int(s) for s in saveat.schedule(steps))
 
     k_init, k_data, k_unl = jax.random.split(key, 3)
     k_init = k_init if init_key is None else init_key
-    w0 = jax.random.normal(k_init, (d,), problem.spike.u.dtype)
-    w0 = w0 / jnp.linalg.norm(w0)
+    shape = (d,) if network is None else (network.width, d)  # a network: one unit row per neuron
+    w0 = jax.random.normal(k_init, shape, problem.target.directions().dtype)
+    w0 = w0 / jnp.linalg.norm(w0, axis=-1, keepdims=True)
     basis = None
     if reduced:
         problem, w0, basis = reduce(problem, w0)
-    src = {"population": Population(), "empirical": Empirical(n or 0, n_used), "online": Online(batch or 0)}[source]
-    sigma_hat = (
-        estimate_covariance(problem.spike, k_unl, n_unlabelled, problem.input_dist, problem.nu)
-        if n_unlabelled
-        else None
-    )
-    if dynamic == "preconditioned":
-        # Same direction, unit length in the preconditioner's norm: the flow's speed is
-        # proportional to 1 / ||w||_P^2, so this keeps dt meaning the same at every kappa.
-        w0 = w0 / (problem.spike if sigma_hat is None else sigma_hat).norm(w0)
+    sigma_hat = estimate_covariance(problem, k_unl, n_unlabelled) if n_unlabelled else None
     sim = Simulation(
         problem=problem,
-        dynamic=dyn,
-        source=src,
-        data=src.init(k_data, problem),
+        dynamic=dynamic,
+        source=source,
+        solver=solver,
+        saveat=saveat,
+        data=source.init(k_data, problem),
         sigma_hat=sigma_hat,
         dt=jnp.asarray(dt, w0.dtype),
         basis=basis,
         neuron=neuron,
         steps=steps,
-        schedule=tuple(int(s) for s in record_schedule(steps, record)),
-        optimizer=optimizer,
+        schedule=schedule,
         max_norm=float(max_norm),
     )
-    return sim, w0
+    if network is not None:
+        return attach(network, dataclasses.replace(sim, basis=None), w0, jax.random.fold_in(k_init, 1), basis)
+    return sim, dynamic.init(w0, sim)
 
 
 def init(sim: Simulation, w0) -> State:
     """The state at step 0, with step 0 recorded."""
-    records = jnp.full((len(sim.schedule), len(METRICS)), jnp.nan, w0.dtype)
-    records = records.at[0].set(sim.measure(w0))
+    first = sim.measure(w0)
+    n_rec = len(sim.schedule)
+    records = jax.tree_util.tree_map(
+        lambda x: jnp.full((n_rec,) + jnp.shape(x), jnp.nan, w0.dtype).at[0].set(x), first
+    )
+    zero = jnp.zeros((), jnp.int32)
     return State(
         w=w0,
-        opt_state=sim.opt().init(w0),
-        k=jnp.zeros((), jnp.int32),
+        good=w0,
+        solver_state=sim.solver.init(w0),
+        k=zero,
         ptr=jnp.ones((), jnp.int32),
+        t=jnp.zeros((), w0.dtype),
+        h=sim.dt.astype(w0.dtype),
         records=records,
-        status=jnp.zeros((), jnp.int32),
+        status=zero,
         fail_step=jnp.full((), -1, jnp.int32),
+        accepted=zero,
+        rejected=zero,
+        delta=jnp.zeros_like(w0),
+        alternating=jnp.zeros((), bool),
+        passage=sim.saveat.passage(w0, sim, jnp.zeros((), w0.dtype),
+                                   jnp.full((len(sim.saveat.thresholds()[0]),), jnp.nan, w0.dtype)),
     )
 
 
-def _step(sim: Simulation, state: State) -> State:
-    w = state.w
-    if reduced_form.applies(sim):  # the 3-coordinate form: closed form, elementwise under vmap
-        w_new, nonfinite, diverged = reduced_form.update(sim, w)
-        opt_state = state.opt_state
-    else:
-        opt = sim.opt()
-        grad = jax.grad(sim.risk)(w, state.k)
-        updates, opt_state = opt.update(grad, state.opt_state, w)
-        w_new = sim.dynamic.retract(w + updates, w, sim.precond_cov)
-        nonfinite = ~jnp.all(jnp.isfinite(w_new))
-        diverged = jnp.linalg.norm(w_new) > sim.max_norm
-    code = jnp.where(nonfinite, 1, jnp.where(diverged, 2, 0))
-    status = jnp.where(state.status != 0, state.status, code)
-    failed = status != 0
-    fail_step = jnp.where((state.status == 0) & failed, state.k + 1, state.fail_step)
-    keep = lambda new, old: jnp.where(failed, old, new)
-    return State(
-        w=keep(w_new, w),
-        opt_state=jax.tree_util.tree_map(keep, opt_state, state.opt_state),
-        k=state.k + 1,
-        ptr=state.ptr,
-        records=state.records,
+def state_axes(solver: AbstractSolver) -> State:
+    """`vmap` axes of a `State` batched over configurations: the counters of a fixed-step
+    run are shared (unbatched), an adaptive run's record pointer is per configuration."""
+    adaptive = solver.adaptive
+    return State(w=0, good=0, solver_state=0, k=None, ptr=0 if adaptive else None, t=0, h=0, records=0, status=0,
+                 fail_step=0, accepted=0, rejected=0, delta=0, alternating=0, passage=0)
+
+
+def _failure(sim, w_new, status, fail_step, step_no):
+    sq = dot(w_new, w_new)  # NaN or inf if any component is (tested on one scalar: cheap under vmap)
+    nonfinite = ~jnp.isfinite(sq)
+    diverged = sq > sim.max_norm**2
+    code = jnp.where(nonfinite, NONFINITE, jnp.where(diverged, DIVERGED, OK))
+    new_status = jnp.where(status != OK, status, code)
+    failed = new_status != OK
+    fail_step = jnp.where((status == OK) & failed, step_no, fail_step)
+    return new_status, fail_step, failed
+
+
+def _write(sim, records, ptr, w, status):
+    m = sim.measure(w)
+    return jax.tree_util.tree_map(lambda r, x: r.at[ptr].set(jnp.where(status != OK, jnp.nan, x)), records, m)
+
+
+def _code(sim: Simulation, w):
+    """`NONFINITE`, `DIVERGED` or `OK` for the iterate `w`."""
+    sq = dot(w, w)  # NaN or inf if any component is: one scalar, cheap under vmap
+    return jnp.where(~jnp.isfinite(sq), NONFINITE, jnp.where(sq > sim.max_norm**2, DIVERGED, OK))
+
+
+def _fixed_step(sim: Simulation, s: State) -> State:
+    # The check reads the current iterate, which is in memory. Checking the new one made
+    # XLA recompute the whole step inside the select that freezes it (2x slower).
+    # A failed run keeps stepping (its NaN or huge iterate goes on harmlessly); `good` keeps
+    # its last good iterate, which `result` reports, and its records are NaN from then on.
+    w = s.w
+    status = jnp.where(s.status != OK, s.status, _code(sim, w))
+    failed = status != OK
+    fail_step = jnp.where((s.status == OK) & failed, s.k, s.fail_step)
+    raw, _, solver_state = sim.solver.step(lambda v: sim.field(v, s.k), w, sim.dt, s.solver_state)
+    w_new = sim.dynamic.retract(raw, w, sim)
+    s = s._replace(
+        w=w_new,
+        good=jnp.where(failed, s.good, w),
+        solver_state=solver_state,
+        k=s.k + 1,
         status=status,
         fail_step=fail_step,
+        passage=jnp.where(failed, s.passage, sim.saveat.passage(w_new, sim, (s.k + 1) * sim.dt, s.passage))
+        if sim.saveat.passages else s.passage,
     )
+    if not sim.source.deterministic:
+        return s
+
+    def track(s):  # the last two steps only: the oscillation check at the end of the run
+        delta = w_new - w
+        return s._replace(delta=delta, alternating=_alternating(delta, s.delta, w_new))
+
+    return jax.lax.cond(s.k >= sim.steps - 1, track, lambda s: s, s)
 
 
-def _record(sim: Simulation, state: State) -> State:
+def _fixed_record(sim: Simulation, s: State) -> State:
     schedule = jnp.asarray(sim.schedule, jnp.int32)
-    due = state.k == schedule[jnp.minimum(state.ptr, len(sim.schedule) - 1)]
-    due = due & (state.ptr < len(sim.schedule))
+    due = (s.k == schedule[jnp.minimum(s.ptr, len(sim.schedule) - 1)]) & (s.ptr < len(sim.schedule))
 
     def write(s: State):
-        m = jnp.where(s.status != 0, jnp.nan, sim.measure(s.w))
-        return s._replace(records=s.records.at[s.ptr].set(m), ptr=s.ptr + 1)
+        status = jnp.where(s.status != OK, s.status, _code(sim, s.w))  # the new iterate is checked next step
+        return s._replace(records=_write(sim, s.records, s.ptr, s.w, status), ptr=s.ptr + 1)
 
-    return jax.lax.cond(due, write, lambda s: s, state)
+    return jax.lax.cond(due, write, lambda s: s, s)
+
+
+def _adaptive_attempt(sim: Simulation, s: State) -> State:
+    times = jnp.asarray(sim.schedule, s.t.dtype) * sim.dt
+    last = len(sim.schedule) - 1
+    active = (s.ptr <= last) & (s.status == OK)
+    t_next = times[jnp.minimum(s.ptr, last)]
+    h = jnp.minimum(s.h, t_next - s.t)
+    raw, ratio, solver_state = sim.solver.step(lambda v: sim.field(v, s.k), s.w, h, s.solver_state)
+    w_new = sim.dynamic.retract(raw, s.w, sim)
+    accept = active & (ratio <= 1)
+    status, fail_step, failed = _failure(sim, jnp.where(accept, w_new, s.w), s.status, s.fail_step, s.accepted + 1)
+    accept = accept & ~failed
+    hit = accept & (h >= t_next - s.t)
+    w = jnp.where(accept, w_new, s.w)
+    grow = sim.solver.factor(ratio, h.dtype)
+    h_next = jnp.where(accept & (h < s.h), s.h, h * grow)
+    records = jax.lax.cond(
+        jnp.any(hit), lambda r: _write(sim, r, jnp.minimum(s.ptr, last), w, status), lambda r: r, s.records
+    )
+    records = jax.tree_util.tree_map(lambda new, old: jnp.where(hit, new, old), records, s.records)
+    return s._replace(
+        w=w,
+        solver_state=solver_state,
+        k=s.k + 1,
+        ptr=s.ptr + hit.astype(jnp.int32) + (failed & (s.status == OK)) * (last + 1),
+        t=jnp.where(accept, jnp.where(hit, t_next, s.t + h), s.t),
+        h=jnp.where(active, h_next, s.h),
+        records=records,
+        status=status,
+        fail_step=fail_step,
+        accepted=s.accepted + accept,
+        rejected=s.rejected + (active & ~accept & ~failed),
+        passage=jnp.where(accept, sim.saveat.passage(w, sim, jnp.where(hit, t_next, s.t + h), s.passage), s.passage)
+        if sim.saveat.passages else s.passage,
+    )
 
 
 def advance(sim: Simulation, state: State, num_steps: int) -> State:
-    """Run `num_steps` steps (a static length) as one `lax.scan`; steps past `sim.steps` are no-ops."""
+    """Run `num_steps` iterations (a static length) as one `lax.scan`: steps for a
+    fixed-step solver (past `sim.steps` they are no-ops), attempts for an adaptive one
+    (no-ops once the horizon is reached)."""
+    if sim.solver.adaptive:
+        body = lambda s, _: (_adaptive_attempt(sim, s), None)
+    else:
 
-    def body(s, _):
-        s = jax.lax.cond(s.k < sim.steps, lambda t: _step(sim, t), lambda t: t, s)
-        return _record(sim, s), None
+        def body(s, _):
+            s = jax.lax.cond(s.k < sim.steps, lambda t: _fixed_step(sim, t), lambda t: t, s)
+            return _fixed_record(sim, s), None
 
     state, _ = jax.lax.scan(body, state, None, length=num_steps)
     return state
 
 
+def running(sim: Simulation, state: State):
+    """Whether the run still has work: steps left, or (adaptive) the horizon not reached."""
+    if sim.solver.adaptive:
+        return (state.ptr < len(sim.schedule)) & (state.status == OK)
+    return state.k < sim.steps
+
+
+def _alternating(delta, prev, w):
+    """The last two steps reverse each other: `<delta_k, delta_{k-1}> < -|delta_k| |delta_{k-1}| / 2`,
+    with the larger of them above 0.1% of `||w||`. A period-2 orbit overshoots back and forth
+    (the angle is near 180 degrees; in float32 the two steps need not be the same size); a
+    flow, even a slow one, moves on (near 0 degrees). The size floor keeps out the small
+    chatter of gradient descent across the kinks of a ReLU on fixed samples (about 3e-4 of
+    `||w||` at dt = 0.05, d = 128, n = 4096), which is the algorithm on a non-smooth risk,
+    not an orbit standing in for the flow's answer."""
+    d1, d0 = dot(delta, delta), dot(prev, prev)
+    reverse = dot(delta, prev) < -0.5 * jnp.sqrt(d1 * d0)
+    return reverse & (jnp.maximum(d1, d0) > 1e-6 * dot(w, w))
+
+
 def result(sim: Simulation, state: State) -> Trajectory:
     """Package the records and the final weights (lifted back to `R^d` if reduced)."""
-    rec = state.records
-    w = state.w if sim.basis is None else state.w @ sim.basis
+    status, fail_step, w = state.status, state.fail_step, state.w
+    if sim.solver.adaptive:
+        status = jnp.where((status == OK) & (state.ptr < len(sim.schedule)), MAX_STEPS, status)
+    else:
+        last = jnp.where(status != OK, status, _code(sim, w))  # the last iterate is not checked in the loop
+        fail_step = jnp.where((status == OK) & (last != OK), state.k, fail_step)
+        w = jnp.where(last != OK, state.good, w)  # a failed run reports its last good iterate
+        status = last
+        if sim.source.deterministic:
+            status = jnp.where((status == OK) & state.alternating, OSCILLATING, status)
+    lift = getattr(sim.dynamic, "lift", None)  # a network run: its TwoLayer
+    w = lift(w, sim) if lift is not None else w if sim.basis is None else w @ sim.basis
+    steps = jnp.asarray(sim.schedule, jnp.int32)
+    accepted = state.accepted
+    if not sim.solver.adaptive:
+        accepted = jnp.where(fail_step >= 0, fail_step - 1, jnp.minimum(state.k, sim.steps))
     return Trajectory(
-        steps=jnp.asarray(sim.schedule, jnp.int32),
-        **{name: rec[..., i] for i, name in enumerate(METRICS)},
+        ts=steps * sim.dt,
+        steps=steps,
+        ys=state.records,
         w=w,
-        status=state.status,
-        fail_step=state.fail_step,
+        status=status,
+        fail_step=fail_step,
+        num_steps=accepted,
+        num_rejected=state.rejected,
+        passages=sim.saveat.unpack(state.passage),
     )
 
 
-def simulate(problem: Problem, dynamic="normalized", source="population", *, key, **kwargs) -> Trajectory:
-    """Train one neuron's first layer and record overlaps at log-spaced steps.
+_WHILE_CHUNK = 16  # attempts per while-loop iteration of an unbounded adaptive solve
+
+
+def simulate(problem: Problem, dynamic: AbstractDynamic, source: AbstractSource | None = None, *, key,
+             **kwargs) -> Trajectory:
+    """Train one neuron's first layer and record observables at log-spaced times.
 
     **Arguments:**
-    - `problem`: from `make_problem`.
-    - `dynamic`: `"spherical"`, `"normalized"`, `"preconditioned"` or `"vanilla"`.
-    - `source`: `"population"` (closed form), `"empirical"` (`n` fixed samples) or
-      `"online"` (`batch` fresh samples a step).
+    - `problem`: from `make_problem` (or a `Problem` built from a covariance, a target and
+      an input law).
+    - `dynamic`: `Spherical()`, `Normalized()`, `Preconditioned()`, `Vanilla()` or your own
+      `AbstractDynamic`.
+    - `source`: `Population()` (default; closed form), `Empirical(n)`, `Online(batch)`,
+      `Reused(batch, reuse)` or your own `AbstractSource`.
     - `key`: PRNG key for `w(0)`, the samples and `SigmaHat`.
-    - `dt` (0.05), `steps` (1000), `record` (32 log-spaced points).
-    - `n`, `batch`: sample sizes for the empirical and online sources.
-    - `n_used`: use only the first `n_used <= n` empirical samples (an array is fine: vmap
-      over sample sizes at one padded shape).
-    - `n_unlabelled`: samples for `SigmaHat` (0: the true `Sigma`). With it, `normalized` and
-      `preconditioned` default to the `sigma_hat` neuron and precondition with `SigmaHat`.
+    - `solver`: `Dopri5()` (the flow to a tolerance; default for `Population`), `Euler()`
+      (gradient descent with step `dt`; default for sampled sources) or `Optax(opt)`.
+    - `dt` (0.05), `steps` (1000): the step and the horizon `T = dt * steps`.
+    - `saveat`: `SaveAt(steps=32, fn=metrics)`: when and what to record.
+    - `n_unlabelled`: samples for `SigmaHat` (0: the true `Sigma`). With it, `Normalized`
+      and `Preconditioned` default to the `sigma_hat` neuron and precondition with `SigmaHat`.
     - `neuron`: override the dynamic's normaliser (`"plain"`, `"sigma"`, `"sigma_hat"`).
-    - `optimizer`: an optax transformation used in place of `optax.sgd(dt)`.
     - `reduced`: run the population dynamics in the exact 3 coordinates (O(1) a step).
     - `max_norm`: `||w||` above which a run is marked diverged.
-    - `init_key`: draw `w(0)` from this key instead of `key` (width-m phase 1: neurons
-      share the samples drawn from `key` and differ in `w(0)`).
+    - `init_key`: draw `w(0)` from this key instead of `key` (neurons sharing samples).
+    - `network`: `Network(width, scaling, second_layer, lr_ratio, biases, ...)` trains a
+      width-`m` network as a whole (see `_train`): `dynamic` moves each first-layer row,
+      `Trajectory.w` is the final `TwoLayer`, `SaveAt(fn)` receives the `TwoLayer`.
 
     **Returns:** a `Trajectory`. Works under `jax.jit`, `jax.vmap` and `jax.grad` (with
-    respect to `dt`, `kappa`, ... passed in as arrays).
+    respect to `dt`, `kappa`, ... passed in as arrays; reverse mode through `Dopri5` needs
+    a bounded `Dopri5(max_steps=N)`).
     """
     sim, w0 = prepare(problem, dynamic, source, key=key, **kwargs)
-    state = advance(sim, init(sim, w0), sim.steps)
+    state = init(sim, w0)
+    if sim.solver.adaptive and sim.solver.max_steps is None:
+        state = jax.lax.while_loop(lambda s: running(sim, s), lambda s: advance(sim, s, _WHILE_CHUNK), state)
+    else:
+        state = advance(sim, state, sim.solver.max_steps if sim.solver.adaptive else sim.steps)
     return result(sim, state)
+
+
+def stability_limit(sim: Simulation, w, iters: int = 40):
+    """`2 / |lambda_max|` of the field's Jacobian at `w`, by power iteration on `jax.jvp`:
+    forward Euler (and gradient descent) with a step above it is unstable near `w` and can
+    settle on period-2 orbits instead of following the flow. An estimate (the curvature
+    changes along the run: near the target it is typically larger than at `w(0)`)."""
+    field = lambda v: sim.field(v, jnp.zeros((), jnp.int32))
+    v = jax.random.normal(jax.random.key(0), w.shape, w.dtype)
+
+    def body(v, _):
+        jv = jax.jvp(field, (w,), (v / jnp.sqrt(dot(v, v)),))[1]
+        return jv, jnp.sqrt(dot(jv, jv))
+
+    _, norms = jax.lax.scan(body, v, None, length=iters)
+    return 2.0 / norms[-1]
+
+
+def step_limit(sim: Simulation, w0):
+    """The plan-time estimate of the largest stable Euler step: the smaller
+    `stability_limit` at the start `w0` and at the target direction `u` placed on the
+    dynamic's constraint (the curvature along the spike and the bulk grows near `u`)."""
+    target = sim.dynamic.init(sim.problem.u * jnp.sqrt(dot(w0, w0)), sim)
+    return jnp.minimum(stability_limit(sim, w0), stability_limit(sim, target))
+
+
+def check_dt(problem, dynamic, source=None, *, key, dt, steps, solver=None, **kwargs) -> dict:
+    """The step-convergence check of a result that claims to be a flow: rerun with a finer
+    discretisation over the same horizon and report the largest change of each final metric.
+
+    A fixed-step solver reruns at `dt / 2` with `2 * steps`; an adaptive one at 100x tighter
+    `rtol` and `atol` (`dt` is only its first step's guess).
+
+    **Returns:** `{metric: |final| change}` plus `"max"` over the metrics finite in both runs.
+    """
+    sim, _ = prepare(problem, dynamic, source, key=key, solver=solver, dt=dt, steps=steps, **kwargs)
+    a = simulate(problem, dynamic, source, key=key, solver=sim.solver, dt=dt, steps=steps, **kwargs)
+    if sim.solver.adaptive:
+        finer = dataclasses.replace(sim.solver, rtol=sim.solver.rtol / 100, atol=sim.solver.atol / 100)
+        b = simulate(problem, dynamic, source, key=key, solver=finer, dt=dt, steps=steps, **kwargs)
+    else:
+        b = simulate(problem, dynamic, source, key=key, solver=sim.solver, dt=dt / 2, steps=2 * steps, **kwargs)
+    out = {}
+    for name in METRICS:
+        x, y = np.asarray(a.ys[name])[..., -1], np.asarray(b.ys[name])[..., -1]
+        if np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
+            out[name] = float(np.max(np.abs(np.abs(x) - np.abs(y))))
+    out["max"] = max(out.values()) if out else float("nan")
+    return out

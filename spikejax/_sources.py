@@ -1,29 +1,38 @@
-"""Where the expectations in a gradient come from: population, empirical, online.
+"""Where the expectations in a gradient come from.
 
-Each source is a small final module with pure `init(key, problem) -> data` and
-`risk(w, data, k, problem, cov)`. Samples are kept as base draws `z` (inputs are
-`x = Sigma^{1/2} z`) and the neuron uses `<w, x> = <Sigma^{1/2} w, z>`, so configurations
-that share a data seed share `z` (common random numbers) and a batch of them turns many
-matrix-vector products into one matrix product.
+A source is a small module that carries its sizes: `init(key, problem) -> data` and
+`risk(w, data, k, sim)` (the risk whose gradient step `k` follows), `train_risk` for the
+record. `AbstractSource` is the extension point; `deterministic` says whether the field
+is the same at every step (then the run is an ODE, may be solved adaptively, and is
+checked for oscillation at the end).
+
+- `Population()`: exact expectations in closed form (Gaussian inputs, single index).
+- `Empirical(n, n_used=None)`: `n` fixed samples, full batch. With `n_used` (an array, so
+  it can be vmapped) only the first `n_used` count: sample sizes share one padded shape
+  and the smaller data sets are nested in the larger ones.
+- `Online(batch, projected=False)`: a fresh batch every step (one-pass SGD). With
+  `projected=True` (Gaussian inputs, single-index target) each sample is drawn only in the
+  plane of the neuron and the target, and the batch's gradient orthogonal to that plane as
+  one Gaussian vector: the same law of the step, at O(d + batch) a step instead of O(d batch).
+- `Reused(batch, reuse)`: a fresh batch every `reuse` steps. `reuse=1` is `Online`, and
+  `reuse >= steps` is `Empirical(n=batch)`: one knob spans the literature's algorithms.
+  Samples consumed: `batch * ceil(steps / reuse)`.
 """
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ._data import sample_z
+from ._data import draw, prefix_mask
 from ._network import neuron_norm
-from ._population import population_risk
-
-
-def project(z, s):
-    """`z @ s` for base draws `z` (n, d), written as `s @ z^T` so that under `vmap` over `s`
-    with `z` shared the product is `S @ z^T` (B, n) and its gradient `R @ z` (B, d): both
-    plain GEMMs. `z @ s` would put the batch last, (n, B), and the gradient would contract
-    `z`'s leading axis (a transposed-operand GEMM, 30% slower here)."""
-    return jax.lax.dot_general(s, z, (((s.ndim - 1,), (1,)), ((), ())))
+from ._covariance import SpikedCovariance
+from ._population import check_closed_form, population_grad, population_risk, spike_constants
+from ._target import project
 
 
 def sample_risk(w, z, y, problem, cov, weights=None):
@@ -31,49 +40,79 @@ def sample_risk(w, z, y, problem, cov, weights=None):
 
     `weights` (n,), summing to 1, replaces the plain mean (used to mask padded samples).
     """
-    spike = problem.spike
-    pre = project(z, spike.sqrt(w) / neuron_norm(w, cov))
+    pre = project(z, problem.covariance.sqrt(w) / neuron_norm(w, cov))
     out = problem.activation(pre)
     losses = -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
     return jnp.mean(losses) if weights is None else weights @ losses
 
 
-def prefix_mask(n: int, n_used):
-    """The first `n_used` of `n` rows (all of them when `n_used` is None)."""
-    return jnp.ones(n, bool) if n_used is None else jnp.arange(n) < n_used
+def _int(name, value, lo):
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= lo):
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= {lo}")
 
 
-def draw(problem, key, n: int):
-    """`n` base draws and their labels: `(z, y)`."""
-    kz, ke = jax.random.split(key)
-    z = sample_z(kz, n, problem.d, problem.input_dist, problem.nu)
-    eps = jax.random.normal(ke, (n,), z.dtype)
-    return z, problem.labels(z, eps)
+class AbstractSource(eqx.Module):
+    """Expectations for the gradient; `deterministic` when the same at every step."""
 
+    deterministic = True
 
-class Population(eqx.Module):
-    """Exact expectations in closed form."""
+    def check(self, problem):
+        """Raise `ValueError` if this source cannot serve `problem` (called before compiling)."""
 
+    @abc.abstractmethod
     def init(self, key, problem):
-        return None
+        """The source's data (samples, a key, or None)."""
 
-    def risk(self, w, data, k, problem, cov):
-        return population_risk(w, problem, cov)
+    @abc.abstractmethod
+    def risk(self, w, data, k, sim):
+        """The risk whose gradient the step `k` follows."""
 
-    def train_risk(self, w, data, problem, cov):
+    def grad(self, w, data, k, sim):
+        """`grad risk(w)`; a source with a closed form overrides it."""
+        return jax.grad(self.risk)(w, data, k, sim)
+
+    def train_risk(self, w, data, sim):
+        """The risk on the training samples, recorded beside the population risk."""
         return jnp.full((), jnp.nan, w.dtype)
 
+    def samples_used(self, steps):
+        """Labelled samples consumed by the first `steps` steps (numpy arrays welcome);
+        None when the source draws no samples (the population)."""
+        return None
 
-class Empirical(eqx.Module):
-    """`n` fixed labelled samples, full-batch gradient descent on the empirical risk.
 
-    With `n_used` (an array, so it can be vmapped) only the first `n_used` of the `n`
-    drawn samples count: runs at several sample sizes share one padded shape, and the
-    smaller data sets are nested in the larger ones.
-    """
+class Population(AbstractSource):
+    """Exact expectations in closed form (Gaussian inputs, single-index target)."""
+
+    def check(self, problem):
+        check_closed_form(problem)
+
+    def init(self, key, problem):
+        """The loop-invariant constants of the closed-form gradient (one spike), else None."""
+        return spike_constants(problem) if isinstance(problem.covariance, SpikedCovariance) else None
+
+    def risk(self, w, data, k, sim):
+        return population_risk(w, sim.problem, sim.neuron_cov)
+
+    def grad(self, w, data, k, sim):
+        if data is not None and sim.neuron in ("plain", "sigma"):
+            return population_grad(w, sim.problem, sim.neuron, data)
+        return super().grad(w, data, k, sim)
+
+
+class Empirical(AbstractSource):
+    """`n` fixed labelled samples, full-batch gradient descent on the empirical risk."""
 
     n: int = eqx.field(static=True)
     n_used: object = None
+
+    def __check_init__(self):
+        _int("n", self.n, 1)
+        nu = self.n_used
+        if nu is not None and not isinstance(nu, jax.core.Tracer):
+            ok = bool(jnp.all((jnp.asarray(nu) >= 1) & (jnp.asarray(nu) <= self.n)))
+            if not ok:
+                raise ValueError(f"n_used={nu!r} is not allowed; allowed: values in [1, n={self.n}]")
 
     def init(self, key, problem):
         z, y = draw(problem, key, self.n)
@@ -82,28 +121,115 @@ class Empirical(eqx.Module):
         used = prefix_mask(self.n, self.n_used)
         return z, y, used / jnp.sum(used).astype(z.dtype)
 
-    def risk(self, w, data, k, problem, cov):
+    def risk(self, w, data, k, sim):
         z, y, weights = data
-        return sample_risk(w, z, y, problem, cov, weights)
+        return sample_risk(w, z, y, sim.problem, sim.neuron_cov, weights)
 
-    def train_risk(self, w, data, problem, cov):
-        return self.risk(w, data, 0, problem, cov)
+    def train_risk(self, w, data, sim):
+        return self.risk(w, data, 0, sim)
+
+    def samples_used(self, steps):
+        return np.where(np.asarray(steps) > 0, self.n, 0) if self.n_used is None else None
 
 
-class Online(eqx.Module):
-    """A fresh batch of `batch` samples every step (online SGD); step `k` uses `fold_in(key, k)`."""
+def _batch_key(key, j):
+    """Batch `j`'s key: the source key itself for batch 0 (so that one batch for every step
+    draws what `Empirical` draws), `fold_in(key, j)` after."""
+    return jax.lax.cond(j == 0, lambda: key, lambda: jax.random.fold_in(key, j))
+
+
+class Online(AbstractSource):
+    """A fresh batch of `batch` samples every step (one-pass SGD).
+
+    `projected=True` draws the step's law without the samples' full coordinates (Gaussian
+    inputs and a single-index target only; see `projected_risk`)."""
 
     batch: int = eqx.field(static=True)
+    projected: bool = eqx.field(static=True, default=False)
+    deterministic = False
+
+    def __check_init__(self):
+        _int("batch", self.batch, 1)
+        if not isinstance(self.projected, bool):
+            raise ValueError(f"projected={self.projected!r} is not allowed; allowed: True or False")
+
+    def check(self, problem):
+        if self.projected:
+            check_closed_form(problem, "source=Online(projected=True)")
 
     def init(self, key, problem):
         return key
 
-    def risk(self, w, data, k, problem, cov):
-        z, y = draw(problem, jax.random.fold_in(data, k), self.batch)
-        return sample_risk(w, z, y, problem, cov)
+    def samples_used(self, steps):
+        return self.batch * np.asarray(steps)
 
-    def train_risk(self, w, data, problem, cov):
-        return jnp.full((), jnp.nan, w.dtype)
+    def risk(self, w, data, k, sim):
+        if self.projected:
+            return projected_risk(w, _batch_key(data, k), self.batch, sim)
+        z, y = draw(sim.problem, _batch_key(data, k), self.batch)
+        return sample_risk(w, z, y, sim.problem, sim.neuron_cov)
 
 
-SOURCES = ("population", "empirical", "online")
+def projected_risk(w, key, batch: int, sim):
+    """A surrogate of the risk on `batch` fresh Gaussian samples whose gradient at `w` has
+    exactly the law of the sampled gradient, drawn at O(d + batch) cost.
+
+    In base-draw space the neuron reads `<a(w), z>` with `a = Sigma^{1/2} w / N(w)` and the
+    label reads `<s, z>` with `s = Sigma^{1/2} u / ||u||_Sigma`. With `e1 = a / |a|` and `e2`
+    the unit part of `s` orthogonal to `e1`, a sample is `z = P e1 + Q e2 + z_perp`, and the
+    batch gradient is `J_a^T (sum_i g_i z_i) / b` with `g_i` the loss's derivative in the
+    pre-activation, a function of `(P_i, Q_i, noise_i)` only. Given those, `sum_i g_i z_perp_i`
+    is `N(0, sum_i g_i^2 I_perp)`: one Gaussian vector `xi_perp` times `sqrt(sum g_i^2)`. The
+    surrogate's value is the batch risk (the `xi_perp` term vanishes at `w`, as `a` is
+    orthogonal to it); its gradient is the sampled one in law. Exact for Gaussian `z` only.
+    """
+    p = sim.problem
+    cov = p.covariance
+    a = cov.sqrt(w) / neuron_norm(w, sim.neuron_cov)
+    a0 = jax.lax.stop_gradient(a)
+    e1 = a0 / jnp.sqrt(a0 @ a0)
+    s = cov.sqrt(p.u) / cov.norm(p.u)
+    c1 = s @ e1
+    r = s - c1 * e1
+    c2 = jnp.sqrt(jnp.maximum(r @ r, 0.0))
+    tiny = jnp.finfo(w.dtype).eps
+    e2 = jnp.where(c2 > tiny, r / jnp.where(c2 > tiny, c2, 1.0), 0.0)
+    kp, kq, ke, kx = jax.random.split(key, 4)
+    P = jax.random.normal(kp, (batch,), w.dtype)
+    Q = jax.random.normal(kq, (batch,), w.dtype)
+    eps = jax.random.normal(ke, (batch,), w.dtype)
+    xi = jax.random.normal(kx, w.shape, w.dtype)
+    xi_perp = xi - (xi @ e1) * e1 - (xi @ e2) * e2
+    y = p.link(c1 * P + c2 * Q) + p.noise * eps
+
+    def losses(pre):
+        out = p.activation(pre)
+        return -y * out if p.loss == "correlation" else 0.5 * (out - y) ** 2
+
+    pre = (a @ e1) * P + (a @ e2) * Q
+    g = jax.lax.stop_gradient(jax.grad(lambda q: jnp.sum(losses(q)))(pre))
+    scale = jnp.sqrt(g @ g) / batch
+    return jnp.mean(losses(pre)) + scale * (a @ xi_perp)
+
+
+class Reused(AbstractSource):
+    """A fresh batch of `batch` samples every `reuse` steps; step `k` uses batch `k // reuse`."""
+
+    batch: int = eqx.field(static=True)
+    reuse: int = eqx.field(static=True)
+    deterministic = False
+
+    def __check_init__(self):
+        _int("batch", self.batch, 1)
+        _int("reuse", self.reuse, 1)
+
+    def init(self, key, problem):
+        return key
+
+    def samples_used(self, steps):
+        """Steps `0 .. k-1` use batches `0 .. (k-1) // reuse`: `batch * ceil(k / reuse)`."""
+        return self.batch * (-(-np.asarray(steps) // self.reuse))
+
+    def risk(self, w, data, k, sim):
+        z, y = draw(sim.problem, _batch_key(data, k // self.reuse), self.batch)
+        return sample_risk(w, z, y, sim.problem, sim.neuron_cov)

@@ -1,26 +1,22 @@
-"""Grids of configurations in few compiled calls: group, vmap, chunk, batch, shard, resume.
+"""Running a planned sweep: vmap, shard, chunk, checkpoint, resume.
 
-The grid is the product of every key's values. Configurations are grouped by what changes
-the compiled code or array shapes (`d`, `n` bucket, `n_unlabelled`, `batch`, `link`,
-`activation`, `loss`, `dynamic`, `source`, ...); inside a group the numeric axes (`kappa`
-or `r2`, `r1`, `noise`, `dt`, and `n` through padding with `n_used`) are array inputs of
-one `vmap`. A group runs as `seeds x C` nested vmaps: the outer one over seeds, the inner
-one over the other C configurations with the seed's key unbatched, so the base draws `z`
-are shared inside a seed (common random numbers: one GEMM a step instead of C matvecs).
+A group runs as `seeds x C` nested vmaps: the outer one over seeds, the inner one over the
+other C configurations with the seed's key unbatched, so the base draws `z` are shared
+inside a seed (common random numbers: one GEMM a step instead of C matvecs). The time
+loop is a `lax.scan` of static length `chunk`, driven by a host loop that updates the
+progress bar and writes a checkpoint after every chunk; batches are sharded over
+`jax.devices()`. Phase 2 (a validated ridge readout, `n2`) is a hook run on each batch's
+trained first layer. A configuration's randomness depends only on its seed, so its result
+does not depend on the grid, the chunk length, the batch size or the number of devices.
 
-The time loop is a `lax.scan` of static length `chunk`, driven by a host loop that updates
-the progress bar and writes a checkpoint after every chunk. The C axis is split into
-batches that fit a memory budget, and sharded over `jax.devices()`. A configuration's
-randomness depends only on its seed, so its result does not depend on the grid, the
-chunk length, the batch size or the number of devices.
+Planning lives in `_plan.py`, the dataset in `_results.py`.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -28,123 +24,18 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ._config import SCHEMA, load_config, swept_axes
-from ._io import Store, environment
-from ._problem import check, check_int, make_problem
+from ._io import Store, load_results
+from ._problem import make_problem
 from ._readout import fit_readout
-from ._simulate import METRICS, STATUS, State, advance, init, prepare, record_schedule, result
-
-SWEEP_STATUS = STATUS + ("error",)
-
-ARRAY_KEYS = ("kappa", "r2", "r1", "noise", "dt", "n")
-STATIC_KEYS = tuple(k for k in SCHEMA if k not in ARRAY_KEYS + ("seeds",))
-N_BUCKET_RATIO = 4  # sample sizes within this factor share one padded shape
-
-
-@dataclass
-class Group:
-    """One compiled call's worth of configurations: `seeds x configs`."""
-
-    static: dict
-    n_pad: int | None
-    seeds: list
-    configs: list  # dicts of array-key values
-    index: dict = field(default_factory=dict)  # (seed position, config position) -> grid index
-
-
-def _buckets(ns):
-    """Split sorted sample sizes into buckets whose max is at most N_BUCKET_RATIO x min."""
-    out, cur = [], []
-    for n in sorted(ns):
-        if cur and n > N_BUCKET_RATIO * cur[0]:
-            out.append(cur)
-            cur = []
-        cur.append(n)
-    return out + [cur] if cur else out
-
-
-def plan(config: dict) -> tuple[list[str], list[Group]]:
-    """The dataset axes and the compiled groups of a resolved configuration."""
-    axes = swept_axes(config)
-    keys = list(SCHEMA)
-    groups: dict = {}
-    positions: dict = {}  # group key -> (seed -> position, array values -> position)
-    axis_keys = ["seeds" if a == "seed" else a for a in axes if a != "neuron"]
-    where = {k: {v: i for i, v in enumerate(config[k])} for k in axis_keys}
-    bucket_of = {}
-    for b in _buckets([n for n in config["n"] if n is not None]):
-        for n in b:
-            bucket_of[n] = max(b)
-    for combo in itertools.product(*(config[k] for k in keys)):
-        values = dict(zip(keys, combo))
-        empirical = values["source"] == "empirical"
-        n_pad = bucket_of.get(values["n"]) if empirical else None
-        static = {k: values[k] for k in STATIC_KEYS}
-        gkey = (tuple(static.items()), n_pad)
-        g = groups.setdefault(gkey, Group(static=static, n_pad=n_pad, seeds=[], configs=[]))
-        pos_of = positions.setdefault(gkey, ({}, {}))
-        arrays = {k: values[k] for k in ARRAY_KEYS}
-        c = pos_of[1].setdefault(tuple(arrays.values()), len(g.configs))
-        if c == len(g.configs):
-            g.configs.append(arrays)
-        s = pos_of[0].setdefault(values["seeds"], len(g.seeds))
-        if s == len(g.seeds):
-            g.seeds.append(values["seeds"])
-        g.index[(s, c)] = tuple(where[a][values[a]] for a in axis_keys)
-    return axes, list(groups.values())
-
-
-def _bytes_per_config(static, n_pad, d, record):
-    f = 4
-    per = (30 * d + 8 * record) * f
-    if static["source"] == "empirical":
-        per += 10 * n_pad * f
-    if static["source"] == "online":
-        per += 10 * static["batch"] * f
-    if static["n_unlabelled"]:
-        per += (4 * d * d + static["n_unlabelled"] * d) * f
-    return per
-
-
-def _bytes_per_seed(static, n_pad, d):
-    f = 4
-    if static["source"] == "empirical":
-        return 3 * n_pad * d * f
-    if static["source"] == "online":
-        return 3 * static["batch"] * d * f
-    return 0
-
-
-def default_memory_budget() -> int:
-    """Half of the accelerator's memory, or half of the host's available memory."""
-    try:
-        stats = jax.devices()[0].memory_stats() or {}
-        if "bytes_limit" in stats:
-            return int(stats["bytes_limit"] * 0.5)
-    except Exception:  # noqa: BLE001 (a backend without memory_stats)
-        pass
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 // 2
-    except OSError:
-        pass
-    return 4 << 30
-
-
-def batch_size(group: Group, record: int, max_memory: int) -> int:
-    """How many of the group's C configurations (with all its seeds) fit the budget."""
-    d = group.static["d"]
-    per = _bytes_per_config(group.static, group.n_pad, d, record) * len(group.seeds)
-    fixed = _bytes_per_seed(group.static, group.n_pad, d) * len(group.seeds)
-    room = max_memory - fixed
-    if room < per:
-        raise ValueError(
-            f"max_memory={max_memory} is not allowed; one configuration of this group needs about "
-            f"{fixed + per} bytes (d={d}, n={group.n_pad}, {len(group.seeds)} seeds): raise it"
-        )
-    return int(max(1, min(len(group.configs), room // per)))
+from ._registry import DYNAMICS, INPUTS
+from ._saveat import METRICS, SaveAt, record_schedule
+from ._simulate import advance, init, prepare, result, state_axes, step_limit
+from ._solvers import Dopri5, Euler
+from ._sources import Empirical, Online, Population, Reused
+from ._data import config_keys
+from ._inputs import StudentT
+from ._plan import ARRAY_KEYS, Group, SweepPlan, default_chunk, make_mesh, plan, preflight  # noqa: F401 (re-exported)
+from ._results import SWEEP_STATUS, _failed_batch, empty_results, scatter, to_dataset  # noqa: F401
 
 
 class Runner:
@@ -153,40 +44,56 @@ class Runner:
     def __init__(self, group: Group, config: dict, chunk: int, mesh=None):
         st = group.static
         self.steps, self.record = config["steps"][0], config["record"][0]
+        self.record_count = len(record_schedule(self.steps, self.record))
         self.chunk = chunk
         use_n = st["source"] == "empirical"
-        masked = use_n and len({c["n"] for c in group.configs}) > 1
+        masked = use_n and len(np.unique(group.values["n"])) > 1
 
         width = st["width"]
+
+        dynamic = DYNAMICS[st["dynamic"]]()
+        if st["source"] == "empirical":
+            source = lambda p: Empirical(group.n_pad, p["n"] if masked else None)
+        elif st["source"] == "online":
+            source = lambda p: Online(st["batch"])
+        elif st["source"] == "reused":
+            source = lambda p: Reused(st["batch"], st["reuse"])
+        else:
+            source = lambda p: Population()
+        solver_name = st["solver"]
+        if solver_name == "auto":
+            solver_name = "dopri5" if st["source"] == "population" else "euler"
+        solver = Dopri5(rtol=st["rtol"], atol=st["rtol"] * 1e-3) if solver_name == "dopri5" else Euler()
+        inputs = StudentT(st["nu"]) if st["input_dist"] == "student_t" else INPUTS[st["input_dist"]]()
+        self.adaptive = solver.adaptive
 
         def build(seed_key, p, neuron=None):
             """`(problem, simulation, w0)`; neuron i of a width-m layer draws `w(0)` from
             `fold_in(key, 3 + i)` and shares the samples with the other neurons."""
-            kp, ks = jax.random.fold_in(seed_key, 0), jax.random.fold_in(seed_key, 1)
+            keys = config_keys(seed_key)
+            kp, ks = keys.problem, keys.run
             spike = {"kappa": p["kappa"]} if "kappa" in p else {"r2": p["r2"]}
             problem = make_problem(
                 st["d"], key=kp, r1=p["r1"], link=st["link"], activation=st["activation"],
-                loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"],
-                input_dist=st["input_dist"], nu=st["nu"], **spike,
+                loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs, **spike,
             )
-            init_key = None if neuron is None else jax.random.fold_in(seed_key, 3 + neuron)
+            init_key = None if neuron is None else keys.neuron(neuron)
             sim, w0 = prepare(
-                problem, st["dynamic"], st["source"], key=ks, dt=p["dt"], steps=self.steps,
-                n=group.n_pad if use_n else None, n_used=p["n"] if masked else None,
-                batch=st["batch"], n_unlabelled=st["n_unlabelled"], record=self.record,
+                problem, dynamic, source(p), key=ks, solver=solver, dt=p["dt"], steps=self.steps,
+                saveat=SaveAt(steps=self.record), n_unlabelled=st["n_unlabelled"],
                 reduced=st["reduced"], max_norm=st["max_norm"], init_key=init_key,
             )
             return problem, sim, w0
 
-        sax = State(w=0, opt_state=0, k=None, ptr=None, records=0, status=0, fail_step=0)
+        sax = state_axes(solver)
         neurons = jnp.arange(width)
 
-        def per_neuron(f, *state):
+        def per_neuron(f, *state, out=sax):
             """`f(neuron, ...)` for one neuron, or vmapped over the `width` neurons."""
             if width == 1:
                 return f(None, *state)
             axes = (0,) + (sax,) * len(state)
-            return jax.vmap(f, axes, sax)(neurons, *state)
+            return jax.vmap(f, axes, out)(neurons, *state)
 
         def init_one(seed_key, p):
             return per_neuron(lambda i: init(*build(seed_key, p, i)[1:]))
@@ -199,14 +106,22 @@ class Runner:
             problem, sim, _ = build(seed_key, p)
             lift = lambda i, s: result(build(seed_key, p, i)[1], s).w
             w = lift(None, state)[None] if width == 1 else jax.vmap(lift, (0, sax))(neurons, state)
-            fit = fit_readout(jax.random.fold_in(seed_key, 2), problem, w, n2=st["n2"], n_val=st["n_val"],
+            fit = fit_readout(config_keys(seed_key).readout, problem, w, n2=st["n2"], n_val=st["n_val"],
                               n_test=st["n_test"], neuron=sim.neuron, sigma_hat=sim.sigma_hat)
             return fit.test_mse
+
+        def status_one(seed_key, p, state):
+            """The final status: `result` adds `oscillating` and `max_steps` to the state's."""
+            return per_neuron(lambda i, s: result(build(seed_key, p, i)[1], s).status, state, out=0)
 
         nest = lambda f, a_in, a_out: jax.vmap(jax.vmap(f, a_in[1], a_out), a_in[0], a_out)
         self._init = jax.jit(nest(init_one, ((0, 0), (None, 0)), sax))
         self._chunk = jax.jit(nest(chunk_one, ((0, 0, sax), (None, 0, sax)), sax), donate_argnums=2)
         self._readout = jax.jit(nest(readout_one, ((0, 0, sax), (None, 0, sax)), 0)) if st["n2"] else None
+        self._status = jax.jit(nest(status_one, ((0, 0, sax), (None, 0, sax)), 0))
+        checked = not solver.adaptive and source(group.configs[0]).deterministic and width == 1
+        limit_one = lambda seed_key, p: step_limit(*build(seed_key, p)[1:])
+        self._limit = jax.jit(nest(limit_one, ((0, 0), (None, 0)), 0)) if checked else None
         self.mesh = mesh
 
     def _place(self, tree):
@@ -227,6 +142,17 @@ class Runner:
     def chunk_fn(self, keys, params, state):
         return self._chunk(self._place(keys), self._place(params), self._place(state))
 
+    def step_limits(self, keys, params):
+        """(seeds, C) plan-time estimates of the largest stable Euler step (`step_limit`), for
+        a fixed-step solver on a deterministic source of one-neuron runs; NaN otherwise."""
+        if self._limit is None:
+            return np.full(np.shape(params["dt"]), np.nan)
+        return np.asarray(self._limit(self._place(keys), self._place(params)))
+
+    def status(self, keys, params, state):
+        """(seeds, C[, width]) final status codes."""
+        return self._status(self._place(keys), self._place(params), self._place(state))
+
     def readout(self, keys, params, state):
         """(seeds, C) test errors of phase 2, or None when the config has no `n2`."""
         if self._readout is None:
@@ -236,79 +162,42 @@ class Runner:
 
 def params_array(group: Group, sl: slice, n_dev: int = 1):
     """(seeds, C) arrays of the array keys for a slice of C, padded to a multiple of `n_dev`."""
-    configs = group.configs[sl]
-    pad = (-len(configs)) % n_dev
-    configs = configs + [configs[-1]] * pad
+    width = len(range(*sl.indices(group.size)))
+    pad = (-width) % n_dev
     out = {}
     for k in ARRAY_KEYS:
-        vals = [c[k] for c in configs]
-        if vals[0] is None:
+        if k not in group.values:
             continue
-        arr = np.asarray(vals, dtype=float)
-        out[k] = jnp.asarray(np.broadcast_to(arr, (len(group.seeds), len(configs))))
+        arr = np.asarray(group.values[k][sl], dtype=float)
+        arr = np.concatenate([arr, np.repeat(arr[-1:], pad)])
+        out[k] = jnp.asarray(np.broadcast_to(arr, (len(group.seeds), len(arr))))
     return out, pad
 
 
 def seed_keys(group: Group):
+    """(seeds,) root keys `jax.random.key(seed)` of a group; `config_keys` splits each."""
     return jax.vmap(jax.random.key)(jnp.asarray(group.seeds, dtype=jnp.uint32))
 
 
-def empty_results(config: dict, axes: list[str]):
-    """Full-grid host arrays; per-neuron arrays carry the `neuron` axis, `test_mse` not."""
-    shape = tuple(len(config["seeds" if a == "seed" else a]) for a in axes if a != "neuron")
-    per_neuron = shape + ((config["width"][0],) if "neuron" in axes else ())
-    r = len(record_schedule(config["steps"][0], config["record"][0]))
-    return {
-        "records": np.full(per_neuron + (r, len(METRICS)), np.nan),
-        "status": np.zeros(per_neuron, np.int32),
-        "fail_step": np.full(per_neuron, -1, np.int32),
-        "test_mse": np.full(shape, np.nan),
-    }
+@dataclass
+class RunStats:
+    """What one call of `run` did: the work of this call only (not the resumed part)."""
+
+    config_steps: int = 0
+    batches_run: int = 0
+    batches_resumed: int = 0
+    seconds: float = 0.0
 
 
-def scatter(results, group: Group, sl: slice, batch: dict):
-    """Copy a batch's (seeds, C', ...) outputs into the full grid arrays."""
-    for s in range(len(group.seeds)):
-        for c in range(sl.stop - sl.start):
-            idx = group.index[(s, sl.start + c)]
-            for name, values in batch.items():
-                results[name][idx] = values[s, c]
-
-
-def make_mesh(devices=None):
-    """A 1-D mesh named `c` over the devices, or None for one device."""
-    devices = jax.devices() if devices is None else devices
-    if len(devices) <= 1:
-        return None
-    from jax.sharding import Mesh
-
-    return Mesh(np.asarray(devices), ("c",))
-
-
-def default_chunk(steps: int) -> int:
-    """About 20 chunks a run (a checkpoint and a progress update each), at least 50 steps."""
-    return min(steps, max(50, -(-steps // 20)))
-
-
-def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
-    """The labelled dataset: one dimension per swept key, plus `step`."""
-    coords = {a: config["seeds" if a == "seed" else a] for a in axes if a != "neuron"}
-    if "neuron" in axes:
-        coords["neuron"] = np.arange(config["width"][0])
-    coords["step"] = record_schedule(config["steps"][0], config["record"][0])
-    dims = tuple(axes)
-    config_dims = tuple(a for a in axes if a != "neuron")
-    data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(METRICS)}
-    data["status"] = (dims, np.asarray(SWEEP_STATUS, dtype=object)[results["status"]])
-    data["fail_step"] = (dims, results["fail_step"])
-    if config["n2"][0] is not None:
-        data["test_mse"] = (config_dims, results["test_mse"])
-    if done is not None:
-        data["done"] = (config_dims, done)
-    fixed = {k: v[0] for k, v in config.items() if ("seed" if k == "seeds" else k) not in axes}
-    attrs = {"config": json.dumps(config, sort_keys=True), **{f"fixed_{k}": str(v) for k, v in fixed.items()}}
-    attrs.update(environment())
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+def _traced_runner(g: Group, cfg, chunk, mesh, n_dev, sl):
+    """The group's `Runner`, its init and chunk traced on abstract values (no compile), so
+    that what the engine refuses at trace time is refused before anything runs."""
+    runner = Runner(g, cfg, chunk, mesh)
+    params, _ = params_array(g, sl, n_dev)
+    keys = seed_keys(g)
+    state = jax.eval_shape(runner._init, keys, params)
+    jax.eval_shape(runner._chunk, keys, params, state)
+    return runner
 
 
 def sweep(
@@ -329,8 +218,10 @@ def sweep(
     **Arguments:**
     - `config`: a dict or the path of a TOML file (see `docs/sweeps.md` for the keys).
     - `out`: a results directory: `results.nc`, `config.json` and checkpoints go there.
-    - `resume`: continue from the checkpoints in `out` instead of starting over.
-    - `force`: overwrite an `out` that holds a different configuration.
+    - `resume`: continue from the checkpoints in `out` instead of starting over; when `out`
+      already holds the finished results of this config, load them and compute nothing.
+    - `force`: overwrite an `out` that holds a different configuration (its results,
+      checkpoints and figures are removed).
     - `progress`: show a progress bar (config-steps done, rate, ETA).
     - `max_memory`: bytes a batch may use (default: half the device's or host's memory).
     - `chunk`: steps per compiled chunk (default about `steps / 20`).
@@ -341,43 +232,48 @@ def sweep(
     **Returns:** an `xarray.Dataset` with `cos_u`, `rho`, `cos_theta`, `norm`, `risk`,
     `train_risk` over (swept axes..., `step`), and per configuration `status` (`ok`,
     `nonfinite`, `diverged`, or `error` when its group could not run) and `fail_step`.
+
+    **Raises:** `ValueError`, before anything compiles or is written, for a configuration
+    the engine refuses, one that does not fit the memory budget, or an `out` that holds a
+    different configuration.
     """
-    cfg = load_config(config)
-    check_int("process_count", process_count, 1)
-    check("process_index", process_index, 0 <= process_index < process_count,
-          f"allowed: an integer in [0, {process_count - 1}]")
-    if chunk is not None:
-        check_int("chunk", chunk, 1)
-    if max_memory is not None:
-        check_int("max_memory", max_memory, 1)
-    axes, groups = plan(cfg)
-    steps, record = cfg["steps"][0], cfg["record"][0]
-    mesh = make_mesh(devices)
-    n_dev = 1 if mesh is None else mesh.size
-    part = None if process_count == 1 else process_index
+    pre = preflight(config, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
+                    devices=devices, process_index=process_index, process_count=process_count)
+    return run(pre, out=out, resume=resume, force=force, progress=progress)[0]
+
+
+def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, log=None):
+    """Run a planned sweep (`preflight`); returns `(dataset, RunStats)`. `log(line)` gets
+    one-line notes (resuming, compiling); by default they go to the progress bar."""
+    import time
+
+    t0 = time.perf_counter()
+    stats = RunStats()
+    cfg, axes, part = pre.config, pre.axes, pre.part
+    steps = cfg["steps"][0]
+    if pre.complete:
+        stats.batches_resumed = len(pre.batches)
+        return load_results(Path(out) / ("results.nc" if part is None else f"results.part{part}.nc")), stats
     store = None if out is None else Store(out, cfg, resume=resume, force=force, part=part)
-    batch_plan = {"chunk": chunk or default_chunk(steps), "max_memory": max_memory or default_memory_budget(),
-                  "devices": n_dev}
     if store:
-        batch_plan = store.plan(batch_plan)
-    chunk, max_memory = batch_plan["chunk"], batch_plan["max_memory"]
-    batches = []
-    for g in groups:
-        size = batch_size(g, record, max_memory)
-        size = max(n_dev, size - size % n_dev) if n_dev > 1 else size
-        batches += [(g, slice(i, min(i + size, len(g.configs)))) for i in range(0, len(g.configs), size)]
-    mine = [(bi, g, sl) for bi, (g, sl) in enumerate(batches) if bi % process_count == process_index]
+        store.plan({"chunk": pre.chunk, "max_memory": pre.max_memory, "devices": pre.n_dev})
     results = empty_results(cfg, axes)
     done = np.zeros(results["test_mse"].shape, bool)
-    total = sum(len(g.seeds) * (sl.stop - sl.start) * steps for _, g, sl in mine)
+    total = sum(len(g.seeds) * (sl.stop - sl.start) * steps for _, g, sl in pre.batches)
     bar = tqdm(total=total, unit="config-step", unit_scale=True, disable=not progress, smoothing=0.1)
-    runners, errors = {}, []
-    for bi, g, sl in mine:
+    say = log or (tqdm.write if progress else (lambda line: None))
+    saved_count = store.batches_saved() if store else 0
+    if saved_count:
+        say(f"resuming: {saved_count} of {len(pre.batches)} batches done")
+    runners, errors = pre.runners, []
+    for bi, g, sl in pre.batches:
         width = sl.stop - sl.start
         saved = store.finished(bi) if store else None
         if saved is None:
             try:
-                saved = _run_batch(runners, g, sl, cfg, chunk, mesh, n_dev, store, bi, bar)
+                saved, work = _run_batch(runners, g, sl, cfg, pre.chunk, pre.mesh, pre.n_dev, store, bi, bar, say)
+                stats.config_steps += work
+                stats.batches_run += 1
             except Exception as err:  # noqa: BLE001 (one bad group must not kill the sweep)
                 warnings.warn(f"a group of the sweep failed and is marked 'error': {err!r}", stacklevel=2)
                 errors.append(f"{g.static}: {err!r}")
@@ -385,65 +281,85 @@ def sweep(
             if store:
                 store.save_finished(bi, **saved)
         else:
+            stats.batches_resumed += 1
             bar.update(len(g.seeds) * width * steps)
         scatter(results, g, sl, saved)
-        for s in range(len(g.seeds)):
-            for c in range(width):
-                done[g.index[(s, sl.start + c)]] = True
+        done.reshape(-1)[g.flat[:, sl]] = True
     bar.close()
     ds = to_dataset(results, cfg, axes, done=None if part is None else done)
     if errors:
         ds.attrs["errors"] = "\n".join(errors)
     if store:
-        store.write_results(ds, "results.nc" if part is None else f"results.part{part}.nc")
+        store.write_results(ds)
         store.clear_checkpoints()
-    return ds
+    stats.seconds = time.perf_counter() - t0
+    return ds, stats
 
 
-def _failed_batch(seeds: int, width: int, results):
-    """A batch whose group raised: NaN records, status `error`."""
-    grid = results["test_mse"].ndim  # per-neuron arrays have extra trailing axes
-    lead = (seeds, width)
-    return {
-        "records": np.full(lead + results["records"].shape[grid:], np.nan),
-        "status": np.full(lead + results["status"].shape[grid:], SWEEP_STATUS.index("error"), np.int32),
-        "fail_step": np.zeros(lead + results["fail_step"].shape[grid:], np.int32),
-        "test_mse": np.full(lead, np.nan),
-    }
-
-
-def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi, bar):
-    """Run (or continue) one batch through all its chunks; returns its host arrays."""
+def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi, bar, say):
+    """Run (or continue) one batch through all its chunks; returns its host arrays and the
+    config-steps computed here."""
     steps = cfg["steps"][0]
     key = id(g)
+    fresh = key not in runners or not getattr(runners[key], "compiled", False)
     if key not in runners:
         runners[key] = Runner(g, cfg, chunk, mesh)
     runner = runners[key]
+    if fresh:
+        bar.set_description_str("compiling…", refresh=True)
+        if bar.disable:
+            say(f"compiling group {list(runners).index(key) + 1}…")
     params, _ = params_array(g, sl, n_dev)
     keys = seed_keys(g)
     state = runner.init(keys, params)
     width = sl.stop - sl.start
-    done = 0
+    limits = runner.step_limits(keys, params)
+    above = limits[:, :width] < np.asarray(params["dt"])[:, :width]
+    if above.any():
+        say(f"warning: dt is above the Euler step's stability limit at w(0) or at u for {int(above.sum())} of "
+            f"{above.size} configurations of batch {bi + 1} (limit as low as {np.nanmin(limits):.3g}): the map can "
+            "sit on period-2 orbits (status 'oscillating'); use solver = 'dopri5' for the flow, or a smaller dt")
+    done = bar_done = work = 0
+    max_attempts = cfg["max_steps"][0]
     resumed = store.in_flight(bi) if store else None
     if resumed is not None:
         done, leaves = resumed
         treedef = jax.tree_util.tree_structure(state)
         state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(x) for x in leaves])
-        bar.update(len(g.seeds) * width * min(done, steps))
-    while done < steps:
+        bar_done = len(g.seeds) * width * min(done, steps) if not runner.adaptive else 0
+        bar.update(bar_done)
+    while done < (max_attempts if runner.adaptive else steps):
         state = runner.chunk_fn(keys, params, state)
         jax.block_until_ready(state)
-        step = min(chunk, steps - done)
+        if fresh:
+            runner.compiled, fresh = True, False
+            bar.set_description_str("", refresh=False)
         done += chunk
-        bar.update(len(g.seeds) * width * step)
-        bar.set_postfix_str(f"batch {bi + 1}, step {min(done, steps)}/{steps}", refresh=False)
-        if store and done < steps:
+        if runner.adaptive:  # progress as the fraction of the horizon reached
+            t, horizon = np.asarray(state.t), np.asarray(params["dt"]) * steps
+            frac = float(np.mean(np.minimum(t / horizon.reshape(horizon.shape + (1,) * (t.ndim - horizon.ndim)), 1)))
+            step = int(len(g.seeds) * width * steps * frac) - bar_done
+            finished = not np.any((np.asarray(state.ptr) < runner.record_count) & (np.asarray(state.status) == 0))
+        else:
+            step = len(g.seeds) * width * min(chunk, steps - (done - chunk))
+            finished = done >= steps
+        bar_done += step
+        work += step
+        bar.update(step)
+        bar.set_postfix_str(f"batch {bi + 1}, step {min(done, steps) if not runner.adaptive else done}"
+                            + ("" if runner.adaptive else f"/{steps}"), refresh=False)
+        if finished:
+            break
+        if store:
             store.save_in_flight(bi, done, jax.tree_util.tree_leaves(state))
+    bar.update(len(g.seeds) * width * steps - bar_done)
+    work += len(g.seeds) * width * steps - bar_done
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
     return {
-        "records": np.asarray(state.records)[:, keep],
-        "status": np.asarray(state.status)[:, keep],
+        "records": np.stack([np.asarray(state.records[m]) for m in METRICS], -1)[:, keep],
+        "status": np.asarray(runner.status(keys, params, state))[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
-    }
+        "dt_limit": limits[:, keep],
+    }, work

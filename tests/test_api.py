@@ -9,9 +9,9 @@ import spikejax as sj
 KEY = jax.random.key(0)
 
 
-def _final_risk(kappa, dt, dynamic="normalized", reduced=True):
+def _final_risk(kappa, dt, dynamic=sj.Normalized(), reduced=True, solver=sj.Euler()):
     p = sj.make_problem(32, key=KEY, kappa=kappa, r1=0.2, link="h2", noise=0.1)
-    tr = sj.simulate(p, dynamic, key=jax.random.key(1), dt=dt, steps=200, reduced=reduced)
+    tr = sj.simulate(p, dynamic, key=jax.random.key(1), solver=solver, dt=dt, steps=200, reduced=reduced)
     return tr.risk[-1]
 
 
@@ -23,7 +23,7 @@ def test_vmap_over_kappa_matches_loop():
     assert len(set(np.round(np.asarray(batched), 6))) == 3
 
 
-@pytest.mark.parametrize("dynamic", ["spherical", "normalized", "preconditioned"])
+@pytest.mark.parametrize("dynamic", [sj.Spherical(), sj.Normalized(), sj.Preconditioned()])
 def test_grad_wrt_dt_and_kappa_matches_finite_differences(dynamic):
     f = jax.jit(lambda k, dt: _final_risk(k, dt, dynamic, reduced=False))
     dt = 0.02  # mid-flight after 200 steps, so the final risk still depends on dt
@@ -38,7 +38,7 @@ def test_grad_wrt_dt_and_kappa_matches_finite_differences(dynamic):
 
 def test_same_key_same_result_and_keys_matter():
     p = sj.make_problem(32, key=KEY, kappa=5.0, noise=0.2)
-    run = lambda k: sj.simulate(p, "normalized", "empirical", key=k, n=128, steps=50)
+    run = lambda k: sj.simulate(p, sj.Normalized(), sj.Empirical(128), key=k, steps=50)
     a, b, c = run(jax.random.key(3)), run(jax.random.key(3)), run(jax.random.key(4))
     np.testing.assert_array_equal(a.w, b.w)
     assert not np.allclose(a.w, c.w)
@@ -46,13 +46,14 @@ def test_same_key_same_result_and_keys_matter():
 
 def test_jit_equals_eager():
     p = sj.make_problem(16, key=KEY, kappa=5.0)
-    run = lambda p: sj.simulate(p, "spherical", key=jax.random.key(1), steps=100)
+    run = lambda p: sj.simulate(p, sj.Spherical(), key=jax.random.key(1), steps=100)
     np.testing.assert_allclose(jax.jit(run)(p).cos_u, run(p).cos_u, rtol=1e-12)
 
 
 def test_chunked_advance_equals_one_scan():
     p = sj.make_problem(16, key=KEY, kappa=5.0, noise=0.1)
-    sim, w0 = sj.prepare(p, "normalized", "empirical", key=jax.random.key(1), n=64, steps=100, record=10)
+    sim, w0 = sj.prepare(p, sj.Normalized(), sj.Empirical(64), key=jax.random.key(1), steps=100,
+                         saveat=sj.SaveAt(steps=10))
     whole = sj.result(sim, sj.advance(sim, sj.init(sim, w0), 100))
     state = sj.init(sim, w0)
     for _ in range(4):  # 4 chunks of 30 steps: the last 20 steps past the end are no-ops
@@ -78,7 +79,7 @@ def test_builtin_functions_are_one_object_so_jit_caches():
     b = sj.make_problem(8, key=KEY, kappa=2.0, link="h3", activation="h3")
     assert a.link.fn is b.link.fn and a.activation.fn is b.activation.fn
     traces = []
-    f = jax.jit(lambda p: (traces.append(1), p.spike.kappa * 2)[1])
+    f = jax.jit(lambda p: (traces.append(1), p.covariance.kappa * 2)[1])
     f(a), f(b)
     assert len(traces) == 1
 
@@ -96,8 +97,7 @@ BAD_PROBLEMS = [
     (dict(link="h3", activation="relu"), "activation"),  # ReLU cannot see odd s >= 3
     (dict(loss="hinge"), "loss"),
     (dict(normalisation="none"), "normalisation"),
-    (dict(input_dist="laplace"), "input_dist"),
-    (dict(input_dist="student_t", nu=2.0), "nu"),
+    (dict(inputs="laplace"), "inputs"),
     (dict(kappa=1.0, r2=0.5), "kappa/r2"),
 ]
 
@@ -115,32 +115,65 @@ def test_bad_problem_arguments_raise_naming_parameter(kwargs, name):
 BAD_RUNS = [
     (dict(dt=0.0), "dt"),
     (dict(dt=float("nan")), "dt"),
-    (dict(dynamic="adam"), "dynamic"),
-    (dict(source="replay"), "source"),
-    (dict(source="empirical"), "n"),
-    (dict(source="online", batch=0), "batch"),
+    (dict(dynamic="normalized"), "dynamic"),  # names are for TOML and the CLI
+    (dict(dynamic=sj.Empirical(4)), "dynamic"),
+    (dict(source="empirical"), "source"),
+    (dict(source=sj.Online(8), solver=sj.Dopri5()), "solver"),
+    (dict(source=sj.Population(), saveat=sj.SaveAt(steps=(0, 5))), "saveat.steps"),
+    (dict(source=sj.Population(), solver="euler"), "solver"),
     (dict(steps=0), "steps"),
     (dict(n_unlabelled=4), "n_unlabelled"),
     (dict(neuron="batchnorm"), "neuron"),
     (dict(neuron="sigma_hat"), "neuron"),
-    (dict(reduced=True, source="empirical", n=10), "reduced"),
+    (dict(reduced=True, source=sj.Empirical(10)), "reduced"),
+    (dict(reduced=True, dynamic=sj.Normalized(), n_unlabelled=8), "reduced"),
 ]
 
 
 @pytest.mark.parametrize("kwargs,name", BAD_RUNS)
 def test_bad_run_arguments_raise_naming_parameter(kwargs, name):
     p = sj.make_problem(8, key=KEY, kappa=1.0)
-    kw = dict(dynamic="normalized", source="population")
+    kw = dict(dynamic=sj.Normalized(), source=sj.Population())
     kw.update(kwargs)
     dyn, src = kw.pop("dynamic"), kw.pop("source")
     with pytest.raises(ValueError, match=rf"^{name}="):
         sj.simulate(p, dyn, src, key=KEY, **kw)
 
 
+BAD_OBJECTS = [
+    (lambda: sj.Empirical(0), "n"),
+    (lambda: sj.Empirical(16, n_used=20), "n_used"),
+    (lambda: sj.Online(0), "batch"),
+    (lambda: sj.Reused(8, 0), "reuse"),
+    (lambda: sj.StudentT(2.0), "nu"),
+    (lambda: sj.Dopri5(rtol=-1.0), "rtol"),
+    (lambda: sj.Dopri5(max_steps=0), "max_steps"),
+    (lambda: sj.SaveAt(steps=1), "saveat.steps"),
+    (lambda: sj.SpikedCovariance.make(jnp.ones(3) / jnp.sqrt(3.0), -1.0), "kappa"),
+    (lambda: sj.SpikedCovariance.make(jnp.ones(3) / jnp.sqrt(3.0), 1.0, "none"), "normalisation"),
+    (lambda: sj.MultiSpikeCovariance(thetas=jnp.ones((2, 3)), kappas=jnp.ones(2), scale=jnp.ones(())), "thetas"),
+]
+
+
+@pytest.mark.parametrize("make,name", BAD_OBJECTS)
+def test_objects_refuse_bad_values_at_construction(make, name):
+    with pytest.raises(ValueError, match=rf"^{name}"):
+        make()
+
+
+def test_population_refuses_non_gaussian_inputs():
+    """The closed forms are Gaussian: a Rademacher problem must not get a Gaussian answer."""
+    p = sj.make_problem(16, key=KEY, kappa=4.0, inputs=sj.Rademacher())
+    with pytest.raises(ValueError, match=r"^inputs=.*Gaussian"):
+        sj.simulate(p, sj.Normalized(), key=KEY, steps=10)
+    tr = sj.simulate(p, sj.Normalized(), sj.Empirical(256), key=KEY, steps=10)
+    assert np.all(np.isnan(np.asarray(tr.risk))) and np.all(np.isfinite(np.asarray(tr.train_risk)))
+
+
 def test_user_functions_and_coefficients_as_links():
     p = sj.make_problem(16, key=KEY, kappa=2.0, link=[0.0, 0.0, 0.6, 0.8], activation=lambda x: jnp.tanh(x) + 0.3 * x**2)
     assert p.link.information_exponent() == 2
-    tr = sj.simulate(p, "normalized", key=jax.random.key(1), steps=50)
+    tr = sj.simulate(p, sj.Normalized(), key=jax.random.key(1), steps=50)
     assert np.all(np.isfinite(np.asarray(tr.rho)))
 
 
@@ -148,14 +181,14 @@ def test_masked_sample_size_equals_smaller_data_set():
     """n_used = 100 of 256 padded samples is exactly the run on those first 100 samples."""
     p = sj.make_problem(16, key=KEY, kappa=5.0, noise=0.2)
     key = jax.random.key(3)
-    padded = sj.simulate(p, "normalized", "empirical", key=key, n=256, n_used=100, steps=60)
-    sim, w0 = sj.prepare(p, "normalized", "empirical", key=key, n=256, steps=60)
+    padded = sj.simulate(p, sj.Normalized(), sj.Empirical(256, n_used=100), key=key, steps=60)
+    sim, w0 = sj.prepare(p, sj.Normalized(), sj.Empirical(256), key=key, steps=60)
     z, y, _ = sim.data
     sim_small = eqx.tree_at(lambda s: s.data, sim, (z[:100], y[:100], None), is_leaf=lambda x: x is None)
     small = sj.result(sim_small, sj.advance(sim_small, sj.init(sim_small, w0), 60))
     np.testing.assert_allclose(padded.w, small.w, rtol=1e-10)
     sizes = jnp.array([32.0, 64.0, 256.0])
-    runs = jax.vmap(lambda m: sj.simulate(p, "normalized", "empirical", key=key, n=256, n_used=m, steps=60).rho[-1])(sizes)
-    full = sj.simulate(p, "normalized", "empirical", key=key, n=256, steps=60).rho[-1]
+    runs = jax.vmap(lambda m: sj.simulate(p, sj.Normalized(), sj.Empirical(256, n_used=m), key=key, steps=60).rho[-1])(sizes)
+    full = sj.simulate(p, sj.Normalized(), sj.Empirical(256), key=key, steps=60).rho[-1]
     assert float(runs[-1]) == pytest.approx(float(full), rel=1e-10)
     assert len(set(np.round(np.asarray(runs), 8))) == 3

@@ -107,7 +107,7 @@ def test_search_rejects_bad_input_before_compiling():
     ]:
         args = dict(n_grid=[8, 16], keys=keys) | kwargs
         with pytest.raises(ValueError, match=f"^{name}="):
-            sj.search_n(p, **args)
+            sj.search_n(p, sj.Normalized(), **args)
 
 
 def test_right_sign_follows_hermite_signs():
@@ -124,7 +124,7 @@ def scaling_run(ds, seeds, steps, dt=0.5):
         g = np.unique(np.round(d * factors).astype(int))
         p = sj.make_problem(d, key=jax.random.key(d), r2=0.0, link="h1", activation="relu", noise=0.5)
         keys = jax.random.split(jax.random.key(1000 + d), seeds)
-        res = sj.search_n(p, "normalized", n_grid=g, keys=keys, dt=dt, steps=steps)
+        res = sj.search_n(p, sj.Normalized(), n_grid=g, keys=keys, dt=dt, steps=steps)
         vals.append(res.rho), valid.append(res.valid), grids.append(g)
     return sj.bootstrap_exponent(ds, np.array(grids), np.array(vals), valid=np.array(valid), n_boot=200)
 
@@ -143,7 +143,7 @@ def test_real_scaling_linear_link_larger_and_horizon():
     assert 0.85 <= fit.eta <= 1.15 and fit.lo <= 1.0 <= fit.hi + 0.05, fit
     p = sj.make_problem(64, key=jax.random.key(64), r2=0.0, link="h1", activation="relu", noise=0.5)
     g = np.unique(np.round(64 * 2.0 ** np.arange(0, 4.01, 0.5)).astype(int))
-    hc = sj.horizon_check(p, n_grid=g, keys=jax.random.split(jax.random.key(7), 24), dt=0.5, steps=100)
+    hc = sj.horizon_check(p, sj.Normalized(), n_grid=g, keys=jax.random.split(jax.random.key(7), 24), dt=0.5, steps=100)
     assert hc.ok, hc
 
 
@@ -155,12 +155,14 @@ def test_search_result_n_star_checks_metric():
 
 
 def test_reproduce_configs_load_and_blocks_replace(tmp_path):
+    import sys
     from pathlib import Path
 
-    from spikejax import _reproduce as rp
+    sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    import reproduce as rp
 
     configs = sorted((Path(__file__).parent.parent / "configs").glob("complexity_*.toml"))
-    assert len(configs) == 5
+    assert len(configs) == 6
     for path in configs:
         for scale in ("small", "large"):
             cfg = rp.load_config(path, scale)
@@ -177,6 +179,157 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     assert md.read_text() == "# R\n\nprose\n<!-- BEGIN x -->\nnew table\n<!-- END x -->\nafter\n"
     rp.replace_block(md, "y", "other")
     assert md.read_text().endswith("<!-- BEGIN y -->\nother\n<!-- END y -->\n")
+    # The calibration's constants: (alpha_s beta_s, V = E[g^2]) by quadrature, against closed forms.
+    ab, v = rp.noise_constant("h3", "h3", "correlation", 0.25)
+    assert ab == pytest.approx(1.0) and v == pytest.approx(3 * (1 + 0.25**2), rel=1e-6)  # E[h3'^2] = 3
+    ab, v = rp.noise_constant("h2", "relu", "squared", 0.25)
+    # g = (relu(p) - y) 1[p > 0]: E[relu^2] = 1/2, E[y^2] P(p > 0) = (1 + tau^2) / 2
+    assert ab == pytest.approx(1 / np.sqrt(4 * np.pi)) and v == pytest.approx(0.5 + (1 + 0.25**2) / 2, rel=1e-3)
     # The hypothesised curve: s below r1, 1 at r2 = 1, continuous at the regime boundaries.
     assert rp.hypothesis_eta(3, 0.25, 0.1) == 3 and rp.hypothesis_eta(3, 0.25, 1.0) == pytest.approx(1)
     assert rp.hypothesis_eta(3, 0.25, 0.5) == pytest.approx(1 + 2 * 2 * 0.25)
+
+
+# ---------------------------------------------------------------- first passages (passage_n)
+
+
+def numpy_online_passages(d, batch, eta, seeds, steps, threshold=0.9, noise=0.25, seed=0):
+    """Independent reference: spherical one-pass SGD, h2 link, ReLU neuron, isotropic inputs,
+    squared loss, written directly in numpy. Returns the samples consumed at the first step
+    after which |<w, u>| >= threshold (NaN if never), one per seed."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    out = np.full(seeds, np.nan)
+    for i in range(seeds):
+        w = rng.standard_normal(d)
+        w /= np.linalg.norm(w)
+        for k in range(1, steps + 1):
+            x = rng.standard_normal((batch, d))
+            t = x @ u
+            y = (t**2 - 1) / np.sqrt(2) + noise * rng.standard_normal(batch)
+            pre = x @ w
+            g = x.T @ ((np.maximum(pre, 0) - y) * (pre > 0)) / batch
+            w = w - eta * (g - (w @ g) * w)
+            w /= np.linalg.norm(w)
+            if abs(w @ u) >= threshold:
+                out[i] = batch * k
+                break
+    return out
+
+
+@pytest.mark.parametrize("projected", [False, True])
+def test_online_passage_n_matches_an_independent_numpy_loop(projected):
+    """s = 2 (h2 link, ReLU), kappa = 0, spherical online SGD: the median first-passage n*
+    agrees with a plain numpy loop within a factor of 2 (seed-to-seed spread is ~30%)."""
+    d, batch, c, seeds = 32, 8, 0.1, 16
+    eta = c * batch / d
+    ref = sj.median_n(numpy_online_passages(d, batch, eta, seeds, steps=3000))
+    p = sj.make_problem(d, key=jax.random.key(3), kappa=0.0, link="h2", activation="relu", noise=0.25)
+    res = sj.passage_n(p, sj.Spherical(), sj.Online(batch, projected=projected),
+                       keys=jax.random.split(jax.random.key(4), seeds), dt=eta, steps=3000, thresholds=(0.5, 0.9))
+    got = res.n_star(0.9)
+    assert np.isfinite(ref) and np.isfinite(got)
+    assert 0.5 < got / ref < 2.0, (got, ref)
+    assert res.never(0.9) == 0 and res.ran < 3000  # stopped early, once every seed passed
+    assert np.all(res.n[:, 0] <= res.n[:, 1])  # 0.5 is passed before 0.9
+    assert np.all(res.n % batch == 0)
+
+
+def test_passage_n_steps_agree_with_simulate_and_reuse_counts_samples():
+    """The per-seed first-passage step is simulate's, and a Reused source counts
+    batch * ceil(step / reuse) samples."""
+    p = sj.make_problem(16, key=jax.random.key(0), kappa=0.0, link="h2", activation="relu", noise=0.25)
+    src = sj.Reused(8, 3)
+    keys = jax.random.split(jax.random.key(1), 3)
+    res = sj.passage_n(p, sj.Spherical(), src, keys=keys, dt=0.1, steps=2000, thresholds=(0.6, 0.9), chunk=64)
+    one = lambda k: sj.simulate(p, sj.Spherical(), src, key=k, dt=0.1, steps=2000,
+                                saveat=sj.SaveAt(steps=2, passages={"rho": (0.6, 0.9)})).passages["rho"]
+    want = np.round(np.asarray(jax.jit(jax.vmap(one))(keys), float) / 0.1)
+    assert np.isfinite(want).all()
+    np.testing.assert_array_equal(res.step, want)
+    np.testing.assert_array_equal(res.n, 8 * np.ceil(res.step / 3))
+    np.testing.assert_array_equal(src.samples_used(np.array([0, 1, 3, 4, 6, 7])), [0, 8, 8, 16, 16, 24])
+    np.testing.assert_array_equal(sj.Online(8).samples_used(np.array([0, 5])), [0, 40])
+
+
+def test_projected_online_gradient_has_the_sampled_law():
+    """Online(projected=True) draws the batch gradient in law: mean and covariance agree
+    with full samples (Monte Carlo, 8 x 12 d, spiked covariance, normalized neuron)."""
+    import jax.numpy as jnp
+
+    p = sj.make_problem(8, key=jax.random.key(0), kappa=4.0, r1=0.25, link="h2", activation="h2", noise=0.3)
+    stats = []
+    for proj in (False, True):
+        sim, w0 = sj.prepare(p, sj.Normalized(), sj.Online(4, projected=proj), key=jax.random.key(1))
+        w = w0 + 0.5 * p.u
+        g = jax.jit(jax.vmap(lambda k: sim.source.grad(w, jax.random.key(2), k, sim)))(jnp.arange(1, 40_001))
+        g = np.asarray(g, float)
+        stats.append((g.mean(0), np.cov(g.T)))
+    (m0, c0), (m1, c1) = stats
+    scale = np.sqrt(np.diag(c0).max() / 40_000)
+    assert np.abs(m0 - m1).max() < 6 * scale
+    assert np.abs(c0 - c1).max() < 0.1 * np.abs(c0).max()
+    assert np.abs(m0).max() > 20 * scale  # the mean is not trivially zero
+
+
+def test_projected_online_refuses_non_gaussian_inputs():
+    p = sj.make_problem(8, key=jax.random.key(0), kappa=0.0, link="h2", activation="relu", inputs=sj.StudentT(5.0))
+    with pytest.raises(ValueError, match="^inputs="):
+        sj.simulate(p, sj.Spherical(), sj.Online(4, projected=True), key=jax.random.key(1), steps=2)
+    with pytest.raises(ValueError, match="^projected="):
+        sj.Online(4, projected=1)
+
+
+def test_passage_n_rejects_bad_input_before_compiling():
+    p = sj.make_problem(8, key=jax.random.key(0), kappa=0.0, link="h2", activation="relu")
+    keys = jax.random.split(jax.random.key(1), 2)
+    cases = [
+        (dict(thresholds=(0.0, 0.9)), "thresholds"),
+        (dict(thresholds=(0.5, 1.2)), "thresholds"),
+        (dict(thresholds=(0.9, 0.5)), "thresholds"),
+        (dict(thresholds=()), "thresholds"),
+        (dict(metric="cos"), "metric"),
+        (dict(sign="both"), "sign"),
+        (dict(source=sj.Empirical(16)), "source"),
+        (dict(source=sj.Population()), "source"),
+        (dict(source="online"), "source"),
+        (dict(steps=0), "steps"),
+        (dict(steps=2**23), "steps"),
+        (dict(dt=0.0), "dt"),
+        (dict(chunk=0), "chunk"),
+        (dict(stop_fraction=0.5), "stop_fraction"),
+        (dict(stop_fraction=1.5), "stop_fraction"),
+        (dict(solver=sj.Dopri5()), "solver"),
+        (dict(keys=jax.random.key(0)), "keys"),
+    ]
+    for kwargs, name in cases:
+        args = dict(source=sj.Online(4), keys=keys, dt=0.1, steps=10) | kwargs
+        source = args.pop("source")
+        with pytest.raises(ValueError, match=f"^{name}="):
+            sj.passage_n(p, sj.Spherical(), source, **args)
+    for bad, name in ((lambda: sj.Reused(4, 0), "reuse"), (lambda: sj.Reused(0, 2), "batch"),
+                      (lambda: sj.Online(0), "batch")):
+        with pytest.raises(ValueError, match=f"^{name}="):
+            bad()
+    res = sj.passage_n(p, sj.Spherical(), sj.Online(4), keys=keys, dt=0.1, steps=3, thresholds=(0.9,))
+    with pytest.raises(ValueError, match="^threshold="):
+        res.n_star(0.5)
+
+
+def test_median_n_and_bootstrap_passage_recover_a_slope():
+    assert sj.median_n([3.0, 1.0, 2.0]) == 2.0
+    assert sj.median_n([1.0, 2.0, np.nan, np.nan]) == 2.0  # half passed: the ceil(S/2)-th smallest
+    assert np.isnan(sj.median_n([1.0, np.nan, np.nan]))
+    assert sj.median_n([5.0, 1.0, 9.0], valid=[True, False, True]) == 5.0
+    rng = np.random.default_rng(0)
+    d = np.array([32, 64, 128, 256, 512, 1024])
+    n = 2.0 * d[:, None] ** 1.5 * np.exp(0.3 * rng.standard_normal((d.size, 40)))
+    n[:, :5] = np.nan  # a few never passed
+    fit = sj.bootstrap_passage(d, n, n_boot=300)
+    assert fit.eta == pytest.approx(1.5, abs=0.06)
+    assert fit.lo < 1.5 < fit.hi and fit.hi - fit.lo < 0.15
+    with pytest.raises(ValueError, match="^n="):
+        sj.bootstrap_passage(d, n[:3])
+    with pytest.raises(ValueError, match="^d="):
+        sj.bootstrap_passage(d[:2], n[:2])

@@ -25,32 +25,31 @@ def test_spherical_failure_fixed_point(kappa):
     p = sj.make_problem(64, key=jax.random.key(0), kappa=kappa, r1=0.0, link="h2", activation="relu")
     run = jax.jit(lambda p, dyn, steps: sj.simulate(p, dyn, key=jax.random.key(1), dt=0.5, steps=steps),
                   static_argnums=(1, 2))
-    sph = run(p, "spherical", 6000)
+    sph = run(p, sj.Spherical(), 6000)
     c_star = _reduced_risk_minimiser(kappa)
     assert c_star < 0.75  # bounded away from 1: the failure is real
     assert abs(float(sph.cos_u[-1])) == pytest.approx(c_star, abs=1e-3)
     # it is a fixed point: the last records agree
     assert abs(float(sph.cos_u[-1]) - float(sph.cos_u[-3])) < 1e-4
     # the bulk part of w moves at speed ~ 1/(1+kappa): give the normalised flow time
-    norm = run(p, "normalized", 40000)
+    norm = run(p, sj.Normalized(), 40000)
     assert abs(float(norm.cos_u[-1])) > 0.999
 
 
-@pytest.mark.parametrize("source,extra", [("population", {}), ("empirical", {"n": 512}),
-                                          ("online", {"batch": 128})])
-def test_normalized_keeps_norm(source, extra):
+@pytest.mark.parametrize("source", [sj.Population(), sj.Empirical(512), sj.Online(128)])
+def test_normalized_keeps_norm(source):
     p = sj.make_problem(32, key=jax.random.key(0), kappa=15.0, r1=0.2, noise=0.1)
-    tr = sj.simulate(p, "normalized", source, key=jax.random.key(2), dt=0.1, steps=1000, **extra)
+    tr = sj.simulate(p, sj.Normalized(), source, key=jax.random.key(2), dt=0.1, steps=1000)
     assert np.max(np.abs(np.asarray(tr.norm) - 1.0)) < 1e-6
     assert abs(float(tr.rho[-1])) > abs(float(tr.rho[0]))
 
 
-@pytest.mark.parametrize("source,extra", [("population", {}), ("empirical", {"n": 512})])
-def test_preconditioned_keeps_sigma_hat_norm(source, extra):
+@pytest.mark.parametrize("source", [sj.Population(), sj.Empirical(512)])
+def test_preconditioned_keeps_sigma_hat_norm(source):
     p = sj.make_problem(32, key=jax.random.key(0), kappa=15.0, r1=0.2, noise=0.1)
-    kw = dict(key=jax.random.key(2), dt=0.1, n_unlabelled=256, **extra)
-    sim, w0 = sj.prepare(p, "preconditioned", source, steps=1000, **kw)
-    tr = sj.simulate(p, "preconditioned", source, steps=1000, **kw)
+    kw = dict(key=jax.random.key(2), dt=0.1, n_unlabelled=256)
+    sim, w0 = sj.prepare(p, sj.Preconditioned(), source, steps=1000, **kw)
+    tr = sj.simulate(p, sj.Preconditioned(), source, steps=1000, **kw)
     q0, q1 = float(sim.sigma_hat.norm(w0)), float(sim.sigma_hat.norm(tr.w))
     assert q0 == pytest.approx(1.0, abs=1e-12)
     assert abs(q1 - q0) < 1e-6
@@ -59,19 +58,19 @@ def test_preconditioned_keeps_sigma_hat_norm(source, extra):
     assert abs(float(sim.sigma_hat.inner(tr.w, sim.sigma_hat.inv(g)))) < 1e-10 * float(jnp.linalg.norm(g) + 1)
 
 
-@pytest.mark.parametrize("dynamic", ["normalized", "preconditioned"])
+@pytest.mark.parametrize("dynamic", [sj.Normalized(), sj.Preconditioned()])
 def test_normalised_risks_are_scale_invariant(dynamic):
     p = sj.make_problem(16, key=jax.random.key(0), kappa=9.0, r1=0.1, link="h3", activation="tanh")
-    sim, w0 = sj.prepare(p, dynamic, "empirical", key=jax.random.key(1), n=300)
-    w = w0 + 0.3 * p.spike.u
+    sim, w0 = sj.prepare(p, dynamic, sj.Empirical(300), key=jax.random.key(1))
+    w = w0 + 0.3 * p.u
     assert float(sim.risk(2.7 * w, 0)) == pytest.approx(float(sim.risk(w, 0)), rel=1e-12)
     assert abs(float(w @ jax.grad(sim.risk)(w, 0))) < 1e-12
 
 
 def test_spherical_stays_on_sphere_and_vanilla_leaves_it():
     p = sj.make_problem(32, key=jax.random.key(0), kappa=5.0)
-    sph = sj.simulate(p, "spherical", key=jax.random.key(1), dt=0.3, steps=300)
-    van = sj.simulate(p, "vanilla", key=jax.random.key(1), dt=0.3, steps=300)
+    sph = sj.simulate(p, sj.Spherical(), key=jax.random.key(1), dt=0.3, steps=300)
+    van = sj.simulate(p, sj.Vanilla(), key=jax.random.key(1), dt=0.3, steps=300)
     np.testing.assert_allclose(sph.norm, 1.0, atol=1e-12)
     assert abs(float(van.norm[-1]) - 1.0) > 0.05
 
@@ -79,8 +78,8 @@ def test_spherical_stays_on_sphere_and_vanilla_leaves_it():
 def test_empirical_gradient_converges_like_inverse_sqrt_n():
     p = sj.make_problem(16, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.5)
     w = jax.random.normal(jax.random.key(1), (16,))
-    w = w / jnp.linalg.norm(w) + 0.5 * p.spike.u
-    cov = p.spike
+    w = w / jnp.linalg.norm(w) + 0.5 * p.u
+    cov = p.covariance
     g_pop = jax.grad(sj.population_risk)(w, p, cov)
 
     def err(n, seed):
@@ -98,8 +97,8 @@ def test_custom_optimizer_runs_vanilla_online():
     import optax
 
     p = sj.make_problem(16, key=jax.random.key(0), kappa=3.0, link="h1", noise=0.1)
-    tr = sj.simulate(p, "vanilla", "online", key=jax.random.key(1), batch=64, steps=400,
-                     optimizer=optax.adam(1e-2))
+    tr = sj.simulate(p, sj.Vanilla(), sj.Online(64), key=jax.random.key(1), steps=400,
+                     solver=sj.Optax(optax.adam(1e-2)))
     assert int(tr.status) == 0
     assert abs(float(tr.rho[-1])) > 0.95
 
@@ -107,7 +106,7 @@ def test_custom_optimizer_runs_vanilla_online():
 def test_divergence_is_flagged_not_raised():
     p = sj.make_problem(16, key=jax.random.key(0), kappa=3.0, link="h1")
     # a huge step on the unconstrained plain neuron blows up
-    tr = sj.simulate(p, "vanilla", key=jax.random.key(1), dt=1e4, steps=200, max_norm=1e3)
+    tr = sj.simulate(p, sj.Vanilla(), key=jax.random.key(1), solver=sj.Euler(), dt=1e4, steps=200, max_norm=1e3)
     assert sj.STATUS[int(tr.status)] in ("diverged", "nonfinite")
     assert 0 < int(tr.fail_step) <= 200
     assert np.isnan(float(tr.rho[-1])) and np.isfinite(float(tr.rho[0]))

@@ -14,7 +14,7 @@ def _planted(d, m, kappa=10.0, r1=0.0, link="h2", activation="relu", noise=0.5):
     even link need both signs of ReLU neuron, as phase 1 produces them)."""
     p = sj.make_problem(d, key=KEY, kappa=kappa, r1=r1, link=link, activation=activation, noise=noise)
     signs = jnp.where(jnp.arange(m) % 2 == 0, 1.0, -1.0)
-    return p, signs[:, None] * p.spike.u
+    return p, signs[:, None] * p.u
 
 
 @pytest.mark.parametrize("n, m", [(40, 6), (5, 12)])  # primal (n >= m) and dual (n < m) forms
@@ -57,7 +57,7 @@ def test_readout_chooses_the_ridge_a_direct_solve_would():
     k_bias, k_data = jax.random.split(key)
     b = np.asarray(jax.random.uniform(k_bias, (10,), w.dtype, -2.0, 2.0))
     (x, y), (xv, yv), (xt, yt) = [tuple(map(np.asarray, s)) for s in sj.draw_splits(p, k_data, 60, 200, 300)]
-    wn = np.asarray(w / p.spike.norm(w)[:, None])
+    wn = np.asarray(w / p.covariance.norm(w)[:, None])
     feat = lambda x: np.maximum(x @ wn.T + b, 0.0)
     val, test = [], []
     for lam in RIDGES[1:]:
@@ -170,8 +170,8 @@ def test_learn_end_to_end_shares_samples_and_reaches_the_floor():
     p = sj.make_problem(16, key=KEY, kappa=16.0, link="h2", activation="relu", noise=0.3)
     run = jax.jit(
         lambda key: sj.learn(
-            p, "normalized", key=key, m=16, n=1024, n2=1024, n_val=256, n_test=4000,
-            kernels=("arccos", "rf"), rf_features=256, dt=0.5, steps=300, record=4,
+            p, sj.Normalized(), key=key, m=16, n=1024, n2=1024, n_val=256, n_test=4000,
+            kernels=("arccos", "rf"), rf_features=256, dt=0.5, steps=300, saveat=sj.SaveAt(steps=4),
         )
     )
     out = run(jax.random.key(5))
@@ -186,13 +186,13 @@ def test_learn_end_to_end_shares_samples_and_reaches_the_floor():
 @pytest.mark.slow
 def test_learn_stops_keep_the_weights_of_those_steps():
     p = sj.make_problem(8, key=KEY, kappa=4.0, link="h2", noise=0.3)
-    kw = dict(m=3, n=64, dt=0.2, record=3)
-    _, whole, ws = sj.train_first_layer(p, "normalized", key=KEY, steps=20, stops=(0, 5, 20), **kw)
-    _, early, _ = sj.train_first_layer(p, "normalized", key=KEY, steps=5, **kw)
+    kw = dict(m=3, n=64, dt=0.2, saveat=sj.SaveAt(steps=3))
+    _, whole, ws = sj.train_first_layer(p, sj.Normalized(), key=KEY, steps=20, stops=(0, 5, 20), **kw)
+    _, early, _ = sj.train_first_layer(p, sj.Normalized(), key=KEY, steps=5, **kw)
     np.testing.assert_allclose(ws[1], early.w, rtol=1e-12)
     np.testing.assert_allclose(ws[2], whole.w, rtol=1e-12)
     assert not np.allclose(ws[0], ws[1])
-    out = sj.learn(p, key=KEY, **kw, n2=64, n_val=64, n_test=64, steps=20, stops=(0, 5, 20))
+    out = sj.learn(p, sj.Normalized(), key=KEY, **kw, n2=64, n_val=64, n_test=64, steps=20, stops=(0, 5, 20))
     assert int(out.stop) in (0, 5, 20) and out.network.val_mse.shape == (3, len(sj.DEFAULT_RIDGES))
 
 
@@ -201,7 +201,7 @@ def test_learn_samples_are_the_samples_learn_uses():
     p = sj.make_problem(8, key=KEY, kappa=4.0, link="h2", noise=0.3)
     sizes = dict(n=64, n2=48, n_val=32, n_test=40)
     run = lambda n_used, n2_used: sj.learn(
-        p, "spherical", key=jax.random.key(6), m=3, **sizes, kernels=("rbf",), steps=5, n_used=n_used, n2_used=n2_used
+        p, sj.Spherical(), key=jax.random.key(6), m=3, **sizes, kernels=("rbf",), steps=5, n_used=n_used, n2_used=n2_used
     )
     (x1, y1), (x2, y2), val, test = sj.learn_samples(p, key=jax.random.key(6), **sizes)
     assert x1.shape == (64, 8) and x2.shape == (48, 8) and test[0].shape == (40, 8)
@@ -251,8 +251,8 @@ def test_kernels_reject_bad_arguments():
         sj.rf_ridge(KEY, data, data, data, features=0)
     p = sj.make_problem(8, key=KEY, kappa=1.0)
     with pytest.raises(ValueError, match=r"^kernels=.*allowed"):
-        sj.learn(p, key=KEY, m=2, n=8, n2=8, n_val=8, n_test=8, kernels=("ntk",))
+        sj.learn(p, sj.Normalized(), key=KEY, m=2, n=8, n2=8, n_val=8, n_test=8, kernels=("ntk",))
     with pytest.raises(ValueError, match=r"^m=0"):
-        sj.learn(p, key=KEY, m=0, n=8, n2=8, n_val=8, n_test=8)
+        sj.learn(p, sj.Normalized(), key=KEY, m=0, n=8, n2=8, n_val=8, n_test=8)
     with pytest.raises(ValueError, match=r"^stops=\(5, 3\).*increasing"):
-        sj.learn(p, key=KEY, m=1, n=8, n2=8, n_val=8, n_test=8, steps=10, stops=(5, 3))
+        sj.learn(p, sj.Normalized(), key=KEY, m=1, n=8, n2=8, n_val=8, n_test=8, steps=10, stops=(5, 3))

@@ -17,6 +17,8 @@ POP = dict(seeds=2, d=32, kappa=[1.0, 30.0], r1=[0.0, 0.25], dynamic=["spherical
            dt=0.3, steps=300, record=12)
 EMP = dict(seeds=[3, 5], d=24, r2=[0.0, 0.8], n=[64, 128, 1024], source="empirical", noise=0.2,
            dt=0.2, steps=60, record=10)
+# the same layout (two n buckets, two seeds, two r2) at a third of the work
+EMP_SMALL = dict(EMP, d=12, n=[32, 64, 512], steps=24, record=6)
 
 
 def _same(a, b):
@@ -71,24 +73,27 @@ def test_dataset_layout_and_physics():
     assert float(final.sel(kappa=30.0, r1=0.0, dynamic="spherical")) < 0.8
     assert float(final.sel(kappa=30.0, r1=0.0, dynamic="normalized")) > 0.99
     # one configuration of the sweep equals the same configuration simulated alone
-    p = sj.make_problem(32, key=jax.random.fold_in(jax.random.key(1), 0), kappa=30.0, r1=0.25)
-    alone = sj.simulate(p, "spherical", key=jax.random.fold_in(jax.random.key(1), 1), dt=0.3, steps=300, record=12)
+    keys = sj.config_keys(1)  # seed 1
+    p = sj.make_problem(32, key=keys.problem, kappa=30.0, r1=0.25)
+    alone = sj.simulate(p, sj.Spherical(), key=keys.run, dt=0.3, steps=300,
+                        saveat=sj.SaveAt(steps=12))
     np.testing.assert_allclose(ds["rho"].sel(seed=1, kappa=30.0, r1=0.25, dynamic="spherical").values,
                                alone.rho, rtol=1e-10)
 
 
 def test_results_do_not_depend_on_grid_chunk_or_batch():
-    full = sj.sweep(EMP, progress=False)
-    small = dict(EMP, seeds=[5], r2=0.8, n=[1024])
+    full = sj.sweep(EMP_SMALL, progress=False)
+    small = dict(EMP_SMALL, seeds=[5], r2=0.8, n=[512])
     alone = sj.sweep(small, progress=False)
-    np.testing.assert_allclose(alone["rho"].values.squeeze(), full["rho"].sel(seed=5, r2=0.8, n=1024).values,
+    np.testing.assert_allclose(alone["rho"].values.squeeze(), full["rho"].sel(seed=5, r2=0.8, n=512).values,
                                rtol=1e-9)
-    rechunked = sj.sweep(EMP, progress=False, chunk=7, max_memory=700_000)
+    rechunked = sj.sweep(EMP_SMALL, progress=False, chunk=7, max_memory=200_000)
+    assert len(sj.preflight(EMP_SMALL, max_memory=200_000, chunk=7, trace=False).batches) > 2  # really re-batched
     _same(full, rechunked)
 
 
 def test_failures_are_flagged_and_the_rest_completes():
-    cfg = dict(seeds=2, d=16, kappa=3.0, link="h1", dynamic="vanilla", dt=[0.1, 1e4], steps=100,
+    cfg = dict(seeds=2, d=16, kappa=3.0, link="h1", dynamic="vanilla", solver="euler", dt=[0.1, 1e4], steps=100,
                max_norm=1e3)
     ds = sj.sweep(cfg, progress=False)
     assert (ds["status"].sel(dt=0.1) == "ok").all()
@@ -145,6 +150,7 @@ def _cli_sweep(cfg_path, out, *extra):
     return sj.load_results(out)
 
 
+@pytest.mark.slow  # 30 s; tests/test_cli.py interrupts a sweep and resumes it in the default run
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     cfg = _toml(tmp_path / "c.toml", SLOW)
     out = tmp_path / "run"
@@ -167,12 +173,13 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     _same(sj.load_results(out), whole)
 
 
+@pytest.mark.slow  # 45 s of compiles in a second process; sharding itself is checked by make test-all
 def test_sharded_over_eight_cpu_devices_equals_one_device():
     code = textwrap.dedent(f"""
         import jax, numpy as np, spikejax as sj
         jax.config.update("jax_enable_x64", True)
         assert len(jax.devices()) == 8
-        cfg = {EMP!r}
+        cfg = {EMP_SMALL!r}
         many = sj.sweep(cfg, progress=False)
         one = sj.sweep(cfg, progress=False, devices=jax.devices()[:1])
         for v in sj.METRICS:

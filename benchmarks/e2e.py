@@ -1,0 +1,375 @@
+"""End to end: the `spikejax sweep` command line as a user runs it, against the numpy loop.
+
+    python benchmarks/e2e.py [--quick] [--grids 1x512,8x64,64x8] [--rounds 2] [--json PATH]
+
+For each grid of S seeds x B configurations (a kappa grid; empirical source, spherical
+dynamic, h2 link, ReLU; d = 256, n = 4096, 500 steps by default) it times, in turn
+(A B C A B C ...) in one run:
+
+- the CLI in a fresh process (`python -m spikejax.cli sweep cfg.toml --out DIR`): process
+  start, imports, compile, data draw, every chunk, checkpoints, the results file; and the
+  time to the first finished chunk (the first checkpoint written);
+- the GEMM of the engine's shape, S products (B, d) x (d, n), in this process (jax);
+- the numpy loop (`suite.numpy_spherical`) on a few configurations with independent data
+  each (their draw included), on 2 and on 1 BLAS threads, extrapolated to S x B.
+
+Then a profile in this process of where the CLI's time goes (startup, compile, data draw,
+steady state, checkpoints, write), from the sweep's own compiled functions, and the
+agreement of the CLI's final rho with the numpy loop run on the engine's own draws.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":  # a benchmark run (never a test): clean the BLAS env before numpy loads
+    import blasenv  # noqa: F401
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import suite  # noqa: E402
+
+BASE = dict(d=256, n=4096, steps=500, dt=0.05, r1=0.25, noise=0.1, link="h2", activation="relu",
+            dynamic="spherical", source="empirical", record=16)
+GRIDS = ((1, 512), (8, 64), (64, 8))
+QUICK = dict(BASE, d=16, n=64, steps=40)
+QUICK_GRIDS = ((1, 4), (2, 2))
+
+
+def kappas(b):
+    return [float(k) for k in np.logspace(0, 2, b)]
+
+
+def config(seeds, b, base):
+    return dict(base, seeds=seeds, kappa=kappas(b))
+
+
+def write_toml(cfg, path):
+    def val(v):
+        if isinstance(v, str):
+            return f'"{v}"'
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+
+    with open(path, "w") as f:
+        f.write("".join(f"{k} = {val(v)}\n" for k, v in cfg.items()))
+
+
+def cli_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def cli_run(toml, out, poll=0.01):
+    """Run `spikejax sweep` in a fresh process. Returns wall seconds, seconds to the first
+    checkpoint (first finished chunk; None when the run has one chunk), and the in-process
+    seconds the CLI reports."""
+    shutil.rmtree(out, ignore_errors=True)
+    first = os.path.join(out, "checkpoint", "current.npz")
+    cmd = [sys.executable, "-m", "spikejax.cli", "sweep", toml, "--out", out, "--force", "--no-progress"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    t_first = None
+    while proc.poll() is None:
+        if t_first is None and os.path.exists(first):
+            t_first = time.perf_counter() - t0
+        time.sleep(poll)
+    wall = time.perf_counter() - t0
+    stdout, stderr = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"spikejax sweep failed ({proc.returncode}):\n{stderr[-3000:]}")
+    found = re.search(r"steps in ([0-9.]+) s", stdout)
+    inproc = float(found.group(1)) if found else None
+    return dict(wall=wall, first_chunk=t_first, in_process=inproc)
+
+
+def numpy_configs(cfg, count, rng):
+    """The numpy loop on `count` configurations of the grid, each with its own data drawn
+    by numpy (included in the time, as it is in the CLI's)."""
+    d, n, steps = cfg["d"], cfg["n"], cfg["steps"]
+    ks = cfg["kappa"]
+    spikes = [suite.spike_numpy(suite.problem(d, ks[i % len(ks)], r1=cfg["r1"], noise=cfg["noise"]))
+              for i in range(count)]
+
+    def run():
+        out = []
+        for sp in spikes:
+            x, xt, y, w0 = suite.numpy_spherical_data(rng, sp, d, n, cfg["noise"])
+            out.append(suite.numpy_spherical(x, xt, y, w0, cfg["dt"], steps))
+        return out
+
+    return run
+
+
+def agreement(cfg, ds, count=2):
+    """Max |rho_T(CLI) - rho_T(numpy loop on the engine's own draws)| over `count` configs
+    of the first seed, and the numpy loop's rho values."""
+    d, n = cfg["d"], cfg["n"]
+    rho = ds["rho"].isel(step=-1)
+    if "kappa" in rho.dims:
+        rho = rho.transpose("seed", "kappa")
+    rho = np.asarray(rho).reshape(cfg["seeds"], -1)
+    seed = jax.random.key(0)
+    kp, ks = jax.random.fold_in(seed, 0), jax.random.fold_in(seed, 1)
+    diffs, vals = [], []
+    for c in range(min(count, len(cfg["kappa"]))):
+        prob = suite.problem(d, cfg["kappa"][c], key=kp, r1=cfg["r1"], noise=cfg["noise"], link=cfg["link"],
+                             activation=cfg["activation"])
+        z, y, w0 = suite.engine_data(prob, cfg["dynamic"], key=ks, n=n)
+        sp = suite.spike_numpy(prob)
+        x, xt = suite.spherical_x(z, sp)
+        w = suite.numpy_spherical(x, xt, np.asarray(y), np.asarray(w0), cfg["dt"], cfg["steps"])
+        vals.append(suite.numpy_rho(w, sp))
+        diffs.append(abs(vals[-1] - float(rho[0, c])))
+    return max(diffs), vals
+
+
+def profile_pieces(cfg, results_nc=None):
+    """One measurement of each piece of the CLI's work, in this process, with the sweep's own
+    compiled functions (one group; compiled afresh, so compile is measured each call)."""
+    out = {}
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import jax, spikejax.cli, spikejax._sweep; jax.devices()"],
+                   check=True, env=cli_env())
+    out["startup_s"] = time.perf_counter() - t  # process start, imports, backend
+    (g,) = suite.sweep_groups(cfg)
+    keys, params = g["keys"], g["params"]
+    t = time.perf_counter()
+    c_init = g["init"].lower(keys, params).compile()
+    out["compile_init_s"] = time.perf_counter() - t
+    state = jax.block_until_ready(c_init(keys, params))
+    t = time.perf_counter()
+    state = jax.block_until_ready(c_init(keys, params))
+    out["init_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    c_chunk = g["chunk"].lower(keys, params, state).compile()
+    out["compile_chunk_s"] = time.perf_counter() - t
+    state = jax.block_until_ready(c_chunk(keys, params, state))  # warm-up; the input state is donated
+    t = time.perf_counter()
+    state = jax.block_until_ready(c_chunk(keys, params, state))
+    out["chunk_s"] = time.perf_counter() - t
+    out["chunk_len"] = g["chunk_len"]
+    out["chunks"] = -(-g["steps"] // g["chunk_len"])
+    # the data draw each chunk repeats (z per seed, y per configuration), alone
+    d, n = cfg["d"], cfg["n"]
+
+    def draw(seed_key, kappa):
+        kp, ks = jax.random.fold_in(seed_key, 0), jax.random.fold_in(seed_key, 1)
+        prob = suite.problem(d, kappa, key=kp, r1=cfg["r1"], noise=cfg["noise"], link=cfg["link"],
+                             activation=cfg["activation"])
+        z, y, _ = suite.engine_data(prob, cfg["dynamic"], key=ks, n=n)
+        return z, y
+
+    draw_all = jax.jit(jax.vmap(jax.vmap(draw, (None, 0), (None, 0)), (0, 0), (0, 0)))
+    out["draw_s"] = suite.best_time(draw_all, keys, params["kappa"], repeat=1)
+    out["steady_chunk_s"] = max(out["chunk_s"] - out["draw_s"], 1e-9)
+    # checkpoint of the state after a chunk, and the results file
+    with tempfile.TemporaryDirectory() as tmp:
+        leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
+        t = time.perf_counter()
+        with open(os.path.join(tmp, "c.npz"), "wb") as f:
+            np.savez(f, **{f"leaf{i}": x for i, x in enumerate(leaves)})
+        out["checkpoint_s"] = time.perf_counter() - t
+        if results_nc:
+            import xarray as xr
+
+            ds = xr.load_dataset(results_nc, engine="scipy")
+            t = time.perf_counter()
+            ds.to_netcdf(os.path.join(tmp, "r.nc"), engine="scipy")
+            out["write_s"] = time.perf_counter() - t
+    return out
+
+
+def measure(grids, base, rounds, numpy_count, log=print):
+    rows = []
+    rng = np.random.default_rng(0)
+    pfn, pa, pflop = suite._peak_fn(int(os.environ.get("SPIKEJAX_PEAK_SIZE", 2048)) if base["d"] >= 128 else 256)
+    with tempfile.TemporaryDirectory() as tmp:
+        for s, b in grids:
+            cfg = config(s, b, base)
+            toml = os.path.join(tmp, f"grid_{s}x{b}.toml")
+            write_toml(cfg, toml)
+            out = os.path.join(tmp, f"out_{s}x{b}")
+            nc = os.path.join(out, "results.nc")
+            gfn, gargs, gflop = suite.gemm_case(s, b, base["d"], base["n"])
+            np2 = numpy_configs(cfg, 1, rng)  # 2 BLAS threads: under load this one is very slow
+            np1 = suite.one_blas_thread(numpy_configs(cfg, numpy_count, rng))
+            for fn, *args in ((gfn, *gargs), (pfn, pa), (np2,), (np1,)):
+                jax.block_until_ready(fn(*args))  # warm-up (compile, first touch)
+            runs, t_gemm, t_peak, t_np2, t_np1, profs = [], [], [], [], [], []
+            for r in range(rounds):  # A B C A B C ...: every piece measured once a round
+                runs.append(cli_run(toml, out))
+                t_gemm.append(suite.best_time(gfn, *gargs, repeat=3))
+                t_peak.append(suite.best_time(pfn, pa, repeat=2))
+                t0 = time.perf_counter()
+                np2()
+                t_np2.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                np1()
+                t_np1.append((time.perf_counter() - t0) / numpy_count)
+                profs.append(profile_pieces(cfg, nc))
+                log(f"  {s}x{b} round {r}: CLI {runs[-1]['wall']:.1f} s (first chunk {runs[-1]['first_chunk']}), "
+                    f"GEMM {gflop / t_gemm[-1] / 1e9:.0f} GFLOP/s, numpy {t_np2[-1]:.2f} / {t_np1[-1]:.2f} s a config, "
+                    f"chunk {profs[-1]['chunk_s']:.2f} s, {suite.load()}")
+            import xarray as xr
+
+            ds = xr.load_dataset(nc, engine="scipy")
+            diff, _ = agreement(cfg, ds)
+            prof = {k: min(p[k] for p in profs) for k in profs[0]}  # best of each piece over the rounds
+            total = s * b * base["steps"]
+            flop = 4 * base["n"] * base["d"] * total
+            best = min(runs, key=lambda x: x["wall"])
+            gemm = gflop / min(t_gemm) / 1e9
+            np_per_config = min(min(t_np2), min(t_np1))
+            row = dict(seeds=s, configs=b, d=base["d"], n=base["n"], steps=base["steps"], chunk=prof["chunk_len"],
+                       load=suite.load(), rounds=rounds, cli_s=best["wall"],
+                       cli_s_median=float(np.median([x["wall"] for x in runs])), cli_all=runs,
+                       cli_in_process_s=best["in_process"], first_chunk_s=best["first_chunk"],
+                       rate=total / best["wall"], gflops=flop / best["wall"] / 1e9,
+                       gemm_gflops=gemm, gemm_all=[gflop / t / 1e9 for t in t_gemm],
+                       peak2048_gflops=pflop / min(t_peak) / 1e9,
+                       numpy_2thread_config_s=min(t_np2), numpy_1thread_config_s=min(t_np1),
+                       numpy_s=np_per_config * s * b,
+                       numpy_note=f"1 config (2 BLAS threads) and {numpy_count} (1 thread) a round, extrapolated",
+                       max_abs_drho=diff, profile=prof, profiles=profs)
+            row["frac_gemm"] = row["gflops"] / gemm
+            row["ratio_numpy"] = row["numpy_s"] / best["wall"]
+            per_chunk = 4 * base["n"] * base["d"] * s * b * prof["chunk_len"]
+            row["steady_frac_gemm"] = per_chunk / prof["steady_chunk_s"] / 1e9 / gemm
+            row["chunk_frac_gemm"] = per_chunk / prof["chunk_s"] / 1e9 / gemm
+            if best["first_chunk"] is not None:  # the CLI's own steady state: the chunks after the first
+                rest = best["wall"] - best["first_chunk"] - prof.get("write_s", 0.0)
+                row["cli_after_first_chunk_s"] = rest
+                row["cli_steady_frac_gemm"] = per_chunk * (prof["chunks"] - 1) / rest / 1e9 / gemm
+            rows.append(row)
+            report(row)
+    return rows
+
+
+def _chunk_case(seeds, b, chunk, base):
+    """A callable running one chunk of the sweep's compiled chunk function on a long run
+    (10^6 steps, so every chunk does `chunk` real steps) of `seeds` x `b` configurations."""
+    (g,) = suite.sweep_groups(config(seeds, b, dict(base, steps=10**6)), chunk=chunk)
+    keys, params = g["keys"], g["params"]
+    holder = [g["init"](keys, params)]
+
+    def run():
+        holder[0] = g["chunk"](keys, params, holder[0])  # the state is donated: keep the new one
+        return holder[0]
+
+    return run
+
+
+def seed_grouping(total=512, seeds_list=(1, 8, 64), chunk=50, repeat=3, base=BASE, log=print):
+    """The sweep's steady state for the same `total` configurations arranged as S seeds x
+    B = total / S, timed in turn with the GEMM pair of each shape (forward S z^T and backward
+    R z, S products each). For S > 1 also the prototype of running the seeds one after
+    another (what `lax.map` over seeds, instead of `vmap`, would do): S times the chunk of
+    one seed's B configurations, whose `z` (n x d floats) stays in cache between the
+    forward and the backward product. Returns one row per S."""
+    d, n = base["d"], base["n"]
+    cases, meta = [], []
+    for s in seeds_list:
+        b = total // s
+        fwd, (sa, za), flop = suite.gemm_case(s, b, d, n)
+        r = jax.random.normal(jax.random.key(2), (s, b, n), jnp.float32)
+        bwd = jax.jit(lambda r, z: jnp.einsum("sbn,snd->sbd", r, z))
+        pair = lambda fwd=fwd, bwd=bwd, sa=sa, za=za, r=r: (fwd(sa, za), bwd(r, za))
+        cases += [(_chunk_case(s, b, chunk, base),), (pair,)]
+        meta.append((s, b, 2 * flop, "vmap over seeds (now)", len(cases) - 2))
+        if s > 1:
+            cases.append((_chunk_case(1, b, chunk, base),))
+            meta.append((s, b, 2 * flop, "seeds one at a time (prototype)", len(cases) - 1))
+    best = suite.interleaved(cases, repeat=repeat)
+    pairs = {s: best[i + 1] for s, b, f, form, i in meta if form.startswith("vmap")}
+    rows = []
+    for s, b, flop_pair, form, i in meta:
+        t_chunk = best[i] * (s if form.startswith("seeds") else 1)
+        gemm = flop_pair / pairs[s] / 1e9
+        gflops = 4 * n * d * s * b * chunk / t_chunk / 1e9
+        rows.append(dict(seeds=s, configs=b, form=form, chunk=chunk, chunk_s=t_chunk, rate=s * b * chunk / t_chunk,
+                         chunk_gflops=gflops, gemm_pair_gflops=gemm, frac_gemm=gflops / gemm, load=suite.load()))
+        log(f"  {s:3d} seeds x {b:4d}, {form:32s}: {chunk} steps {t_chunk:6.2f} s = {rows[-1]['rate']:9.3g} "
+            f"config-steps/s, {gflops:6.1f} GFLOP/s; the GEMM pair of the S x B shape {gemm:6.1f} GFLOP/s: "
+            f"{100 * gflops / gemm:4.0f}%")
+    return rows
+
+
+def report(r):
+    p = r["profile"]
+    print(f"\n{r['seeds']} seeds x {r['configs']} configs, d={r['d']}, n={r['n']}, {r['steps']} steps "
+          f"(chunk {r['chunk']}); {r['load']}")
+    print(f"  CLI end to end       {r['cli_s']:7.2f} s (median {r['cli_s_median']:.2f})  {r['rate']:9.3g} config-steps/s"
+          f"  {r['gflops']:6.1f} GFLOP/s = {100 * r['frac_gemm']:4.1f}% of the GEMM (S x ({r['configs']},{r['d']})x"
+          f"({r['d']},{r['n']})) at {r['gemm_gflops']:.0f} GFLOP/s  [2048^2: {r['peak2048_gflops']:.0f}]")
+    print(f"  first chunk done at  {r['first_chunk_s'] or float('nan'):7.2f} s   (CLI's own count, after imports: "
+          f"{r['cli_in_process_s']} s)")
+    print(f"  numpy loop           {r['numpy_s']:7.2f} s  (per config {r['numpy_2thread_config_s']:.3f} s on 2 BLAS threads,"
+          f" {r['numpy_1thread_config_s']:.3f} s on 1; {r['numpy_note']})  -> CLI x{r['ratio_numpy']:.2f}")
+    print(f"  steady state (chunk minus its data draw) {100 * r['steady_frac_gemm']:.0f}% of the GEMM; "
+          f"whole chunk {100 * r['chunk_frac_gemm']:.0f}%; the CLI's chunks after its first: "
+          f"{100 * r.get('cli_steady_frac_gemm', float('nan')):.0f}%")
+    parts = [("startup (process, imports)", p["startup_s"]), ("compile init", p["compile_init_s"]),
+             ("compile chunk", p["compile_chunk_s"]), ("init (draw + record)", p["init_s"]),
+             (f"data re-draw x {p['chunks']} chunks", p["draw_s"] * p["chunks"]),
+             (f"steady state x {p['chunks']} chunks", p["steady_chunk_s"] * p["chunks"]),
+             (f"checkpoints x {p['chunks'] - 1}", p["checkpoint_s"] * (p["chunks"] - 1)),
+             ("results.nc", p.get("write_s", 0.0))]
+    total = sum(v for _, v in parts)
+    print("  profile: " + "; ".join(f"{k} {v:.2f} s" for k, v in parts) +
+          f"; sum {total:.2f} s vs CLI {r['cli_s']:.2f} s")
+    print(f"  agreement: max |rho_T(CLI) - rho_T(numpy on the engine's draws)| = {r['max_abs_drho']:.1e}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny grids (a smoke run)")
+    ap.add_argument("--grids", default=None, help="SxB,... e.g. 1x512,8x64,64x8")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--d", type=int, default=None)
+    ap.add_argument("--n", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--numpy-configs", type=int, default=2)
+    ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--grouping", action="store_true", help="also the steady state against the seed grouping")
+    args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    base = dict(QUICK if args.quick else BASE)
+    base.update({k: getattr(args, k) for k in ("d", "n", "steps") if getattr(args, k) is not None})
+    grids = QUICK_GRIDS if args.quick else GRIDS
+    if args.grids is not None:
+        grids = tuple(tuple(int(v) for v in g.split("x")) for g in args.grids.split(",") if g)
+    print("spikejax end to end:", suite.machine())
+    rows = measure(grids, base, 1 if args.quick else args.rounds, args.numpy_configs) if grids else []
+    grouping = None
+    if args.grouping:
+        print("\nsteady state against the seed grouping (same configurations, chunk timed in turn with its GEMMs):")
+        grouping = seed_grouping(total=8 if args.quick else 512, seeds_list=(1, 2, 8) if args.quick else (1, 8, 64),
+                                 chunk=10 if args.quick else 50, repeat=1 if args.quick else 3,
+                                 base=base)
+    print("\nend:", suite.machine())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=suite.machine(), rows=rows, grouping=grouping), f, indent=1, default=float)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Closed-form population risk of a width-`m` network, from overlaps (a committee machine).
+
+For Gaussian inputs `x = Sigma^{1/2} z`, the pre-activations `xi_j = <w_j, x> / N(w_j)` and
+the target's index `z_* = <u, x> / ||u||_Sigma` are jointly Gaussian. Everything the risk
+needs is the Sigma-Gram matrix of the rows and their Sigma-overlap with `u`:
+
+- scales `s_j = ||w_j||_Sigma / N(w_j)` (1 for the `sigma` neuron),
+- correlations `C_ij = <w_i, w_j>_Sigma / (||w_i||_Sigma ||w_j||_Sigma)`,
+- overlaps `rho_j = <w_j, u>_Sigma / (||w_j||_Sigma ||u||_Sigma)`.
+
+With `c_k(b, s) = E[phi(s Z + b) h_k(Z)]` the normalised Hermite coefficients of the
+shifted and scaled activation, Mehler's formula gives
+
+    Q_ij = E[phi(xi_i + b_i) phi(xi_j + b_j)] = sum_k c_k(b_i, s_i) c_k(b_j, s_j) C_ij^k   (i != j)
+    v_j  = E[y phi(xi_j + b_j)]             = sum_k alpha_k c_k(b_j, s_j) rho_j^k
+
+and the squared loss of the whole network is `R = a^T Q a / 2 - a^T v + E[y^2] / 2`
+(correlation loss: `-a^T v`). The diagonal `Q_jj = E[phi(s_j Z + b_j)^2]` is computed
+directly (closed form for ReLU, quadrature otherwise), not from the series.
+
+**Truncation.** The off-diagonal series is cut at degree `degree` (default `MAX_DEGREE`,
+32). Its tail is bounded by Cauchy-Schwarz: `|sum_{k > K} c_ik c_jk C^k| <= |C|^{K+1}
+sqrt(T_i T_j)` with `T_j = Q_jj - sum_{k <= K} c_jk^2` (`truncation_bound`). The tail is
+largest for nearly parallel rows (`|C| -> 1`) and for activations with slowly decaying
+coefficients: ReLU's `c_k^2 ~ k^{-5/2}` leaves `T ~ 1e-3 s^2` at K = 32 (see
+docs/decisions.md for measured errors). `v` is exact for polynomial links of degree <= K.
+
+Coefficients: ReLU in closed form (`c_0 = s (t Phi(t) + phi(t))`, `c_1 = s Phi(t)`,
+`c_k = s (-1)^k phi(t) h_{k-2}(t) / sqrt(k (k-1))` for `k >= 2`, `t = b / s`); any other
+activation by Gauss-Hermite quadrature (96 nodes, or `2 K + 32` for a degree `K > 32`),
+smooth in `(b, s)`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.stats as jst
+import numpy as np
+
+from ._hermite import MAX_DEGREE, _RUNTIME_NODES, _relu, gauss_hermite, hermite_basis
+from ._network import neuron_norm
+
+
+def _is_relu(f) -> bool:
+    return f.fn is _relu
+
+
+def _hermite_scan(x, degree: int):
+    """`h_0(x), ..., h_degree(x)` on a new last axis by the recurrence as a `lax.scan`
+    (a graph whose size does not grow with the degree: compiles fast under `grad`)."""
+    if degree == 0:
+        return jnp.ones_like(x)[..., None]
+    j = jnp.arange(1, degree, dtype=x.dtype)
+
+    def body(carry, jj):
+        h_prev, h = carry
+        h_next = (x * h - jnp.sqrt(jj) * h_prev) / jnp.sqrt(jj + 1)
+        return (h, h_next), h_next
+
+    _, rest = jax.lax.scan(body, (jnp.ones_like(x), x), j)
+    return jnp.concatenate([jnp.ones_like(x)[..., None], x[..., None], jnp.moveaxis(rest, 0, -1)], -1)
+
+
+def _horner(coeffs, x):
+    """`sum_k coeffs[..., k] x^k` (coefficients on the last axis) as a `lax.scan`."""
+    top = coeffs[..., -1]
+    rest = jnp.moveaxis(coeffs[..., :-1], -1, 0)[::-1]
+    out, _ = jax.lax.scan(lambda acc, ck: (acc * x + ck, None), top * jnp.ones_like(x), rest)
+    return out
+
+
+def shifted_coeffs(f, b, s, degree: int = MAX_DEGREE):
+    """`c_k(b, s) = E[f(s Z + b) h_k(Z)]`, k = 0..degree, for arrays `b`, `s > 0` of one
+    shape: shape `b.shape + (degree + 1,)`. Differentiable in `b` and `s`."""
+    b, s = jnp.broadcast_arrays(jnp.asarray(b), jnp.asarray(s))
+    if _is_relu(f):
+        t = b / s
+        pdf, cdf = jst.norm.pdf(t), jst.norm.cdf(t)
+        c = [t * cdf + pdf, cdf]
+        if degree >= 2:
+            k = np.arange(2, degree + 1)
+            sign = np.where(k % 2 == 0, 1.0, -1.0) / np.sqrt(k * (k - 1.0))
+            c.extend(jnp.moveaxis(pdf[..., None] * _hermite_scan(t, degree - 2) * sign, -1, 0))
+        return s[..., None] * jnp.stack(c[: degree + 1], -1)
+    x, w = gauss_hermite(max(_RUNTIME_NODES, 2 * degree + 32))
+    wb = jnp.asarray(w[:, None] * hermite_basis(x, degree, xp=np), b.dtype)
+    return f.fn(s[..., None] * jnp.asarray(x, b.dtype) + b[..., None]) @ wb
+
+
+def shifted_second_moment(f, b, s):
+    """`E[f(s Z + b)^2]`, computed directly (not from the truncated series)."""
+    b, s = jnp.broadcast_arrays(jnp.asarray(b), jnp.asarray(s))
+    if _is_relu(f):
+        t = b / s
+        return s**2 * ((1 + t**2) * jst.norm.cdf(t) + t * jst.norm.pdf(t))
+    x, w = gauss_hermite(_RUNTIME_NODES)
+    return f.fn(s[..., None] * jnp.asarray(x, b.dtype) + b[..., None]) ** 2 @ jnp.asarray(w, b.dtype)
+
+
+def overlaps(w, problem, cov=None):
+    """`(gram, cross, scale)` of rows `w` (m, d): the Sigma-Gram matrix `<w_i, w_j>_Sigma`
+    (m, m), `<w_j, u>_Sigma / ||u||_Sigma` (m,), and `s_j = ||w_j||_Sigma / N(w_j)` (m,)."""
+    sig = problem.covariance
+    sw = sig.apply(w)
+    gram = w @ sw.T
+    u = problem.u
+    cross = sw @ u / sig.norm(u)
+    scale = jnp.sqrt(jnp.diagonal(gram)) / neuron_norm(w, cov)
+    return gram, cross, scale
+
+
+def _mehler(c, corr):
+    """`sum_k c_ik c_jk corr_ij^k` by Horner's rule in `k`."""
+    return _horner(c[:, None, :] * c[None, :, :], corr)
+
+
+def committee_moments(problem, gram, cross, scale, b, degree: int = MAX_DEGREE):
+    """`(Q, v)`: `Q_ij = E[phi(xi_i + b_i) phi(xi_j + b_j)]` (m, m) and `v_j = E[y phi(xi_j + b_j)]`
+    (m,) from the overlaps (see `overlaps`), the biases `b` (m,) and `problem.activation`."""
+    act, alpha = problem.activation, jnp.asarray(problem.link.coeffs)
+    deg = max(degree, alpha.shape[-1] - 1)
+    c = shifted_coeffs(act, b, scale, deg)
+    sq = jnp.sqrt(jnp.diagonal(gram))
+    corr = gram / (sq[:, None] * sq[None, :])
+    off = _mehler(c[:, : degree + 1], corr)
+    diag = shifted_second_moment(act, b, scale)
+    m = gram.shape[0]
+    q = jnp.where(jnp.eye(m, dtype=bool), diag[:, None] * jnp.eye(m, dtype=diag.dtype), off)
+    r = cross / sq
+    v = _horner(c[:, : alpha.shape[-1]] * alpha, r)
+    return q, v
+
+
+def target_moment(problem):
+    """`E[y^2] = E[f_*^2] + tau^2`."""
+    return problem.link.sq_norm + problem.noise**2
+
+
+def risk_from_moments(problem, a, q, v):
+    """The network's population risk from `(Q, v)`: squared or correlation loss."""
+    if problem.loss == "correlation":
+        return -(a @ v)
+    return 0.5 * (a @ q @ a) - a @ v + 0.5 * target_moment(problem)
+
+
+def network_risk(w, a, b, problem, cov=None, degree: int = MAX_DEGREE):
+    """Exact population risk (to the Hermite truncation) of `f(x) = sum_j a_j phi(<w_j, x> /
+    N(w_j) + b_j)` with rows `w` (m, d), under Gaussian inputs and a single-index target.
+    `cov` is the neuron normaliser's covariance (None: plain neuron)."""
+    gram, cross, scale = overlaps(w, problem, cov)
+    q, v = committee_moments(problem, gram, cross, scale, b, degree)
+    return risk_from_moments(problem, a, q, v)
+
+
+def truncation_bound(problem, w, b, cov=None, degree: int = MAX_DEGREE):
+    """Elementwise bound (m, m) on the truncation error of the off-diagonal `Q_ij`:
+    `|C_ij|^{K+1} sqrt(T_i T_j)`, `T_j = Q_jj - sum_{k <= K} c_jk^2` (zero on the diagonal)."""
+    gram, _, scale = overlaps(w, problem, cov)
+    act = problem.activation
+    c = shifted_coeffs(act, b, scale, degree)
+    tail = jnp.maximum(shifted_second_moment(act, b, scale) - jnp.sum(c**2, -1), 0.0)
+    sq = jnp.sqrt(jnp.diagonal(gram))
+    corr = jnp.abs(gram / (sq[:, None] * sq[None, :]))
+    out = corr ** (degree + 1) * jnp.sqrt(tail[:, None] * tail[None, :])
+    return jnp.where(jnp.eye(gram.shape[0], dtype=bool), 0.0, out)

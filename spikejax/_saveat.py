@@ -1,0 +1,168 @@
+"""What a run records, and how it ended.
+
+`SaveAt(steps=..., fn=...)` declares the observables once: `fn(w, sim)` returns a pytree
+(a dict of scalars by default), evaluated at the recorded times on the d-dimensional form
+and on the reduced form alike (the covariance, target and `w` are all expressed in the
+same coordinates there). `Trajectory.ys` holds that pytree with a leading time axis, and
+sweeps name their dataset variables after its keys.
+
+`STATUS` is the enumeration of how a run ended; `STATUS_MESSAGES` says what each means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from ._covariance import dot
+from ._population import population_risk, rho
+
+STATUS = ("ok", "nonfinite", "diverged", "oscillating", "max_steps")
+STATUS_MESSAGES = {
+    "ok": "finished",
+    "nonfinite": "w became NaN or infinite; the run was frozen at its last finite state",
+    "diverged": "||w|| exceeded max_norm; the run was frozen",
+    "oscillating": "the last steps alternate by more than 0.1% of ||w|| (a period-2 orbit of the "
+    "discrete map, or one in transit): the step is above the map's stability limit there; a smaller "
+    "dt, or for a population source the Dopri5 flow, removes it",
+    "max_steps": "the adaptive solver used max_steps attempts before reaching the horizon",
+}
+OK, NONFINITE, DIVERGED, OSCILLATING, MAX_STEPS = range(len(STATUS))
+
+METRICS = ("cos_u", "rho", "cos_theta", "norm", "risk", "train_risk")
+METRIC_DOCS = {
+    "cos_u": "<w, u> / ||w||: Euclidean overlap with the target direction (direction recovery)",
+    "rho": "<w, u>_Sigma / (||w||_Sigma ||u||_Sigma): correlation of the pre-activation with the "
+    "target's index (prediction)",
+    "cos_theta": "<w, theta> / ||w||: Euclidean overlap with the spike direction",
+    "norm": "||w||: Euclidean norm of the first-layer weights",
+    "risk": "population risk of the neuron (closed form; Gaussian inputs)",
+    "train_risk": "risk on the training samples (empirical source; NaN otherwise)",
+}
+
+
+def metrics(w, sim) -> dict:
+    """The default observables (`METRICS`) of `w`."""
+    p = sim.problem
+    nw = jnp.sqrt(dot(w, w))
+    cov = sim.neuron_cov
+    theta = getattr(p.covariance, "theta", None)
+    risk = population_risk(w, p, cov) if p.inputs.is_gaussian else jnp.full_like(nw, jnp.nan)
+    return {
+        "cos_u": dot(w, p.u) / nw,
+        "rho": rho(w, p),
+        "cos_theta": dot(w, theta) / nw if theta is not None else jnp.full_like(nw, jnp.nan),
+        "norm": nw,
+        "risk": risk,
+        "train_risk": sim.source.train_risk(w, sim.data, sim),
+    }
+
+
+def overlaps(w, sim) -> dict:
+    """The cheap observables first passages are taken on: `|rho|` and `|cos_u|` (O(d) a step)."""
+    p = sim.problem
+    return {"rho": jnp.abs(rho(w, p)), "cos_u": jnp.abs(dot(w, p.u)) / jnp.sqrt(dot(w, w))}
+
+
+def _as_passages(passages):
+    if passages is None:
+        return ()
+    if isinstance(passages, dict):
+        passages = passages.items()
+    try:
+        return tuple((str(k), tuple(float(t) for t in v)) for k, v in passages)
+    except (TypeError, ValueError):
+        return passages
+
+
+def record_schedule(steps: int, record: int) -> np.ndarray:
+    """At most `record` log-spaced steps in `[0, steps]`, always with 0 and `steps`."""
+    if record >= steps + 1:
+        return np.arange(steps + 1)
+    if record == 2:
+        return np.array([0, steps])
+    pts = np.unique(np.round(np.logspace(0, np.log10(steps), record - 1)).astype(int))
+    return np.concatenate([[0], pts])
+
+
+def _as_steps(steps):
+    if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
+        return int(steps)
+    try:
+        return tuple(int(k) for k in np.asarray(steps).ravel())
+    except (TypeError, ValueError):
+        return steps
+
+
+class SaveAt(eqx.Module):
+    """When to record and what.
+
+    **Fields:**
+    - `steps`: a count of log-spaced points in `[0, steps]` (0 and the last always), or an
+      explicit increasing sequence of step indices starting at 0 and ending at `steps`.
+      A step index `k` is the time `t = k dt` (an adaptive solver records at those times).
+    - `fn`: `fn(w, sim) -> pytree` of scalars; default `metrics`.
+    - `passages`: first passages tracked at every step inside the scan (no history), e.g.
+      `{"rho": (0.5, 0.9, 0.99), "cos_u": (0.9,)}`: the first time `t` at which
+      `passage_fn(w)[name] >= threshold`; NaN if never. For a one-pass source the samples
+      used by then are `batch * t / dt`.
+    - `passage_fn`: `fn(w, sim) -> dict` of the tracked values; default `overlaps`
+      (`|rho|`, `|cos_u|`).
+    """
+
+    steps: int | tuple = eqx.field(static=True, default=32, converter=_as_steps)
+    fn: Callable = eqx.field(static=True, default=metrics)
+    passages: tuple = eqx.field(static=True, default=(), converter=_as_passages)
+    passage_fn: Callable = eqx.field(static=True, default=overlaps)
+
+    def __check_init__(self):
+        if isinstance(self.steps, (int, np.integer)) and not isinstance(self.steps, bool):
+            if self.steps < 2:
+                raise ValueError(f"saveat.steps={self.steps!r} is not allowed; allowed: a count >= 2 or a sequence")
+        elif not isinstance(self.steps, tuple):
+            raise ValueError(f"saveat.steps={self.steps!r} is not allowed; allowed: a count >= 2 or a tuple of steps")
+        ok = isinstance(self.passages, tuple) and all(
+            len(th) >= 1 and all(0 < t <= 1 for t in th) for _, th in self.passages)
+        if not ok:
+            raise ValueError(
+                f"saveat.passages={self.passages!r} is not allowed; allowed: a mapping from an observable "
+                "name to thresholds in (0, 1]"
+            )
+
+    def thresholds(self):
+        """`(names, thresholds)`: one entry per tracked (observable, threshold) pair."""
+        names = [k for k, th in self.passages for _ in th]
+        return names, np.array([t for _, th in self.passages for t in th])
+
+    def passage(self, w, sim, t, times):
+        """Update the first-passage times `times` (P,) with the state `w` at time `t`."""
+        if not self.passages:
+            return times
+        values = self.passage_fn(w, sim)
+        names, th = self.thresholds()
+        v = jnp.stack([values[k] for k in names])
+        return jnp.where(jnp.isnan(times) & (v >= jnp.asarray(th, v.dtype)), t, times)
+
+    def unpack(self, times) -> dict:
+        """`{name: (thresholds,) first-passage times}` from the flat (P,) array."""
+        out, i = {}, 0
+        for k, th in self.passages:
+            out[k] = times[..., i:i + len(th)]
+            i += len(th)
+        return out
+
+    def schedule(self, steps: int) -> np.ndarray:
+        """The recorded step indices for a run of `steps` steps."""
+        if not isinstance(self.steps, tuple):
+            return record_schedule(steps, int(self.steps))
+        s = np.asarray(self.steps, int)
+        ok = s.ndim == 1 and s.size >= 2 and s[0] == 0 and s[-1] == steps and np.all(np.diff(s) > 0)
+        if not ok:
+            raise ValueError(
+                f"saveat.steps={self.steps!r} is not allowed; allowed: increasing step indices "
+                f"from 0 to steps={steps}"
+            )
+        return s

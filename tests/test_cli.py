@@ -1,0 +1,262 @@
+"""The command line as a user meets it: run as a subprocess, like `spikejax ...` from a shell.
+
+Every user error is one line on stderr with a non-zero exit and no traceback; Ctrl-C leaves
+a resumable directory; the dataset round-trips with its types."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spikejax as sj
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(seeds=2, d=16, kappa=[1.0, 3.0], r1=[0.0, 0.25], dt=0.3, steps=60, record=6)
+
+
+def _toml(path, cfg):
+    lines = []
+    for k, v in cfg.items():
+        lines.append(f"{k} = {json.dumps(v)}")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory):
+    """One compilation cache for this module's runs (the same tiny programs compile once),
+    never the user's."""
+    global CACHE
+    CACHE = tmp_path_factory.mktemp("xdg-cache")
+
+
+def _env(tmp_path):
+    return dict(os.environ, XDG_CACHE_HOME=str(CACHE), PYTHONPATH=str(ROOT))
+
+
+def spikejax(tmp_path, *args, umask=None, timeout=300):
+    """Run `spikejax ARGS` (under `umask` if given) and return the CompletedProcess (text)."""
+    cmd = [sys.executable, "-m", "spikejax.cli", *map(str, args)]
+    if umask is not None:
+        cmd = ["sh", "-c", f"umask {umask:03o} && exec \"$@\"", "sh", *cmd]
+    return subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=timeout)
+
+
+def in_process(capsys, *args):
+    """`main(args)` in this process (for checks that need no fresh interpreter):
+    `(exit code, stdout, stderr)`."""
+    from spikejax.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+def one_line_error(proc, code=2):
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_blind_activation_is_refused_before_compiling(tmp_path):
+    cfg = _toml(tmp_path / "b.toml", dict(d=32, kappa=1.0, steps=50, link="h3", activation="h2"))
+    proc = spikejax(tmp_path, "sweep", cfg, "--out", tmp_path / "o")
+    line = one_line_error(proc)
+    assert line.startswith("spikejax sweep: error: activation='h2' is not allowed;")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_configuration_in_error_makes_the_command_fail(tmp_path):
+    """A group that raises at run time (not refused up front) is `error`, exit 1."""
+    cfg = _toml(tmp_path / "c.toml", TINY)
+    code = textwrap.dedent(f"""
+        import sys
+        import spikejax._sweep as s
+        real = s.Runner.chunk_fn
+        def boom(self, keys, params, state):
+            if self.steps and "kappa" in params and float(params["kappa"][0, -1]) > 2:
+                raise RuntimeError("synthetic failure")
+            return real(self, keys, params, state)
+        s.Runner.chunk_fn = boom
+        from spikejax.cli import main
+        main(["sweep", {cfg!r}, "--out", "o", "--no-progress", "--max-memory", "10K"])
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "status: ok 4, error 4" in proc.stdout
+    assert "could not run" in proc.stderr and "synthetic failure" in proc.stderr
+
+
+def test_sigint_while_compiling_leaves_a_resumable_directory(tmp_path):
+    cfg = _toml(tmp_path / "c.toml", TINY)
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "spikejax.cli", "sweep", cfg, "--out", out, "--no-progress",
+                             "--no-cache"],
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    line = proc.stderr.readline()
+    while line and "compiling" not in line:
+        line = proc.stderr.readline()
+    assert "compiling" in line, "the sweep never said it was compiling"
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, err
+    assert err.strip() == "interrupted; 0/1 batches saved; rerun with --resume", err
+    resumed = spikejax(tmp_path, "sweep", cfg, "--out", out, "--resume", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (sj.load_results(out)["status"] == "ok").all()
+
+
+def test_resume_of_a_finished_sweep_computes_nothing(tmp_path):
+    cfg = _toml(tmp_path / "c.toml", TINY)
+    first = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = (tmp_path / "o" / "results.nc").stat().st_mtime_ns
+    again = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--resume", "--no-progress")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing computed" in again.stdout and "compiling" not in again.stderr
+    assert (tmp_path / "o" / "results.nc").stat().st_mtime_ns == before
+
+
+def test_resume_reports_only_the_work_it_did(tmp_path, monkeypatch):
+    """Two batches, the first saved: a resume computes (and counts) only the second."""
+    out = tmp_path / "o"
+    monkeypatch.setattr(sj._io.Store, "clear_checkpoints", lambda self: None)
+    sj.sweep(TINY, out=out, progress=False, max_memory=10_000)
+    batches = sorted((out / "checkpoint").glob("batch-*.npz"))
+    assert len(batches) == 2
+    batches[1].unlink()
+    (out / "results.nc").unlink()
+    proc = spikejax(tmp_path, "sweep", _toml(tmp_path / "c.toml", TINY), "--out", out, "--resume", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resuming: 1 of 2 batches done" in proc.stderr
+    assert "(240 config-steps computed here" in proc.stdout and "1 of 2 batches resumed" in proc.stdout
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert "no results at" in one_line_error(spikejax(tmp_path, "plot", "no-such-dir"))
+    cfg = _toml(tmp_path / "c.toml", TINY)
+    line = one_line_error(spikejax(tmp_path, "sweep", cfg, "--out", "/proc/spikejax-cannot-write/o"))
+    assert "/proc/spikejax-cannot-write" in line
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "o"
+    assert "is a file" in one_line_error(in_process(capsys, "sweep", cfg, "--out", out))
+    missing = tmp_path / "missing.toml"
+    assert "no such file" in one_line_error(in_process(capsys, "sweep", missing, "--out", tmp_path / "o"))
+    typo = _toml(tmp_path / "t.toml", dict(d=16, kapa=1.0))
+    assert "did you mean kappa?" in one_line_error(in_process(capsys, "sweep", typo, "--out", tmp_path / "o"))
+
+
+@pytest.mark.parametrize("n", [100, [100, 200]])
+def test_keys_that_do_not_apply_are_refused_naming_the_source(tmp_path, capsys, n):
+    cfg = _toml(tmp_path / "c.toml", dict(d=16, kappa=1.0, n=n))
+    line = one_line_error(in_process(capsys, "sweep", cfg, "--out", tmp_path / "o", "--dry-run"))
+    assert f"n={n!r} is not allowed; n applies only with source='empirical' (here source='population')" in line
+
+
+def test_failed_preflight_leaves_nothing_and_the_corrected_config_runs(tmp_path):
+    big = _toml(tmp_path / "big.toml", dict(TINY, d=32, n=4096, source="empirical"))
+    line = one_line_error(spikejax(tmp_path, "sweep", big, "--out", "o", "--max-memory", "1M"))
+    assert "n=4096 is not allowed here" in line and "MB" in line and "lower n" in line
+    assert not (tmp_path / "o").exists()
+    # an old refused start left only config.json: nothing to lose, so it does not block
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "config.json").write_text('{"d": [99]}')
+    ok = spikejax(tmp_path, "sweep", _toml(tmp_path / "ok.toml", TINY), "--out", "o", "--no-progress")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_another_config_is_refused_naming_the_keys_and_force_clears_figures(tmp_path):
+    sj.sweep(TINY, out=tmp_path / "o", progress=False)
+    (tmp_path / "o" / "curves.png").write_bytes(b"old figure")
+    other = _toml(tmp_path / "d.toml", dict(TINY, steps=61, dt=0.2))
+    line = one_line_error(spikejax(tmp_path, "sweep", other, "--out", "o"))
+    assert "dt: [0.3] -> [0.2]" in line and "steps: [60] -> [61]" in line and "--force" in line
+    forced = spikejax(tmp_path, "sweep", other, "--out", "o", "--force", "--no-progress")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert not (tmp_path / "o" / "curves.png").exists()
+
+
+def test_files_are_readable_by_others_and_attributes_keep_their_types(tmp_path):
+    cfg = _toml(tmp_path / "c.toml", dict(TINY, reduced=False))
+    proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress", umask=0o022)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("results.nc", "config.json"):
+        assert stat.S_IMODE((tmp_path / "o" / name).stat().st_mode) == 0o644, name
+    ds = sj.load_results(tmp_path / "o")
+    assert ds.attrs["fixed_reduced"] is False and ds.attrs["fixed_n2"] is None
+    assert ds.attrs["fixed_d"] == 16 and ds.attrs["fixed_dynamic"] == "normalized"
+    for key in ("equinox", "optax", "xarray", "numpy", "jax", "created"):
+        assert ds.attrs[key], key
+    assert "sweep" in ds.attrs["command"]
+    assert ds["rho"].dtype == np.float32
+    for name in ds.data_vars:
+        assert ds[name].attrs["long_name"] and ds[name].attrs["description"], name
+    docs = (ROOT / "docs" / "sweeps.md").read_text()
+    for metric in sj.METRICS:
+        assert f"`{metric}`" in docs, metric
+
+
+def test_checkpoints_are_readable_by_others(tmp_path, monkeypatch):
+    monkeypatch.setattr(sj._io.Store, "clear_checkpoints", lambda self: None)
+    old = os.umask(0o022)
+    try:
+        sj.sweep(TINY, out=tmp_path, progress=False)
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "checkpoint").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    cfg = _toml(tmp_path / "c.toml", TINY)
+    proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for word in ("grid: 8 configurations", "groups: 1", "batches: 1", "memory: about", "time: about"):
+        assert word in proc.stdout, proc.stdout
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_grid_too_big_for_host_memory_is_refused_at_once(tmp_path):
+    cfg = _toml(tmp_path / "c.toml", dict(seeds=10_000, d=16, kappa=[float(k) for k in range(10_000)]))
+    t = time.perf_counter()
+    line = one_line_error(spikejax(tmp_path, "sweep", cfg, "--out", "o", "--dry-run"))
+    assert time.perf_counter() - t < 30
+    assert "grid='1e+08 configurations' is not allowed" in line and "GB of host memory" in line
+
+
+def test_planning_a_million_configurations_is_fast():
+    cfg = sj.load_config(dict(seeds=10, d=32, kappa=[float(i) for i in range(100)],
+                              r1=[i / 200 for i in range(100)], dt=[0.1 * (i + 1) for i in range(10)], steps=10))
+    t = time.perf_counter()
+    axes, groups = sj.plan(cfg)
+    elapsed = time.perf_counter() - t
+    assert sum(len(g.seeds) * len(g.configs) for g in groups) == 1_000_000
+    assert elapsed < 1.0, elapsed
+    flat = np.concatenate([g.flat.ravel() for g in groups])
+    assert np.array_equal(np.sort(flat), np.arange(1_000_000))  # every configuration exactly once
+
+
+def test_every_help_has_descriptions_defaults_and_an_example(capsys):
+    for command in ([], ["sweep"], ["demo"], ["merge"], ["info"]):
+        proc = in_process(capsys, *command, "--help")
+        assert proc.returncode == 0
+        assert "example" in proc.stdout, command
+    sweep_help = in_process(capsys, "sweep", "--help").stdout
+    assert "--dry-run" in sweep_help and "--no-cache" in sweep_help and "(default:" in sweep_help

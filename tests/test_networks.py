@@ -1,0 +1,236 @@
+"""Width-m networks: closed forms (committee machine), training as a whole, the reduction."""
+
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spikejax as sj
+from spikejax._committee import committee_moments, network_risk, overlaps, truncation_bound
+
+
+def _erf():
+    return sj.hermite_function(lambda x: jax.scipy.special.erf(x / jnp.sqrt(2.0)), name="erf")
+
+
+ERF = _erf()
+
+
+def _problem(link="h2", activation="relu", kappa=3.0, r1=0.25, noise=0.3, d=16, loss="squared"):
+    p = sj.make_problem(d, key=jax.random.key(0), kappa=kappa, r1=r1, link="h1", activation="relu",
+                        noise=noise, loss=loss)
+    act = activation if isinstance(activation, sj.HermiteFunction) else sj.hermite_function(activation)
+    lk = link if isinstance(link, sj.HermiteFunction) else sj.hermite_function(link)
+    return eqx.tree_at(lambda q: (q.target.link, q.activation), p, (lk, act))
+
+
+def _network(p, m=4, seed=1, length=1.0):
+    """Rows tilted towards u (overlaps far from 0, pairwise correlations up to ~0.8), norms
+    spread around `length`, biases and second layer of both signs."""
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+    g = jax.random.normal(k1, (m, p.d))
+    w = g / jnp.linalg.norm(g, axis=1, keepdims=True) + jnp.linspace(0.3, 1.2, m)[:, None] * p.u
+    w = length * jnp.linspace(0.7, 1.2, m)[:, None] * w / jnp.linalg.norm(w, axis=1, keepdims=True)
+    a = jax.random.normal(k2, (m,)) / jnp.sqrt(m)
+    b = 0.8 * jax.random.normal(k3, (m,))
+    return w, a, b
+
+
+def _monte_carlo(p, w, a, b, cov, n=1_000_000, key=7):
+    z, y = sj.draw(p, jax.random.key(key), n)
+    s = p.covariance.sqrt(w) / sj.neuron_norm(w, cov)[:, None]
+    feats = p.activation(z @ s.T + b)
+    return feats, y
+
+
+@pytest.mark.parametrize("activation,link", [("relu", "h2"), ("relu", "h3"), ("tanh", "h2"), ("tanh", "h1")])
+@pytest.mark.parametrize("neuron", ["plain", "sigma"])
+def test_committee_moments_against_monte_carlo(activation, link, neuron):
+    p = _problem(link, activation)
+    w, a, b = _network(p)
+    cov = None if neuron == "plain" else p.covariance
+    feats, y = _monte_carlo(p, w, a, b, cov)
+    n = feats.shape[0]
+    q, v = committee_moments(p, *overlaps(w, p, cov), b)
+    # every moment within 4 standard errors (1e6 samples)
+    prod = feats[:, :, None] * feats[:, None, :]
+    mc_q, se_q = prod.mean(0), prod.std(0) / np.sqrt(n)
+    assert np.all(np.abs(mc_q - q) < 4 * se_q), np.max(np.abs(mc_q - q) / se_q)
+    cross = feats * y[:, None]
+    mc_v, se_v = cross.mean(0), cross.std(0) / np.sqrt(n)
+    assert np.all(np.abs(mc_v - v) < 4 * se_v), np.max(np.abs(mc_v - v) / se_v)
+    # the whole network's squared loss
+    losses = 0.5 * (feats @ a - y) ** 2
+    exact = float(network_risk(w, a, b, p, cov))
+    assert abs(float(losses.mean()) - exact) < 4 * float(losses.std() / np.sqrt(n))
+    # the off-diagonal correlations are really off-diagonal (not a near-diagonal check)
+    corr = overlaps(w, p, cov)[0] / np.sqrt(np.outer(np.diag(overlaps(w, p, cov)[0]), np.diag(overlaps(w, p, cov)[0])))
+    assert np.max(np.abs(corr - np.eye(4))) > 0.5
+
+
+def _saad_solla(p, w, a, cov):
+    """The erf committee machine in closed form: `E[g(u) g(v)] = (2/pi) arcsin(C_uv /
+    sqrt((1 + C_uu)(1 + C_vv)))` for `g(x) = erf(x / sqrt 2)` (Saad & Solla 1995), teacher
+    `y = g(z_*)`, `z_*` of unit variance."""
+    gram, cross, scale = overlaps(w, p, cov)
+    sq = jnp.sqrt(jnp.diagonal(gram))
+    cuv = gram / (sq[:, None] * sq[None, :]) * scale[:, None] * scale[None, :]
+    cuu = scale**2
+    q = 2 / jnp.pi * jnp.arcsin(cuv / jnp.sqrt((1 + cuu[:, None]) * (1 + cuu[None, :])))
+    v = 2 / jnp.pi * jnp.arcsin(scale * cross / sq / jnp.sqrt((1 + cuu) * 2))
+    tt = 2 / jnp.pi * jnp.arcsin(0.5)
+    return q, v, 0.5 * a @ q @ a - a @ v + 0.5 * (tt + p.noise**2)
+
+
+@pytest.mark.parametrize("neuron", ["plain", "sigma"])
+def test_erf_committee_machine_matches_arcsin_formula(neuron):
+    p = _problem(ERF, ERF, noise=0.2)
+    w, a, _ = _network(p, m=5, length=0.8)
+    b = jnp.zeros(5)
+    cov = None if neuron == "plain" else p.covariance
+    q, v = committee_moments(p, *overlaps(w, p, cov), b)
+    q_ss, v_ss, r_ss = _saad_solla(p, w, a, cov)
+    bound = truncation_bound(p, w, b, cov)
+    assert np.all(np.abs(q - q_ss) <= bound + 1e-12)
+    np.testing.assert_allclose(q, q_ss, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(v, v_ss, atol=1e-10, rtol=0)
+    assert float(network_risk(w, a, b, p, cov)) == pytest.approx(float(r_ss), abs=1e-8)
+    # gradients of the two closed forms agree too
+    g1 = jax.grad(lambda w: network_risk(w, a, b, p, cov))(w)
+    g2 = jax.grad(lambda w: _saad_solla(p, w, a, cov)[2])(w)
+    np.testing.assert_allclose(g1, g2, atol=1e-7, rtol=0)
+    # nearly parallel rows (|C| up to 0.99) of larger scale: the truncation error is visible,
+    # within the Cauchy-Schwarz bound and close to it, and falls geometrically with the degree
+    w2 = w / jnp.linalg.norm(w, axis=1, keepdims=True) + 3.0 * p.u
+    w2 = 2.0 * w2 / jnp.linalg.norm(w2, axis=1, keepdims=True)
+    q_ss2 = _saad_solla(p, w2, a, None)[0]
+    errs = {}
+    for k in (16, 32, 64):
+        errs[k] = float(np.max(np.abs(committee_moments(p, *overlaps(w2, p, None), b, degree=k)[0] - q_ss2)))
+        bound = float(np.max(truncation_bound(p, w2, b, None, degree=k)))
+        assert errs[k] <= bound + 1e-14 and (k == 64 or errs[k] > bound / 10), (k, errs[k], bound)
+    assert 1e-6 < errs[16] and 1e-10 < errs[32] < 1e-8 and errs[64] < 1e-13, errs
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("neuron", ["plain", "sigma"])
+def test_network_risk_gradients_against_finite_differences(activation, neuron):
+    p = _problem("h2", activation, d=8)
+    w, a, b = _network(p, m=3, seed=4)
+    cov = None if neuron == "plain" else p.covariance
+    f = jax.jit(lambda x: network_risk(x[:24].reshape(3, 8), x[24:27], x[27:], p, cov))
+    x = jnp.concatenate([w.ravel(), a, b])
+    g = np.asarray(jax.grad(f)(x))
+    eps = 1e-6
+    fd = np.array([(f(x + eps * e) - f(x - eps * e)) / (2 * eps) for e in np.eye(x.size)])
+    np.testing.assert_allclose(g, fd, atol=1e-8, rtol=1e-6)
+    assert np.min(np.abs(g[24:])) > 1e-4  # a and b really enter the risk
+
+
+# ---------------------------------------------------------------- the network as training state
+
+P64 = sj.make_problem(32, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.1)
+
+
+@pytest.mark.parametrize("source,solver", [(sj.Population(), sj.Euler()),
+                                           pytest.param(sj.Population(), sj.Dopri5(), marks=pytest.mark.slow),
+                                           (sj.Empirical(256), sj.Euler()), (sj.Online(64), sj.Euler())])
+def test_width_one_frozen_network_is_the_single_neuron(source, solver):
+    kw = dict(key=jax.random.key(1), dt=0.1, steps=200, solver=solver)
+    one = sj.simulate(P64, sj.Normalized(), source, **kw)
+    net = sj.simulate(P64, sj.Normalized(), source, network=sj.Network(width=1), **kw)
+    assert isinstance(net.w, sj.TwoLayer) and net.w.w.shape == (1, 32)
+    np.testing.assert_array_equal(net.w.a, [1.0])
+    np.testing.assert_array_equal(net.w.b, [0.0])
+    # the same run to rounding: the same steps, weights and records (the closed-form and
+    # autodiff gradients differ in the last bits only)
+    assert int(net.num_steps) == int(one.num_steps)
+    np.testing.assert_allclose(net.w.w[0], one.w, atol=1e-13, rtol=0)
+    for name in ("rho", "cos_u", "risk", "train_risk"):
+        np.testing.assert_allclose(net.ys[name], one.ys[name], atol=1e-13, rtol=0)
+    assert float(one.rho[-1]) > float(one.rho[0]) + 0.3  # it moved
+
+
+@pytest.mark.parametrize("dynamic,r1", [pytest.param(sj.Spherical(), 0.0, marks=pytest.mark.slow), (sj.Normalized(), 0.3),
+                                        pytest.param(sj.Preconditioned(), 0.3, marks=pytest.mark.slow),
+                                        pytest.param(sj.Vanilla(), 0.0, marks=pytest.mark.slow)])
+def test_network_reduction_matches_full_dimension(dynamic, r1):
+    p = sj.make_problem(64, key=jax.random.key(0), kappa=20.0, r1=r1, link="h2", activation="relu", noise=0.1)
+    net = sj.Network(width=3, scaling="standard", second_layer="joint", lr_ratio=0.5, biases="trained",
+                     a_init="sign", bias_init=1.0)
+    kw = dict(key=jax.random.key(5), dt=0.1, steps=500, solver=sj.Euler(), network=net)
+    full = jax.jit(lambda p: sj.simulate(p, dynamic, **kw))(p)
+    red = jax.jit(lambda p: sj.simulate(p, dynamic, reduced=True, **kw))(p)
+    sim, w0 = sj.prepare(p, dynamic, key=jax.random.key(5), network=net, reduced=True)
+    assert w0.shape == (3 * 5 + 3 + 3,)  # m rows of m + 2 coordinates, a, b
+    for name in ("rho", "cos_u", "risk", "rho_mean", "a_norm", "norm"):
+        np.testing.assert_allclose(red.ys[name], full.ys[name], atol=1e-8, rtol=0)
+    np.testing.assert_allclose(red.w.w, full.w.w, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(red.w.a, full.w.a, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(red.w.b, full.w.b, atol=1e-8, rtol=0)
+    assert float(full.risk[-1]) < float(full.risk[0]) - 0.05  # it trained
+    assert float(jnp.max(jnp.abs(full.w.b - red.w.b))) < 1e-8 and float(jnp.std(full.w.b)) > 0.1
+
+
+def test_bad_network_arguments_are_refused():
+    for kwargs, name in [(dict(width=0), "width=0"), (dict(scaling="ntk"), "scaling='ntk'"),
+                         (dict(lr_ratio=0.0), "lr_ratio=0.0"), (dict(lr_ratio=-1.0), "lr_ratio=-1.0"),
+                         (dict(second_layer="ratio"), "second_layer='ratio'"), (dict(biases="free"), "biases='free'")]:
+        with pytest.raises(ValueError, match=f"{name} is not allowed"):
+            sj.Network(**kwargs)
+    with pytest.raises(ValueError, match="network=4 is not allowed"):
+        sj.simulate(P64, sj.Normalized(), key=jax.random.key(0), network=4)
+
+
+def test_scalings_and_learning_rates():
+    for scaling, gamma in (("mean_field", 1.0), ("standard", 0.5)):
+        net = sj.Network(width=16, scaling=scaling, second_layer="joint", lr_ratio=2.0)
+        sim, w0 = sj.prepare(P64, sj.Normalized(), key=jax.random.key(0), network=net)
+        lay = sim.dynamic.layout
+        np.testing.assert_allclose(sj.network_of(w0, sim).a, np.full(16, 16.0**-gamma))
+        assert float(lay.lr_w) == pytest.approx(16.0**gamma) and float(lay.lr_a) == pytest.approx(2.0 / 16.0**gamma)
+        assert w0.shape == (16 * 32 + 16,)  # rows and a; the frozen biases are not state
+
+
+def test_network_observables_and_overlap_matrix():
+    net = sj.Network(width=4, second_layer="joint", a_init="sign")
+    tr = sj.simulate(P64, sj.Normalized(), key=jax.random.key(2), dt=0.2, steps=300, network=net,
+                     solver=sj.Euler(), saveat=sj.SaveAt(steps=5))
+    assert set(tr.ys) == set(sj.NETWORK_METRICS)
+    w = tr.w.w
+    cov = P64.covariance
+    rho = np.abs(cov.inner(w, P64.u) / (cov.norm(w) * cov.norm(P64.u)))
+    assert float(tr.rho[-1]) == pytest.approx(rho.max(), abs=1e-12)
+    assert float(tr.ys["rho_mean"][-1]) == pytest.approx(rho.mean(), abs=1e-12)
+    assert float(tr.ys["rho_frac"][-1]) == pytest.approx(np.mean(rho >= 0.9))
+    assert float(tr.ys["a_norm"][-1]) == pytest.approx(float(jnp.linalg.norm(tr.w.a)), abs=1e-12)
+    exact = float(network_risk(w, tr.w.a, tr.w.b, P64, cov))
+    assert float(tr.ys["excess_risk"][-1]) == pytest.approx(exact - 0.5 * 0.1**2, abs=1e-12)
+    assert float(tr.risk[-1]) < float(tr.risk[0])
+    # the overlap matrix on request
+    om = sj.simulate(P64, sj.Normalized(), key=jax.random.key(2), dt=0.2, steps=300, network=net,
+                     solver=sj.Euler(), saveat=sj.SaveAt(steps=5, fn=sj.overlap_matrix))
+    assert om.ys["gram"].shape == (5, 6, 6) and om.ys["q"].shape == (5, 4, 4)
+    g = om.ys["gram"][-1]
+    np.testing.assert_allclose(g[:4, 4] / np.sqrt(np.diag(g)[:4] * g[4, 4]), cov.inner(w, P64.u) / (
+        cov.norm(w) * cov.norm(P64.u)), atol=1e-12)
+
+
+@pytest.mark.slow
+def test_jointly_trained_width_four_relu_network_learns_h2():
+    """d = 64, h2 target (E[y^2] = 1), width 4, ReLU, standard scaling, both layers and the
+    biases trained: population excess risk below 1% of E[y^2]. (The best width-4 ReLU fit of
+    h2 has excess 0.0067; from this initialisation about 5 seeds in 8 reach <= 0.0084, the
+    rest stop at width-3 local minima, 0.017 or 0.10: see docs/decisions.md.)"""
+    p = sj.make_problem(64, key=jax.random.key(0), kappa=3.0, r1=0.0, link="h2", noise=0.0)
+    net = sj.Network(width=4, scaling="standard", second_layer="joint", biases="trained", bias_init=2.0)
+    key = jax.random.split(jax.random.key(0), 8)[0]
+    tr = jax.jit(lambda p: sj.simulate(p, sj.Normalized(), key=key, dt=0.05, steps=20000, solver=sj.Euler(),
+                                       network=net, saveat=sj.SaveAt(steps=4)))(p)
+    ey2 = float(p.link.sq_norm + p.noise**2)
+    assert float(tr.ys["excess_risk"][0]) > 0.2 * ey2
+    assert float(tr.ys["excess_risk"][-1]) < 0.01 * ey2
+    assert float(tr.ys["rho_frac"][-1]) == 1.0  # every neuron found u (up to sign)
+    assert int(tr.status) == 0
