@@ -279,8 +279,14 @@ def setting_title(ds, *, reduced: str = "", extra=(), width: int = 100) -> str:
         parts.append(f"{fixed['loss']} loss")
     if fixed.get("noise"):
         parts.append(f"noise={_fmt(fixed['noise'])}")
+    solver = fixed.get("solver", "euler")
+    if solver == "auto":
+        solver = "dopri5" if fixed.get("source", "population") == "population" else "euler"
     if fixed.get("dt") is not None and fixed.get("steps") is not None:
-        parts.append(f"dt={_fmt(fixed['dt'])}, {fixed['steps']} steps")
+        if solver == "dopri5":
+            parts.append(f"flow to T={_fmt(fixed['dt'] * fixed['steps'])} (Dopri5, rtol {fixed.get('rtol', 1e-6):g})")
+        else:
+            parts.append(f"dt={_fmt(fixed['dt'])}, {fixed['steps']} steps")
     seeds = ds.sizes.get("seed", 1)
     parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}" + (f" ({reduced})" if reduced else ""))
     parts.extend(extra)

@@ -346,8 +346,8 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
         bar_done += step
         work += step
         bar.update(step)
-        bar.set_postfix_str(f"batch {bi + 1}, step {min(done, steps) if not runner.adaptive else done}"
-                            + ("" if runner.adaptive else f"/{steps}"), refresh=False)
+        where = f"{done} adaptive attempts" if runner.adaptive else f"step {min(done, steps)}/{steps}"
+        bar.set_postfix_str(f"batch {bi + 1}, {where}", refresh=False)
         if finished:
             break
         if store:
