@@ -123,6 +123,7 @@ def make_problem(
     noise=0.0,
     normalisation: str = "unit_top",
     inputs: AbstractInputs | None = None,
+    **renamed,
 ) -> Problem:
     """The paper's problem in one call: a single-index target under one spike.
 
@@ -141,6 +142,10 @@ def make_problem(
     **Raises:** `ValueError` for any argument out of range, and when the activation
     cannot see the link's information exponent `s` (`beta_s = 0`).
     """
+    for name in renamed:
+        hint = "renamed: pass inputs=sj.StudentT(nu), sj.Rademacher() or sj.Gaussian()" if name in (
+            "input_dist", "nu") else "unknown argument; see help(sj.make_problem)"
+        check(name, renamed[name], False, hint)
     check_int("d", d, 2)
     check(
         "kappa/r2",

@@ -127,6 +127,15 @@ class Simulation(eqx.Module):
         return self.saveat.fn(w, self)
 
 
+RENAMED = {
+    "record": "renamed: pass saveat=sj.SaveAt(steps=N)",
+    "n": "sample sizes live in the source now: pass sj.Empirical(n) as the source",
+    "n_used": "pass sj.Empirical(n, n_used=...) as the source",
+    "batch": "pass sj.Online(batch) or sj.Reused(batch, reuse) as the source",
+    "optimizer": "renamed: pass solver=sj.Optax(optimizer)",
+}
+
+
 def _refuse_string(name, value, registry):
     if isinstance(value, str):
         raise ValueError(
@@ -163,8 +172,11 @@ def prepare(
     max_norm: float = 1e6,
     init_key=None,
     network=None,
+    **renamed,
 ):
     """Check the arguments and build `(simulation, w0)`; see `simulate` for their meaning."""
+    for name in renamed:
+        check(name, renamed[name], False, RENAMED.get(name, f"unknown argument; see help(sj.simulate)"))
     source = Population() if source is None else source
     saveat = SaveAt() if saveat is None else saveat
     _refuse_string("dynamic", dynamic, "sj.Normalized()")

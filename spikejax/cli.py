@@ -11,6 +11,8 @@ import argparse
 import os
 import re
 import sys
+
+import numpy as np
 import time
 
 EXAMPLES = """examples:
@@ -197,10 +199,37 @@ def _info(args):
     import spikejax
     from ._plan import default_memory_budget
 
+    if args.dir is not None:
+        return _info_dir(args.dir)
+
     print(f"spikejax {spikejax.__version__}, jax {jax.__version__}, python {sys.version.split()[0]}")
     print(f"backend {jax.default_backend()}, devices {jax.devices()}")
     print(f"default memory budget {default_memory_budget() / 1e9:.1f} GB")
     print(f"compilation cache {cache_dir()}")
+
+
+def _info_dir(path):
+    """Summarise a results directory: its config, status counts, timings and versions."""
+    import json
+
+    from ._io import load_results
+
+    ds = load_results(path)
+    config = json.loads(ds.attrs.get("config", "{}"))
+    swept = {k: v for k, v in config.items() if isinstance(v, list) and len(v) > 1}
+    fixed = {k: v[0] for k, v in config.items() if isinstance(v, list) and len(v) == 1 and v[0] is not None}
+    print(f"results: {path} ({int(ds['status'].size)} configurations, {ds.sizes.get('step', 0)} records)")
+    print("swept: " + ", ".join(f"{k} {v}" for k, v in swept.items()))
+    print("fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+    values, counts = np.unique(np.asarray(ds["status"].values, str), return_counts=True)
+    print("status: " + ", ".join(f"{v} {c}" for v, c in zip(values, counts)))
+    for key in ("created", "command", "seconds", "spikejax", "jax", "jaxlib", "equinox", "optax", "xarray",
+                "numpy", "python", "backend", "devices"):
+        if key in ds.attrs:
+            print(f"{key}: {ds.attrs[key]}")
+    if ds.attrs.get("errors"):
+        print("errors: " + str(ds.attrs["errors"]).splitlines()[0])
+    return 0
 
 
 def main(argv=None):
@@ -252,8 +281,12 @@ def main(argv=None):
     sw.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                     help="address for jax.distributed.initialize (multi-process sweeps)")
     sw.set_defaults(func=_sweep)
-    pl = sub.add_parser("plot", help="figures of a results directory")
-    pl.add_argument("dir")
+    pl = sub.add_parser(
+        "plot", formatter_class=_Help, help="figures of a results directory",
+        description="Draw DIR/curves.{png,pdf} (every configuration, small multiples) and, when two or more "
+                    "keys are swept, DIR/heatmap.{png,pdf} (final values, annotated, seed mean).",
+        epilog="examples:\n  spikejax plot out/phase\n  spikejax plot out/phase --var rho --x r2 --y r1")
+    pl.add_argument("dir", help="a results directory written by spikejax sweep")
     pl.add_argument("--var", nargs="+", default=None,
                     help="variables to draw, e.g. rho cos_u norm risk (default: rho cos_u)")
     pl.add_argument("--x", default=None, help="heatmap x axis, a swept key (the other is filled in)")
@@ -267,8 +300,10 @@ def main(argv=None):
     mg.set_defaults(func=_merge)
     info = sub.add_parser(
         "info", formatter_class=_Help, help="versions, devices, default memory budget",
-        description="Versions, backend and devices, default memory budget, compilation cache.",
-        epilog="example:\n  spikejax info")
+        description="Versions, backend and devices, default memory budget, compilation cache; with DIR, a "
+                    "summary of that results directory (config, status counts, timings, versions).",
+        epilog="examples:\n  spikejax info\n  spikejax info out/phase")
+    info.add_argument("dir", nargs="?", default=None, help="a results directory to summarise")
     info.set_defaults(func=_info)
     args = parser.parse_args(argv)
     try:

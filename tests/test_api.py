@@ -98,6 +98,7 @@ BAD_PROBLEMS = [
     (dict(loss="hinge"), "loss"),
     (dict(normalisation="none"), "normalisation"),
     (dict(inputs="laplace"), "inputs"),
+    (dict(input_dist="student_t"), "input_dist"),  # renamed: the message names inputs=sj.StudentT(nu)
     (dict(kappa=1.0, r2=0.5), "kappa/r2"),
 ]
 
@@ -108,7 +109,7 @@ def test_bad_problem_arguments_raise_naming_parameter(kwargs, name):
     args.update(kwargs)
     if "r2" in kwargs and "kappa" not in kwargs:
         args.pop("kappa")
-    with pytest.raises(ValueError, match=rf"^{name}=.*(allowed|choose|give)"):
+    with pytest.raises(ValueError, match=rf"^{name}=.*(allowed|choose|give|renamed)"):
         sj.make_problem(key=KEY, **args)
 
 
@@ -116,6 +117,9 @@ BAD_RUNS = [
     (dict(dt=0.0), "dt"),
     (dict(dt=float("nan")), "dt"),
     (dict(dynamic="normalized"), "dynamic"),  # names are for TOML and the CLI
+    (dict(record=8), "record"),  # renamed arguments name their new form
+    (dict(n=64), "n"),
+    (dict(optimizer=None), "optimizer"),
     (dict(dynamic=sj.Empirical(4)), "dynamic"),
     (dict(source="empirical"), "source"),
     (dict(source=sj.Online(8), solver=sj.Dopri5()), "solver"),
