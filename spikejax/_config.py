@@ -49,6 +49,7 @@ SCHEMA = {
     "rtol": ("real", 1e-6, False),
     "max_steps": ("int", 1_000_000, False),
     "max_norm": ("real", 1e6, False),
+    "precision": (("float32", "float64"), "float32", False),
     "width": ("int", 1, False),
     "n2": ("int", None, False),
     "n_val": ("int", 1000, False),

@@ -14,6 +14,8 @@ Planning lives in `_plan.py`, the dataset in `_results.py`.
 
 from __future__ import annotations
 
+import contextlib
+
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from ._config import load_config
 from ._io import Store, load_results
 from ._problem import make_problem
 from ._readout import fit_readout
@@ -237,9 +240,26 @@ def sweep(
     the engine refuses, one that does not fit the memory budget, or an `out` that holds a
     different configuration.
     """
-    pre = preflight(config, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
-                    devices=devices, process_index=process_index, process_count=process_count)
-    return run(pre, out=out, resume=resume, force=force, progress=progress)[0]
+    with precision(load_config(config)):
+        pre = preflight(config, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
+                        devices=devices, process_index=process_index, process_count=process_count)
+        return run(pre, out=out, resume=resume, force=force, progress=progress)[0]
+
+
+@contextlib.contextmanager
+def precision(config: dict):
+    """Run a sweep in its config's `precision`: `"float64"` turns on `jax_enable_x64` for
+    this sweep only (restored after; compiled code is cached per setting), `"float32"`
+    (the default) runs in JAX's default dtype."""
+    want = config["precision"][0] == "float64"
+    before = bool(jax.config.jax_enable_x64)
+    if want and not before:
+        jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        if want and not before:
+            jax.config.update("jax_enable_x64", False)
 
 
 def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, log=None):

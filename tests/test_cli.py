@@ -260,3 +260,19 @@ def test_every_help_has_descriptions_defaults_and_an_example(capsys):
         assert "example" in proc.stdout, command
     sweep_help = in_process(capsys, "sweep", "--help").stdout
     assert "--dry-run" in sweep_help and "--no-cache" in sweep_help and "(default:" in sweep_help
+
+
+def test_precision_float64_runs_that_sweep_in_double(tmp_path, capsys):
+    """`precision = "float64"`: the CLI's run and `sj.sweep` store float64; the setting does
+    not leak out of `sj.sweep` into the caller's process."""
+    cfg = _toml(tmp_path / "c.toml", dict(TINY, kappa=3.0, r1=0.25, steps=20, precision="float64"))
+    proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sj.load_results(tmp_path / "o")["rho"].dtype == np.float64
+    info = in_process(capsys, "info", tmp_path / "o")
+    assert info.returncode == 0 and "status: ok 2" in info.stdout and "precision=float64" in info.stdout
+    import jax
+
+    before = bool(jax.config.jax_enable_x64)
+    sj.sweep(dict(TINY, kappa=3.0, r1=0.25, steps=20, precision="float64"), progress=False)
+    assert bool(jax.config.jax_enable_x64) == before
