@@ -199,58 +199,81 @@ def scaling_table(out):
 
 
 def plot_scaling(out, docs):
+    """n* against d per (s, r1, dynamic) panel, with the fitted lines, and eta against r2:
+    the project's style (colour-blind palette, plain log ticks, legends outside the data)."""
+    from spikejax import _style
+
     plt = _pyplot()
-    name = out["config"]["name"]
+    cfg = out["config"]
+    name = cfg["name"]
     pts = out["points"]
     panels = sorted({(p["s"], p["r1"], p["dynamic"]) for p in pts})
-    cols = min(4, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
-    for ax, (s, r1, dyn) in zip(axes.flat, panels):
-        sel = [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]
-        colours = plt.cm.viridis(np.linspace(0, 0.9, len(sel)))
-        for c, p in zip(colours, sel):
-            d = np.asarray(p["d"], float)
-            ns = np.asarray(p["rho"]["n_star"], float)
-            e = p["rho"]
-            ax.loglog(d, ns, "o", color=c)
-            if np.isfinite(e["eta"]):
-                ax.loglog(d, np.exp(e["log_c"]) * d ** e["eta"], "-", color=c,
-                          label=f"r2={p['r2']:g}: eta={e['eta']:.2f} [{_fmt(e['lo'])},{_fmt(e['hi'])}]")
-            else:
-                ax.plot([], [], "o", color=c, label=f"r2={p['r2']:g}: n* missing at some d")
-        ax.set_title(f"s={s}, r1={r1:g}, {dyn}", fontsize=9)
-        ax.set_xlabel("d")
-        ax.set_ylabel("n* (rho >= 0.9)")
-        ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    save_figure(fig, docs / "figures" / f"{name}_nstar.png")
-
-    if len({p["r2"] for p in pts}) < 2:
-        return
-    curves = sorted({(p["s"], p["r1"]) for p in pts})
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), squeeze=False)
-    for ax, (s, r1) in zip(axes.flat, curves):
-        r2s = np.linspace(0, 1, 101)
-        ax.plot(r2s, [hypothesis_eta(s, r1, r) for r in r2s], "k--", lw=1, label="hypothesis (claim 4)")
-        for dyn, mk, off in (("normalized", "o", -0.01), ("preconditioned", "s", 0.01)):
+    r2_values = sorted({p["r2"] for p in pts})
+    colour = {r2: _style.PALETTE[i % len(_style.PALETTE)] for i, r2 in enumerate(r2_values)}
+    targets = {t["s"]: t for t in cfg.get("targets", [])} if isinstance(cfg.get("targets"), list) else {}
+    with _style.style():
+        cols = min(4, len(panels))
+        rows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 2.4, 3.1 * rows), squeeze=False,
+                                 layout="constrained")
+        for ax, (s, r1, dyn) in zip(axes.flat, panels):
             sel = [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]
-            if not sel:
-                continue
-            r2 = np.array([p["r2"] for p in sel]) + off
-            eta = np.array([p["rho"]["eta"] for p in sel])
-            lo = np.array([p["rho"]["lo"] for p in sel])
-            hi = np.array([p["rho"]["hi"] for p in sel])
-            err = np.abs(np.nan_to_num(np.stack([eta - lo, hi - eta])))
-            ax.errorbar(r2, eta, yerr=err, fmt=mk, capsize=3, label=f"{dyn} (rho)")
-            eta_c = np.array([p["cos_u"]["eta"] for p in sel])
-            ax.plot(r2 + 2 * off, eta_c, mk, mfc="none", alpha=0.6, label=f"{dyn} (cos_u)")
-        ax.set_title(f"s={s}, r1={r1:g}", fontsize=9)
-        ax.set_xlabel("r2  (kappa = d^r2)")
-        ax.set_ylabel("eta  (n* ~ d^eta)")
-        ax.legend(fontsize=6)
-    save_figure(fig, docs / "figures" / f"{name}_eta.png")
+            for p in sel:
+                d = np.asarray(p["d"], float)
+                ns = np.asarray(p["rho"]["n_star"], float)
+                e = p["rho"]
+                ax.plot(d, ns, _style.MARKERS[r2_values.index(p["r2"]) % len(_style.MARKERS)], color=colour[p["r2"]],
+                        label=f"r2={p['r2']:g}")
+                if np.isfinite(e["eta"]):
+                    ax.plot(d, np.exp(e["log_c"]) * d ** e["eta"], "-", color=colour[p["r2"]], lw=1.2)
+                    ax.text(0.03, 0.97 - 0.09 * r2_values.index(p["r2"]),
+                            f"eta={e['eta']:.2f} [{_fmt(e['lo'])}, {_fmt(e['hi'])}]", transform=ax.transAxes,
+                            fontsize=7, color=colour[p["r2"]], va="top")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            _style.log_ticks(ax, "both")
+            t = targets.get(s, {})
+            what = f"{t.get('link', '')}/{t.get('activation', '')}, " if t else ""
+            ax.set_title(f"s={s} ({what}r1={r1:g}), {dyn}", fontsize=9)
+            ax.set_xlabel("d")
+            ax.set_ylabel("n* (rho >= 0.9)")
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        _style.legend_outside(fig, handles, labels, title="spike r2 (kappa = d^r2)")
+        fig.suptitle("Empirical full-batch GD: n* against d with least-squares fits and 90% bootstrap intervals")
+        save_figure(fig, docs / "figures" / f"{name}_nstar.png", tight=False)
+
+        if len(r2_values) < 2:
+            return
+        curves = sorted({(p["s"], p["r1"]) for p in pts})
+        fig, axes = plt.subplots(1, len(curves), figsize=(3.3 * len(curves) + 2.6, 3.3), squeeze=False,
+                                 layout="constrained", sharey=True)
+        for ax, (s, r1) in zip(axes.flat, curves):
+            r2s = np.linspace(0, 1, 101)
+            ax.plot(r2s, [hypothesis_eta(s, r1, r) for r in r2s], "k--", lw=1, label="hypothesis (claim 4)")
+            for k, (dyn, off) in enumerate((("normalized", -0.01), ("preconditioned", 0.01))):
+                sel = [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]
+                if not sel:
+                    continue
+                st = _style.dynamic_style(dyn, marker=True, index=k)
+                r2 = np.array([p["r2"] for p in sel]) + off
+                eta = np.array([p["rho"]["eta"] for p in sel])
+                lo = np.array([p["rho"]["lo"] for p in sel])
+                hi = np.array([p["rho"]["hi"] for p in sel])
+                err = np.abs(np.nan_to_num(np.stack([eta - lo, hi - eta])))
+                ax.errorbar(r2, eta, yerr=err, fmt=st.get("marker", "o"), color=st["color"], capsize=3,
+                            label=f"{dyn} (rho)")
+                eta_c = np.array([p["cos_u"]["eta"] for p in sel])
+                ax.plot(r2 + 2 * off, eta_c, st.get("marker", "o"), mfc="none", color=st["color"], alpha=0.7,
+                        label=f"{dyn} (cos_u)")
+            ax.set_title(f"s={s}, r1={r1:g}", fontsize=9)
+            ax.set_xlabel("r2  (kappa = d^r2)")
+        axes.flat[0].set_ylabel("eta  (n* ~ d^eta)")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        _style.legend_outside(fig, handles, labels)
+        fig.suptitle("Fitted exponents against the spike, 90% intervals (full-batch GD)")
+        save_figure(fig, docs / "figures" / f"{name}_eta.png", tight=False)
 
 
 # ---------------------------------------------------------------- claim 3: |rho(w(0))| against d
