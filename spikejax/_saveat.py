@@ -23,8 +23,8 @@ from ._population import population_risk, rho
 STATUS = ("ok", "nonfinite", "diverged", "oscillating", "max_steps")
 STATUS_MESSAGES = {
     "ok": "finished",
-    "nonfinite": "w became NaN or infinite; the run was frozen at its last finite state",
-    "diverged": "||w|| exceeded max_norm; the run was frozen",
+    "nonfinite": "w became NaN or infinite; the run reports its last good iterate, later records are NaN",
+    "diverged": "||w|| exceeded max_norm; the run reports its last good iterate, later records are NaN",
     "oscillating": "the last steps alternate by more than 0.1% of ||w|| (a period-2 orbit of the "
     "discrete map, or one in transit): the step is above the map's stability limit there; a smaller "
     "dt, or for a population source the Dopri5 flow, removes it",

@@ -8,9 +8,9 @@ to the horizon `T = dt * steps`. Either records `saveat.fn` at the times `t = k 
 
 For fixed steps the step counter and the record pointer are unbatched scan carries, so
 under `vmap` the recording stays a real `lax.cond` and costs nothing between records.
-Failures are values: a configuration that goes non-finite or diverges is frozen, its
-`status` and `fail_step` say what and when, and its later records are NaN; a deterministic
-fixed-step run whose last steps alternate is marked `oscillating`.
+Failures are values: a configuration that goes non-finite or diverges gets a `status`
+and a `fail_step`, NaN records from then on, and reports its last good iterate as `w`; a
+deterministic fixed-step run whose last steps reverse each other is marked `oscillating`.
 """
 
 from __future__ import annotations
