@@ -9,6 +9,7 @@ the spike strength (`kappa = d**r2`): give one.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import tomllib
 from pathlib import Path
@@ -56,6 +57,7 @@ SCHEMA = {
     "n_test": ("int", 2000, False),
 }
 
+@functools.cache
 def _validators() -> dict:
     """key -> a check of one value: the objects' own constructors and the API's own checks,
     so a config and a Python call refuse the same values with the same message."""

@@ -156,6 +156,11 @@ def check_run(*, dt=None, steps=None, n_unlabelled=None, max_norm=None):
         check_real("max_norm", max_norm, lo=0.0, lo_open=True)
 
 
+def default_solver(source) -> AbstractSolver:
+    """The flow (`Dopri5()`) for the population source, the algorithm (`Euler()`) otherwise."""
+    return Dopri5() if isinstance(source, Population) else Euler()
+
+
 def prepare(
     problem: Problem,
     dynamic: AbstractDynamic,
@@ -176,7 +181,7 @@ def prepare(
 ):
     """Check the arguments and build `(simulation, w0)`; see `simulate` for their meaning."""
     for name in renamed:
-        check(name, renamed[name], False, RENAMED.get(name, f"unknown argument; see help(sj.simulate)"))
+        check(name, renamed[name], False, RENAMED.get(name, "unknown argument; see help(sj.simulate)"))
     source = Population() if source is None else source
     saveat = SaveAt() if saveat is None else saveat
     _refuse_string("dynamic", dynamic, "sj.Normalized()")
@@ -188,8 +193,7 @@ def prepare(
     if network is not None:
         check("network", network, isinstance(network, Network), "give a sj.Network(width=...) or None")
     source.check(problem)
-    if solver is None:
-        solver = Dopri5() if isinstance(source, Population) else Euler()
+    solver = default_solver(source) if solver is None else solver
     check("solver", solver, isinstance(solver, AbstractSolver), "give sj.Euler(), sj.Dopri5() or sj.Optax(optimizer)")
     check(
         "solver",
@@ -300,11 +304,7 @@ def state_axes(solver: AbstractSolver) -> State:
 
 
 def _failure(sim, w_new, status, fail_step, step_no):
-    sq = dot(w_new, w_new)  # NaN or inf if any component is (tested on one scalar: cheap under vmap)
-    nonfinite = ~jnp.isfinite(sq)
-    diverged = sq > sim.max_norm**2
-    code = jnp.where(nonfinite, NONFINITE, jnp.where(diverged, DIVERGED, OK))
-    new_status = jnp.where(status != OK, status, code)
+    new_status = jnp.where(status != OK, status, _code(sim, w_new))
     failed = new_status != OK
     fail_step = jnp.where((status == OK) & failed, step_no, fail_step)
     return new_status, fail_step, failed
@@ -378,10 +378,7 @@ def _adaptive_attempt(sim: Simulation, s: State) -> State:
     w = jnp.where(accept, w_new, s.w)
     grow = sim.solver.factor(ratio, h.dtype)
     h_next = jnp.where(accept & (h < s.h), s.h, h * grow)
-    records = jax.lax.cond(
-        jnp.any(hit), lambda r: _write(sim, r, jnp.minimum(s.ptr, last), w, status), lambda r: r, s.records
-    )
-    records = jax.tree_util.tree_map(lambda new, old: jnp.where(hit, new, old), records, s.records)
+    records = jax.lax.cond(hit, lambda r: _write(sim, r, jnp.minimum(s.ptr, last), w, status), lambda r: r, s.records)
     return s._replace(
         w=w,
         solver_state=solver_state,
@@ -541,13 +538,13 @@ def check_dt(problem, dynamic, source=None, *, key, dt, steps, solver=None, **kw
 
     **Returns:** `{metric: |final| change}` plus `"max"` over the metrics finite in both runs.
     """
-    sim, _ = prepare(problem, dynamic, source, key=key, solver=solver, dt=dt, steps=steps, **kwargs)
-    a = simulate(problem, dynamic, source, key=key, solver=sim.solver, dt=dt, steps=steps, **kwargs)
-    if sim.solver.adaptive:
-        finer = dataclasses.replace(sim.solver, rtol=sim.solver.rtol / 100, atol=sim.solver.atol / 100)
+    solver = default_solver(Population() if source is None else source) if solver is None else solver
+    a = simulate(problem, dynamic, source, key=key, solver=solver, dt=dt, steps=steps, **kwargs)
+    if solver.adaptive:
+        finer = dataclasses.replace(solver, rtol=solver.rtol / 100, atol=solver.atol / 100)
         b = simulate(problem, dynamic, source, key=key, solver=finer, dt=dt, steps=steps, **kwargs)
     else:
-        b = simulate(problem, dynamic, source, key=key, solver=sim.solver, dt=dt / 2, steps=2 * steps, **kwargs)
+        b = simulate(problem, dynamic, source, key=key, solver=solver, dt=dt / 2, steps=2 * steps, **kwargs)
     out = {}
     for name in METRICS:
         x, y = np.asarray(a.ys[name])[..., -1], np.asarray(b.ys[name])[..., -1]
