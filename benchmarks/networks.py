@@ -2,7 +2,8 @@
 
 1. empirical width-m network: m = 64, d = 256, n = 4096, B configurations (a kappa grid on
    one data seed, so `z` is shared and the pre-activations are one GEMM); 4 m n d flops
-   per configuration-step; reported as a fraction of the 2048^3 GEMM rate timed in turn.
+   per configuration-step, plus 2 m n d for each of the 2 records (the training risk is a
+   forward pass); reported as a fraction of the 2048^3 GEMM rate timed in turn.
    The B configurations run as B / chunk compiled calls of `chunk` configurations in
    sequence (B = 512 at once holds about 2.5 GB of fp32 pre-activations and their
    gradients: chunks of 128 hold a quarter);
@@ -50,7 +51,7 @@ def empirical(m=64, d=256, n=4096, configs=512, steps=3, repeat=2, chunk=128):
     pfn, pa, pflop = _peak_fn()
     t_peak, t_engine = interleaved([(pfn, pa), (chunked, kappas)], repeat=repeat)
     peak = pflop / t_peak / 1e9
-    rate = 4 * m * n * d * configs * steps / t_engine / 1e9
+    rate = (4 * steps + 2 * 2) * m * n * d * configs / t_engine / 1e9  # steps, and the 2 records' forward passes
     return dict(m=m, d=d, n=n, configs=configs, chunk=chunk, steps=steps, engine_s=t_engine, gflops=rate,
                 peak_gflops=peak, fraction=rate / peak)
 
