@@ -159,7 +159,7 @@ def _spherical_report(cfg, out):
         save_figure(fig, os.path.join(ROOT, "docs", "figures", f"{name}.png"), tight=False)
     rows = []
     for key, r in out.items():
-        model, dyn = key.split("/")
+        model, dyn = key.rsplit("/", 1)
         med = np.median(r["cos_u"], -1)
         i, j = np.unravel_index(np.argmin(med), med.shape)
         label = "single neuron" if model == "single" else f"m = {_label(cfg, model)}"
@@ -196,10 +196,13 @@ def _width_report(cfg, out, ns):
                 ax.plot(ns[lk], frac, label=f"m = {m}", color=_style.PALETTE[i % len(_style.PALETTE)],
                         marker="os^Dv"[i % 5], linestyle=["-", "--", "-.", ":"][i % 4])
             ax.set_xscale("log", base=2)
+            ax.set_xticks(ns[lk], [str(n) for n in ns[lk]])
+            ax.minorticks_off()
             ax.set_xlabel("n (labelled samples)")
-            ax.set_title(f"{lk}")
+            act = {x["link"]: x["activation"] for x in cfg["links"]}[lk]
+            ax.set_title(f"{lk} link, {act} activation")
             ax.set_ylim(-0.05, 1.05)
-        axes[0, 0].set_ylabel(f"fraction of seeds with best-neuron rho >= {thr:g}")
+        axes[0, 0].set_ylabel(f"seeds with best |rho| >= {thr:g}")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.suptitle(f"Width against samples: empirical GD, normalized rows, d = {cfg['d']}, r2 = {cfg['r2']}, "
                      f"r1 = {cfg['r1']}", fontsize=9)
@@ -246,8 +249,10 @@ def main(argv=None):
                for k, r in saved["results"].items()}
         ns = {lk["link"]: np.asarray(lk["ns"]) for lk in cfg.get("links", [])}
         text = _spherical_report(cfg, out) if cfg["kind"] == "spherical" else _width_report(cfg, out, ns)
-        old = open(os.path.join(ROOT, "docs", "results.md")).read().split(f"<!-- BEGIN {cfg['name']} -->")[1]
+        body = open(os.path.join(ROOT, "docs", "results.md")).read()
+        old = body.split(f"<!-- BEGIN {cfg['name']} -->")[1] if f"<!-- BEGIN {cfg['name']} -->" in body else ""
         run_line = [ln for ln in old.split(f"<!-- END {cfg['name']} -->")[0].splitlines() if ln.startswith("Run:")]
+        run_line = run_line or [f"Run: `python experiments/networks.py {args.config}` (rendered from docs/data)."]
         replace_block(os.path.join(ROOT, "docs", "results.md"), cfg["name"], text + "\n\n" + "\n".join(run_line))
         return
     if cfg["kind"] == "spherical":
