@@ -9,7 +9,7 @@
    gradients: chunks of 128 hold a quarter);
 2. reduced population network at m = 16: neuron-configuration-steps per second.
 
-Usage: PYTHONPATH=. python benchmarks/networks.py [--configs 512] [--steps 3] [--reduced-configs 256]
+Usage: cd benchmarks && PYTHONPATH=..:. python networks.py [--configs 512] [--chunk 128] [--steps 3] [--reduced-configs 256] [--skip-empirical]
 """
 
 from __future__ import annotations
