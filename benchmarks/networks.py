@@ -2,10 +2,14 @@
 
 1. empirical width-m network: m = 64, d = 256, n = 4096, B configurations (a kappa grid on
    one data seed, so `z` is shared and the pre-activations are one GEMM); 4 m n d flops
-   per configuration-step; reported as a fraction of the 2048^3 GEMM rate timed in turn;
+   per configuration-step, plus 2 m n d for each of the 2 records (the training risk is a
+   forward pass); reported as a fraction of the 2048^3 GEMM rate timed in turn.
+   The B configurations run as B / chunk compiled calls of `chunk` configurations in
+   sequence (B = 512 at once holds about 2.5 GB of fp32 pre-activations and their
+   gradients: chunks of 128 hold a quarter);
 2. reduced population network at m = 16: neuron-configuration-steps per second.
 
-Usage: PYTHONPATH=. python benchmarks/networks.py [--configs 512] [--steps 3] [--reduced-configs 256]
+Usage: cd benchmarks && PYTHONPATH=..:. python networks.py [--configs 512] [--chunk 128] [--steps 3] [--reduced-configs 256] [--skip-empirical]
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from suite import _peak_fn, interleaved
 KEY = jax.random.key(0)
 
 
-def empirical(m=64, d=256, n=4096, configs=512, steps=3, repeat=2):
+def empirical(m=64, d=256, n=4096, configs=512, steps=3, repeat=2, chunk=128):
     net = sj.Network(width=m, scaling="mean_field", second_layer="joint")
     src = sj.Empirical(n)
 
@@ -35,14 +39,21 @@ def empirical(m=64, d=256, n=4096, configs=512, steps=3, repeat=2):
                              saveat=sj.SaveAt(steps=2, fn=lambda net, sim: {"a": jnp.linalg.norm(net.a)}))
         return sj.advance(sim, sj.init(sim, w0), steps).w
 
+    chunk = min(chunk, configs)
+    if configs % chunk:
+        raise ValueError(f"configs={configs} is not allowed: a multiple of chunk={chunk}")
     engine = jax.jit(jax.vmap(one))
-    kappas = jnp.linspace(1.0, 100.0, configs, dtype=jnp.float32)
+    kappas = jnp.linspace(1.0, 100.0, configs, dtype=jnp.float32).reshape(-1, chunk)
+
+    def chunked(kappas):  # the chunks in sequence, each one compiled call
+        return [engine(k) for k in kappas]
+
     pfn, pa, pflop = _peak_fn()
-    t_peak, t_engine = interleaved([(pfn, pa), (engine, kappas)], repeat=repeat)
+    t_peak, t_engine = interleaved([(pfn, pa), (chunked, kappas)], repeat=repeat)
     peak = pflop / t_peak / 1e9
-    rate = 4 * m * n * d * configs * steps / t_engine / 1e9
-    return dict(m=m, d=d, n=n, configs=configs, steps=steps, engine_s=t_engine, gflops=rate, peak_gflops=peak,
-                fraction=rate / peak)
+    rate = (4 * steps + 2 * 2) * m * n * d * configs / t_engine / 1e9  # steps, and the 2 records' forward passes
+    return dict(m=m, d=d, n=n, configs=configs, chunk=chunk, steps=steps, engine_s=t_engine, gflops=rate,
+                peak_gflops=peak, fraction=rate / peak)
 
 
 def reduced(m=16, d=256, configs=256, steps=2000, repeat=2):
@@ -64,10 +75,13 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=512)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--chunk", type=int, default=128)
+    ap.add_argument("--skip-empirical", action="store_true")
     ap.add_argument("--reduced-configs", type=int, default=256)
     ap.add_argument("--reduced-steps", type=int, default=2000)
     args = ap.parse_args()
     print(datetime.datetime.now().isoformat(timespec="minutes"), platform.processor() or platform.machine(),
           f"jax {jax.__version__}", "load", os.getloadavg())
-    print("empirical", empirical(configs=args.configs, steps=args.steps), flush=True)
+    if not args.skip_empirical:
+        print("empirical", empirical(configs=args.configs, steps=args.steps, chunk=args.chunk), flush=True)
     print("reduced", reduced(configs=args.reduced_configs, steps=args.reduced_steps), flush=True)

@@ -164,3 +164,99 @@ def truncation_bound(problem, w, b, cov=None, degree: int = MAX_DEGREE):
     corr = jnp.abs(gram / (sq[:, None] * sq[None, :]))
     out = corr ** (degree + 1) * jnp.sqrt(tail[:, None] * tail[None, :])
     return jnp.where(jnp.eye(gram.shape[0], dtype=bool), 0.0, out)
+
+
+def _powers(x, n: int):
+    """`x^0, ..., x^n` on a new last axis (unrolled products: exact signs, fused)."""
+    p = [jnp.ones_like(x)]
+    for _ in range(n):
+        p.append(p[-1] * x)
+    return jnp.stack(p, -1)
+
+
+def _pair_sums(ci, cj, corr):
+    """`H_rij = sum_k ci[r, k, i] cj[r, k, j] corr_ij^k` (coefficients `(rows, K + 1, m)`) for stacked rows `r`: Horner's rule
+    unrolled over `k`, so the whole `(rows, m, m)` block is one fused loop. The inputs are
+    materialised first (an optimisation barrier): fused into the loop, the coefficients'
+    own recurrences were recomputed for every pair (8x slower)."""
+    ci, cj, corr = jax.lax.optimization_barrier((ci, cj, corr))
+    h = jnp.zeros(ci.shape[:1] + corr.shape, corr.dtype)
+    for k in range(ci.shape[1] - 1, -1, -1):
+        h = h * corr + ci[:, k, :, None] * cj[:, k, None, :]
+    return h
+
+
+def _coeffs_by_degree(f, b, s, degree: int):
+    """`shifted_coeffs` with the degree on the leading axis, `(degree + 1, m)`, for the
+    fast path: the ReLU recurrence unrolled (forward only), slices contiguous in `m`."""
+    if not _is_relu(f):
+        x, w = gauss_hermite(max(_RUNTIME_NODES, 2 * degree + 32))
+        wb = jnp.asarray(w[:, None] * hermite_basis(x, degree, xp=np), b.dtype)
+        return wb.T @ f.fn(jnp.asarray(x, b.dtype)[:, None] * s + b)
+    t = b / s
+    pdf, cdf = jst.norm.pdf(t), jst.norm.cdf(t)
+    c = [s * (t * cdf + pdf), s * cdf]
+    h_prev, h = jnp.zeros_like(t), jnp.ones_like(t)
+    for k in range(2, degree + 1):  # c_k = s (-1)^k pdf(t) h_{k-2}(t) / sqrt(k (k - 1))
+        c.append(s * pdf * h * ((-1.0) ** k / np.sqrt(k * (k - 1.0))))
+        j = k - 2  # h_{j+1} = (t h_j - sqrt(j) h_{j-1}) / sqrt(j + 1)
+        h_prev, h = h, (t * h - np.sqrt(j) * h_prev) / np.sqrt(j + 1.0)
+    return jnp.stack(c[: degree + 1])
+
+
+def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DEGREE):
+    """`(dR/dw, dR/da, dR/db)` of `network_risk` by hand, for the `"plain"` (`N = 1`) or
+    `"sigma"` (`N = ||w||_Sigma`) neuron: the fast path of population training.
+
+    The series' derivatives are series of the same kind (Stein's identity for the
+    coefficients: `dc_k/db = sqrt(k+1) c_{k+1} / s`, `dc_k/ds = (sqrt((k+1)(k+2)) c_{k+2}
+    + k c_k) / s`), so the gradient is four Mehler sums over the `(m, m)` pairs, evaluated
+    together by an unrolled Horner rule, and no autodiff through the recurrences. Equal to
+    `jax.grad(network_risk)` (exactly so for ReLU's closed-form coefficients; to the
+    quadrature's accuracy otherwise)."""
+    sig, act, alpha = problem.covariance, problem.activation, jnp.asarray(problem.link.coeffs)
+    dtype = w.dtype
+    sw = sig.apply(w)
+    gram = w @ sw.T
+    su = sig.apply(problem.u) / sig.norm(problem.u)
+    x = sw @ problem.u / sig.norm(problem.u)
+    n = jnp.sqrt(jnp.diagonal(gram))
+    corr = gram / (n[:, None] * n[None, :])
+    r = x / n
+    s = n if neuron == "plain" else jnp.ones_like(n)
+    m, la = w.shape[0], alpha.shape[-1]
+    deg = max(degree, la - 1)
+    c = _coeffs_by_degree(act, b, s, deg + 2)  # (deg + 3, m)
+    k = np.arange(deg + 1, dtype=float)[:, None]
+    e = np.sqrt(k + 1) * c[1: deg + 2] / s  # dc_k / db
+    f = (np.sqrt((k + 1) * (k + 2)) * c[2:] + k * c[: deg + 1]) / s  # dc_k / ds
+    c = c[: deg + 1]
+    diag, diag_vjp = jax.vjp(lambda b, s: shifted_second_moment(act, b, s), b, s)
+    # v = sum_k alpha_k c_k r^k and its derivatives (to the link's degree)
+    rk = _powers(r, la - 1).T  # (la, m)
+    al = alpha.astype(dtype)[:, None]
+    v = jnp.sum(al * c[:la] * rk, 0)
+    dv_dr = jnp.sum(al[1:] * k[1:la] * c[1:la] * rk[: la - 1], 0)
+    dv_db = jnp.sum(al * e[:la] * rk, 0)
+    dv_ds = jnp.sum(al * f[:la] * rk, 0)
+    if problem.loss == "correlation":
+        ga, gb, gs, gr, gamma = -v, -a * dv_db, -a * dv_ds, -a * dv_dr, jnp.zeros_like(gram)
+    else:
+        kk = degree + 1
+        e_top = e[:kk].at[-1].set(0.0)  # sum_{k < K} (k+1) c_{k+1}^i c_{k+1}^j C^k = dQ/dC
+        h = _pair_sums(jnp.stack([c[:kk], e_top, e[:kk], f[:kk]]),
+                       jnp.stack([c[:kk], e_top * s, c[:kk], c[:kk]]), corr)
+        off = ~jnp.eye(m, dtype=bool)
+        aa = jnp.where(off, a[:, None] * a[None, :], 0.0)
+        q = jnp.where(off, h[0], jnp.diag(diag))
+        gd_b, gd_s = diag_vjp(0.5 * a**2)
+        ga = q @ a - v
+        gb = jnp.sum(aa * h[2], -1) + gd_b - a * dv_db
+        gs = jnp.sum(aa * h[3], -1) + gd_s - a * dv_ds
+        gr = -a * dv_dr
+        gamma = 0.5 * aa * s[:, None] * h[1]  # dR/dC_ij, each ordered pair
+    # chain rule to the rows: C = G / (n n^T), r = x / n, s = n (plain) or 1 (sigma)
+    gn = -2.0 * jnp.sum(gamma * corr, -1) / n - gr * r / n + (gs if neuron == "plain" else 0.0)
+    ggram = gamma / (n[:, None] * n[None, :]) + jnp.diag(gn / (2 * n))
+    gw = 2.0 * ggram @ sw + (gr / n)[:, None] * su[None, :]
+    return gw, ga, gb

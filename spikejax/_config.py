@@ -3,7 +3,9 @@
 A configuration is data: it is parsed by `tomllib`, never evaluated. Any numeric key may
 be a list (a swept axis); `dynamic`, `link` and `activation` may be lists too. `seeds` is
 a list of integers or an integer N meaning 0..N-1. `kappa` and `r2` are two spellings of
-the spike strength (`kappa = d**r2`): give one.
+the spike strength (`kappa = d**r2`): give one. `network = true` trains `width` neurons as
+one network (`sj.Network`: `scaling`, `second_layer`, `lr_ratio`, `biases`, `bias_init`,
+`a_init`); without it `width` neurons train independently (a `neuron` axis).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ._covariance import NORMALISATIONS
 from ._hermite import BUILTIN_FUNCTIONS
 from ._problem import LOSSES, check
 from ._registry import DYNAMICS, INPUTS
+from ._train import A_INITS, BIASES, SCALINGS, SECOND_LAYER
 
 SOURCES = ("population", "empirical", "online", "reused")
 INPUT_DISTS = tuple(INPUTS)
@@ -51,7 +54,14 @@ SCHEMA = {
     "max_steps": ("int", 1_000_000, False),
     "max_norm": ("real", 1e6, False),
     "precision": (("float32", "float64"), "float32", False),
-    "width": ("int", 1, False),
+    "width": ("int", 1, True),  # a list only with network = true (no neuron axis then)
+    "network": ("bool", False, False),
+    "scaling": (SCALINGS, "mean_field", True),
+    "second_layer": (SECOND_LAYER, "frozen", True),
+    "lr_ratio": ("real", 1.0, True),
+    "biases": (BIASES, "frozen", True),
+    "bias_init": ("real", 0.0, True),
+    "a_init": (A_INITS, "constant", True),
     "n2": ("int", None, False),
     "n_val": ("int", 1000, False),
     "n_test": ("int", 2000, False),
@@ -68,6 +78,7 @@ def _validators() -> dict:
     from ._simulate import check_run
     from ._solvers import Dopri5
     from ._sources import Empirical, Online, Reused
+    from ._train import Network
 
     return {
         "d": lambda v: check_int("d", v, 2),
@@ -85,7 +96,13 @@ def _validators() -> dict:
         "steps": lambda v: check_run(steps=v),
         "n_unlabelled": lambda v: check_run(n_unlabelled=v),
         "max_norm": lambda v: check_run(max_norm=v),
-        "width": lambda v: check_int("width", v, 1),
+        "width": lambda v: Network(width=v),
+        "scaling": lambda v: Network(scaling=v),
+        "second_layer": lambda v: Network(second_layer=v),
+        "lr_ratio": lambda v: Network(lr_ratio=v),
+        "biases": lambda v: Network(biases=v),
+        "bias_init": lambda v: Network(bias_init=v),
+        "a_init": lambda v: Network(a_init=v),
         "n2": lambda v: check_sizes(n2=v),
         "n_val": lambda v: check_sizes(n_val=v),
         "n_test": lambda v: check_sizes(n_test=v),
@@ -154,6 +171,12 @@ def resolve(config: dict) -> dict:
         check("solver", "dopri5", not {"online", "reused"} & set(out["source"]),
               "an adaptive solver needs a deterministic field: source='online'/'reused' draw fresh samples")
     _check_keys_apply(config, out)
+    if not out["network"][0]:
+        check("width", out["width"], len(out["width"]) == 1,
+              "a list of widths needs network = true (independent neurons add a neuron axis of one length)")
+    elif out["n2"][0] is not None:
+        check("n2", out["n2"][0], False, "phase 2 fits a second layer on independent neurons; a network "
+              "(network = true) trains its own: remove n2")
     if out["reduced"][0]:
         check("reduced", True, out["source"] == ["population"] and out["n_unlabelled"] == [0],
               "the 3-coordinate form needs source='population' and n_unlabelled=0")
@@ -183,6 +206,10 @@ _APPLIES = {
     "nu": ("input_dist='student_t'", lambda out: "student_t" in out["input_dist"]),
     "n_val": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
     "n_test": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
+    **{k: ("network = true", lambda out: out["network"][0])
+       for k in ("scaling", "second_layer", "biases", "bias_init", "a_init")},
+    "lr_ratio": ("network = true and second_layer = 'joint'",
+                 lambda out: out["network"][0] and "joint" in out["second_layer"]),
 }
 
 
@@ -218,9 +245,10 @@ def load_config(source) -> dict:
 def swept_axes(config: dict) -> list[str]:
     """Keys with more than one value (the dataset's dimensions besides `step`), in schema
     order; `seeds` appears as `seed`. A seed axis is always kept, and a `neuron` axis comes
-    last when `width > 1`."""
+    last when `width > 1` neurons train independently (not for a `network`)."""
     axes = []
     for key in SCHEMA:
         if key == "seeds" or (config[key] is not None and config[key][0] is not None and len(config[key]) > 1):
             axes.append("seed" if key == "seeds" else key)
-    return axes + (["neuron"] if config["width"][0] > 1 else [])
+    independent = config["width"][0] > 1 and not config["network"][0]
+    return axes + (["neuron"] if independent else [])

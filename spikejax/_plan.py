@@ -84,6 +84,18 @@ class _Index:
         return tuple(int(i) for i in np.unravel_index(self.g.flat[sc], self.g.grid_shape))
 
 
+def network_from(static: dict):
+    """The `sj.Network` a group trains (`network = true`), or None: `width` independent
+    neurons (today's phase 1). Its keys are static: one compiled call per value."""
+    if not static.get("network"):
+        return None
+    from ._train import Network
+
+    return Network(width=static["width"], scaling=static["scaling"], second_layer=static["second_layer"],
+                   lr_ratio=static["lr_ratio"], biases=static["biases"], a_init=static["a_init"],
+                   bias_init=static["bias_init"])
+
+
 def _buckets(ns):
     """Split sorted sample sizes into buckets whose max is at most N_BUCKET_RATIO x min."""
     out, cur = [], []
@@ -141,14 +153,14 @@ def plan(config: dict) -> tuple[list[str], list[Group]]:
 
 def _memory_terms(static, n_pad, d, record):
     """`(per seed, per configuration)` lists of `(what, bytes)` one batch holds on the device."""
-    f = 4
-    per_seed, per_config = [], [("the weights and optimizer state", 30 * d * f), ("the records", 8 * record * f)]
+    f, m = 4, static.get("width", 1)  # m neurons (a network's rows, or independent neurons)
+    per_seed, per_config = [], [("the weights and optimizer state", 30 * m * d * f), ("the records", 8 * record * f)]
     if static["source"] == "empirical":
         per_seed.append((f"the n x d samples (n={n_pad}, d={d})", 3 * n_pad * d * f))
-        per_config.append((f"the per-sample residuals (n={n_pad})", 10 * n_pad * f))
+        per_config.append((f"the per-sample residuals (n={n_pad})", 10 * m * n_pad * f))
     if static["source"] in ("online", "reused"):
         per_seed.append((f"the batch x d draws (batch={static['batch']}, d={d})", 3 * static["batch"] * d * f))
-        per_config.append((f"the per-sample residuals (batch={static['batch']})", 10 * static["batch"] * f))
+        per_config.append((f"the per-sample residuals (batch={static['batch']})", 10 * m * static["batch"] * f))
     if static["n_unlabelled"]:
         per_config.append((f"SigmaHat and its draws (d={d}, n_unlabelled={static['n_unlabelled']})",
                            (4 * d * d + static["n_unlabelled"] * d) * f))
@@ -238,6 +250,8 @@ def _flops_per_config_step(static, n_pad, d):
         flops = 60 * d
     if static["n_unlabelled"]:
         flops += 4 * d * d
+    if static.get("network") and static["source"] == "population":
+        flops += 400 * width  # the pair sums of the closed form: O(m^2) a step
     return flops * width
 
 
@@ -260,7 +274,7 @@ def estimate_time(batches, steps) -> tuple[float, float]:
 def results_bytes(config: dict, axes) -> int:
     """Host bytes of the full-grid results (and the plan's index arrays)."""
     size = int(np.prod(grid_shape(config, axes), dtype=np.float64))
-    width = config["width"][0]
+    width = 1 if config["network"][0] else config["width"][0]  # a network records once, not per neuron
     r = len(record_schedule(config["steps"][0], config["record"][0]))
     item = np.dtype(_float_dtype()).itemsize
     return size * (width * (r * len(METRICS) * item + 8) + 8 + 8 + 8 * len(ARRAY_KEYS))
@@ -322,7 +336,7 @@ class SweepPlan:
         cfg, steps = self.config, self.config["steps"][0]
         shape = grid_shape(cfg, self.axes)
         axes = " x ".join(f"{a} {n}" for a, n in zip([a for a in self.axes if a != "neuron"], shape))
-        width = cfg["width"][0]
+        width = cfg["width"][0] if len(cfg["width"]) == 1 and not cfg["network"][0] else 1
         per_group = sorted({len(g.seeds) * (sl.stop - sl.start) for _, g, sl in self.batches}, reverse=True)
         splits = [k for k in STATIC_KEYS if len(cfg[k]) > 1] + (["n bucket"] if len({g.n_pad for g in self.groups}) > 1
                                                                 else [])

@@ -37,7 +37,7 @@ from ._solvers import Dopri5, Euler
 from ._sources import Empirical, Online, Population, Reused
 from ._data import config_keys
 from ._inputs import StudentT
-from ._plan import ARRAY_KEYS, Group, SweepPlan, default_chunk, make_mesh, plan, preflight  # noqa: F401 (re-exported)
+from ._plan import ARRAY_KEYS, Group, SweepPlan, default_chunk, make_mesh, network_from, plan, preflight  # noqa: F401
 from ._results import SWEEP_STATUS, _failed_batch, empty_results, scatter, to_dataset  # noqa: F401
 
 
@@ -52,7 +52,8 @@ class Runner:
         use_n = st["source"] == "empirical"
         masked = use_n and len(np.unique(group.values["n"])) > 1
 
-        width = st["width"]
+        net = network_from(st)  # a width-m network trained as a whole, or None (independent neurons)
+        width = 1 if net is not None else st["width"]
 
         dynamic = DYNAMICS[st["dynamic"]]()
         if st["source"] == "empirical":
@@ -84,7 +85,7 @@ class Runner:
             sim, w0 = prepare(
                 problem, dynamic, source(p), key=ks, solver=solver, dt=p["dt"], steps=self.steps,
                 saveat=SaveAt(steps=self.record), n_unlabelled=st["n_unlabelled"],
-                reduced=st["reduced"], max_norm=st["max_norm"], init_key=init_key,
+                reduced=st["reduced"], max_norm=st["max_norm"], init_key=init_key, network=net,
             )
             return problem, sim, w0
 
@@ -122,7 +123,7 @@ class Runner:
         self._chunk = jax.jit(nest(chunk_one, ((0, 0, sax), (None, 0, sax)), sax), donate_argnums=2)
         self._readout = jax.jit(nest(readout_one, ((0, 0, sax), (None, 0, sax)), 0)) if st["n2"] else None
         self._status = jax.jit(nest(status_one, ((0, 0, sax), (None, 0, sax)), 0))
-        checked = not solver.adaptive and source(group.configs[0]).deterministic and width == 1
+        checked = not solver.adaptive and source(group.configs[0]).deterministic and width == 1 and net is None
         limit_one = lambda seed_key, p: step_limit(*build(seed_key, p)[1:])
         self._limit = jax.jit(nest(limit_one, ((0, 0), (None, 0)), 0)) if checked else None
         self.mesh = mesh

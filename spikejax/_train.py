@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._committee import committee_moments, network_risk, overlaps as _overlaps
+from ._committee import committee_grad, committee_moments, network_risk, overlaps as _overlaps
 from ._data import draw
 from ._dynamics import AbstractDynamic
 from ._network import TwoLayer, neuron_norm
@@ -244,6 +244,15 @@ class NetworkSource(AbstractSource):
             return network_risk(W, a, b, sim.problem, sim.neuron_cov)
         z, y, weights = samples(self.inner, data, k, sim)
         return network_sample_risk(W, a, b, z, y, sim.problem, sim.neuron_cov, weights)
+
+    def grad(self, w, data, k, sim):
+        """The population gradient by hand (`committee_grad`) for the plain and sigma
+        neurons; autodiff of the risk otherwise."""
+        if isinstance(self.inner, Population) and sim.neuron in ("plain", "sigma"):
+            lay = _layout(sim)
+            W, a, b = lay.unflatten(w)
+            return lay.flatten(*committee_grad(W, a, b, sim.problem, sim.neuron))
+        return super().grad(w, data, k, sim)
 
     def train_risk(self, w, data, sim):
         if isinstance(self.inner, Empirical) or hasattr(self.inner, "samples") and self.inner.deterministic:

@@ -276,3 +276,40 @@ def test_precision_float64_runs_that_sweep_in_double(tmp_path, capsys):
     before = bool(jax.config.jax_enable_x64)
     sj.sweep(dict(TINY, kappa=3.0, r1=0.25, steps=20, precision="float64"), progress=False)
     assert bool(jax.config.jax_enable_x64) == before
+
+
+def test_network_keys_run_and_a_width_one_frozen_network_is_the_single_neuron(tmp_path, capsys):
+    """`network = true` trains `width` neurons as one network (one compiled call per group);
+    width 1 with a frozen `a = 1`, `b = 0` is the single-neuron sweep; bad values are refused
+    before anything compiles."""
+    base = dict(seeds=2, d=16, kappa=[1.0, 3.0], r1=0.25, dt=0.3, steps=60, record=6, solver="euler",
+                precision="float64")
+    for src in (dict(), dict(source="empirical", n=64)):
+        one = sj.sweep(dict(base, **src), progress=False)
+        net = sj.sweep(dict(base, **src, network=True), progress=False)
+        assert net["rho"].dims == one["rho"].dims  # no neuron axis
+        for name in ("rho", "cos_u", "risk", "norm") + (("train_risk",) if src else ()):
+            np.testing.assert_allclose(net[name], np.abs(one[name]) if name in ("rho", "cos_u") else one[name],
+                                       atol=1e-12, rtol=0)
+        assert float(np.abs(one["rho"].isel(step=-1) - one["rho"].isel(step=0)).max()) > 0.3  # it moved
+    # a jointly trained network through the CLI: widths and learning-rate ratios are axes
+    cfg = _toml(tmp_path / "n.toml", dict(base, precision="float32", network=True, width=[1, 4], scaling="standard",
+                                          second_layer="joint", lr_ratio=[0.5, 2.0], biases="trained", bias_init=1.0))
+    proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ds = sj.load_results(tmp_path / "o")
+    assert ds["risk"].dims == ("seed", "kappa", "width", "lr_ratio", "step")
+    assert (ds["status"] == "ok").all()
+    risk = ds["risk"]
+    assert float((risk.isel(step=-1) - risk.isel(step=0)).max()) < -0.01  # every run trained
+    # the second layer's time scale matters, and so does the width
+    assert float(np.abs(risk.isel(step=-1, lr_ratio=0) - risk.isel(step=-1, lr_ratio=1)).min()) > 1e-4
+    assert float(np.abs(risk.isel(step=-1, width=0) - risk.isel(step=-1, width=1)).min()) > 1e-4
+    for bad, msg in [(dict(width=0), "width=0 is not allowed"), (dict(scaling="ntk"), "scaling='ntk' is not allowed"),
+                     (dict(second_layer="joint", lr_ratio=0.0), "lr_ratio=0.0 is not allowed"),
+                     (dict(second_layer="joint", lr_ratio=-1.0), "lr_ratio=-1.0 is not allowed")]:
+        bad_cfg = _toml(tmp_path / "bad.toml", dict(base, network=True, **bad))
+        assert msg in one_line_error(in_process(capsys, "sweep", bad_cfg, "--out", tmp_path / "b", "--dry-run"))
+    line = one_line_error(in_process(capsys, "sweep", _toml(tmp_path / "s.toml", dict(base, scaling="standard")),
+                                     "--out", tmp_path / "b", "--dry-run"))
+    assert "scaling applies only with network = true" in line

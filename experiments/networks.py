@@ -1,0 +1,276 @@
+"""Networks trained as a whole (issue 11): do the single-neuron claims survive interaction?
+
+    python experiments/networks.py configs/networks_spherical.toml   # claims 1-2 with m jointly trained neurons
+    python experiments/networks.py configs/networks_width.toml       # width against n* (s = 2) and the sign stall (s = 3)
+
+`kind = "spherical"`: population gradient flows (reduced form, Dopri5) of the single neuron
+and of a width-`m` network whose rows move together on the whole network's squared loss,
+over a (kappa, r1) grid; the final best-neuron |cos_u| and the mean over neurons, median
+over seeds. `kind = "width"`: empirical full-batch training of networks of several widths
+over a grid of sample sizes `n`; `n*` is the smallest `n` whose median final `rho` (the
+best neuron's) reaches the threshold, and the fraction of seeds that do. Writes
+docs/data/<name>.json, docs/figures/<name>.png/.pdf and the `<name>` block of docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import spikejax as sj  # noqa: E402
+from spikejax import _style  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import load_experiment, pyplot, replace_block, save_figure, write_json  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DYNAMICS = {"spherical": sj.Spherical(), "normalized": sj.Normalized()}
+
+
+def _network(cfg, width, second_layer=None):
+    if width is None:
+        return None
+    return sj.Network(width=width, scaling=cfg.get("scaling", "mean_field"),
+                      second_layer=second_layer or cfg.get("second_layer", "frozen"), biases=cfg.get("biases", "frozen"))
+
+
+def _model(model):
+    """`"single"` -> (None, None); `"8"` -> (8, None); `"8/joint"` -> (8, "joint")."""
+    if model == "single":
+        return None, None
+    width, _, second = model.partition("/")
+    return int(width), second or None
+
+
+def _metric(ys, name, width):
+    """Final |metric| (the best neuron's for a network), and the mean over neurons."""
+    best = jnp.abs(ys[name][..., -1])
+    mean = best if width is None else ys[f"{name}_mean"][..., -1]
+    return best, mean
+
+
+def spherical(cfg):
+    """(model, dynamic) -> final |cos_u| and |rho| (best, mean), shape (kappa, r1, seed)."""
+    jax.config.update("jax_enable_x64", True)  # flows solved to rtol 1e-6 and checked at 1e-8
+    kap, r1s = np.asarray(cfg["kappas"], float), np.asarray(cfg["r1s"], float)
+    K, R, S = np.meshgrid(np.arange(len(kap)), np.arange(len(r1s)), np.arange(cfg["seeds"]), indexing="ij")
+    keys = jax.random.split(jax.random.key(cfg["seed"]), cfg["seeds"])[S.ravel()]
+    out = {}
+    for model in cfg["models"]:
+        width, second = _model(model)
+        for dyn in cfg["dynamics"]:
+            def one(kappa, r1, key, *, rtol):
+                p = sj.make_problem(cfg["d"], key=jax.random.key(cfg["seed"] + 1), kappa=kappa, r1=r1,
+                                    link=cfg["link"], activation=cfg["activation"], noise=0.0)
+                tr = sj.simulate(p, DYNAMICS[dyn], key=key, dt=cfg["dt"], steps=cfg["steps"], reduced=True,
+                                 solver=sj.Dopri5(rtol=rtol, atol=rtol * 1e-3),
+                                 network=_network(cfg, width, second),
+                                 saveat=sj.SaveAt(steps=4))
+                return (*_metric(tr.ys, "cos_u", width), *_metric(tr.ys, "rho", width), tr.status)
+
+            args = (jnp.asarray(kap[K.ravel()]), jnp.asarray(r1s[R.ravel()]), keys)
+            t0 = time.time()
+            res = [np.asarray(x).reshape(K.shape)
+                   for x in jax.jit(jax.vmap(functools.partial(one, rtol=cfg["rtol"])))(*args)]
+            check = [np.asarray(x).reshape(K.shape)
+                     for x in jax.jit(jax.vmap(functools.partial(one, rtol=cfg["rtol"] / 100)))(*args)]
+            change = float(max(np.max(np.abs(res[i] - check[i])) for i in range(4)))
+            out[f"{model}/{dyn}"] = dict(cos_u=res[0], cos_u_mean=res[1], rho=res[2], rho_mean=res[3],
+                                         not_ok=int(np.sum(res[4] != 0)), step_check=change)
+            print(f"{model:>6} {dyn:>10}: {time.time() - t0:.0f} s, median final |cos_u| by kappa (r1 = {r1s[0]}):",
+                  np.round(np.median(res[0][:, 0], -1), 3), "step check", f"{change:.1e}", flush=True)
+    return out
+
+
+def width(cfg):
+    """(link, width) -> final rho (best neuron) of shape (n, seed): one `sj.sweep` a link
+    (the network keys of the sweep schema; one compiled call per width and n bucket)."""
+    ns = {lk["link"]: np.asarray(lk["ns"]) for lk in cfg["links"]}
+    out = {}
+    for lk in cfg["links"]:
+        t0 = time.time()
+        ds = sj.sweep(dict(seeds=cfg["seeds"], d=cfg["d"], r2=cfg["r2"], r1=cfg["r1"], noise=cfg["noise"],
+                           link=lk["link"], activation=lk["activation"], dynamic="normalized", source="empirical",
+                           n=list(lk["ns"]), dt=cfg["dt"], steps=cfg["steps"], record=4, network=True,
+                           width=list(cfg["widths"]), scaling=cfg.get("scaling", "mean_field"),
+                           second_layer=cfg.get("second_layer", "frozen"), biases=cfg.get("biases", "frozen")),
+                      progress=False)
+        for m in cfg["widths"]:
+            sel = ds.sel(width=m) if "width" in ds.dims else ds
+            da = sel["rho"] if "n" in sel["rho"].dims else sel["rho"].expand_dims("n")
+            rho = np.asarray(da.isel(step=-1).transpose("n", "seed"))
+            out[f"{lk['link']}/{m}"] = dict(rho=rho, rho0=np.asarray(da.isel(step=0).transpose("n", "seed")),
+                                            not_ok=int(np.sum(np.asarray(sel["status"]) != "ok")))
+            print(f"{lk['link']} m = {m:>3}: median final rho by n:", np.round(np.median(rho, -1), 2), flush=True)
+        print(f"{lk['link']}: {time.time() - t0:.0f} s", flush=True)
+    return out, ns
+
+
+def n_star(rho, ns, threshold):
+    """The smallest n whose median final rho reaches `threshold` (None: none does)."""
+    ok = np.median(rho, -1) >= threshold
+    return int(ns[np.argmax(ok)]) if ok.any() else None
+
+
+def _label(cfg, model):
+    width, second = _model(model)
+    return f"{width} ({second or cfg.get('second_layer', 'frozen')} a)"
+
+
+def _spherical_report(cfg, out):
+    name, kap, r1s = cfg["name"], np.asarray(cfg["kappas"]), np.asarray(cfg["r1s"])
+    plt = pyplot()
+    with _style.style():
+        fig, axes = plt.subplots(1, len(r1s), figsize=(3.3 * len(r1s) + 1.8, 3.2), sharey=True, squeeze=False)
+        for j, r1 in enumerate(r1s):
+            ax = axes[0, j]
+            for i, model in enumerate(cfg["models"]):
+                for dyn in cfg["dynamics"]:
+                    r = out[f"{model}/{dyn}"]
+                    color = _style.dynamic_style(dyn)["color"]
+                    if model == "single":
+                        ax.plot(kap, np.median(r["cos_u"][:, j], -1), label=f"single neuron, {dyn}", color=color,
+                                linestyle="-", marker="o")
+                        continue
+                    ax.plot(kap, np.median(r["cos_u"][:, j], -1), label=f"m = {_label(cfg, model)}, best, {dyn}",
+                            color=color, linestyle="--", marker="s", markerfacecolor="none")
+                    ax.plot(kap, np.median(r["cos_u_mean"][:, j], -1), label=f"m = {_label(cfg, model)}, mean, {dyn}",
+                            color=color, linestyle=":", marker="^")
+            ax.set_xscale("log")
+            _style.log_ticks(ax, "x")
+            ax.set_xlabel("kappa")
+            ax.set_title(f"r1 = {r1:g}")
+            ax.set_ylim(0, 1.05)
+        axes[0, 0].set_ylabel("final |cos_u| (median over seeds)")
+        axes[0, 0].text(0.03, 0.03, f"T = {cfg['dt'] * cfg['steps']:g}", transform=axes[0, 0].transAxes, fontsize=7)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.suptitle(f"Spherical failure: single neuron vs m jointly trained neurons (population flow, d = {cfg['d']}, "
+                     f"{cfg['link']}, {cfg['activation']})", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 0.72, 1))
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.72, 0.5), fontsize=7, frameon=False)
+        save_figure(fig, os.path.join(ROOT, "docs", "figures", f"{name}.png"), tight=False)
+    rows = []
+    for key, r in out.items():
+        model, dyn = key.rsplit("/", 1)
+        med = np.median(r["cos_u"], -1)
+        i, j = np.unravel_index(np.argmin(med), med.shape)
+        label = "single neuron" if model == "single" else f"m = {_label(cfg, model)}"
+        rows.append(f"| {label} | {dyn} | {med.min():.3f} | ({kap[i]:g}, {r1s[j]:g}) | "
+                    f"{np.median(r['cos_u_mean'], -1).min():.3f} | {np.median(r['rho'], -1).min():.3f} | "
+                    f"{r['step_check']:.1e} | {r['not_ok']} |")
+    return "\n".join([
+        f"![networks spherical failure](figures/{name}.png)", "",
+        f"Population gradient flows (reduced form: m + 2 coordinates) solved by Dopri5 to rtol {cfg['rtol']:g}, "
+        f"T = {cfg['dt'] * cfg['steps']:g}, d = {cfg['d']}, link {cfg['link']}, activation {cfg['activation']}, "
+        f"squared loss of the whole network, {cfg['seeds']} seeds (median). The network: "
+        f"{cfg.get('scaling', 'mean_field')} scaling (a_j(0) = 1/m), second layer frozen or trained jointly (`/joint`), "
+        f"{cfg.get('biases', 'frozen')} biases (b = 0): with a frozen second layer and every row equal it is the "
+        "single neuron. Step check: the grid rerun at rtol / 100, the "
+        "largest change of any final |cos_u| or |rho|.", "",
+        "| model | dynamic | min median abs cos_u (best neuron) | at (kappa, r1) | min median abs cos_u (mean over "
+        "neurons) | min median abs rho | step check | runs not ok |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+    ])
+
+
+def _width_report(cfg, out, ns):
+    name = cfg["name"]
+    thr = cfg["threshold"]
+    plt = pyplot()
+    links = [lk["link"] for lk in cfg["links"]]
+    with _style.style():
+        fig, axes = plt.subplots(1, len(links), figsize=(3.6 * len(links) + 1.6, 3.2), squeeze=False)
+        for j, lk in enumerate(links):
+            ax = axes[0, j]
+            for i, m in enumerate(cfg["widths"]):
+                frac = np.mean(out[f"{lk}/{m}"]["rho"] >= thr, -1)
+                ax.plot(ns[lk], frac, label=f"m = {m}", color=_style.PALETTE[i % len(_style.PALETTE)],
+                        marker="os^Dv"[i % 5], linestyle=["-", "--", "-.", ":"][i % 4])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ns[lk], [str(n) for n in ns[lk]])
+            ax.minorticks_off()
+            ax.set_xlabel("n (labelled samples)")
+            act = {x["link"]: x["activation"] for x in cfg["links"]}[lk]
+            ax.set_title(f"{lk} link, {act} activation")
+            ax.set_ylim(-0.05, 1.05)
+        axes[0, 0].set_ylabel(f"seeds with best |rho| >= {thr:g}")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.suptitle(f"Width against samples: empirical GD, normalized rows, d = {cfg['d']}, r2 = {cfg['r2']}, "
+                     f"r1 = {cfg['r1']}", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 0.84, 1))
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.84, 0.5), fontsize=8, frameon=False)
+        save_figure(fig, os.path.join(ROOT, "docs", "figures", f"{name}.png"), tight=False)
+    rows = []
+    for lk in cfg["links"]:
+        for m in cfg["widths"]:
+            r = out[f"{lk['link']}/{m}"]
+            ns_ = ns[lk["link"]]
+            star = n_star(r["rho"], ns_, thr)
+            fr = " ".join(f"{x:.2f}" for x in np.mean(r["rho"] >= thr, -1))
+            rows.append(f"| {lk['link']} ({lk['activation']}) | {m} | {star if star else f'> {ns_[-1]}'} | {fr} | "
+                        f"{np.median(r['rho0']):.2f} | {r['not_ok']} |")
+    return "\n".join([
+        f"![networks width](figures/{name}.png)", "",
+        f"Full-batch gradient descent on n fixed samples (Euler, dt = {cfg['dt']}, {cfg['steps']} steps), d = {cfg['d']}, "
+        f"kappa = d^{cfg['r2']}, r1 = {cfg['r1']}, noise {cfg['noise']}, {cfg['seeds']} seeds; the network: "
+        f"{cfg.get('scaling', 'mean_field')} scaling, {cfg.get('second_layer', 'frozen')} second layer, rows moved "
+        f"by the normalized dynamic on the whole network's squared loss. `rho` is the best neuron's |rho|; n* the "
+        f"smallest n of the grid whose median reaches {thr:g}. n grid: "
+        + "; ".join(f"{lk['link']}: {', '.join(map(str, lk['ns']))}" for lk in cfg["links"]) + ".", "",
+        "| link | width m | n* | fraction of seeds >= threshold, by n | median initial rho | runs not ok |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("config")
+    ap.add_argument("--no-docs", action="store_true", help="print only; write no data, figure or results block")
+    ap.add_argument("--render", action="store_true", help="redraw the figure and block from docs/data (no runs)")
+    args = ap.parse_args(argv)
+    cfg = load_experiment(args.config, scale=None, kinds=("spherical", "width"))
+    t0 = time.time()
+    if args.render:
+        import json
+
+        with open(os.path.join(ROOT, "docs", "data", f"{cfg['name']}.json")) as f:
+            saved = json.load(f)
+        out = {k: {m: (np.asarray(v) if isinstance(v, list) else v) for m, v in r.items()}
+               for k, r in saved["results"].items()}
+        ns = {lk["link"]: np.asarray(lk["ns"]) for lk in cfg.get("links", [])}
+        text = _spherical_report(cfg, out) if cfg["kind"] == "spherical" else _width_report(cfg, out, ns)
+        body = open(os.path.join(ROOT, "docs", "results.md")).read()
+        old = body.split(f"<!-- BEGIN {cfg['name']} -->")[1] if f"<!-- BEGIN {cfg['name']} -->" in body else ""
+        run_line = [ln for ln in old.split(f"<!-- END {cfg['name']} -->")[0].splitlines() if ln.startswith("Run:")]
+        run_line = run_line or [f"Run: `python experiments/networks.py {args.config}` (rendered from docs/data)."]
+        replace_block(os.path.join(ROOT, "docs", "results.md"), cfg["name"], text + "\n\n" + "\n".join(run_line))
+        return
+    if cfg["kind"] == "spherical":
+        out = spherical(cfg)
+        data = {"config": cfg, "results": out}
+        report = lambda: _spherical_report(cfg, out)
+    else:
+        out, ns = width(cfg)
+        data = {"config": cfg, "results": out, "n_star": {k: n_star(v["rho"], ns[k.split("/")[0]], cfg["threshold"])
+                                                           for k, v in out.items()}}
+        report = lambda: _width_report(cfg, out, ns)
+    print(f"total {time.time() - t0:.0f} s")
+    if args.no_docs:
+        return
+    write_json(os.path.join(ROOT, "docs", "data", f"{cfg['name']}.json"), data)
+    text = report() + f"\n\nRun: `python experiments/networks.py {args.config}` ({time.time() - t0:.0f} s on the 2-core CPU)."
+    replace_block(os.path.join(ROOT, "docs", "results.md"), cfg["name"], text)
+
+
+if __name__ == "__main__":
+    main()
