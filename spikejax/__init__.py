@@ -112,6 +112,7 @@ from ._multi_index import (
     staircase as staircase,
     sum_h2 as sum_h2,
 )
+from ._multi_problem import multi_index_problem as multi_index_problem, spike_alignment as spike_alignment
 from ._leap import information_exponents as information_exponents, leap_exponent as leap_exponent, leap_order as leap_order
 from ._subspace import (
     direction_overlaps as direction_overlaps,

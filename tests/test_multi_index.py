@@ -265,3 +265,41 @@ def test_subspace_observables():
     passes = sj.direction_overlaps(w2, sim)
     assert set(passes) == {"u1", "u2", "u3", "subspace"}
     assert abs(float(passes["u2"]) - 1 / math.sqrt(2)) < 1e-12 and abs(float(passes["subspace"])) < 1e-10
+
+
+# ---------------------------------------------------------------- several spikes
+
+
+def test_multi_index_problem_with_aligned_and_orthogonal_spikes():
+    d = 16
+    p = sj.multi_index_problem(d, key=jax.random.key(0), g="staircase", k=3,
+                               spikes=[{"align": 1, "r1": 0.25, "r2": 0.5}, (None, None, 0.75)])
+    cov, U = p.covariance, p.target.U
+    np.testing.assert_allclose(U @ cov.apply(U).T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(cov.kappas, [d**0.5, d**0.75], rtol=1e-12)
+    assert float(cov.scale) == pytest.approx(1 / (1 + d**0.75))
+    align = sj.spike_alignment(p)
+    np.testing.assert_allclose(align, [[0, d**-0.25, 0], [0, 0, 0]], atol=1e-12)
+    # the aligned direction has the larger Sigma-variance: its Euclidean norm is smaller
+    norms = np.linalg.norm(np.asarray(U), axis=1)
+    assert norms[1] < norms[0] - 0.1 and abs(norms[0] - norms[2]) < 1e-12
+    iso = sj.multi_index_problem(8, key=jax.random.key(0), g=sj.sum_h2(2))
+    np.testing.assert_allclose(iso.target.U @ iso.target.U.T, np.eye(2), atol=1e-12)
+    assert iso.covariance.thetas.shape == (0, 8) and float(iso.covariance.scale) == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(spikes=[(0, 0.1, 0.5), (0, 0.2, 0.5)]), "at most one spike"),
+        (dict(spikes=[(None, 0.1, 0.5)]), "no r1"),
+        (dict(spikes=[(3, 0.1, 0.5)]), r"direction index in \[0, 2\]"),
+        (dict(spikes=[(0, 0.7, 0.5)]), r"spikes\[0\].r1=0.7"),
+        (dict(spikes=[{"align": 0, "r1": 0.1}]), "exactly one of r2 and kappa"),
+        (dict(spikes=[(None, None, 0.5)] * 3, d=5), "d >= k \\+ p = 6"),
+    ],
+)
+def test_bad_spikes_are_refused(kwargs, match):
+    d = kwargs.pop("d", 8)
+    with pytest.raises(ValueError, match=match):
+        sj.multi_index_problem(d, key=jax.random.key(0), g="parity", k=3, **kwargs)
