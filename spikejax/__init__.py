@@ -115,6 +115,7 @@ from ._multi_index import (
 from ._multi_problem import multi_index_problem as multi_index_problem, spike_alignment as spike_alignment
 from ._leap import information_exponents as information_exponents, leap_exponent as leap_exponent, leap_order as leap_order
 from ._subspace import (
+    coverage as coverage,
     direction_overlaps as direction_overlaps,
     overlap_matrix_sigma as overlap_matrix_sigma,
     principal_cosines as principal_cosines,

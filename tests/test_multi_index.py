@@ -232,13 +232,13 @@ def test_reduced_form_matches_full_dimension(width):
 
 def test_reused_batch_for_every_step_is_the_empirical_run():
     p = _problem("sum_h2", k=2)
-    kw = dict(key=jax.random.key(1), dt=0.05, steps=40, saveat=sj.SaveAt(steps=4, fn=sj.subspace_metrics),
-              network=sj.Network(width=2))
+    kw = dict(key=jax.random.key(1), dt=0.2, steps=10, saveat=sj.SaveAt(steps=2, fn=sj.subspace_metrics))
     a = sj.simulate(p, sj.Normalized(), sj.Empirical(128), **kw)
-    b = sj.simulate(p, sj.Normalized(), sj.Reused(128, reuse=40), **kw)
-    np.testing.assert_allclose(b.w.w, a.w.w, atol=1e-12)
+    b = sj.simulate(p, sj.Normalized(), sj.Reused(128, reuse=10), **kw)
+    np.testing.assert_allclose(b.w, a.w, atol=1e-12)
     c = sj.simulate(p, sj.Normalized(), sj.Online(128), **kw)
-    assert float(jnp.max(jnp.abs(c.w.w - a.w.w))) > 1e-4  # fresh batches: another run
+    assert float(jnp.max(jnp.abs(c.w - a.w))) > 1e-4  # fresh batches: another run
+    assert np.isnan(float(c.ys["train_risk"][-1])) and np.isfinite(float(a.ys["train_risk"][-1]))
 
 
 def test_subspace_observables():
@@ -258,12 +258,19 @@ def test_subspace_observables():
     e = e - (U @ cov.apply(e)) @ U
     e = e / cov.norm(e)
     np.testing.assert_allclose(sj.principal_cosines(jnp.stack([U[1] + e]), p), [1 / math.sqrt(2), 0, 0], atol=1e-10)
+    np.testing.assert_allclose(sj.coverage(jnp.stack([U[1] + e]), p), [0, 1 / math.sqrt(2), 0], atol=1e-10)
+    np.testing.assert_allclose(sj.coverage(w2, p), [1, 1 / math.sqrt(2), 1 / math.sqrt(2)], atol=1e-10)
+    # Gram [[2, -1], [-1, 2]]: |P u_1|^2 = e_1^T G^{-1} e_1 = 2/3
+    np.testing.assert_allclose(sj.coverage(jnp.stack([U[0] + e, U[1] - e]), p), [math.sqrt(2 / 3)] * 2 + [0],
+                               atol=1e-10)
     sim = type("S", (), {"problem": p, "neuron_cov": cov, "source": sj.Population(), "data": None})()
     out = sj.subspace_metrics(w2[0], sim)
     np.testing.assert_allclose(out["best"], [1.0, 0.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(out["singular_values"], [1.0], atol=1e-12)
     passes = sj.direction_overlaps(w2, sim)
-    assert set(passes) == {"u1", "u2", "u3", "subspace"}
+    assert set(passes) == {"u1", "u2", "u3", "cover1", "cover2", "cover3", "subspace"}
+    np.testing.assert_allclose([passes[f"cover{i}"] for i in (1, 2, 3)], [1, 1 / math.sqrt(2), 1 / math.sqrt(2)],
+                               atol=1e-10)
     assert abs(float(passes["u2"]) - 1 / math.sqrt(2)) < 1e-12 and abs(float(passes["subspace"])) < 1e-10
 
 
