@@ -131,7 +131,8 @@ def quadrature_expansion(fn: Callable, k: int, degree: int):
 
 
 def _sigma_gram(U, cov):
-    return np.asarray(U @ (cov.apply(U) if cov is not None else U).T, np.float64)
+    with jax.ensure_compile_time_eval():  # concrete inputs stay concrete inside a user's jit
+        return np.asarray(U @ (cov.apply(U) if cov is not None else U).T, np.float64)
 
 
 def sigma_orthonormalise(U, cov=None):

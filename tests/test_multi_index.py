@@ -98,6 +98,11 @@ def test_closed_form_refuses_rows_not_sigma_orthogonal():
                     saveat=sj.SaveAt(fn=sj.subspace_metrics))
     with pytest.raises(AttributeError, match="no single u"):
         p.u
+    # the check also runs at trace time inside a user's jit (closed-over concrete arrays)
+    with pytest.raises(ValueError, match="Sigma-orthogonal"):
+        jax.jit(lambda x: (p.target.check(p.covariance), x)[1])(1.0)
+    good = _problem("parity")
+    assert float(jax.jit(lambda x: (good.target.check(good.covariance), x)[1])(1.0)) == 1.0
 
 
 # ---------------------------------------------------------------- leap exponents

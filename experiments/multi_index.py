@@ -1,0 +1,194 @@
+"""Multi-index targets (issue 13), experiment 1: the staircase learned one direction after another.
+
+    python experiments/multi_index.py configs/multi_index_staircase.toml [--out DIR] [--figure PNG]
+
+A width-m network trained as a whole by the population flow (closed form, Euler steps,
+reduced to `span{U, W(0)}` so a step costs the same at every d) on `z1 + z1 z2 + z1 z2 z3`
+with isotropic inputs. Each direction's learning time is the first time its coverage (the
+Sigma norm of the projection of `u_i` onto the neurons' span, `sj.coverage`) reaches the
+threshold, tracked inside the scan (`SaveAt(passages=...)`). Prints the table of learning
+times per d; writes `results.json`, the figure and the block of docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import spikejax as sj  # noqa: E402
+from spikejax import _style  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import load_experiment, replace_block, write_json  # noqa: E402
+
+DYNAMICS = {"vanilla": sj.Vanilla, "normalized": sj.Normalized, "spherical": sj.Spherical}
+REQUIRED = ("seed", "seeds", "ds", "g", "k", "activation", "width", "dynamic", "scaling", "a_init", "bias_init",
+            "dt", "steps", "record", "threshold")
+
+
+def run_d(cfg, d):
+    """All seeds at one `d`, one vmapped call: records and per-direction passage times."""
+    k = cfg["k"]
+    p = sj.multi_index_problem(d, key=jax.random.key(cfg["seed"]), g=cfg["g"], k=k, activation=cfg["activation"])
+    net = sj.Network(width=cfg["width"], scaling=cfg["scaling"], a_init=cfg["a_init"], second_layer="joint",
+                     biases="trained", bias_init=cfg["bias_init"])
+    th = (cfg["threshold"],)
+    saveat = sj.SaveAt(steps=cfg["record"], fn=sj.subspace_metrics, passage_fn=sj.direction_overlaps,
+                       passages={**{f"cover{i + 1}": th for i in range(k)}, "subspace": th})
+    one = lambda key: sj.simulate(p, DYNAMICS[cfg["dynamic"]](), sj.Population(), key=key, solver=sj.Euler(),  # noqa: E731
+                                  dt=cfg["dt"], steps=cfg["steps"], reduced=True, network=net, saveat=saveat)
+    keys = jax.random.split(jax.random.key(cfg["seed"] + 1), cfg["seeds"])
+    tr = jax.jit(jax.vmap(one))(keys)
+    return {
+        "d": d,
+        "t": np.asarray(tr.ts[0]),
+        "risk": np.asarray(tr.ys["risk"]),                # (seeds, R)
+        "coverage": np.asarray(tr.ys["coverage"]),        # (seeds, R, k)
+        "best": np.asarray(tr.ys["best"]),
+        "principal_cos": np.asarray(tr.ys["principal_cos"]),
+        "times": np.stack([np.asarray(tr.passages[f"cover{i + 1}"])[:, 0] for i in range(k)], -1),  # (seeds, k)
+        "subspace_time": np.asarray(tr.passages["subspace"])[:, 0],
+        "status": [sj.STATUS[int(s)] for s in np.asarray(tr.status)],
+        "target_second_moment": float(p.target.second_moment()),
+    }
+
+
+def _median(x):
+    """Median over seeds; a seed that never passed counts as infinite (NaN if half did not)."""
+    x = np.where(np.isnan(x), np.inf, x)
+    med = np.median(x, axis=0)
+    return np.where(np.isinf(med), np.nan, med)
+
+
+def table(rows, cfg) -> str:
+    k = cfg["k"]
+    head = "| d | " + " | ".join(f"t(u{i + 1})" for i in range(k)) + " | t(subspace) | risk at T | status |"
+    lines = [head, "|" + "---|" * (k + 4)]
+    for r in rows:
+        t = _median(r["times"])
+        ts = _median(r["subspace_time"][:, None])[0]
+        risk = np.median(r["risk"][:, -1])
+        status = ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
+        cells = " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t)
+        lines.append(f"| {r['d']} | {cells} | {ts:.1f} | {risk:.3f} | {status} |")
+    return "\n".join(lines)
+
+
+def plot(rows, cfg, path):
+    k = cfg["k"]
+    with _style.style():
+        fig, axes = _style.plt.subplots(1, 3, figsize=(12.5, 3.8), layout="constrained")
+        colours = _style.PALETTE
+        styles = dict(zip([r["d"] for r in rows], [":", "--", "-", "-."][: len(rows)]))
+        for r in rows:
+            t = r["t"][1:]
+            axes[0].plot(t, np.median(r["risk"], 0)[1:] / (0.5 * r["target_second_moment"]), styles[r["d"]],
+                         color="black", label=f"d = {r['d']}")
+        last = rows[-1]
+        for i in range(k):
+            med = np.median(last["coverage"][:, :, i], 0)[1:]
+            axes[1].plot(last["t"][1:], med, "-", color=colours[i], label=f"u{i + 1}")
+            ti = _median(last["times"][:, i : i + 1])[0]
+            if np.isfinite(ti):
+                axes[1].axvline(ti, color=colours[i], lw=0.8, ls=":")
+        axes[1].axhline(cfg["threshold"], color="grey", lw=0.8)
+        ds = np.array([r["d"] for r in rows])
+        for i in range(k):
+            times = np.array([r["times"][:, i] for r in rows])  # (D, seeds)
+            med = np.array([_median(x[:, None])[0] for x in times])
+            lo, hi = np.nanmin(times, 1), np.nanmax(times, 1)
+            axes[2].errorbar(ds * (1 + 0.04 * (i - 1)), med, yerr=[med - lo, hi - med], color=colours[i],
+                             marker=_style.MARKERS[i], capsize=2, label=f"u{i + 1}")
+        axes[0].set(xscale="log", xlabel="time t", ylabel="risk / risk of f = 0", title="(a) population risk (median)")
+        axes[1].set(xscale="log", xlabel="time t", ylabel="coverage of u_i", ylim=(0, 1.02),
+                    title=f"(b) each direction, d = {last['d']}")
+        axes[2].set(xscale="log", yscale="log", xlabel="d", ylabel=f"time to coverage {cfg['threshold']}",
+                    title="(c) learning times (median, min-max)")
+        axes[0].legend(loc="lower left")
+        axes[1].legend(loc="upper left")
+        for ax in axes:
+            _style.log_ticks(ax, "both")
+        fig.suptitle(f"Staircase z1 + z1 z2 + z1 z2 z3, isotropic inputs: width-{cfg['width']} ReLU network, "
+                     f"{cfg['dynamic']} rows, population flow ({cfg['seeds']} seeds per d)")
+        return _style.save(fig, path)
+
+
+def _at(r, t, i):
+    """Median coverage of direction `i` at the record nearest to time `t`."""
+    j = int(np.argmin(np.abs(r["t"] - t)))
+    return float(np.median(r["coverage"][:, j, i]))
+
+
+def reading(rows, cfg) -> str:
+    """The measured statements under the table (numbers computed from the run)."""
+    first, last = rows[0], rows[-1]
+    t_last, t_first = _median(last["times"]), _median(first["times"])
+    k = cfg["k"]
+    if not np.all(np.isfinite(t_last)):
+        return "Not every direction was learned within the horizon at the largest d."
+    order = "in order" if np.all(np.diff(t_last) > 0) else "not in order"
+    waits = "; ".join(
+        f"u{i + 1} from {_at(last, 0.0, i):.2f} to {_at(last, t_last[i - 1], i):.2f} while u{i} is learned"
+        for i in range(1, k))
+    growth = ", ".join(f"u{i + 1} x{t_last[i] / t_first[i]:.2f}" for i in range(k))
+    r0 = 0.5 * last["target_second_moment"]
+    return (
+        f"At d = {last['d']} the directions are learned {order}: "
+        + ", ".join(f"u{i + 1} at t = {t_last[i]:.1f}" for i in range(k))
+        + f". Each waits on a plateau until the one before it is learned (median coverage: {waits}; "
+        f"the start is about sqrt(m/d) = {np.sqrt(cfg['width'] / last['d']):.2f}). From d = {first['d']} to "
+        f"{last['d']} the learning times grow by {growth}. The risk itself falls without a flat "
+        f"stretch on this scale (panel a). The final risk (that of f = 0 is {r0:g}) grows with d: at "
+        f"T = {cfg['dt'] * cfg['steps']:g} the flow has not converged, the larger d more slowly."
+    )
+
+
+def block(rows, cfg, figure) -> str:
+    return f"""## Multi-index: the staircase, direction by direction (issue 13, experiment 1)
+
+`z1 + z1 z2 + z1 z2 z3` (leap 1; information exponents 1, none, none: `z2` and `z3` are
+invisible until `z1` is learned) on isotropic Gaussian inputs, a width-{cfg['width']} ReLU network
+({cfg['scaling']} scaling, random-sign second layer, trained biases from `Unif[-{cfg['bias_init']:g}, {cfg['bias_init']:g}]`,
+{cfg['dynamic']} rows) trained as a whole by the population flow (closed form, Euler `dt = {cfg['dt']}`,
+horizon `T = {cfg['dt'] * cfg['steps']:g}`, reduced to `span{{U, W(0)}}`). A direction is learned when its
+coverage (the projection of `u_i` onto the neurons' span, Sigma geometry) reaches {cfg['threshold']};
+times are medians over {cfg['seeds']} initialisations. Config `configs/multi_index_staircase.toml`,
+script `experiments/multi_index.py`.
+
+{table(rows, cfg)}
+
+{reading(rows, cfg)}
+
+![staircase]({os.path.relpath(figure, 'docs')})
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--out", default="out/multi_index")
+    parser.add_argument("--figure", default="docs/figures/multi_index_staircase.png")
+    parser.add_argument("--results", default="docs/results.md")
+    args = parser.parse_args(argv)
+    cfg = load_experiment(args.config, scale=None, kinds=("multi_index_staircase",), required=REQUIRED)
+    start = time.time()
+    rows = []
+    for d in cfg["ds"]:
+        rows.append(run_d(cfg, d))
+        print(f"d = {d}: {time.time() - start:.0f} s", flush=True)
+    write_json(os.path.join(args.out, "results.json"), {"config": cfg, "rows": rows})
+    print(table(rows, cfg))
+    png = plot(rows, cfg, args.figure)
+    replace_block(args.results, "multi_index_staircase", block(rows, cfg, png))
+    print(f"total {time.time() - start:.0f} s; figure {png}")
+
+
+if __name__ == "__main__":
+    main()
