@@ -150,7 +150,18 @@ def reading(rows, cfg) -> str:
     )
 
 
-def block(rows, cfg, figure) -> str:
+def step_check(cfg, rows):
+    """SPEC section 7: the same run at `dt / 2` over the same horizon, at `step_check_d`.
+    Returns `(d, max |change| of the median learning times, |change| of the median risk at T)`."""
+    d = cfg["step_check_d"]
+    a = next((r for r in rows if r["d"] == d), None) or run_d(cfg, d)
+    b = run_d(dict(cfg, dt=cfg["dt"] / 2, steps=2 * cfg["steps"]), d)
+    dt_ = float(np.max(np.abs(_median(a["times"]) - _median(b["times"]))))
+    dr = abs(float(np.median(a["risk"][:, -1]) - np.median(b["risk"][:, -1])))
+    return d, dt_, dr
+
+
+def block(rows, cfg, figure, check=None) -> str:
     return f"""## Multi-index: the staircase, direction by direction (issue 13, experiment 1)
 
 `z1 + z1 z2 + z1 z2 z3` (leap 1; information exponents 1, none, none: `z2` and `z3` are
@@ -165,7 +176,7 @@ script `experiments/multi_index.py`.
 {table(rows, cfg)}
 
 {reading(rows, cfg)}
-
+{"" if check is None else chr(10) + f"Step check (a flow, SPEC section 7): at d = {check[0]}, halving dt over the same horizon moves the median learning times by at most {check[1]:.3f} (the passage is resolved to one step, dt = {cfg['dt']}) and the median risk at T by {check[2]:.1e}." + chr(10)}
 ![staircase]({os.path.relpath(figure, 'docs')})
 """
 
@@ -185,8 +196,11 @@ def main(argv=None):
         print(f"d = {d}: {time.time() - start:.0f} s", flush=True)
     write_json(os.path.join(args.out, "results.json"), {"config": cfg, "rows": rows})
     print(table(rows, cfg))
+    check = step_check(cfg, rows) if cfg.get("step_check_d") else None
+    if check is not None:
+        print(f"step check at d = {check[0]}: learning times move by {check[1]:.3f}, risk at T by {check[2]:.1e}")
     png = plot(rows, cfg, args.figure)
-    replace_block(args.results, "multi_index_staircase", block(rows, cfg, png))
+    replace_block(args.results, "multi_index_staircase", block(rows, cfg, png, check))
     print(f"total {time.time() - start:.0f} s; figure {png}")
 
 
