@@ -101,6 +101,26 @@ from ._train import (
     overlap_matrix as overlap_matrix,
 )
 from ._target import AbstractTarget as AbstractTarget, SingleIndex as SingleIndex
+from ._multi_index import (
+    BUILTIN_TARGETS as BUILTIN_TARGETS,
+    MultiIndex as MultiIndex,
+    multi_hermite as multi_hermite,
+    parity as parity,
+    product_h2 as product_h2,
+    quadrature_expansion as quadrature_expansion,
+    sigma_orthonormalise as sigma_orthonormalise,
+    staircase as staircase,
+    sum_h2 as sum_h2,
+)
+from ._multi_problem import multi_index_problem as multi_index_problem, spike_alignment as spike_alignment
+from ._leap import information_exponents as information_exponents, leap_exponent as leap_exponent, leap_order as leap_order
+from ._subspace import (
+    coverage as coverage,
+    direction_overlaps as direction_overlaps,
+    overlap_matrix_sigma as overlap_matrix_sigma,
+    principal_cosines as principal_cosines,
+    subspace_metrics as subspace_metrics,
+)
 from ._kernels import (
     KERNELS as KERNELS,
     arccos_kernel as arccos_kernel,

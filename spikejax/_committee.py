@@ -104,8 +104,7 @@ def overlaps(w, problem, cov=None):
     sig = problem.covariance
     sw = sig.apply(w)
     gram = w @ sw.T
-    u = problem.u
-    cross = sw @ u / sig.norm(u)
+    cross = problem.target.sigma_cross(sw, sig)  # (m,) for one direction, (m, k) for k
     scale = jnp.sqrt(jnp.diagonal(gram)) / neuron_norm(w, cov)
     return gram, cross, scale
 
@@ -118,8 +117,8 @@ def _mehler(c, corr):
 def committee_moments(problem, gram, cross, scale, b, degree: int = MAX_DEGREE):
     """`(Q, v)`: `Q_ij = E[phi(xi_i + b_i) phi(xi_j + b_j)]` (m, m) and `v_j = E[y phi(xi_j + b_j)]`
     (m,) from the overlaps (see `overlaps`), the biases `b` (m,) and `problem.activation`."""
-    act, alpha = problem.activation, jnp.asarray(problem.link.coeffs)
-    deg = max(degree, alpha.shape[-1] - 1)
+    act = problem.activation
+    deg = max(degree, problem.target.degree)
     c = shifted_coeffs(act, b, scale, deg)
     sq = jnp.sqrt(jnp.diagonal(gram))
     corr = gram / (sq[:, None] * sq[None, :])
@@ -127,14 +126,21 @@ def committee_moments(problem, gram, cross, scale, b, degree: int = MAX_DEGREE):
     diag = shifted_second_moment(act, b, scale)
     m = gram.shape[0]
     q = jnp.where(jnp.eye(m, dtype=bool), diag[:, None] * jnp.eye(m, dtype=diag.dtype), off)
-    r = cross / sq
-    v = _horner(c[:, : alpha.shape[-1]] * alpha, r)
-    return q, v
+    return q, target_term(problem, c, cross, sq)
+
+
+def target_term(problem, c, cross, sq):
+    """`v_j = E[y phi(xi_j + b_j)]` (m,): the target's `cross_moment` at the correlations
+    `rho_j = cross_j / ||w_j||_Sigma` (one per direction) and the coefficients `c` (m, K + 1).
+    A single-index target gives Mehler's `sum_k alpha_k c_jk rho_j^k`, a multi-index one
+    its multivariate series (`MultiIndex.cross_moment`)."""
+    rho = cross / sq.reshape(sq.shape + (1,) * (cross.ndim - sq.ndim))
+    return problem.target.cross_moment(rho, c)
 
 
 def target_moment(problem):
     """`E[y^2] = E[f_*^2] + tau^2`."""
-    return problem.link.sq_norm + problem.noise**2
+    return problem.target.second_moment() + problem.noise**2
 
 
 def risk_from_moments(problem, a, q, v):

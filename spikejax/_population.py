@@ -3,8 +3,9 @@
 With `sigma_w = ||w||_Sigma / N(w)` and `rho = <w,u>_Sigma / (||w||_Sigma ||u||_Sigma)`, the
 pair (pre-activation, link argument) is Gaussian with scales `(sigma_w, 1)` and correlation
 `rho`, so `E[phi(sigma_w Z1) f_*(Z2)] = sum_j alpha_j beta_j(sigma_w) rho^j` (Mehler).
-This is exact for Gaussian inputs and a single-index target only: `check_closed_form`
-refuses anything else before a closed form can return a wrong number.
+This is exact for Gaussian inputs and a target with a Hermite series (single- or
+multi-index; a multi-index one goes through `_committee.py`): `check_closed_form` refuses
+anything else before a closed form can return a wrong number.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import jax.numpy as jnp
 from ._covariance import dot
 from ._hermite import scaled_coeffs, second_moment
 from ._network import neuron_norm
-from ._target import SingleIndex
+from ._committee import network_risk
+from ._target import SingleIndex, has_closed_form
 
 
 def check_closed_form(problem, what: str = "source=Population()"):
@@ -26,11 +28,12 @@ def check_closed_form(problem, what: str = "source=Population()"):
             f"inputs={problem.inputs!r} is not allowed with {what}; the closed-form expectations "
             "hold for Gaussian inputs only: use sj.Empirical(n=...) or sj.Online(batch=...)"
         )
-    if not isinstance(problem.target, SingleIndex):
+    if not has_closed_form(problem.target):
         raise ValueError(
             f"target={type(problem.target).__name__} is not allowed with {what}; the closed form "
-            "covers single-index targets"
+            "covers targets with a Hermite series (SingleIndex, MultiIndex)"
         )
+    problem.target.check(problem.covariance)
 
 
 def rho(w, problem):
@@ -69,14 +72,21 @@ def overlap_risk(problem, sigma, rho_):
 
 
 def population_risk(w, problem, cov):
-    """Exact population risk of one neuron (`a = 1`, `b = 0`) with normaliser `cov`."""
+    """Exact population risk of one neuron (`a = 1`, `b = 0`) with normaliser `cov`; a
+    multi-index target goes through the network's closed form at width 1."""
+    if not isinstance(problem.target, SingleIndex):
+        one = jnp.ones((1,), w.dtype)
+        return network_risk(w[None], one, jnp.zeros_like(one), problem, cov)
     norm_sigma = problem.covariance.norm(w)
     sigma = norm_sigma / neuron_norm(w, cov)
     return overlap_risk(problem, sigma, rho(w, problem))
 
 
 def spike_constants(problem):
-    """`(<u, theta>, ||u||_Sigma)`: the loop-invariant part of `population_grad`."""
+    """`(<u, theta>, ||u||_Sigma)`: the loop-invariant part of `population_grad` (None for a
+    target other than `SingleIndex`: its gradient is `jax.grad` of `population_risk`)."""
+    if not isinstance(problem.target, SingleIndex):
+        return None
     cov, u = problem.covariance, problem.u
     ut = dot(u, cov.theta)
     return ut, jnp.sqrt(cov.scale * (dot(u, u) + cov.kappa * ut * ut))

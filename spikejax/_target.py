@@ -3,7 +3,9 @@
 `AbstractTarget` is the extension point: `__call__(z, cov)` gives the noiseless labels of
 base draws `z` (inputs `x = Sigma^{1/2} z`), and `directions()` the rows its labels
 depend on (the reduced form keeps them in its basis). `SingleIndex(u, link)` is the
-paper's `f_*(<u, x> / ||u||_Sigma)`; a k-index target has k rows and a k-argument link.
+paper's `f_*(<u, x> / ||u||_Sigma)`; `MultiIndex(U, g)` (`_multi_index.py`) has k rows and
+a k-argument link. A target with a closed form for Gaussian inputs also gives `degree`,
+`second_moment()`, `sigma_cross` and `cross_moment` (what `_committee.py` asks it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import abc
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._hermite import HermiteFunction
@@ -39,6 +42,38 @@ class AbstractTarget(eqx.Module):
     def restrict(self, basis):
         """The same target in the coordinates of an orthonormal `basis` containing `directions()`."""
 
+    def check(self, cov=None):
+        """Raise `ValueError` if the target is not valid under the covariance `cov` (called at
+        the boundary, before compiling); nothing to check by default."""
+
+    # The closed forms for Gaussian inputs (`_committee.py`) ask the target for these; a target
+    # without them has no closed form, and `Population()` refuses it.
+
+    @property
+    def degree(self) -> int:
+        """The largest Hermite degree of the labels' series."""
+        raise ValueError(f"target={type(self).__name__} has no closed form; use a sampled source")
+
+    def second_moment(self):
+        """`E[y^2]` without label noise."""
+        raise ValueError(f"target={type(self).__name__} has no closed form; use a sampled source")
+
+    def sigma_cross(self, sw, cov):
+        """The overlaps of rows with the directions from `sw = Sigma w` (m, d), divided by the
+        directions' Sigma norms: (m,) for one direction, (m, k) for k."""
+        raise ValueError(f"target={type(self).__name__} has no closed form; use a sampled source")
+
+    def cross_moment(self, rho, c):
+        """`E[y phi(s_j zeta_j + b_j)]` (m,) from the neurons' Sigma-correlations `rho` with the
+        directions (the shape of `sigma_cross`) and the activation's normalised Hermite
+        coefficients `c` (m, K + 1) of `phi(s_j . + b_j)`, `K >= degree`."""
+        raise ValueError(f"target={type(self).__name__} has no closed form; use a sampled source")
+
+
+def has_closed_form(target) -> bool:
+    """Whether `target` gives the closed-form hooks (`cross_moment`, ...)."""
+    return type(target).cross_moment is not AbstractTarget.cross_moment
+
 
 class SingleIndex(AbstractTarget):
     """`y = link(<u, x> / ||u||_Sigma)`: the division makes the link's argument N(0, 1)."""
@@ -55,3 +90,20 @@ class SingleIndex(AbstractTarget):
 
     def restrict(self, basis):
         return SingleIndex(u=basis @ self.u, link=self.link)
+
+    @property
+    def degree(self) -> int:
+        return self.link.degree
+
+    def second_moment(self):
+        return self.link.sq_norm
+
+    def sigma_cross(self, sw, cov):
+        return sw @ self.u / cov.norm(self.u)
+
+    def cross_moment(self, rho, c):
+        """`sum_j alpha_j c_j rho^j` (Mehler) by Horner's rule."""
+        from ._committee import _horner
+
+        alpha = jnp.asarray(self.link.coeffs)
+        return _horner(c[:, : alpha.shape[-1]] * alpha, rho)

@@ -47,7 +47,7 @@ from ._network import TwoLayer, neuron_norm
 from ._problem import check, check_choice
 from ._saveat import metrics as _default_metrics, overlaps as _default_overlaps
 from ._sources import AbstractSource, Empirical, Online, Population, Reused, _batch_key
-from ._target import project
+from ._target import SingleIndex, project
 
 SCALINGS = ("mean_field", "standard")
 SECOND_LAYER = ("frozen", "joint")
@@ -247,8 +247,9 @@ class NetworkSource(AbstractSource):
 
     def grad(self, w, data, k, sim):
         """The population gradient by hand (`committee_grad`) for the plain and sigma
-        neurons; autodiff of the risk otherwise."""
-        if isinstance(self.inner, Population) and sim.neuron in ("plain", "sigma"):
+        neurons and a single-index target; autodiff of the risk otherwise (multi-index)."""
+        if (isinstance(self.inner, Population) and sim.neuron in ("plain", "sigma")
+                and isinstance(sim.problem.target, SingleIndex)):
             lay = _layout(sim)
             W, a, b = lay.unflatten(w)
             return lay.flatten(*committee_grad(W, a, b, sim.problem, sim.neuron))

@@ -1,0 +1,324 @@
+"""Multi-index targets (issue 13), experiment 1: the staircase learned one direction after another.
+
+    python experiments/multi_index.py configs/multi_index_staircase.toml [--out DIR] [--figure PNG]
+    python experiments/multi_index.py configs/multi_index_staircase_spike.toml   (experiment 2)
+
+A width-m network trained as a whole by the population flow (closed form, Euler steps,
+reduced to `span{U, W(0)}` so a step costs the same at every d) on `z1 + z1 z2 + z1 z2 z3`
+with isotropic inputs. Each direction's learning time is the first time its coverage (the
+Sigma norm of the projection of `u_i` onto the neurons' span, `sj.coverage`) reaches the
+threshold, tracked inside the scan (`SaveAt(passages=...)`). Prints the table of learning
+times per d; writes `results.json`, the figure and the block of docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import spikejax as sj  # noqa: E402
+from spikejax import _style  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import load_experiment, replace_block, write_json  # noqa: E402
+
+DYNAMICS = {"vanilla": sj.Vanilla, "normalized": sj.Normalized, "spherical": sj.Spherical}
+REQUIRED = ("seed", "seeds", "ds", "g", "k", "activation", "width", "dynamic", "scaling", "a_init", "bias_init",
+            "dt", "steps", "record", "threshold")
+
+
+def run_d(cfg, d, spikes=()):
+    """All seeds at one `d`, one vmapped call: records and per-direction passage times."""
+    k = cfg["k"]
+    p = sj.multi_index_problem(d, key=jax.random.key(cfg["seed"]), g=cfg["g"], k=k, activation=cfg["activation"],
+                               spikes=[dict(s) for s in spikes])
+    net = sj.Network(width=cfg["width"], scaling=cfg["scaling"], a_init=cfg["a_init"], second_layer="joint",
+                     biases="trained", bias_init=cfg["bias_init"])
+    th = (cfg["threshold"],)
+    saveat = sj.SaveAt(steps=cfg["record"], fn=sj.subspace_metrics, passage_fn=sj.direction_overlaps,
+                       passages={**{f"cover{i + 1}": th for i in range(k)}, "subspace": th})
+    one = lambda key: sj.simulate(p, DYNAMICS[cfg["dynamic"]](), sj.Population(), key=key, solver=sj.Euler(),  # noqa: E731
+                                  dt=cfg["dt"], steps=cfg["steps"], reduced=True, network=net, saveat=saveat)
+    keys = jax.random.split(jax.random.key(cfg["seed"] + 1), cfg["seeds"])
+    tr = jax.jit(jax.vmap(one))(keys)
+    return {
+        "d": d,
+        "spikes": [dict(s) for s in spikes],
+        "t": np.asarray(tr.ts[0]),
+        "risk": np.asarray(tr.ys["risk"]),                # (seeds, R)
+        "coverage": np.asarray(tr.ys["coverage"]),        # (seeds, R, k)
+        "best": np.asarray(tr.ys["best"]),
+        "principal_cos": np.asarray(tr.ys["principal_cos"]),
+        "times": np.stack([np.asarray(tr.passages[f"cover{i + 1}"])[:, 0] for i in range(k)], -1),  # (seeds, k)
+        "subspace_time": np.asarray(tr.passages["subspace"])[:, 0],
+        "status": [sj.STATUS[int(s)] for s in np.asarray(tr.status)],
+        "target_second_moment": float(p.target.second_moment()),
+    }
+
+
+def _median(x):
+    """Median over seeds; a seed that never passed counts as infinite (NaN if half did not)."""
+    x = np.where(np.isnan(x), np.inf, x)
+    med = np.median(x, axis=0)
+    return np.where(np.isinf(med), np.nan, med)
+
+
+def table(rows, cfg) -> str:
+    k = cfg["k"]
+    head = "| d | " + " | ".join(f"t(u{i + 1})" for i in range(k)) + " | t(subspace) | risk at T | status |"
+    lines = [head, "|" + "---|" * (k + 4)]
+    for r in rows:
+        t = _median(r["times"])
+        ts = _median(r["subspace_time"][:, None])[0]
+        risk = np.median(r["risk"][:, -1])
+        status = ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
+        cells = " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t)
+        lines.append(f"| {r['d']} | {cells} | {ts:.1f} | {risk:.3f} | {status} |")
+    return "\n".join(lines)
+
+
+def plot(rows, cfg, path):
+    k = cfg["k"]
+    with _style.style():
+        fig, axes = _style.plt.subplots(1, 3, figsize=(12.5, 3.8), layout="constrained")
+        colours = _style.PALETTE
+        styles = dict(zip([r["d"] for r in rows], [":", "--", "-", "-."][: len(rows)]))
+        for r in rows:
+            t = r["t"][1:]
+            axes[0].plot(t, np.median(r["risk"], 0)[1:] / (0.5 * r["target_second_moment"]), styles[r["d"]],
+                         color="black", label=f"d = {r['d']}")
+        last = rows[-1]
+        for i in range(k):
+            med = np.median(last["coverage"][:, :, i], 0)[1:]
+            axes[1].plot(last["t"][1:], med, "-", color=colours[i], label=f"u{i + 1}")
+            ti = _median(last["times"][:, i : i + 1])[0]
+            if np.isfinite(ti):
+                axes[1].axvline(ti, color=colours[i], lw=0.8, ls=":")
+        axes[1].axhline(cfg["threshold"], color="grey", lw=0.8)
+        ds = np.array([r["d"] for r in rows])
+        for i in range(k):
+            times = np.array([r["times"][:, i] for r in rows])  # (D, seeds)
+            med = np.array([_median(x[:, None])[0] for x in times])
+            lo, hi = np.nanmin(times, 1), np.nanmax(times, 1)
+            axes[2].errorbar(ds * (1 + 0.04 * (i - 1)), med, yerr=[med - lo, hi - med], color=colours[i],
+                             marker=_style.MARKERS[i], capsize=2, label=f"u{i + 1}")
+        axes[0].set(xscale="log", xlabel="time t", ylabel="risk / risk of f = 0", title="(a) population risk (median)")
+        axes[1].set(xscale="log", xlabel="time t", ylabel="coverage of u_i", ylim=(0, 1.02),
+                    title=f"(b) each direction, d = {last['d']}")
+        axes[2].set(xscale="log", yscale="log", xlabel="d", ylabel=f"time to coverage {cfg['threshold']}",
+                    title="(c) learning times (median, min-max)")
+        axes[0].legend(loc="lower left")
+        axes[1].legend(loc="upper left")
+        for ax in axes:
+            _style.log_ticks(ax, "both")
+        fig.suptitle(f"Staircase z1 + z1 z2 + z1 z2 z3, isotropic inputs: width-{cfg['width']} ReLU network, "
+                     f"{cfg['dynamic']} rows, population flow ({cfg['seeds']} seeds per d)")
+        return _style.save(fig, path)
+
+
+def _at(r, t, i):
+    """Median coverage of direction `i` at the record nearest to time `t`."""
+    j = int(np.argmin(np.abs(r["t"] - t)))
+    return float(np.median(r["coverage"][:, j, i]))
+
+
+def reading(rows, cfg) -> str:
+    """The measured statements under the table (numbers computed from the run)."""
+    first, last = rows[0], rows[-1]
+    t_last, t_first = _median(last["times"]), _median(first["times"])
+    k = cfg["k"]
+    if not np.all(np.isfinite(t_last)):
+        return "Not every direction was learned within the horizon at the largest d."
+    order = "in order" if np.all(np.diff(t_last) > 0) else "not in order"
+    waits = "; ".join(
+        f"u{i + 1} from {_at(last, 0.0, i):.2f} to {_at(last, t_last[i - 1], i):.2f} while u{i} is learned"
+        for i in range(1, k))
+    growth = ", ".join(f"u{i + 1} x{t_last[i] / t_first[i]:.2f}" for i in range(k))
+    r0 = 0.5 * last["target_second_moment"]
+    return (
+        f"At d = {last['d']} the directions are learned {order}: "
+        + ", ".join(f"u{i + 1} at t = {t_last[i]:.1f}" for i in range(k))
+        + f". Each waits on a plateau until the one before it is learned (median coverage: {waits}; "
+        f"the start is about sqrt(m/d) = {np.sqrt(cfg['width'] / last['d']):.2f}). From d = {first['d']} to "
+        f"{last['d']} the learning times grow by {growth}. The risk itself falls without a flat "
+        f"stretch on this scale (panel a). The final risk (that of f = 0 is {r0:g}) grows with d: at "
+        f"T = {cfg['dt'] * cfg['steps']:g} the flow has not converged, the larger d more slowly."
+    )
+
+
+def step_check(cfg, rows):
+    """SPEC section 7: the same run at `dt / 2` over the same horizon, at `step_check_d`.
+    Returns `(d, max |change| of the median learning times, |change| of the median risk at T)`."""
+    d = cfg["step_check_d"]
+    a = next((r for r in rows if r["d"] == d), None) or run_d(cfg, d)
+    b = run_d(dict(cfg, dt=cfg["dt"] / 2, steps=2 * cfg["steps"]), d)
+    dt_ = float(np.max(np.abs(_median(a["times"]) - _median(b["times"]))))
+    dr = abs(float(np.median(a["risk"][:, -1]) - np.median(b["risk"][:, -1])))
+    return d, dt_, dr
+
+
+def block(rows, cfg, figure, check=None) -> str:
+    return f"""## Multi-index: the staircase, direction by direction (issue 13, experiment 1)
+
+`z1 + z1 z2 + z1 z2 z3` (leap 1; information exponents 1, none, none: `z2` and `z3` are
+invisible until `z1` is learned) on isotropic Gaussian inputs, a width-{cfg['width']} ReLU network
+({cfg['scaling']} scaling, random-sign second layer, trained biases from `Unif[-{cfg['bias_init']:g}, {cfg['bias_init']:g}]`,
+{cfg['dynamic']} rows) trained as a whole by the population flow (closed form, Euler `dt = {cfg['dt']}`,
+horizon `T = {cfg['dt'] * cfg['steps']:g}`, reduced to `span{{U, W(0)}}`). A direction is learned when its
+coverage (the projection of `u_i` onto the neurons' span, Sigma geometry) reaches {cfg['threshold']};
+times are medians over {cfg['seeds']} initialisations. Config `configs/multi_index_staircase.toml`,
+script `experiments/multi_index.py`.
+
+{table(rows, cfg)}
+
+{reading(rows, cfg)}
+{"" if check is None else chr(10) + f"Step check (a flow, SPEC section 7): at d = {check[0]}, halving dt over the same horizon moves the median learning times by at most {check[1]:.3f} (the passage is resolved to one step, dt = {cfg['dt']}) and the median risk at T by {check[2]:.1e}." + chr(10)}
+![staircase]({os.path.relpath(figure, 'docs')})
+"""
+
+
+def spike_table(results, cfg) -> str:
+    k = cfg["k"]
+    lines = ["| setting | d | " + " | ".join(f"t(u{i + 1})" for i in range(k)) + " | risk at T | status |",
+             "|" + "---|" * (k + 4)]
+    for label, rows in results:
+        for r in rows:
+            t = _median(r["times"])
+            status = ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
+            cells = " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t)
+            lines.append(f"| {label} | {r['d']} | {cells} | {np.median(r['risk'][:, -1]):.3f} | {status} |")
+    return "\n".join(lines)
+
+
+def spike_plot(results, cfg, path):
+    k = cfg["k"]
+    with _style.style():
+        fig, axes = _style.plt.subplots(1, 2, figsize=(11.5, 3.9), layout="constrained")
+        styles = ["-", "--", ":", "-."]
+        for v, (label, rows) in enumerate(results):
+            last = rows[-1]
+            for i in range(k):
+                axes[0].plot(last["t"][1:], np.median(last["coverage"][:, :, i], 0)[1:], styles[v],
+                             color=_style.PALETTE[i], label=f"u{i + 1}, {label}")
+                times = np.array([r["times"][:, i] for r in rows])
+                med = np.array([_median(x[:, None])[0] for x in times])
+                axes[1].plot([r["d"] for r in rows], med, styles[v], color=_style.PALETTE[i],
+                             marker=_style.MARKERS[v], label=f"u{i + 1}, {label}")
+        axes[0].axhline(cfg["threshold"], color="grey", lw=0.8)
+        axes[0].set(xscale="log", xlabel="time t", ylabel="coverage of u_i (median)", ylim=(0, 1.02),
+                    title=f"(a) each direction, d = {results[0][1][-1]['d']}")
+        axes[1].set(xscale="log", yscale="log", xlabel="d", ylabel=f"time to coverage {cfg['threshold']} (median)",
+                    title="(b) learning times")
+        for ax in axes:
+            _style.log_ticks(ax, "both")
+        _style.legend_outside(fig, *axes[1].get_legend_handles_labels(), title="colour: direction; line: setting")
+        fig.suptitle(f"Staircase, one spike on u2 (unit_top: bulk variance 1/(1+kappa)): width-{cfg['width']} "
+                     f"ReLU network, {cfg['dynamic']} rows, population flow")
+        return _style.save(fig, path)
+
+
+def spike_reading(results, cfg) -> str:
+    k = cfg["k"]
+    parts = []
+    for label, rows in results:
+        t = _median(rows[-1]["times"])
+        order = "in order" if np.all(np.isfinite(t)) and np.all(np.diff(t) > 0) else "not in order"
+        parts.append(f"{label}: " + ", ".join(f"u{i + 1} {t[i]:.1f}" for i in range(k)) + f" ({order})")
+    d = results[0][1][-1]["d"]
+    starts = "; ".join(f"{label}: " + ", ".join(f"u{i + 1} {_at(rows[-1], 0.0, i):.2f}" for i in range(k))
+                       for label, rows in results)
+    return (
+        f"Median learning times at d = {d}: " + "; ".join(parts) + f". Median coverage at t = 0 (d = {d}): "
+        + starts + ". A time 0 means the direction is covered at initialisation: the spike makes the "
+        "neurons' pre-activations correlate with `z2` from the start (the multi-index analogue of claim 3's "
+        "alignment at initialisation); the log axis of panel (b) leaves those points out. The bulk directions "
+        "`u1` and `u3` carry variance `1/(1+kappa)`, and their learning times grow with `kappa = d^r2`."
+    )
+
+
+def _load_results(path):
+    """`results` of a previous run's results.json, arrays restored (`--replot`)."""
+    with open(path) as f:
+        raw = json.load(f)["results"]
+    arrays = ("t", "risk", "coverage", "best", "principal_cos", "subspace_time")
+    out = []
+    for label, rows in raw:
+        for r in rows:
+            r.update({key: np.asarray(r[key], float) for key in arrays})
+            r["times"] = np.asarray([[np.nan if v is None else v for v in row] for row in r["times"]], float)
+        out.append((label, rows))
+    return out
+
+
+def spike_main(cfg, args):
+    start = time.time()
+    path = os.path.join(args.out, "results.json")
+    if args.replot:
+        results = _load_results(path)
+    else:
+        results = []
+        for variant in cfg["variants"]:
+            rows = []
+            for d in cfg["ds"]:
+                rows.append(run_d(cfg, d, variant.get("spikes", [])))
+                print(f"{variant['label']}, d = {d}: {time.time() - start:.0f} s", flush=True)
+            results.append((variant["label"], rows))
+        write_json(path, {"config": cfg, "results": results})
+    print(spike_table(results, cfg))
+    png = spike_plot(results, cfg, args.figure)
+    text = f"""## Multi-index: a spike on the staircase's second direction (issue 13, experiment 2)
+
+The staircase of the block above (same network, flow and threshold) with one spike aligned
+with `u2` (`theta = u2` at `r1 = 0`, `kappa = d^r2`, the project's `unit_top` normalisation: the
+spike direction keeps variance 1 and the bulk, where `u1` and `u3` lie, has `1/(1+kappa)`).
+Coverage and learning times in the Sigma geometry, medians over {cfg['seeds']} initialisations.
+Config `{args.config}`.
+
+{spike_table(results, cfg)}
+
+{spike_reading(results, cfg)}
+
+![staircase with a spike]({os.path.relpath(png, 'docs')})
+"""
+    replace_block(args.results, cfg["name"], text)
+    print(f"total {time.time() - start:.0f} s; figure {png}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--out", default="out/multi_index")
+    parser.add_argument("--figure", default=None, help="default docs/figures/<config name>.png")
+    parser.add_argument("--results", default="docs/results.md")
+    parser.add_argument("--replot", action="store_true", help="experiment 2: redo table, figure and block from OUT/results.json")
+    args = parser.parse_args(argv)
+    cfg = load_experiment(args.config, scale=None, kinds=("multi_index_staircase", "multi_index_spike"),
+                          required=REQUIRED)
+    args.figure = args.figure or f"docs/figures/{cfg['name']}.png"
+    if cfg["kind"] == "multi_index_spike":
+        return spike_main(cfg, args)
+    start = time.time()
+    rows = []
+    for d in cfg["ds"]:
+        rows.append(run_d(cfg, d))
+        print(f"d = {d}: {time.time() - start:.0f} s", flush=True)
+    write_json(os.path.join(args.out, "results.json"), {"config": cfg, "rows": rows})
+    print(table(rows, cfg))
+    check = step_check(cfg, rows) if cfg.get("step_check_d") else None
+    if check is not None:
+        print(f"step check at d = {check[0]}: learning times move by {check[1]:.3f}, risk at T by {check[2]:.1e}")
+    png = plot(rows, cfg, args.figure)
+    replace_block(args.results, "multi_index_staircase", block(rows, cfg, png, check))
+    print(f"total {time.time() - start:.0f} s; figure {png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""Multi-index targets: `y = g(z_1, ..., z_k)`, `z_i = <u_i, x>`, `g` a multivariate Hermite series.
+
+**The convention.** `U` (k, d) holds the directions as rows. The target reads
+`z_i = <u_i, x> / ||u_i||_Sigma` (each row divided by its Sigma norm, as `SingleIndex`
+divides `u`), and the rows must be *Sigma-orthogonal*: `<u_i, u_j>_Sigma = 0` for `i != j`.
+Then `(z_1, ..., z_k)` are iid N(0, 1) under Gaussian inputs `x ~ N(0, Sigma)`. The canonical
+form, what `MultiIndex.make(U, g, cov=cov)` returns, has `U Sigma U^T = I_k` exactly (rows
+Sigma-orthonormalised by Gram-Schmidt in the given order, so `u_1` keeps its direction, `u_2`
+its part Sigma-orthogonal to `u_1`, ...); there the division is by 1. With `k = 1` the target
+is `SingleIndex(u, link)` term for term.
+
+`g = sum_alpha g_alpha h_alpha(z)`, `h_alpha(z) = prod_i h_{alpha_i}(z_i)` with `h_j = He_j /
+sqrt(j!)`: the `h_alpha` are orthonormal under N(0, I_k), so `E[y^2] = sum_alpha g_alpha^2`.
+`g` is given as a mapping `{alpha: g_alpha}` (alpha a length-k tuple of integers >= 0), as
+a built-in name (`"sum_h2"`, `"staircase"`, `"parity"`, `"product_h2"`, any k), or as a
+callable of k arguments (its coefficients up to total degree `degree` by tensor-product
+Gauss-Hermite quadrature in float64; its labels use the callable itself, the closed forms
+the truncated series).
+
+Why a series: the population quantities of a neuron are closed form in it (`cross_moment`):
+with `rho_i = <w, u_i>_Sigma / (||w||_Sigma ||u_i||_Sigma)`,
+`E[g(z) phi(s zeta + b)] = sum_alpha g_alpha c_{|alpha|}(b, s) sqrt(|alpha|! / alpha!) rho^alpha`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from ._hermite import _TOL, _enable_x64, gauss_hermite, hermite_basis
+from ._target import AbstractTarget, project
+
+RANK_TOL = 1e-6  # smallest singular value of the row-normalised U: below it, not of full rank
+ORTHO_TOL = 1e-5  # largest |Sigma-correlation| between two rows: above it, not Sigma-orthogonal
+BUILTIN_TARGETS = ("sum_h2", "staircase", "parity", "product_h2")
+_MAX_NODES = 2_000_000  # tensor-product quadrature grid points, at most (160 nodes a coordinate at most)
+
+
+def _concrete(*xs) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
+def sum_h2(k: int) -> dict:
+    """`sum_i h_2(z_i)`: k directions, each with information exponent 2; leap 2."""
+    return {tuple(2 * (j == i) for j in range(k)): 1.0 for i in range(k)}
+
+
+def staircase(k: int) -> dict:
+    """`z_1 + z_1 z_2 + ... + z_1 ... z_k`: leap 1, learned one direction after another."""
+    return {tuple(int(j <= i) for j in range(k)): 1.0 for i in range(k)}
+
+
+def parity(k: int) -> dict:
+    """`z_1 z_2 ... z_k` (parity3 at k = 3): leap k."""
+    return {(1,) * k: 1.0}
+
+
+def product_h2(k: int) -> dict:
+    """`prod_i h_2(z_i)`: leap 2k."""
+    return {(2,) * k: 1.0}
+
+
+_BUILTINS = {"sum_h2": sum_h2, "staircase": staircase, "parity": parity, "product_h2": product_h2}
+
+
+def multi_hermite(z, alphas, coeffs):
+    """`sum_a coeffs[a] prod_i h_{alphas[a, i]}(z[i])` for arguments `z` (k, ...)."""
+    alphas = np.asarray(alphas, int)
+    deg = int(alphas.max()) if alphas.size else 0
+    h = hermite_basis(z, deg)  # (k, ..., deg + 1)
+    k = z.shape[0]
+    terms = jnp.prod(jnp.moveaxis(h[np.arange(k)[None, :], ..., alphas], -1, 0), axis=-1)  # (..., A)
+    return terms @ jnp.asarray(coeffs, z.dtype)
+
+
+def _check_alpha(alpha, k: int) -> tuple:
+    ok = isinstance(alpha, tuple) and len(alpha) == k and all(
+        isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a >= 0 for a in alpha)
+    if not ok:
+        raise ValueError(
+            f"g has the multi-index {alpha!r}, which is not allowed; allowed: a tuple of k={k} "
+            "integers >= 0 (one Hermite degree per direction)"
+        )
+    return tuple(int(a) for a in alpha)
+
+
+def _from_mapping(g: Mapping, k: int):
+    alphas, coeffs = [], []
+    for alpha, c in g.items():
+        alpha = _check_alpha(alpha, k)
+        c = float(c)
+        if not math.isfinite(c):
+            raise ValueError(f"g[{alpha!r}]={c!r} is not allowed; allowed: a finite real number")
+        if abs(c) > _TOL:
+            alphas.append(alpha)
+            coeffs.append(c)
+    if not alphas:
+        alphas, coeffs = [(0,) * k], [0.0]
+    order = sorted(range(len(alphas)), key=lambda i: (sum(alphas[i]), alphas[i]))
+    alphas = tuple(alphas[i] for i in order)
+    coeffs = np.array([coeffs[i] for i in order], np.float64)
+    return alphas, coeffs, float(coeffs @ coeffs)
+
+
+def quadrature_expansion(fn: Callable, k: int, degree: int):
+    """`{alpha: E[fn(Z) h_alpha(Z)]}` for `|alpha| <= degree`, and `E[fn(Z)^2]`, by
+    tensor-product Gauss-Hermite quadrature (float64), `Z ~ N(0, I_k)`."""
+    q = max(degree + 1, min(160, int(_MAX_NODES ** (1 / k))))
+    x, w = gauss_hermite(q)
+    mesh = np.meshgrid(*([x] * k), indexing="ij")
+    with _enable_x64(True):
+        vals = np.asarray(fn(*[jnp.asarray(m, jnp.float64) for m in mesh]), np.float64)
+    if vals.shape != mesh[0].shape or not np.all(np.isfinite(vals)):
+        raise ValueError(f"g={fn!r} is not allowed; a callable g must map k={k} arrays to finite values of their shape")
+    wh = w[:, None] * hermite_basis(x, degree, xp=np)  # (q, degree + 1)
+    c = vals
+    for _ in range(k):  # contract one axis at a time: c[a_1, ..., a_k]
+        c = np.tensordot(c, wh, axes=([0], [0]))
+    weights = w
+    for _ in range(k - 1):
+        weights = np.multiply.outer(weights, w)
+    coeffs = {a: float(c[a]) for a in itertools.product(range(degree + 1), repeat=k) if sum(a) <= degree}
+    return coeffs, float(np.sum(weights * vals**2))
+
+
+def _sigma_gram(U, cov):
+    with jax.ensure_compile_time_eval():  # concrete inputs stay concrete inside a user's jit
+        return np.asarray(U @ (cov.apply(U) if cov is not None else U).T, np.float64)
+
+
+def sigma_orthonormalise(U, cov=None):
+    """Gram-Schmidt of the rows of `U` in the Sigma inner product, in order (`cov=None`:
+    Euclidean): `u_1` keeps its direction, `u_2` loses its part along `u_1`, ... Returns
+    rows with `U Sigma U^T = I_k`; raises `ValueError` if `U` is not of full rank."""
+    U = jnp.atleast_2d(jnp.asarray(U))
+    _check_rank(U)
+    out = []
+    for x in U:
+        for e in out:
+            x = x - (cov.inner(x, e) if cov is not None else x @ e) * e
+        out.append(x / (cov.norm(x) if cov is not None else jnp.linalg.norm(x)))
+    return jnp.stack(out)
+
+
+def _check_rank(U):
+    if not _concrete(U):
+        return
+    u = np.asarray(U, np.float64)
+    if u.ndim != 2 or u.shape[0] < 1 or u.shape[0] > u.shape[1] or not np.all(np.isfinite(u)):
+        raise ValueError(f"U of shape {u.shape} is not allowed; allowed: a finite (k, d) array with 1 <= k <= d")
+    norms = np.linalg.norm(u, axis=1)
+    smin = float(np.linalg.svd(u / np.where(norms > 0, norms, 1.0)[:, None], compute_uv=False)[-1]) if np.all(
+        norms > 0) else 0.0
+    if smin <= RANK_TOL:
+        raise ValueError(
+            f"U is not of full rank (smallest singular value of its normalised rows {smin:.3g} <= "
+            f"{RANK_TOL:g}); allowed: k linearly independent directions"
+        )
+
+
+class MultiIndex(AbstractTarget):
+    """`y = g(<u_1, x> / ||u_1||_Sigma, ..., <u_k, x> / ||u_k||_Sigma)`, rows Sigma-orthogonal.
+
+    **Arguments:**
+    - `U`: (k, d) directions as rows, Sigma-orthogonal (see the module docstring; use
+      `MultiIndex.make(U, g, cov=cov)` to Sigma-orthonormalise given rows).
+    - `g`: a mapping `{alpha: g_alpha}` of normalised multivariate Hermite coefficients, a
+      built-in name (`"sum_h2"`, `"staircase"`, `"parity"`, `"product_h2"`), or a callable
+      `g(z_1, ..., z_k)` (coefficients by quadrature up to total degree `degree`).
+    - `degree`: the quadrature's total degree for a callable `g` (default 6).
+    - `name`: a label.
+
+    **Fields:** `U`; `alphas` (static tuple of multi-indices, the support); `coeffs` (their
+    `g_alpha`); `norm2` `E[g(Z)^2]` (the series' sum of squares, or by quadrature for a
+    callable); `fn` (the callable, or None: labels from the series).
+    """
+
+    U: Array
+    alphas: tuple = eqx.field(static=True)
+    coeffs: np.ndarray
+    norm2: np.ndarray
+    fn: Callable | None = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+
+    def __init__(self, U, g, *, degree: int = 6, name: str | None = None):
+        U = jnp.asarray(U)
+        if U.ndim == 1:
+            U = U[None]
+        _check_rank(U)
+        k = U.shape[0]
+        fn = None
+        if isinstance(g, str):
+            if g not in _BUILTINS:
+                raise ValueError(f"g={g!r} is not allowed; choose one of {', '.join(map(repr, BUILTIN_TARGETS))}, "
+                                 "a mapping {alpha: coefficient} or a callable of k arguments")
+            name = name or g
+            g = _BUILTINS[g](k)
+        if isinstance(g, Mapping):
+            lengths = {len(a) for a in g if isinstance(a, tuple)}
+            if lengths and lengths != {k}:
+                raise ValueError(
+                    f"g has multi-indices of length {sorted(lengths)} and U has k={k} rows; allowed: "
+                    "one Hermite degree per row of U"
+                )
+            alphas, coeffs, norm2 = _from_mapping(g, k)
+        elif callable(g):
+            if not (isinstance(degree, int) and not isinstance(degree, bool) and degree >= 1):
+                raise ValueError(f"degree={degree!r} is not allowed; allowed: an integer >= 1")
+            expansion, norm2 = quadrature_expansion(g, k, degree)
+            alphas, coeffs, _ = _from_mapping(expansion, k)
+            fn, name = g, name or getattr(g, "__name__", "custom")
+        else:
+            raise ValueError(f"g={g!r} is not allowed; give a mapping {{alpha: coefficient}}, a built-in name "
+                             f"({', '.join(BUILTIN_TARGETS)}) or a callable of k={k} arguments")
+        self.U = U
+        self.alphas = alphas
+        self.coeffs = coeffs
+        self.norm2 = np.float64(norm2)
+        self.fn = fn
+        self.name = name or "custom"
+
+    @classmethod
+    def make(cls, U, g, *, cov=None, orthonormalise: bool = True, **kwargs) -> "MultiIndex":
+        """The canonical target: rows Sigma-orthonormalised in order (`orthonormalise=True`)
+        or checked to be Sigma-orthogonal (`False`; see `check`). `cov=None`: isotropic."""
+        U = sigma_orthonormalise(U, cov) if orthonormalise else jnp.asarray(U)
+        target = cls(U, g, **kwargs)
+        target.check(cov)
+        return target
+
+    @property
+    def k(self) -> int:
+        return self.U.shape[0]
+
+    @property
+    def degree(self) -> int:
+        return max(sum(a) for a in self.alphas)
+
+    @property
+    def u(self):
+        raise AttributeError(
+            f"a MultiIndex target has k={self.k} directions and no single u: use target.U (or directions()), "
+            "and record with saveat=sj.SaveAt(fn=sj.subspace_metrics)"
+        )
+
+    def expansion(self) -> dict:
+        """`{alpha: g_alpha}`: the series (nonzero terms)."""
+        return dict(zip(self.alphas, np.asarray(self.coeffs).tolist()))
+
+    def check(self, cov=None, tol: float = ORTHO_TOL):
+        """Raise `ValueError` unless the rows are Sigma-orthogonal: every
+        `|<u_i, u_j>_Sigma| / (||u_i||_Sigma ||u_j||_Sigma) <= tol` (default 1e-5), `i != j`."""
+        if not _concrete(self.U) or cov is None and self.k == 1:
+            return
+        if cov is not None and not _concrete(*jax.tree_util.tree_leaves(cov)):
+            return
+        gram = _sigma_gram(self.U, cov)
+        sq = np.sqrt(np.diag(gram))
+        worst = float(np.max(np.abs(gram / np.outer(sq, sq) - np.eye(self.k))))
+        if worst > tol:
+            raise ValueError(
+                f"U is not allowed; its rows must be Sigma-orthogonal (largest |Sigma-correlation| between "
+                f"two rows {worst:.3g} > {tol:g}): build it with sj.MultiIndex.make(U, g, cov=covariance)"
+            )
+
+    def arguments(self, z, cov):
+        """`(z_1, ..., z_k)` of base draws `z` (n, d): an array (k, n)."""
+        s = cov.sqrt(self.U) / cov.norm(self.U)[:, None]
+        return project(z, s)
+
+    def __call__(self, z, cov):
+        zs = self.arguments(z, cov)
+        if self.fn is not None:
+            return self.fn(*zs)
+        return multi_hermite(zs, self.alphas, self.coeffs)
+
+    def directions(self):
+        return self.U
+
+    def restrict(self, basis):
+        return eqx.tree_at(lambda t: t.U, self, self.U @ basis.T)
+
+    def second_moment(self):
+        return self.norm2
+
+    def sigma_cross(self, sw, cov):
+        """`<w_j, u_i>_Sigma / ||u_i||_Sigma` (m, k) from the rows `sw = Sigma w` (m, d)."""
+        return sw @ self.U.T / cov.norm(self.U)
+
+    def cross_moment(self, rho, c):
+        """`E[g(z) phi_j]` (m,) from the Sigma-correlations `rho` (m, k) of the neurons with
+        the directions and the activation's coefficients `c` (m, K + 1), `K >= degree`:
+        `sum_alpha g_alpha c_{|alpha|} sqrt(|alpha|! / alpha!) prod_i rho_i^alpha_i`."""
+        alphas = np.asarray(self.alphas, int)  # (A, k)
+        deg = int(alphas.max())
+        powers = [jnp.ones_like(rho)]
+        for _ in range(deg):
+            powers.append(powers[-1] * rho)
+        p = jnp.stack(powers, -1)  # (m, k, deg + 1): rho_i^j, safe to differentiate at 0
+        mono = jnp.prod(p[:, np.arange(self.k)[None, :], alphas], axis=-1)  # (m, A)
+        total = alphas.sum(1)
+        multinom = np.array([math.sqrt(math.factorial(t) / math.prod(math.factorial(a) for a in al))
+                             for t, al in zip(total, alphas)])
+        weight = jnp.asarray(np.asarray(self.coeffs) * multinom, rho.dtype)
+        return jnp.sum(mono * c[:, total] * weight, axis=-1)
