@@ -222,7 +222,7 @@ def scaling_table(out):
         lines.append(
             f"| {p['s']} | {p['r1']:g} | {p['r2']:g} | {p['dynamic']} | {', '.join(map(str, p['d']))} | {nstar} | "
             f"{_fmt(er['eta'])} [{_fmt(er['lo'])}, {_fmt(er['hi'])}] | {_fmt(ec['eta'])} [{_fmt(ec['lo'])}, {_fmt(ec['hi'])}] | "
-            f"{p['eta_hyp']:.2f} | {vf} | {_check_word(p.get('horizon_ok'))} |"
+            f"{p['eta_hyp']:.2f} | {vf} | {_check_word(p.get('horizon_ok'), p['rho']['n_star'][-1])} |"
         )
     if out.get("horizon"):
         lines += ["", "Step/horizon check of every cell at its largest d (n* on rho): the search rerun with the "
@@ -235,22 +235,40 @@ def scaling_table(out):
         for h in out["horizon"]:
             lines.append(f"| {h['s']} | {h['d']} | {h['r1']:g} | {h['r2']:g} | {h['dynamic']} | {h['dt']:g}, {h['steps']} | "
                          f"{_fmt(h['base'], 0)} | {_rerun(h['longer'], h)} | {_rerun(h['finer'], h)} | "
-                         f"{_window(h)} | {'yes' if h['ok'] else 'NO'} |")
-        bad = [h for h in out["horizon"] if not h["ok"]]
-        lines += ["", f"{len(out['horizon']) - len(bad)} of {len(out['horizon'])} cells pass"
-                  + (": every n* above is converged in the step and the horizon at the largest d." if not bad else
-                     "; the cells marked NO are not converged in the step/horizon at their largest d, and their n* and "
-                     "exponents are read as such.")]
+                         f"{_window(h)} | {_ok_cell(h)} |")
+        lines += ["", _pass_line(out["horizon"])]
     return "\n".join(lines)
 
 
-def _check_word(ok):
-    return "not run" if ok is None else ("ok" if ok else "NOT CONVERGED")
+def _check_word(ok, base=0.0):
+    if ok is None:
+        return "not run"
+    if base is None or not np.isfinite(base):
+        return "no n* to check"
+    return "ok" if ok else "NOT CONVERGED"
+
+
+def _ok_cell(h):
+    return "n/a (no n*)" if not np.isfinite(h["base"]) else ("yes" if h["ok"] else "NO")
+
+
+def _pass_line(hs):
+    """How many checked cells pass, among those with a base n*."""
+    have = [h for h in hs if np.isfinite(h["base"])]
+    bad = [h for h in have if not h["ok"]]
+    none = len(hs) - len(have)
+    text = f"{len(have) - len(bad)} of {len(have)} cells with an n* pass"
+    if none:
+        text += f" ({none} without an n* on the grid: nothing to check)"
+    if bad:
+        return text + ("; the cells marked NO are not converged in the step/horizon at their largest d, and their n* "
+                       "are read as such (see the verdicts).")
+    return text + ": each of their n* is converged in the step and the horizon."
 
 
 def _window(h):
     w = h.get("window") or ()
-    return f"{w[0]:.0f}-{w[1]:.0f}" if len(w) == 2 else "all"
+    return f"{w[0]:.0f}-{w[1]:.0f}" if len(w) == 2 else "-"
 
 
 def _rerun(x, h):
@@ -500,7 +518,7 @@ def preconditioning_table(out):
     checked = all("horizon" in r for r in rows + unl)
 
     def ok(*rs):
-        return ", ".join(_check_word(r["horizon"]["ok"] if "horizon" in r else None) for r in rs)
+        return ", ".join(_check_word(r["horizon"]["ok"], r["horizon"]["base"]) if "horizon" in r else "not run" for r in rs)
 
     lines = [f"![n* against kappa and n_unlabelled](figures/{cfg['name']}.png)", "",
              f"{_setting5(cfg)}. Step/horizon check (last column, normalized, preconditioned): each cell rerun with "
@@ -528,10 +546,8 @@ def preconditioning_table(out):
                   "|---|---|---|---|---|---|---|---|"]
         for h in hs:
             lines.append(f"| {h['r2']:g} | {h['n_unlabelled']} | {h['dynamic']} | {_fmt(h['base'], 0)} | "
-                         f"{_rerun(h['longer'], h)} | {_rerun(h['finer'], h)} | {_window(h)} | {'yes' if h['ok'] else 'NO'} |")
-        bad = sum(not h["ok"] for h in hs)
-        lines += ["", f"{len(hs) - bad} of {len(hs)} cells pass" + ("." if not bad else
-                  "; a NO with a base n* is not converged in the step/horizon, one without (n/a) has no n* to converge.")]
+                         f"{_rerun(h['longer'], h)} | {_rerun(h['finer'], h)} | {_window(h)} | {_ok_cell(h)} |")
+        lines += ["", _pass_line(hs)]
     return "\n".join(lines)
 
 
