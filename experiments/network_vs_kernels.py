@@ -1,6 +1,6 @@
 """Network vs rotationally invariant kernels (SPEC claim 6): test error against total samples.
 
-    python experiments/network_vs_kernels.py configs/network_vs_kernels.toml [--out DIR] [--figure PNG]
+    python experiments/network_vs_kernels.py configs/network_vs_kernels.toml [--out DIR] [--figure PNG] [--replot]
 
 For every link, `d`, total sample size `n + n2` and dynamic, one compiled call vmaps
 `spikejax.learn` over `r2` and seeds. The kernel baselines ride along with the first dynamic:
@@ -8,7 +8,8 @@ every dynamic draws the same samples from the same key, so the kernels see exact
 network's `n + n2` training samples and the same validation and test samples. Prints the
 crossing table (the first total at which the median test MSE is within `threshold` of the
 noise floor) and the fitted log-log slope of the crossing against `d`; writes
-`results.json` and the figure.
+`results.json` (and its copy `docs/data/network_vs_kernels.json`, from which `--replot` redraws
+the table and both figures without a run) and the figures, PNG and PDF.
 """
 
 from __future__ import annotations
