@@ -1,6 +1,6 @@
 """Network vs rotationally invariant kernels (SPEC claim 6): test error against total samples.
 
-    python experiments/network_vs_kernels.py configs/network_vs_kernels.toml [--out DIR] [--figure PNG]
+    python experiments/network_vs_kernels.py configs/network_vs_kernels.toml [--out DIR] [--figure PNG] [--replot]
 
 For every link, `d`, total sample size `n + n2` and dynamic, one compiled call vmaps
 `spikejax.learn` over `r2` and seeds. The kernel baselines ride along with the first dynamic:
@@ -8,7 +8,8 @@ every dynamic draws the same samples from the same key, so the kernels see exact
 network's `n + n2` training samples and the same validation and test samples. Prints the
 crossing table (the first total at which the median test MSE is within `threshold` of the
 noise floor) and the fitted log-log slope of the crossing against `d`; writes
-`results.json` and the figure.
+`results.json` (and its copy `docs/data/network_vs_kernels.json`, from which `--replot` redraws
+the table and both figures without a run) and the figures, PNG and PDF.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spikejax as sj  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load_experiment, write_json  # noqa: E402
+from harness import load_experiment, pyplot, save_figure, write_json  # noqa: E402
 
 NETWORK_LABEL = {"normalized": "net normalized", "preconditioned": "net preconditioned", "spherical": "net spherical"}
 KERNEL_LABEL = {"arccos": "kernel arc-cos", "rbf": "kernel RBF", "rf": "ReLU random features"}
@@ -197,83 +198,139 @@ def report(rows, cfg):
     return "\n".join(lines), cross
 
 
-def plot(rows, cfg, path):
+# Kernels in greys and a purple, away from the dynamics' blue, vermillion and green.
+KERNEL_STYLE = {
+    "kernel arc-cos (RF above n_exact)": {"cmap": "Greys", "linestyle": (0, (5, 1.5)), "marker": "D"},
+    KERNEL_LABEL["rbf"]: {"cmap": "Purples", "linestyle": ":", "marker": "v"},
+}
+
+
+def _method_order(methods):
+    return sorted(methods, key=lambda m: (not m.startswith("net"), m))
+
+
+def _look(method, k: int):
+    """(line style, marker, k shades light to dark) of a method: a network is its dynamic's
+    look (`_style`), a kernel its own."""
+    from spikejax import _style
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    dyn = next((d for d, lab in NETWORK_LABEL.items() if lab == method), None)
+    if dyn is not None:
+        st = _style.dynamic_style(dyn, marker=True)
+        return st["linestyle"], st["marker"], _style.shades(dyn, k)
+    st = KERNEL_STYLE[method]
+    cmap = matplotlib.colormaps[st["cmap"]]
+    return st["linestyle"], st["marker"], [cmap(v) for v in np.linspace(0.45, 0.95, k)] if k > 1 else [cmap(0.9)]
 
+
+def _setting(cfg):
+    net = cfg["network"]
+    return (f"r1 = {cfg['r1']:g} (theta = u), kappa = d^r2, label noise {cfg['noise']:g} (floor {cfg['noise'] ** 2:g}), "
+            f"width {net['m']}, dt = {net['dt']:g}, {net['steps']} steps with validated early stop, "
+            f"{cfg['seeds']} seed{'s' if cfg['seeds'] != 1 else ''} (median)")
+
+
+def plot(rows, cfg, path):
+    """Test MSE above the floor against the labelled samples, one panel per (link, r2):
+    a method is a line style, marker and hue, `d` a shade of that hue (light: small d)."""
+    from spikejax import _style
+    from matplotlib.lines import Line2D
+
+    plt = pyplot()
     links, r2s, ds = cfg["links"], cfg["r2s"], cfg["ds"]
     floor = cfg["noise"] ** 2
-    colours = {
-        NETWORK_LABEL["normalized"]: "C0", NETWORK_LABEL["preconditioned"]: "C2", NETWORK_LABEL["spherical"]: "C3",
-        _family(KERNEL_LABEL["arccos"]): "k", KERNEL_LABEL["rbf"]: "C7",
-    }
-    styles = dict(zip(ds, [":", "--", "-"][-len(ds):]))
-    fig, axes = plt.subplots(len(links), len(r2s), figsize=(4.2 * len(r2s), 3.4 * len(links)), sharex=True, sharey=True, squeeze=False)
-    for i, link in enumerate(links):
-        for j, r2 in enumerate(r2s):
-            ax = axes[i, j]
-            for method, colour in colours.items():
-                for d in ds:
-                    pts = sorted(
-                        (r["total"], np.median(r["test_mse"]) - floor)
-                        for r in rows
-                        if r["link"] == link["name"] and r["r2"] == r2 and r["d"] == d and _family(r["method"]) == method
-                    )
-                    if pts:
-                        x, y = np.array(pts).T
-                        label = method if (i, j) == (0, 0) and d == ds[-1] else None
-                        ax.plot(x, np.maximum(y, 1e-3), styles[d], color=colour, marker="o", ms=2.5, lw=1.2, label=label)
-            ax.axhline(cfg["threshold"], color="grey", lw=0.8)
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_title(f"{link['name']} ({link['link']}, {link['activation']}), r2 = {r2}", fontsize=9)
-            if i == len(links) - 1:
-                ax.set_xlabel("labelled samples n + n2")
-            if j == 0:
-                ax.set_ylabel("test MSE - noise floor")
-    axes[0, 0].legend(fontsize=6.5, loc="lower left")
-    fig.suptitle(
-        f"Network vs rotationally invariant kernels, r1 = 0: line style = d ({', '.join(f'{styles[d]} {d}' for d in ds)}); grey: threshold",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    methods = _method_order({_family(r["method"]) for r in rows})
+    with _style.style():
+        fig, axes = plt.subplots(len(links), len(r2s), figsize=(3.4 * len(r2s) + 3.2, 2.9 * len(links) + 0.6),
+                                 sharex=True, sharey=True, squeeze=False, layout="constrained")
+        for i, link in enumerate(links):
+            for j, r2 in enumerate(r2s):
+                ax = axes[i, j]
+                for method in methods:
+                    ls, mk, colours = _look(method, len(ds))
+                    for d, colour in zip(ds, colours):
+                        pts = sorted(
+                            (r["total"], np.median(r["test_mse"]) - floor)
+                            for r in rows
+                            if r["link"] == link["name"] and r["r2"] == r2 and r["d"] == d and _family(r["method"]) == method
+                        )
+                        if pts:
+                            x, y = np.array(pts).T
+                            ax.plot(x, np.maximum(y, 1e-3), linestyle=ls, marker=mk, color=colour, ms=3, lw=1.2)
+                ax.axhline(cfg["threshold"], color="0.5", lw=0.8, zorder=0)
+                ax.set_xscale("log", base=2)
+                ax.set_yscale("log")
+                ax.set_title(f"{link['name']} ({link['link']} link, {link['activation']}), r2 = {r2:g}")
+                if i == len(links) - 1:
+                    ax.set_xlabel("labelled samples n + n2")
+                if j == 0:
+                    ax.set_ylabel("test MSE - noise floor\n(below 0.001 drawn at 0.001)")
+        totals = cfg["totals"]
+        for ax in axes.flat:
+            ax.set_xticks(totals, [f"{t}" for t in totals], rotation=45)
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
+            _style.log_ticks(ax, "y")
+        handles = []
+        for method in methods:
+            ls, mk, colours = _look(method, len(ds))
+            handles.append(Line2D([], [], linestyle=ls, marker=mk, color=colours[-1], label=method))
+        greys = [plt.get_cmap("Greys")(v) for v in np.linspace(0.45, 0.95, len(ds))]
+        handles += [Line2D([], [], color=c, lw=3, label=f"d = {d}") for d, c in zip(ds, greys)]
+        handles.append(Line2D([], [], color="0.5", lw=0.8, label=f"threshold: floor + {cfg['threshold']:g}"))
+        _style.legend_outside(fig, handles, [h.get_label() for h in handles],
+                              title="method (style, hue); d (shade: darker = larger)")
+        fig.suptitle("Network vs rotationally invariant kernels: test error against samples\n" + _setting(cfg))
+        save_figure(fig, path, tight=False)
 
 
 def plot_crossings(cross, cfg, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    links, r2s, ds = cfg["links"], cfg["r2s"], cfg["ds"]
-    methods = sorted({k[2] for k in cross}, key=lambda m: (not m.startswith("net"), m))
-    fig, axes = plt.subplots(1, len(links), figsize=(5.5 * len(links), 4), sharey=True, squeeze=False)
-    markers = dict(zip(r2s, "osD^v"))
-    for i, link in enumerate(links):
-        ax = axes[0, i]
-        for c, m in enumerate(methods):
-            for r2 in r2s:
-                pts = [(d, cross[(link["name"], r2, m, d)][1]) for d in ds if cross.get((link["name"], r2, m, d), (None, None))[1]]
-                if pts:
-                    x, y = np.array(pts).T
-                    ax.plot(x, y, "-", marker=markers[r2], color=f"C{c}", lw=1, ms=4)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log", base=2)
-        ax.set_xlabel("d")
-        ax.set_title(f"{link['name']}: samples n + n2 to reach floor + {cfg['threshold']}", fontsize=9)
-    axes[0, 0].set_ylabel("n* (interpolated; missing = never within the grid)")
+    """n* (samples to reach floor + threshold) against d, one panel per (link, r2); a method
+    never reaching it within the grid is an open triangle above the grid's top."""
+    from spikejax import _style
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=f"C{c}", lw=1.5, label=m) for c, m in enumerate(methods)]
-    handles += [Line2D([], [], color="k", ls="", marker=markers[r2], label=f"r2 = {r2}") for r2 in r2s]
-    axes[0, 0].legend(handles=handles, fontsize=6.5)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plt = pyplot()
+    links, r2s, ds = cfg["links"], cfg["r2s"], cfg["ds"]
+    methods = _method_order({k[2] for k in cross})
+    top = max(cfg["totals"])
+    with _style.style():
+        fig, axes = plt.subplots(len(links), len(r2s), figsize=(3.1 * len(r2s) + 3.2, 2.8 * len(links) + 0.6),
+                                 sharex=True, sharey=True, squeeze=False, layout="constrained")
+        for i, link in enumerate(links):
+            for j, r2 in enumerate(r2s):
+                ax = axes[i, j]
+                for k, method in enumerate(methods):
+                    ls, mk, colours = _look(method, 1)
+                    got = [cross.get((link["name"], r2, method, d), (None, None))[1] for d in ds]
+                    x = np.array(ds, float)
+                    y = np.array([np.nan if g is None else g for g in got], float)
+                    ax.plot(x, y, linestyle=ls, marker=mk, color=colours[-1], ms=4, lw=1.2)
+                    miss = ~np.isfinite(y)
+                    if miss.any():  # side by side above the grid's top, so none hides another
+                        ax.plot(x[miss] * 1.07 ** (k - (len(methods) - 1) / 2), np.full(miss.sum(), top * 1.45), "^",
+                                color=colours[-1], mfc="white", ms=5, clip_on=False)
+                ax.axhline(top, color="0.6", lw=0.8, zorder=0)
+                ax.set_xscale("log", base=2)
+                ax.set_yscale("log", base=2)
+                ax.set_ylim(min(cfg["totals"]) / 1.5, top * 2)
+                ax.set_xticks(ds, [str(d) for d in ds])
+                ax.xaxis.set_minor_formatter(plt.NullFormatter())
+                yt = [t for t in cfg["totals"]]
+                ax.set_yticks(yt, [str(t) for t in yt])
+                ax.yaxis.set_minor_formatter(plt.NullFormatter())
+                ax.set_title(f"{link['name']} ({link['link']}, {link['activation']}), r2 = {r2:g}")
+                if i == len(links) - 1:
+                    ax.set_xlabel("d")
+                if j == 0:
+                    ax.set_ylabel("n* = n + n2 to reach\nfloor + " + f"{cfg['threshold']:g}")
+        handles = [Line2D([], [], linestyle=_look(m, 1)[0], marker=_look(m, 1)[1], color=_look(m, 1)[2][-1], label=m)
+                   for m in methods]
+        handles.append(Line2D([], [], ls="", marker="^", mfc="white", color="0.3", label=f"not reached by {top}"))
+        _style.legend_outside(fig, handles, [h.get_label() for h in handles])
+        fig.suptitle("Samples to reach the noise floor + " + f"{cfg['threshold']:g}, interpolated between grid totals\n"
+                     + _setting(cfg))
+        save_figure(fig, path, tight=False)
 
 
 def main(argv=None):
@@ -281,22 +338,26 @@ def main(argv=None):
     parser.add_argument("config")
     parser.add_argument("--out", default="out/network_vs_kernels")
     parser.add_argument("--figure", default="docs/figures/network_vs_kernels.png")
-    parser.add_argument("--replot", action="store_true", help="only redo the table and figures from OUT/results.json")
+    parser.add_argument("--data", default="docs/data/network_vs_kernels.json",
+                        help="the run's rows, written beside OUT/results.json (committed: --replot needs no rerun)")
+    parser.add_argument("--replot", action="store_true", help="only redo the table and figures from --data")
     args = parser.parse_args(argv)
     cfg = load(args.config)
     results = os.path.join(args.out, "results.json")
     if args.replot:
-        with open(results) as f:
+        with open(args.data) as f:
             saved = json.load(f)
         rows, elapsed = saved["rows"], saved["elapsed_s"]
     else:
         t0 = time.perf_counter()
         rows, timing = run(cfg)
         elapsed = time.perf_counter() - t0
-        write_json(results, dict(config=cfg, rows=rows, timing=timing, elapsed_s=elapsed, jax=jax.__version__))
+        saved = dict(config=cfg, rows=rows, timing=timing, elapsed_s=elapsed, jax=jax.__version__)
+        write_json(results, saved)
+        write_json(args.data, saved)
     table, _ = report(rows, cfg)
     os.makedirs(os.path.dirname(args.figure) or ".", exist_ok=True)
-    plot(rows, cfg, args.figure)
+    plot(rows, cfg, args.figure)  # PNG and PDF
     plot_crossings(crossings(rows, cfg), cfg, args.figure.replace(".png", "_crossings.png"))
     print(table)
     print(f"total {elapsed:.0f} s; rows in {args.out}/results.json; figure {args.figure}")

@@ -103,9 +103,46 @@ def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None,
     return _MEMO[key]
 
 
+HORIZON_RULES = ("largest_d", "none")
+
+
+def horizon_rule(cfg) -> str:
+    """The config's `horizon_check` rule: `"largest_d"` (default) checks every
+    (s, r1, r2, dynamic) cell at its largest d, `"none"` checks nothing."""
+    rule = cfg.get("horizon_check", "largest_d")
+    if rule not in HORIZON_RULES:
+        raise ValueError(f"horizon_check={rule!r} is not allowed in {cfg['name']}; choose one of "
+                         f"{', '.join(map(repr, HORIZON_RULES))}")
+    if "horizon_checks" in cfg:
+        raise ValueError(f"horizon_checks is not allowed in {cfg['name']}: the hand-listed checks were replaced by "
+                         "the per-cell rule horizon_check = \"largest_d\"")
+    return rule
+
+
+def check_point(target, d, r1, r2, dynamic, noise, threshold, n_unlabelled=0, base_n=None):
+    """`horizon_check` of one cell at one `d`, bracketed around the memoised base search
+    (the same samples as the base; see `bracket_window`), memoised like `measure_point`.
+    `base_n`: the base n* on rho if known (a committed run, `--checks-only`): not rerun."""
+    key = ("horizon", target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
+           target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, n_unlabelled, threshold)
+    if key not in _MEMO:
+        base = base_n if base_n is not None else measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=n_unlabelled)
+        p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=target["link"],
+                         activation=target["activation"], noise=noise)
+        keys = jax.random.split(jax.random.key(10_000 + d), target["seeds"])
+        t0, c0 = time.time(), time.process_time()
+        chk = horizon_check(p, DYNAMICS[dynamic](), n_grid=_n_grid(d, target), keys=keys, dt=target["dt"],
+                            steps=target["steps"], threshold=threshold, base=base, bracket=True,
+                            n_unlabelled=n_unlabelled)
+        _MEMO[key] = dict(chk._asdict(), dt=target["dt"], steps=target["steps"], seconds=time.time() - t0,
+                          cpu_seconds=time.process_time() - c0)
+    return _MEMO[key]
+
+
 def run_scaling(cfg, docs: Path, bar):
     targets, ds_by_s = cfg["targets"], cfg["d"]
-    out = {"config": cfg, "points": []}
+    rule = horizon_rule(cfg)
+    out = {"config": cfg, "points": [], "horizon": []}
     for t in targets:
         ds = ds_by_s[str(t["s"])]
         for r1 in t.get("r1", cfg["r1"]):
@@ -126,18 +163,13 @@ def run_scaling(cfg, docs: Path, bar):
                             threshold=cfg["threshold"], n_boot=cfg.get("n_boot", 500))
                         point[metric] = dict(eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
                                              n_star=fit.n_star.tolist())
+                    if rule == "largest_d":
+                        bar.set_postfix_str(f"{cfg['name']} s={t['s']} r1={r1} r2={r2} {dyn} horizon check d={ds[-1]}")
+                        chk = check_point(t, ds[-1], r1, r2, dyn, cfg["noise"], cfg["threshold"])
+                        out["horizon"].append(dict(s=t["s"], d=ds[-1], r1=r1, r2=r2, dynamic=dyn, **chk))
+                        point["horizon_ok"] = chk["ok"]
+                        bar.update(1)
                     out["points"].append(point)
-    out["horizon"] = []
-    for hc in cfg.get("horizon_checks", []):
-        t = next(t for t in targets if t["s"] == hc["s"])
-        d = hc["d"]
-        p = make_problem(d, key=jax.random.key(d), r2=hc["r2"], r1=hc["r1"], link=t["link"],
-                         activation=t["activation"], noise=cfg["noise"])
-        bar.set_postfix_str(f"{cfg['name']} horizon check s={t['s']} d={d}")
-        chk = horizon_check(p, DYNAMICS[hc["dynamic"]](), n_grid=_n_grid(d, t), keys=jax.random.split(jax.random.key(10_000 + d), t["seeds"]),
-                            dt=t["dt"], steps=t["steps"], threshold=cfg["threshold"])
-        bar.update(1)
-        out["horizon"].append(dict(hc, dt=t["dt"], steps=t["steps"], **chk._asdict()))
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     plot_scaling(out, docs)
     replace_block(docs / "results.md", cfg["name"], scaling_table(out))
@@ -146,9 +178,12 @@ def run_scaling(cfg, docs: Path, bar):
 
 def scaling_units(cfg):
     n = 0
+    cells = 0
     for t in cfg["targets"]:
-        n += len(t.get("r1", cfg["r1"])) * len(t.get("r2", cfg["r2"])) * len(cfg["dynamics"]) * len(cfg["d"][str(t["s"])])
-    return n + len(cfg.get("horizon_checks", []))
+        k = len(t.get("r1", cfg["r1"])) * len(t.get("r2", cfg["r2"])) * len(cfg["dynamics"])
+        n += k * len(cfg["d"][str(t["s"])])
+        cells += k
+    return n + (cells if horizon_rule(cfg) == "largest_d" else 0)
 
 
 def _json_default(x):
@@ -170,8 +205,8 @@ def scaling_table(out):
         "",
         "n\\* on rho at each d (`<=`: the grid's bottom, an upper bound; `-`: not reached at the grid's top).",
         "",
-        "| s | r1 | r2 | dynamic | d | n*(rho) | eta (rho) [90% CI] | eta (cos_u) [90% CI] | hypothesis | right-sign fraction |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| s | r1 | r2 | dynamic | d | n*(rho) | eta (rho) [90% CI] | eta (cos_u) [90% CI] | hypothesis | right-sign fraction | step/horizon check |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     targets = {t["s"]: t for t in out["config"]["targets"]}
     for p in out["points"]:
@@ -187,15 +222,61 @@ def scaling_table(out):
         lines.append(
             f"| {p['s']} | {p['r1']:g} | {p['r2']:g} | {p['dynamic']} | {', '.join(map(str, p['d']))} | {nstar} | "
             f"{_fmt(er['eta'])} [{_fmt(er['lo'])}, {_fmt(er['hi'])}] | {_fmt(ec['eta'])} [{_fmt(ec['lo'])}, {_fmt(ec['hi'])}] | "
-            f"{p['eta_hyp']:.2f} | {vf} |"
+            f"{p['eta_hyp']:.2f} | {vf} | {_check_word(p.get('horizon_ok'), p['rho']['n_star'][-1])} |"
         )
     if out.get("horizon"):
-        lines += ["", "Horizon / step check (n* on rho; `ok` when doubling the horizon and halving dt move n* by at most 30%):", "",
-                  "| s | d | r1 | r2 | dynamic | dt, steps | n* base | 2x steps | dt/2, 2x steps | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", "Step/horizon check of every cell at its largest d (n* on rho): the search rerun with the "
+                  "horizon doubled (2x steps) and with dt halved at that doubled horizon (dt/2, 2x steps), on the grid "
+                  "points that bracket the base n* within 30% (the window), on the base's samples and seeds; `ok` when "
+                  "both reruns stay within 30% of the base. A rerun value `<=x` is at the window's bottom (an upper "
+                  "bound), `>x` not reached by the window's top.", "",
+                  "| s | d | r1 | r2 | dynamic | dt, steps | n* base | 2x steps | dt/2, 2x steps | window | ok |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for h in out["horizon"]:
             lines.append(f"| {h['s']} | {h['d']} | {h['r1']:g} | {h['r2']:g} | {h['dynamic']} | {h['dt']:g}, {h['steps']} | "
-                         f"{_fmt(h['base'], 0)} | {_fmt(h['longer'], 0)} | {_fmt(h['finer'], 0)} | {'yes' if h['ok'] else 'NO'} |")
+                         f"{_fmt(h['base'], 0)} | {_rerun(h['longer'], h)} | {_rerun(h['finer'], h)} | "
+                         f"{_window(h)} | {_ok_cell(h)} |")
+        lines += ["", _pass_line(out["horizon"])]
     return "\n".join(lines)
+
+
+def _check_word(ok, base=0.0):
+    if ok is None:
+        return "not run"
+    if base is None or not np.isfinite(base):
+        return "no n* to check"
+    return "ok" if ok else "NOT CONVERGED"
+
+
+def _ok_cell(h):
+    return "n/a (no n*)" if not np.isfinite(h["base"]) else ("yes" if h["ok"] else "NO")
+
+
+def _pass_line(hs):
+    """How many checked cells pass, among those with a base n*."""
+    have = [h for h in hs if np.isfinite(h["base"])]
+    bad = [h for h in have if not h["ok"]]
+    none = len(hs) - len(have)
+    text = f"{len(have) - len(bad)} of {len(have)} cells with an n* pass"
+    if none:
+        text += f" ({none} without an n* on the grid: nothing to check)"
+    if bad:
+        return text + ("; the cells marked NO are not converged in the step/horizon at their largest d, and their n* "
+                       "are read as such (see the verdicts).")
+    return text + ": each of their n* is converged in the step and the horizon."
+
+
+def _window(h):
+    w = h.get("window") or ()
+    return f"{w[0]:.0f}-{w[1]:.0f}" if len(w) == 2 else "-"
+
+
+def _rerun(x, h):
+    """A rerun's n*: `<=` at the window's bottom, `>` past its top."""
+    w = h.get("window") or ()
+    if x is None or not np.isfinite(x):
+        return f">{w[1]:.0f}" if len(w) == 2 else "n/a"
+    return ("<=" if len(w) == 2 and x <= w[0] else "") + f"{x:.0f}"
 
 
 def plot_scaling(out, docs):
@@ -326,62 +407,148 @@ def run_init_alignment(cfg, docs: Path, bar):
 
 
 def run_preconditioning(cfg, docs: Path, bar):
-    plt = _pyplot()
     t, d = cfg["target"], cfg["d"]
-    rows = []
+    check = horizon_rule(cfg) == "largest_d"  # one d: every cell is checked there
+    th = cfg["threshold"]
+
+    def cell(dyn, r2, n_unlabelled=0):
+        res = measure_point(t, d, cfg["r1"], r2, dyn, cfg["noise"], n_unlabelled=n_unlabelled)
+        row = dict(dynamic=dyn, n_unlabelled=n_unlabelled, n_star_rho=res.n_star("rho", th),
+                   n_star_cos_u=res.n_star("cos_u", th))
+        bar.update(1)
+        if check:
+            bar.set_postfix_str(f"{cfg['name']} r2={r2} n_unlabelled={n_unlabelled} {dyn} horizon check")
+            row["horizon"] = check_point(t, d, cfg["r1"], r2, dyn, cfg["noise"], th, n_unlabelled=n_unlabelled)
+            bar.update(1)
+        return row
+
+    rows, unl = [], []
     for r2 in cfg["r2"]:
         for dyn in ("normalized", "preconditioned"):
             bar.set_postfix_str(f"{cfg['name']} r2={r2} {dyn}")
-            res = measure_point(t, d, cfg["r1"], r2, dyn, cfg["noise"])
-            rows.append(dict(r2=r2, kappa=d**r2, dynamic=dyn, n_unlabelled=0,
-                             n_star_rho=res.n_star("rho", cfg["threshold"]), n_star_cos_u=res.n_star("cos_u", cfg["threshold"])))
-            bar.update(1)
-    unl = []
+            rows.append(dict(r2=r2, kappa=d**r2, **cell(dyn, r2)))
     for k in cfg["n_unlabelled_over_d"]:
         for dyn in ("normalized", "preconditioned"):
             bar.set_postfix_str(f"{cfg['name']} n_unlabelled={k}d {dyn}")
-            res = measure_point(t, d, cfg["r1"], cfg["r2_unlabelled"], dyn, cfg["noise"], n_unlabelled=int(k * d))
-            unl.append(dict(n_unlabelled=int(k * d), dynamic=dyn, n_star_rho=res.n_star("rho", cfg["threshold"]),
-                            n_star_cos_u=res.n_star("cos_u", cfg["threshold"])))
-            bar.update(1)
+            unl.append(cell(dyn, cfg["r2_unlabelled"], int(k * d)))
     out = dict(config=cfg, kappa_rows=rows, unlabelled_rows=unl)
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for dyn, mk in (("normalized", "o-"), ("preconditioned", "s-")):
-        sel = [r for r in rows if r["dynamic"] == dyn]
-        a1.semilogx([1 + r["kappa"] for r in sel], [r["n_star_rho"] for r in sel], mk, label=f"{dyn}, rho")
-        a1.semilogx([1 + r["kappa"] for r in sel], [r["n_star_cos_u"] for r in sel], mk, alpha=0.4, mfc="none", label=f"{dyn}, cos_u")
-        sel = [r for r in unl if r["dynamic"] == dyn]
-        a2.semilogx([r["n_unlabelled"] for r in sel], [r["n_star_rho"] for r in sel], mk, label=f"{dyn} (SigmaHat), rho")
-        ref = [r for r in rows if r["dynamic"] == dyn and r["r2"] == cfg["r2_unlabelled"]]
-        if ref:
-            a2.axhline(ref[0]["n_star_rho"], color="C0" if dyn == "normalized" else "C1", ls=":", label=f"{dyn}, true Sigma")
-    a1.set_xlabel("condition number 1 + kappa")
-    a1.set_ylabel("n*")
-    a1.set_yscale("log")
-    a1.legend(fontsize=7)
-    a2.set_xlabel("n_unlabelled")
-    a2.set_ylabel("n* (rho)")
-    a2.set_yscale("log")
-    a2.legend(fontsize=7)
-    a1.set_title(f"d={d}, s={t['s']}, r1={cfg['r1']:g}", fontsize=9)
-    a2.set_title(f"d={d}, r2={cfg['r2_unlabelled']:g}", fontsize=9)
-    save_figure(fig, docs / "figures" / f"{cfg['name']}.png")
+    plot_preconditioning(out, docs)
+    replace_block(docs / "results.md", cfg["name"], preconditioning_table(out))
+    return out
+
+
+def preconditioning_units(cfg):
+    cells = 2 * (len(cfg["r2"]) + len(cfg["n_unlabelled_over_d"]))
+    return cells * (2 if horizon_rule(cfg) == "largest_d" else 1)
+
+
+def _setting5(cfg):
+    t = cfg["target"]
+    return (f"d={cfg['d']}, s={t['s']} ({t['link']} link, {t['activation']}), r1={cfg['r1']:g}, noise {cfg['noise']:g}, "
+            f"{t['seeds']} seeds, full-batch GD dt={t['dt']:g}, {t['steps']} steps")
+
+
+def matplotlib_null():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
+
+
+def plot_preconditioning(out, docs):
+    """n* against 1 + kappa (true Sigma) and against n_unlabelled (SigmaHat), normalized against
+    preconditioned, rho filled and cos_u open; a cell not reached on the grid is drawn at the
+    grid's top with an upward triangle."""
+    from spikejax import _style
+
+    plt = _pyplot()
+    cfg = out["config"]
+    t, d = cfg["target"], cfg["d"]
+    top = float(_n_grid(d, t)[-1])
+    with _style.style():
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 3.9), layout="constrained")
+        for k, dyn in enumerate(("normalized", "preconditioned")):
+            st = _style.dynamic_style(dyn, marker=True, index=k)
+            for ax, sel, x_of in ((a1, [r for r in out["kappa_rows"] if r["dynamic"] == dyn], lambda r: 1 + r["kappa"]),
+                                  (a2, [r for r in out["unlabelled_rows"] if r["dynamic"] == dyn], lambda r: r["n_unlabelled"])):
+                x = np.array([x_of(r) for r in sel], float)
+                for j, (metric, fill) in enumerate((("rho", True), ("cos_u", False))):
+                    y = np.array([r[f"n_star_{metric}"] for r in sel], float)
+                    y = np.where(np.isfinite(y), y, np.nan)
+                    ax.plot(x, y, color=st["color"], linestyle=st["linestyle"] if fill else ":", marker=st["marker"],
+                            mfc=st["color"] if fill else "white", lw=1.3 if fill else 1.0, label=f"{dyn}, n* on {metric}")
+                    miss = ~np.isfinite(y)
+                    if miss.any():  # side by side at the grid's top, so none hides another
+                        ax.plot(x[miss] * 1.09 ** (2 * k + j - 1.5), np.full(miss.sum(), top), "^", color=st["color"],
+                                mfc=st["color"] if fill else "white", ms=6, clip_on=False)
+            ref = [r for r in out["kappa_rows"] if r["dynamic"] == dyn and r["r2"] == cfg["r2_unlabelled"]]
+            if ref and np.isfinite(ref[0]["n_star_rho"]):
+                a2.axhline(ref[0]["n_star_rho"], color=st["color"], ls=(0, (1, 2)), lw=1,
+                           label=f"{dyn}, true Sigma, n* on rho")
+        found = [r[f"n_star_{m}"] for r in out["kappa_rows"] + out["unlabelled_rows"] for m in ("rho", "cos_u")]
+        low = min(v for v in found if np.isfinite(v))
+        ticks = [v for v in (10, 20, 50, 100, 200, 500, 1000, 1500, 2000, 3000, 4000, 6000, 10000, 20000, 50000)
+                 if low * 0.8 <= v <= top]
+        for ax in (a1, a2):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_ylim(low * 0.8, top * 1.5)
+            ax.axhline(top, color="0.6", lw=0.8, zorder=0)
+            ax.text(0.02, top * 1.12, f"grid top {top:.0f} (triangles: not reached on the grid)",
+                    transform=ax.get_yaxis_transform(), fontsize=7, color="0.35", va="bottom")
+            _style.log_ticks(ax, "both")
+            ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
+            ax.set_ylabel("n*  (median seed reaches 0.9)")
+        a1.set_xlabel("condition number 1 + kappa  (kappa = d^r2)")
+        xs = sorted({r["n_unlabelled"] for r in out["unlabelled_rows"]})
+        a2.set_xticks(xs, [f"{v}\n({v / d:g} d)" for v in xs])
+        a2.xaxis.set_minor_formatter(matplotlib_null())
+        a2.set_xlabel("unlabelled samples for SigmaHat")
+        a1.set_title("true Sigma, kappa swept")
+        a2.set_title(f"SigmaHat at r2={cfg['r2_unlabelled']:g} (1 + kappa = {1 + d ** cfg['r2_unlabelled']:.0f})")
+        _style.legend_outside(fig)
+        fig.suptitle(f"Claim 5, preconditioning: {_setting5(cfg)}")
+        save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
+
+
+def preconditioning_table(out):
+    cfg = out["config"]
+    t, d = cfg["target"], cfg["d"]
+    rows, unl = out["kappa_rows"], out["unlabelled_rows"]
+    checked = all("horizon" in r for r in rows + unl)
+
+    def ok(*rs):
+        return ", ".join(_check_word(r["horizon"]["ok"], r["horizon"]["base"]) if "horizon" in r else "not run" for r in rs)
+
     lines = [f"![n* against kappa and n_unlabelled](figures/{cfg['name']}.png)", "",
-             f"d = {d}, link {t['link']}, activation {t['activation']}, r1 = {cfg['r1']:g}, noise {cfg['noise']}, {t['seeds']} seeds.", "",
-             "| r2 | 1 + kappa | normalized n*(rho) | preconditioned n*(rho) | normalized n*(cos_u) | preconditioned n*(cos_u) |",
-             "|---|---|---|---|---|---|"]
+             f"{_setting5(cfg)}. Step/horizon check (last column, normalized, preconditioned): each cell rerun with "
+             "the horizon doubled and with dt halved at that horizon, on the grid points bracketing its n*(rho) within "
+             "30%, same samples and seeds.", "",
+             "| r2 | 1 + kappa | normalized n*(rho) | preconditioned n*(rho) | normalized n*(cos_u) | preconditioned n*(cos_u) | step/horizon check |",
+             "|---|---|---|---|---|---|---|"]
     for r2 in cfg["r2"]:
         a, b = (next(r for r in rows if r["r2"] == r2 and r["dynamic"] == dy) for dy in ("normalized", "preconditioned"))
         lines.append(f"| {r2:g} | {1 + a['kappa']:.0f} | {_fmt(a['n_star_rho'], 0)} | {_fmt(b['n_star_rho'], 0)} | "
-                     f"{_fmt(a['n_star_cos_u'], 0)} | {_fmt(b['n_star_cos_u'], 0)} |")
+                     f"{_fmt(a['n_star_cos_u'], 0)} | {_fmt(b['n_star_cos_u'], 0)} | {ok(a, b)} |")
     lines += ["", f"With SigmaHat from n_unlabelled samples (r2 = {cfg['r2_unlabelled']:g}):", "",
-              "| n_unlabelled | normalized n*(rho) | preconditioned n*(rho) | normalized n*(cos_u) | preconditioned n*(cos_u) |", "|---|---|---|---|---|"]
+              "| n_unlabelled | normalized n*(rho) | preconditioned n*(rho) | normalized n*(cos_u) | preconditioned n*(cos_u) | step/horizon check |",
+              "|---|---|---|---|---|---|"]
     for k in cfg["n_unlabelled_over_d"]:
         a, b = (next(r for r in unl if r["n_unlabelled"] == int(k * d) and r["dynamic"] == dy) for dy in ("normalized", "preconditioned"))
-        lines.append(f"| {int(k * d)} | {_fmt(a['n_star_rho'], 0)} | {_fmt(b['n_star_rho'], 0)} | {_fmt(a['n_star_cos_u'], 0)} | {_fmt(b['n_star_cos_u'], 0)} |")
-    replace_block(docs / "results.md", cfg["name"], "\n".join(lines))
-    return out
+        lines.append(f"| {int(k * d)} | {_fmt(a['n_star_rho'], 0)} | {_fmt(b['n_star_rho'], 0)} | {_fmt(a['n_star_cos_u'], 0)} | "
+                     f"{_fmt(b['n_star_cos_u'], 0)} | {ok(a, b)} |")
+    if checked:
+        hs = [dict(r["horizon"], dynamic=r["dynamic"], r2=r.get("r2", cfg["r2_unlabelled"]), n_unlabelled=r["n_unlabelled"])
+              for r in rows + unl]
+        lines += ["", "The step/horizon checks (n* on rho at d = " + str(d) + "; `<=x`: at the window's bottom, `>x`: not "
+                  "reached by its top; n/a: no base n* to check):", "",
+                  "| r2 | n_unlabelled | dynamic | n* base | 2x steps | dt/2, 2x steps | window | ok |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for h in hs:
+            lines.append(f"| {h['r2']:g} | {h['n_unlabelled']} | {h['dynamic']} | {_fmt(h['base'], 0)} | "
+                         f"{_rerun(h['longer'], h)} | {_rerun(h['finer'], h)} | {_window(h)} | {_ok_cell(h)} |")
+        lines += ["", _pass_line(hs)]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- claims 1-2: spherical failure
@@ -695,6 +862,66 @@ RUNNERS = dict(scaling=run_scaling, init_alignment=run_init_alignment, precondit
                spherical_failure=run_spherical_failure, passage=run_passage)
 
 
+def add_checks(cfg, docs: Path, bar):
+    """`--checks-only`: the step/horizon check of every cell of a committed n* table
+    (`docs/data/<name>.json`), each cell's base n* read from there (not rerun), then the table
+    and figures redrawn. For adding checks to a run that is too costly to repeat. Cells run
+    cheapest first (base n* x d x seeds x steps) and the data file is written after each, so
+    an interrupted run resumes where it stopped."""
+    path = docs / "data" / f"{cfg['name']}.json"
+    out = json.loads(path.read_text())
+    th, noise = cfg["threshold"], cfg["noise"]
+
+    def cost(t, d, n):
+        return (n if np.isfinite(n) else 0.0) * d * t["seeds"] * t["steps"]
+
+    if cfg["kind"] == "scaling":
+        targets = {t["s"]: t for t in cfg["targets"]}
+        cell = lambda p: (p["s"], p["r1"], p["r2"], p["dynamic"])
+        done = {cell(h): h for h in out.get("horizon", []) if "window" in h and cell(h) in
+                {cell(p) for p in out["points"] if "horizon_ok" in p}}
+        todo = sorted((p for p in out["points"] if cell(p) not in done),
+                      key=lambda p: cost(targets[p["s"]], p["d"][-1], p["rho"]["n_star"][-1]))
+        for p in todo:
+            t, d = targets[p["s"]], p["d"][-1]
+            bar.set_postfix_str(f"{cfg['name']} s={p['s']} r1={p['r1']} r2={p['r2']} {p['dynamic']} horizon check d={d}")
+            chk = check_point(t, d, p["r1"], p["r2"], p["dynamic"], noise, th, base_n=p["rho"]["n_star"][-1])
+            done[cell(p)] = dict(s=p["s"], d=d, r1=p["r1"], r2=p["r2"], dynamic=p["dynamic"], **chk)
+            p["horizon_ok"] = chk["ok"]
+            out["horizon"] = [done[cell(q)] for q in out["points"] if cell(q) in done]  # in the table's order
+            bar.update(1)
+            write_file(path, json.dumps(out, indent=1, default=_json_default))
+        bar.update(len(out["points"]) - len(todo))
+        out["checks_only"] = True
+        write_file(path, json.dumps(out, indent=1, default=_json_default))
+        plot_scaling(out, docs)
+        replace_block(docs / "results.md", cfg["name"], scaling_table(out))
+    elif cfg["kind"] == "preconditioning":
+        t, d = cfg["target"], cfg["d"]
+        rows = out["kappa_rows"] + out["unlabelled_rows"]
+        todo = sorted((r for r in rows if "horizon" not in r), key=lambda r: cost(t, d, r["n_star_rho"]))
+        for r in todo:
+            r2 = r.get("r2", cfg["r2_unlabelled"])
+            bar.set_postfix_str(f"{cfg['name']} r2={r2} n_unlabelled={r['n_unlabelled']} {r['dynamic']} horizon check")
+            r["horizon"] = check_point(t, d, cfg["r1"], r2, r["dynamic"], noise, th, n_unlabelled=r["n_unlabelled"],
+                                       base_n=r["n_star_rho"])
+            bar.update(1)
+            write_file(path, json.dumps(out, indent=1, default=_json_default))
+        bar.update(len(rows) - len(todo))
+        out["checks_only"] = True
+        write_file(path, json.dumps(out, indent=1, default=_json_default))
+        plot_preconditioning(out, docs)
+        replace_block(docs / "results.md", cfg["name"], preconditioning_table(out))
+
+
+def check_units(cfg):
+    if cfg["kind"] == "scaling":
+        return sum(len(t.get("r1", cfg["r1"])) * len(t.get("r2", cfg["r2"])) * len(cfg["dynamics"]) for t in cfg["targets"])
+    if cfg["kind"] == "preconditioning":
+        return 2 * (len(cfg["r2"]) + len(cfg["n_unlabelled_over_d"]))
+    return 0
+
+
 def units(cfg):
     k = cfg["kind"]
     if k == "scaling":
@@ -702,7 +929,7 @@ def units(cfg):
     if k == "init_alignment":
         return len(cfg["regimes"]) * len(cfg["d"])
     if k == "preconditioning":
-        return 2 * (len(cfg["r2"]) + len(cfg["n_unlabelled_over_d"]))
+        return preconditioning_units(cfg)
     if k == "passage":
         return passage_units(cfg)
     return 2
@@ -715,6 +942,8 @@ def main(argv=None):
     ap.add_argument("--docs", default="docs")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--render", action="store_true", help="redraw scaling tables and figures from docs/data, no runs")
+    ap.add_argument("--checks-only", action="store_true",
+                    help="run only the step/horizon checks of the committed n* tables in docs/data (base n* not rerun)")
     args = ap.parse_args(argv)
     paths = sorted(Path(args.configs).glob("complexity_*.toml"))
     cfgs = [load_config(p, args.scale) for p in paths]
@@ -731,6 +960,20 @@ def main(argv=None):
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
                 plot_scaling(out, docs)
                 replace_block(docs / "results.md", cfg["name"], scaling_table(out))
+            if cfg["kind"] == "preconditioning":
+                out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+                plot_preconditioning(out, docs)
+                replace_block(docs / "results.md", cfg["name"], preconditioning_table(out))
+        return
+    if args.checks_only:
+        cfgs = [c for c in cfgs if check_units(c) and horizon_rule(c) == "largest_d"]
+        t0 = time.time()
+        with tqdm(total=sum(check_units(c) for c in cfgs), desc="checks", file=sys.stderr, dynamic_ncols=True) as bar:
+            for cfg in cfgs:
+                t1 = time.time()
+                add_checks(cfg, docs, bar)
+                tqdm.write(f"{cfg['name']} checks: {time.time() - t1:.0f} s")
+        tqdm.write(f"checks ({args.scale}): {time.time() - t0:.0f} s in all")
         return
     t0 = time.time()
     with tqdm(total=sum(units(c) for c in cfgs), desc="reproduce", file=sys.stderr, dynamic_ncols=True) as bar:

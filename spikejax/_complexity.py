@@ -18,10 +18,12 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._data import draw, prefix_mask
 from ._population import rho as _rho
 from ._problem import check, check_choice, check_int, check_real
 from ._saveat import SaveAt
@@ -258,6 +260,7 @@ def search_n(
     steps: int = 500,
     sign: str = "auto",
     n_unlabelled: int = 0,
+    n_draw: int | None = None,
     **kwargs,
 ) -> Search:
     """Run empirical training at every sample size of `n_grid` and every seed in ONE compiled call.
@@ -275,6 +278,9 @@ def search_n(
       `"signed"` takes them as they are; `"right_sign"` takes them as they are and counts only
       the seeds whose `rho(w(0))` has the escaping sign (odd `s >= 3`, see `right_sign`);
       `"auto"`: `"abs"` for even `s`, `"signed"` for `s = 1`, `"right_sign"` for odd `s >= 3`.
+    - `n_draw`: draw each seed's samples at this size and train on their first rows (default
+      `max(n_grid)`); a window of a larger grid with `n_draw` = that grid's largest size sees
+      exactly that grid's samples (`horizon_check(..., bracket=True)`).
     - `n_unlabelled`, other keyword arguments: passed to `simulate`.
 
     **Returns:** a `Search`. Failed runs (status != ok) give NaN, which counts as failure.
@@ -296,9 +302,12 @@ def search_n(
     if sign == "auto":
         sign = "abs" if s % 2 == 0 else ("signed" if s == 1 else "right_sign")
     n_max = int(g[-1])
+    if n_draw is not None:
+        check_int("n_draw", n_draw, n_max)
+        n_draw = None if int(n_draw) == n_max else int(n_draw)
     # Every remaining argument is checked by a tiny eager `prepare` before the heavy compile.
     prepare(problem, dynamic, Empirical(2), key=keys[0], dt=dt, steps=steps, n_unlabelled=n_unlabelled, **kwargs)
-    run = _compiled(dynamic, n_max, float(dt), steps, n_unlabelled, tuple(sorted(kwargs.items())))
+    run = _compiled(dynamic, n_max, float(dt), steps, n_unlabelled, tuple(sorted(kwargs.items())), n_draw)
     rho, cos_u, rho0 = (np.asarray(a, float) for a in run(problem, jnp.asarray(g, jnp.int32), keys))
     rho0 = rho0[:, 0]
     if sign == "abs":
@@ -307,14 +316,30 @@ def search_n(
     return Search(rho, cos_u, valid, rho0, g)
 
 
+class _Prefix(Empirical):
+    """`Empirical(n, n_used)` on the first `n` of the `n_draw` samples `Empirical(n_draw)`
+    draws from the same key: a window of a grid trains on that grid's samples."""
+
+    n_draw: int = eqx.field(static=True, default=1)
+
+    def init(self, key, problem):
+        z, y = draw(problem, key, self.n_draw)
+        z, y = z[: self.n], y[: self.n]
+        if self.n_used is None:
+            return z, y, None
+        used = prefix_mask(self.n, self.n_used)
+        return z, y, used / jnp.sum(used).astype(z.dtype)
+
+
 @functools.lru_cache(maxsize=64)
-def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs):
+def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs, n_draw=None):
     """One jitted (seeds x grid) runner per static setting, reused across problems of the
     same shape (the problem is an argument, so new `kappa`, `r1`, directions do not recompile)."""
 
     def one(problem, n_used, key):
+        source = Empirical(n_max, n_used) if n_draw is None else _Prefix(n_max, n_used, n_draw)
         tr = simulate(
-            problem, dynamic, Empirical(n_max, n_used), key=key, dt=dt, steps=steps,
+            problem, dynamic, source, key=key, dt=dt, steps=steps,
             saveat=SaveAt(steps=2), n_unlabelled=n_unlabelled, **dict(kwargs),
         )
         return tr.rho[-1], tr.cos_u[-1], tr.rho[0]
@@ -326,28 +351,65 @@ def _compiled(dynamic, n_max, dt, steps, n_unlabelled, kwargs):
 class HorizonCheck(NamedTuple):
     """`n*` at the base `(dt, steps)`, with `steps` doubled (horizon doubled) and with
     `dt` halved and `steps` doubled (same horizon, finer steps); `ok` when both stay within
-    `tol` (relative) of the base."""
+    `tol` (relative) of the base. `window`: the smallest and largest sample size the two
+    reruns ran (the whole grid unless `bracket=True`); a rerun `n*` equal to the window's
+    bottom is an upper bound, NaN means "not reached by the window's top"."""
 
     base: float
     longer: float
     finer: float
     ok: bool
+    window: tuple = ()
+
+
+def bracket_window(n_grid, n_star: float, tol: float = 0.3) -> tuple[int, int]:
+    """Grid indices `(lo, hi)` of the smallest window of `n_grid` that decides whether a
+    rerun's `n*` lies within `tol` of `n_star`: `n_grid[lo]` is the largest point below
+    `(1 - tol) n_star` (else the first), `n_grid[hi]` the smallest at or above
+    `(1 + tol) n_star` (else the last). Every grid interval that meets the band, with both of
+    its ends, is inside, so `critical_n` on the window gives the full grid's `n*` whenever
+    that lies in the band, and a value outside the band whenever it does not (assuming the
+    success fraction stays above the level beyond the window's top, as nested data make
+    it)."""
+    g = _grid(n_grid)
+    check("n_star", n_star, bool(np.isfinite(n_star)) and n_star > 0, "allowed: a finite positive n*")
+    check_real("tol", tol, 0.0, 1.0, lo_open=True, hi_open=True)
+    below = np.nonzero(g < (1 - tol) * n_star)[0]
+    above = np.nonzero(g >= (1 + tol) * n_star)[0]
+    lo = int(below[-1]) if below.size else 0
+    hi = int(above[0]) if above.size else g.size - 1
+    return lo, max(hi, lo + 1)
 
 
 def horizon_check(
-    problem, dynamic, *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, **kwargs
+    problem, dynamic, *, n_grid, keys, dt, steps, tol=0.3, metric="rho", threshold=0.9, base=None,
+    bracket=False, **kwargs
 ):
     """Re-run the search with a doubled horizon and with halved `dt`, and compare `n*`.
 
     `tol` is relative; the default 0.3 is a little under one step of a `sqrt(2)`-ratio grid.
+    `base`: the `Search` at `(dt, steps)` on `n_grid` if already run (e.g. memoised), or its
+    `n*` (a number, e.g. from a committed run), else it is run. `bracket=True` runs the two
+    reruns only on `bracket_window(n_grid, base n*, tol)`, on the same samples as the full
+    grid (`n_draw = max(n_grid)`): the same `ok` as the full check for a fraction of its cost
+    (the reruns' cost is the window's points times its top `n`, against the grid's points
+    times `max(n_grid)`). A base `n*` that is NaN fails without reruns.
     """
+    g = _grid(n_grid)
+    if base is None:
+        base = search_n(problem, dynamic, n_grid=g, keys=keys, dt=dt, steps=steps, **kwargs)
+    b = float(base) if isinstance(base, (int, float, np.number)) else base.n_star(metric, threshold)
+    if not np.isfinite(b):
+        return HorizonCheck(b, float("nan"), float("nan"), False, ())
+    lo, hi = bracket_window(g, b, tol) if bracket else (0, g.size - 1)
+    window = g[lo : hi + 1]
     out = []
-    for dt_i, steps_i in ((dt, steps), (dt, 2 * steps), (dt / 2, 2 * steps)):
-        res = search_n(problem, dynamic, n_grid=n_grid, keys=keys, dt=dt_i, steps=steps_i, **kwargs)
+    for dt_i, steps_i in ((dt, 2 * steps), (dt / 2, 2 * steps)):
+        res = search_n(problem, dynamic, n_grid=window, keys=keys, dt=dt_i, steps=steps_i, n_draw=int(g[-1]), **kwargs)
         out.append(res.n_star(metric, threshold))
-    base, longer, finer = out
-    ok = bool(np.isfinite(base) and all(np.isfinite(x) and abs(x / base - 1) <= tol for x in (longer, finer)))
-    return HorizonCheck(base, longer, finer, ok)
+    longer, finer = out
+    ok = bool(all(np.isfinite(x) and abs(x / b - 1) <= tol for x in (longer, finer)))
+    return HorizonCheck(b, longer, finer, ok, (float(window[0]), float(window[-1])))
 
 
 # ---------------------------------------------------------------- first passages: one-pass and reused sources

@@ -333,3 +333,72 @@ def test_median_n_and_bootstrap_passage_recover_a_slope():
         sj.bootstrap_passage(d, n[:3])
     with pytest.raises(ValueError, match="^d="):
         sj.bootstrap_passage(d[:2], n[:2])
+
+
+def test_bracket_window_covers_the_band():
+    from spikejax._complexity import bracket_window
+
+    g = np.array([8, 16, 32, 64, 128, 256])
+    # band [35, 65): the last point below 35 and the first at or above 65
+    assert bracket_window(g, 50.0, 0.3) == (2, 4)
+    assert bracket_window(g, 8.0, 0.3) == (0, 1)  # n* at the grid's bottom
+    assert bracket_window(g, 300.0, 0.3) == (4, 5)  # band past the grid's top
+    assert bracket_window(g, 64.0, 0.05) == (2, 4)
+    with pytest.raises(ValueError, match="^n_star="):
+        bracket_window(g, float("nan"))
+
+
+@pytest.mark.slow
+def test_bracketed_horizon_check_matches_the_full_check():
+    """The cheap check (reruns on the window around the base n*, same samples) gives the full
+    check's rerun n* where it lies in the band, and the same decision where it does not."""
+    d = 16
+    p = sj.make_problem(d, key=jax.random.key(d), r2=0.0, link="h1", activation="relu", noise=0.5)
+    g = np.unique(np.round(d * 2.0 ** np.arange(-1, 4.01, 0.5)).astype(int))
+    keys = jax.random.split(jax.random.key(7), 8)
+    base = sj.search_n(p, sj.Normalized(), n_grid=g, keys=keys, dt=0.5, steps=10)
+    full = sj.horizon_check(p, sj.Normalized(), n_grid=g, keys=keys, dt=0.5, steps=10, base=base)
+    assert full.window == (8.0, 256.0)
+    # a rerun moves n* (by more than 5%, less than 30%)
+    assert full.ok and max(abs(x / full.base - 1) for x in (full.longer, full.finer)) > 0.05, full
+    cheap = sj.horizon_check(p, sj.Normalized(), n_grid=g, keys=keys, dt=0.5, steps=10, base=base, bracket=True)
+    assert cheap.window[0] > g[0] and cheap.window[1] < g[-1]  # fewer and smaller sample sizes
+    assert cheap.ok == full.ok and cheap.base == full.base
+    np.testing.assert_allclose([cheap.longer, cheap.finer], [full.longer, full.finer], rtol=1e-9)
+    # tol 5%: both reruns leave the band; the full check fails, so must the cheap one
+    tight = sj.horizon_check(p, sj.Normalized(), n_grid=g, keys=keys, dt=0.5, steps=10, base=base, bracket=True, tol=0.05)
+    moved = [abs(x / full.base - 1) for x in (full.longer, full.finer)]
+    assert max(moved) > 0.05 and not tight.ok
+    for cheap_x, full_x in zip((tight.longer, tight.finer), (full.longer, full.finer)):
+        if abs(full_x / full.base - 1) <= 0.05:
+            assert cheap_x == pytest.approx(full_x, rel=1e-9)
+        else:  # outside the band in the window too (a bound at the window's edge counts)
+            assert not (np.isfinite(cheap_x) and abs(cheap_x / full.base - 1) <= 0.05)
+
+
+def test_reproduce_horizon_rule_checks_every_cell():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    import reproduce as rp
+
+    cfg = rp.load_config(Path(__file__).parent.parent / "configs" / "complexity_3_eta_vs_r2.toml")
+    assert rp.horizon_rule(cfg) == "largest_d"
+    assert rp.units(cfg) == 96 + 24  # 24 cells x 4 d, and one check per cell
+    assert rp.units(dict(cfg, horizon_check="none")) == 96
+    with pytest.raises(ValueError, match="^horizon_check="):
+        rp.units(dict(cfg, horizon_check="all"))
+    with pytest.raises(ValueError, match="^horizon_checks"):
+        rp.units(dict(cfg, horizon_checks=[{"s": 2, "d": 64}]))
+    # the table marks a failing cell and writes window bounds as bounds
+    point = dict(s=2, r1=0.0, r2=1.0, dynamic="normalized", d=[32, 64, 128, 256], eta_hyp=1.0,
+                 valid_fraction=[1.0] * 4, horizon_ok=False,
+                 rho=dict(eta=1.1, lo=1.0, hi=1.2, log_c=0.0, n_star=[300.0, 600.0, 1200.0, 2500.0]),
+                 cos_u=dict(eta=float("nan"), lo=float("nan"), hi=float("nan"), log_c=0.0, n_star=[np.nan] * 4))
+    h = dict(s=2, d=256, r1=0.0, r2=1.0, dynamic="normalized", dt=0.2, steps=300, base=2500.0, longer=1024.0,
+             finer=float("nan"), ok=False, window=(1024.0, 4096.0))
+    text = rp.scaling_table(dict(config=cfg, points=[point], horizon=[h]))
+    assert "| NOT CONVERGED |" in text
+    assert "| 2500 | <=1024 | >4096 | 1024-4096 | NO |" in text
+    assert "0 of 1 cells with an n* pass" in text

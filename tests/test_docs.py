@@ -45,6 +45,16 @@ def test_docs_build_strict(tmp_path):
     assert "**Arguments:**" not in api and "<strong>Arguments:</strong>" in api  # Markdown docstrings rendered
     bench = (site / "benchmarks" / "index.html").read_text()
     assert "GEMM" in bench or "<table" in bench  # BENCHMARKS.md was included, not a bare marker
+    # Nothing is fetched at run time: MathJax is vendored, the theme's web fonts are off.
+    import re
+
+    remote = re.compile(r'<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)="(?:https?:)?//', re.I)
+    for html in site.rglob("*.html"):
+        text = html.read_text()
+        assert not remote.search(text), (html, remote.search(text).group(0))
+        assert "cdn.jsdelivr" not in text and "fonts.googleapis" not in text, html
+    assert 'src="javascripts/mathjax/tex-svg.js"' in (site / "index.html").read_text()
+    assert (site / "javascripts" / "mathjax" / "tex-svg.js").stat().st_size > 1_000_000
 
 
 def test_readme_example_runs(capsys):
