@@ -46,7 +46,9 @@ from spikejax import (  # noqa: E402
 )
 from spikejax import rho as rho_of  # noqa: E402
 
-KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "passage")
+import at_scale  # noqa: E402  (issue 14: full-batch n* and the summary table)
+
+KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "passage", "fullbatch")
 
 
 def load_config(path, scale: str = "small") -> dict:
@@ -493,6 +495,26 @@ def escape_time(s: int, d: int, ab: float) -> float:
     return (r0 ** (2 - s) / (s * (s - 2)) + 1.0) / ab
 
 
+def flow_time(s: int, ab: float, rho0, end: float = 0.9) -> np.ndarray:
+    """Gradient-flow time from each start `|rho0|` to `end` (`d rho/dt = s ab rho^{s-1} (1 - rho^2)`),
+    by quadrature: the reference a seed's own escape is compared with (no heavy-tailed start noise)."""
+    from scipy.integrate import quad
+
+    r0 = np.abs(np.asarray(rho0, float))
+    return np.array([quad(lambda r: 1 / (s * ab * r ** (s - 1) * (1 - r * r)), r, end)[0] if r < end else 0.0
+                     for r in r0.ravel()]).reshape(r0.shape)
+
+
+def flow_ratio(n, valid, rho0, c, d, s, ab, end=0.9) -> tuple[list, float]:
+    """Per seed, the SGD time to the first passage (`n c d^{-s/2}`: samples times the step per sample)
+    over the flow time from that seed's own start; and their median over the counted seeds
+    (a seed that never passed counts as infinitely slow, as in `median_n`)."""
+    from spikejax import median_n
+
+    r = np.asarray(n, float) * c * d ** (-s / 2) / np.maximum(flow_time(s, ab, rho0, end), 1e-12)
+    return r.tolist(), median_n(r, valid)
+
+
 def _passage_source(target, b):
     reuse = target.get("reuse", 1)
     if reuse == 1:
@@ -524,8 +546,10 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
                     chunk=cfg.get("chunk", 256))
     th = cfg["threshold"]
     col = int(np.argmin(np.abs(np.asarray(cfg["thresholds"]) - th)))
+    ratios, ratio_med = flow_ratio(res.n[:, col], res.valid, res.rho0, c, d, s, abs(ab), th)
     return dict(d=d, c=c, batch=b, eta=eta, steps=steps, ran=res.ran, budget=res.budget, seconds=time.time() - t0,
                 n=res.n[:, col].tolist(), valid=res.valid.tolist(), n_star=res.n_star(th), never=res.never(th),
+                rho0=res.rho0.tolist(), flow_ratio=ratios, flow_ratio_median=ratio_med,
                 stopped_early=bool(res.ran < steps))
 
 
@@ -549,10 +573,17 @@ def known_rate(s):
     return {1: "d", 2: "d log d"}.get(s, f"d^{s - 1}")
 
 
+def _only(cfg):
+    """The targets this run measures: all, or those named by `--targets` (the others' rows and step
+    checks are kept from the committed `docs/data/<name>.json`)."""
+    names = cfg.get("only_targets")
+    return [t for t in cfg["targets"] if names is None or t["name"] in names]
+
+
 def run_passage(cfg, docs: Path, bar):
     out = {"config": cfg, "rows": [], "c_checks": []}
     t_all, cpu_all = time.time(), time.process_time()
-    for target in cfg["targets"]:
+    for target in _only(cfg):
         ds = cfg["d"][target["name"]]
         pts = []
         for d in ds:
@@ -571,6 +602,8 @@ def run_passage(cfg, docs: Path, bar):
         out["rows"].append(row)
     for chk in cfg.get("c_checks", []):
         target = next(t for t in cfg["targets"] if t["name"] == chk["target"])
+        if target not in _only(cfg):
+            continue
         for ratio in chk["ratios"]:
             bar.set_postfix_str(f"{cfg['name']} c check {target['name']} ratio={ratio}")
             pt = passage_point(cfg, target, chk["d"], ratio=ratio)
@@ -578,6 +611,17 @@ def run_passage(cfg, docs: Path, bar):
             bar.update(1)
     out["seconds"] = time.time() - t_all
     out["cpu_seconds"] = time.process_time() - cpu_all
+    if cfg.get("only_targets") is not None:  # merge into the committed run, in the config's order
+        old = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+        new_rows = {r["target"]["name"]: r for r in out["rows"]}
+        old_rows = {r["target"]["name"]: r for r in old["rows"]}
+        out["rows"] = [new_rows.get(t["name"], old_rows.get(t["name"])) for t in cfg["targets"]]
+        out["rows"] = [r for r in out["rows"] if r is not None]
+        out["c_checks"] = [c for c in old["c_checks"] if c["target"] not in new_rows] + out["c_checks"]
+        out["rerun"] = dict(targets=sorted(new_rows), seconds=out["seconds"], cpu_seconds=out["cpu_seconds"])
+        out["seconds"] = old["seconds"] - sum(r["seconds"] for n, r in old_rows.items() if n in new_rows) + out["seconds"]
+        out["cpu_seconds"] = old.get("cpu_seconds", float("nan"))
+        out["config"] = {k: v for k, v in cfg.items() if k != "only_targets"}
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     plot_passage(out, docs)
     replace_block(docs / "results.md", cfg["name"], passage_table(out))
@@ -585,7 +629,9 @@ def run_passage(cfg, docs: Path, bar):
 
 
 def passage_units(cfg):
-    return sum(len(cfg["d"][t["name"]]) for t in cfg["targets"]) + sum(len(c["ratios"]) for c in cfg.get("c_checks", []))
+    names = {t["name"] for t in _only(cfg)}
+    return (sum(len(cfg["d"][n]) for n in names)
+            + sum(len(c["ratios"]) for c in cfg.get("c_checks", []) if c["target"] in names))
 
 
 def _algorithm(target, cfg):
@@ -634,6 +680,9 @@ def passage_table(out):
             verdict = f"ABOVE the known rate {known} and the flow's {flow:.2f}: investigate"
         verdict += f"; vs the paper's d^{s}: consistent with the bound, tighter"
         verdict += f" (n* c / flow time: {ratio.min():.2f}-{ratio.max():.2f})"
+        own = [p.get("flow_ratio_median") for p in r["points"]]
+        if all(x is not None for x in own):
+            verdict += "; per-seed time / own-start flow time (median): " + ", ".join(_fmt(x) for x in own)
         never = ", ".join(f"{p['never']:.2f}" for p in r["points"])
         nstar = ", ".join(_fmt(x, 0) if not np.isfinite(x) else f"{x:.3g}" for x in r["n_star"])
         lines.append(
@@ -644,10 +693,11 @@ def passage_table(out):
     if out["c_checks"]:
         lines += ["", "Step-size check (one d; n* should scale as 1/c once c is small, i.e. n* c constant: "
                   "a smaller step costs proportionally more samples, the exponent does not move):", "",
-                  "| target | d | drift/signal ratio | c | n* | n* x c | not passed |", "|---|---|---|---|---|---|---|"]
+                  "| target | d | drift/signal ratio | c | n* | n* x c | median per-seed SGD time / flow time from its own "
+                  "start | not passed |", "|---|---|---|---|---|---|---|---|"]
         for c in out["c_checks"]:
             lines.append(f"| {c['target']} | {c['d']} | {c['ratio']:g} | {c['c']:.3g} | {_fmt(c['n_star'], 0)} | "
-                         f"{_fmt(c['n_star'] * c['c'], 0)} | {c['never']:.2f} |")
+                         f"{_fmt(c['n_star'] * c['c'], 0)} | {_fmt(c.get('flow_ratio_median'))} | {c['never']:.2f} |")
     return "\n".join(lines)
 
 
@@ -692,7 +742,7 @@ def plot_passage(out, docs):
 
 
 RUNNERS = dict(scaling=run_scaling, init_alignment=run_init_alignment, preconditioning=run_preconditioning,
-               spherical_failure=run_spherical_failure, passage=run_passage)
+               spherical_failure=run_spherical_failure, passage=run_passage, fullbatch=at_scale.run_fullbatch)
 
 
 def units(cfg):
@@ -705,6 +755,8 @@ def units(cfg):
         return 2 * (len(cfg["r2"]) + len(cfg["n_unlabelled_over_d"]))
     if k == "passage":
         return passage_units(cfg)
+    if k == "fullbatch":
+        return at_scale.fullbatch_units(cfg)
     return 2
 
 
@@ -714,13 +766,17 @@ def main(argv=None):
     ap.add_argument("--configs", default="configs")
     ap.add_argument("--docs", default="docs")
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--targets", nargs="*", default=None,
+                    help="passage configs: rerun only these targets, keep the others from docs/data")
     ap.add_argument("--render", action="store_true", help="redraw scaling tables and figures from docs/data, no runs")
     args = ap.parse_args(argv)
     paths = sorted(Path(args.configs).glob("complexity_*.toml"))
-    cfgs = [load_config(p, args.scale) for p in paths]
+    cfgs = [dict(load_config(p, args.scale), scale=args.scale) for p in paths]
     if args.only:
         cfgs = [c for c in cfgs if c["name"] in args.only]
     docs = Path(args.docs)
+    if args.targets is not None:
+        cfgs = [dict(c, only_targets=list(args.targets)) if c["kind"] == "passage" else c for c in cfgs]
     if args.render:
         for cfg in cfgs:
             if cfg["kind"] == "passage":
