@@ -550,6 +550,7 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
     return dict(d=d, c=c, batch=b, eta=eta, steps=steps, ran=res.ran, budget=res.budget, seconds=time.time() - t0,
                 n=res.n[:, col].tolist(), valid=res.valid.tolist(), n_star=res.n_star(th), never=res.never(th),
                 rho0=res.rho0.tolist(), flow_ratio=ratios, flow_ratio_median=ratio_med,
+                n_all=res.n.tolist(), n_star_all=[res.n_star(x) for x in cfg["thresholds"]],
                 stopped_early=bool(res.ran < steps))
 
 
@@ -580,6 +581,33 @@ def _only(cfg):
     return [t for t in cfg["targets"] if names is None or t["name"] in names]
 
 
+def passage_row(cfg, target, ds, pts) -> dict:
+    """The fits of one target from its points: `n*` at the main threshold, at every threshold, start-corrected
+    (each seed's `n` times the flow time from the median start over the flow time from its own), `n*/log d` at `s = 2`."""
+    n = np.array([p["n"] for p in pts], float)
+    valid = np.array([p["valid"] for p in pts], bool)
+    fit = bootstrap_passage(ds, n, valid=valid, n_boot=cfg.get("n_boot", 500))
+    row = dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
+               n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts))
+    if all("n_all" in p for p in pts) and len(cfg["thresholds"]) > 1:  # the exponent at every threshold
+        nall = np.array([p["n_all"] for p in pts], float)  # (D, S, P)
+        row["by_threshold"] = []
+        for j, th in enumerate(cfg["thresholds"]):
+            fj = bootstrap_passage(ds, nall[:, :, j], valid=valid, n_boot=cfg.get("n_boot", 500))
+            row["by_threshold"].append(dict(threshold=th, eta=fj.eta, lo=fj.lo, hi=fj.hi, n_star=fj.n_star.tolist()))
+    if all("rho0" in p for p in pts) and target["s"] >= 3:  # each seed moved to the median start
+        ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
+        adj = np.array([np.asarray(p["n"], float) * flow_time(target["s"], abs(ab), 0.674 / np.sqrt(p["d"]), cfg["threshold"])
+                        / np.maximum(flow_time(target["s"], abs(ab), p["rho0"], cfg["threshold"]), 1e-12) for p in pts])
+        fa = bootstrap_passage(ds, adj, valid=valid, n_boot=cfg.get("n_boot", 500))
+        row["start_corrected"] = dict(eta=fa.eta, lo=fa.lo, hi=fa.hi, n_star=fa.n_star.tolist())
+    if target["s"] == 2:  # d log d: the slope of n* / log d
+        fl = bootstrap_passage(ds, n / np.log(np.asarray(ds, float))[:, None], valid=valid,
+                               n_boot=cfg.get("n_boot", 500))
+        row["log_corrected"] = dict(eta=fl.eta, lo=fl.lo, hi=fl.hi)
+    return row
+
+
 def run_passage(cfg, docs: Path, bar):
     out = {"config": cfg, "rows": [], "c_checks": []}
     t_all, cpu_all = time.time(), time.process_time()
@@ -590,16 +618,7 @@ def run_passage(cfg, docs: Path, bar):
             bar.set_postfix_str(f"{cfg['name']} {target['name']} d={d}")
             pts.append(passage_point(cfg, target, d))
             bar.update(1)
-        n = np.array([p["n"] for p in pts], float)
-        valid = np.array([p["valid"] for p in pts], bool)
-        fit = bootstrap_passage(ds, n, valid=valid, n_boot=cfg.get("n_boot", 500))
-        row = dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
-                   n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts))
-        if target["s"] == 2:  # d log d: the slope of n* / log d
-            fl = bootstrap_passage(ds, n / np.log(np.asarray(ds, float))[:, None], valid=valid,
-                                   n_boot=cfg.get("n_boot", 500))
-            row["log_corrected"] = dict(eta=fl.eta, lo=fl.lo, hi=fl.hi)
-        out["rows"].append(row)
+        out["rows"].append(passage_row(cfg, target, ds, pts))
     for chk in cfg.get("c_checks", []):
         target = next(t for t in cfg["targets"] if t["name"] == chk["target"])
         if target not in _only(cfg):
@@ -625,6 +644,7 @@ def run_passage(cfg, docs: Path, bar):
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     plot_passage(out, docs)
     replace_block(docs / "results.md", cfg["name"], passage_table(out))
+    at_scale.write_summary(docs)
     return out
 
 
@@ -680,6 +700,12 @@ def passage_table(out):
             verdict = f"ABOVE the known rate {known} and the flow's {flow:.2f}: investigate"
         verdict += f"; vs the paper's d^{s}: consistent with the bound, tighter"
         verdict += f" (n* c / flow time: {ratio.min():.2f}-{ratio.max():.2f})"
+        for bt in r.get("by_threshold", []):
+            if bt["threshold"] != cfg["threshold"]:
+                eta_txt += f"; at \\|rho\\| >= {bt['threshold']:g}: {_fmt(bt['eta'])} [{_fmt(bt['lo'])}, {_fmt(bt['hi'])}]"
+        if "start_corrected" in r:
+            sc = r["start_corrected"]
+            eta_txt += f"; start-corrected: {_fmt(sc['eta'])} [{_fmt(sc['lo'])}, {_fmt(sc['hi'])}]"
         own = [p.get("flow_ratio_median") for p in r["points"]]
         if all(x is not None for x in own):
             verdict += "; per-seed time / own-start flow time (median): " + ", ".join(_fmt(x) for x in own)
@@ -768,6 +794,7 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--targets", nargs="*", default=None,
                     help="passage configs: rerun only these targets, keep the others from docs/data")
+    ap.add_argument("--refit", action="store_true", help="with --render: refit passage rows from their stored points")
     ap.add_argument("--render", action="store_true", help="redraw scaling tables and figures from docs/data, no runs")
     args = ap.parse_args(argv)
     paths = sorted(Path(args.configs).glob("complexity_*.toml"))
@@ -781,8 +808,13 @@ def main(argv=None):
         for cfg in cfgs:
             if cfg["kind"] == "passage":
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+                if args.refit:
+                    out["rows"] = [dict(passage_row(out["config"], r["target"], r["d"], r["points"]), seconds=r["seconds"])
+                                   for r in out["rows"]]
+                    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
                 plot_passage(out, docs)
                 replace_block(docs / "results.md", cfg["name"], passage_table(out))
+                at_scale.write_summary(docs)
             if cfg["kind"] == "scaling":
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
                 plot_scaling(out, docs)
