@@ -228,3 +228,42 @@ def summary_table(docs: Path) -> str:
 
 def write_summary(docs: Path):
     replace_block(docs / "results.md", "summary_table", summary_table(docs))
+
+
+# ---------------------------------------------------------------- normalized against preconditioned online SGD
+
+
+def compare_table(out) -> str:
+    """Pairs of passage rows (`cfg['compare']`: [[name_a, name_b], ...]): `n*` of each at every `d`,
+    their ratio against `1 + kappa` (the factor by which the bulk is slower), and each exponent."""
+    cfg = out["config"]
+    rows = {r["target"]["name"]: r for r in out["rows"]}
+    lines = [
+        f"![n* against d](figures/{cfg['name']}.png)", "",
+        f"One neuron, online SGD (`Online(batch, projected=True)`), kappa = d^{cfg.get('r2', 0):g}, r1 = {cfg.get('r1', 0):g}, "
+        f"label noise {cfg['noise']:g}; n* = samples when the metric first reaches {cfg['threshold']:g} (median over seeds); "
+        f"eta = c batch d^(-s/2) with c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V for both dynamics; budget "
+        f"{cfg['horizon']:g} x escape time x (1 + kappa). Scale `{cfg.get('scale', '?')}`. Time to science: "
+        f"{out['seconds']:.0f} s wall, {out.get('cpu_seconds', float('nan')):.0f} s CPU.", "",
+        "| metric | d | 1 + kappa | n* normalized | n* preconditioned | ratio normalized / preconditioned | "
+        "not passed (norm., prec.) |", "|---|---|---|---|---|---|---|",
+    ]
+    fits = []
+    for a, b in cfg["compare"]:
+        ra, rb = rows.get(a), rows.get(b)
+        if ra is None or rb is None:
+            continue
+        metric = ra["target"].get("metric", "rho")
+        for pa, pb in zip(ra["points"], rb["points"]):
+            ratio = pa["n_star"] / pb["n_star"] if pa["n_star"] and pb["n_star"] else float("nan")
+            lines.append(f"| {metric} | {pa['d']} | {1 + pa['kappa']:.1f} | {_g(pa['n_star'])} | {_g(pb['n_star'])} | "
+                         f"{_f(ratio)} | {pa['never']:.2f}, {pb['never']:.2f} |")
+        for r in (ra, rb):
+            fits.append(f"| {r['target'].get('dynamic')} | {metric} | {r['d'][0]}..{r['d'][-1]} | "
+                        f"{_f(r['eta'])} [{_f(r['lo'])}, {_f(r['hi'])}] |")
+    lines += ["", "| dynamic | metric | d | eta [90% CI] |", "|---|---|---|---|"] + fits
+    return "\n".join(lines)
+
+
+def _g(x):
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.3g}"

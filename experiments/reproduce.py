@@ -529,25 +529,27 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
     c = step_constant(t, cfg)
     b = batch or max(1, int(round(target["batch_over_d"] * d)))
     eta = c * b * d ** (-s / 2)
-    p = make_problem(d, key=jax.random.key(d), kappa=cfg.get("kappa", 0.0), r1=cfg.get("r1", 0.0),
+    kappa = float(d ** target.get("r2", cfg["r2"])) if "r2" in target or "r2" in cfg else cfg.get("kappa", 0.0)
+    p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=target.get("r1", cfg.get("r1", 0.0)),
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
                      loss=target.get("loss", "squared"))
-    dyn = DYNAMICS[cfg["dynamic"]]()
+    dyn = DYNAMICS[target.get("dynamic", cfg["dynamic"])]()
     seeds = target["seeds"]
     keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
     if s % 2 and s >= 3:
         keys = keys[right_sign(p, initial_rho(p, dyn, keys))]
     keys = keys[:seeds]
     ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
-    steps = int(min(2**22, np.ceil(cfg["horizon"] * escape_time(s, d, abs(ab)) / eta)))
+    slow = 1 + kappa if cfg.get("horizon_kappa", False) else 1.0  # the bulk moves 1 + kappa times slower
+    steps = int(min(2**22, np.ceil(cfg["horizon"] * slow * escape_time(s, d, abs(ab)) / eta)))
     t0 = time.time()
     res = passage_n(p, dyn, _passage_source(target, b), keys=keys, dt=eta, steps=steps,
                     thresholds=tuple(cfg["thresholds"]), stop_fraction=cfg.get("stop_fraction", 1.0),
-                    chunk=cfg.get("chunk", 256))
+                    chunk=cfg.get("chunk", 256), metric=target.get("metric", cfg.get("metric", "rho")))
     th = cfg["threshold"]
     col = int(np.argmin(np.abs(np.asarray(cfg["thresholds"]) - th)))
     ratios, ratio_med = flow_ratio(res.n[:, col], res.valid, res.rho0, c, d, s, abs(ab), th)
-    return dict(d=d, c=c, batch=b, eta=eta, steps=steps, ran=res.ran, budget=res.budget, seconds=time.time() - t0,
+    return dict(d=d, c=c, batch=b, eta=eta, steps=steps, ran=res.ran, kappa=kappa, budget=res.budget, seconds=time.time() - t0,
                 n=res.n[:, col].tolist(), valid=res.valid.tolist(), n_star=res.n_star(th), never=res.never(th),
                 rho0=res.rho0.tolist(), flow_ratio=ratios, flow_ratio_median=ratio_med,
                 n_all=res.n.tolist(), n_star_all=[res.n_star(x) for x in cfg["thresholds"]],
@@ -643,7 +645,8 @@ def run_passage(cfg, docs: Path, bar):
         out["config"] = {k: v for k, v in cfg.items() if k != "only_targets"}
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     plot_passage(out, docs)
-    replace_block(docs / "results.md", cfg["name"], passage_table(out))
+    table = at_scale.compare_table(out) if cfg.get("compare") else passage_table(out)
+    replace_block(docs / "results.md", cfg["name"], table)
     at_scale.write_summary(docs)
     return out
 
@@ -760,9 +763,15 @@ def plot_passage(out, docs):
             ax.set_xticks(d, [f"{int(v)}" for v in d])
             ax.minorticks_off()
             ax.set_xlabel("d")
-            ax.set_ylabel("samples n* to reach |rho| >= 0.9")
             t = r["target"]
-            ax.set_title(f"s = {t['s']}: {t['link']} / {t['activation']}, {t.get('loss', 'squared')} loss", fontsize=9)
+            metric = "|cos_u|" if t.get("metric", out["config"].get("metric", "rho")) == "cos_u" else "|rho|"
+            ax.set_ylabel(f"samples n* to reach {metric} >= {out['config']['threshold']:g}")
+            title = f"s = {t['s']}: {t['link']} / {t['activation']}, {t.get('loss', 'squared')} loss"
+            if "dynamic" in t or t.get("reuse", 1) > 1 or "r2" in out["config"]:
+                title = (f"{t.get('dynamic', out['config']['dynamic'])}"
+                         + (f", batch reused {t['reuse']}x" if t.get("reuse", 1) > 1 else "")
+                         + (f", kappa = d^{out['config']['r2']:g}" if "r2" in out["config"] else "") + "\n" + title)
+            ax.set_title(title, fontsize=9)
             ax.legend(fontsize=7, loc="upper left", frameon=False)
         save_figure(fig, docs / "figures" / f"{out['config']['name']}.png")
 
