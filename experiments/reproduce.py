@@ -515,6 +515,17 @@ def flow_ratio(n, valid, rho0, c, d, s, ab, end=0.9) -> tuple[list, float]:
     return r.tolist(), median_n(r, valid)
 
 
+def _inputs(target):
+    """The input law of a target: `inputs = "gaussian"` (default), `"studentt"` (with `nu`) or `"rademacher"`."""
+    from spikejax import Gaussian, Rademacher, StudentT
+
+    name = target.get("inputs", "gaussian")
+    laws = dict(gaussian=lambda: Gaussian(), studentt=lambda: StudentT(float(target["nu"])), rademacher=lambda: Rademacher())
+    if name not in laws:
+        raise ValueError(f"inputs={name!r} is not allowed; choose one of {', '.join(laws)}")
+    return laws[name]()
+
+
 def _passage_source(target, b):
     reuse = target.get("reuse", 1)
     if reuse == 1:
@@ -532,7 +543,7 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
     kappa = float(d ** target.get("r2", cfg["r2"])) if "r2" in target or "r2" in cfg else cfg.get("kappa", 0.0)
     p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=target.get("r1", cfg.get("r1", 0.0)),
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
-                     loss=target.get("loss", "squared"))
+                     loss=target.get("loss", "squared"), inputs=_inputs(target))
     dyn = DYNAMICS[target.get("dynamic", cfg["dynamic"])]()
     seeds = target["seeds"]
     keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
