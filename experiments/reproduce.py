@@ -778,10 +778,12 @@ def plot_passage(out, docs):
             metric = "|cos_u|" if t.get("metric", out["config"].get("metric", "rho")) == "cos_u" else "|rho|"
             ax.set_ylabel(f"samples n* to reach {metric} >= {out['config']['threshold']:g}")
             title = f"s = {t['s']}: {t['link']} / {t['activation']}, {t.get('loss', 'squared')} loss"
-            if "dynamic" in t or t.get("reuse", 1) > 1 or "r2" in out["config"]:
-                title = (f"{t.get('dynamic', out['config']['dynamic'])}"
-                         + (f", batch reused {t['reuse']}x" if t.get("reuse", 1) > 1 else "")
-                         + (f", kappa = d^{out['config']['r2']:g}" if "r2" in out["config"] else "") + "\n" + title)
+            cf = out["config"]
+            title = (f"{t.get('dynamic', cf['dynamic'])} "
+                     + (f"SGD, batch reused {t['reuse']}x" if t.get("reuse", 1) > 1 else "online SGD")
+                     + (f", kappa = d^{cf['r2']:g}" if "r2" in cf else f", kappa = {cf.get('kappa', 0.0):g}")
+                     + (f", {t['inputs']}" + (f" nu = {t['nu']:g}" if "nu" in t else "") if "inputs" in t else "")
+                     + "\n" + title)
             ax.set_title(title, fontsize=9)
             ax.legend(fontsize=7, loc="upper left", frameon=False)
         save_figure(fig, docs / "figures" / f"{out['config']['name']}.png")
@@ -833,7 +835,8 @@ def main(argv=None):
                                    for r in out["rows"]]
                     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
                 plot_passage(out, docs)
-                replace_block(docs / "results.md", cfg["name"], passage_table(out))
+                table = at_scale.compare_table(out) if out["config"].get("compare") else passage_table(out)
+                replace_block(docs / "results.md", cfg["name"], table)
                 at_scale.write_summary(docs)
             if cfg["kind"] == "scaling":
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
