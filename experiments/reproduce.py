@@ -671,7 +671,9 @@ def passage_units(cfg):
 def _algorithm(target, cfg):
     reuse = target.get("reuse", 1)
     what = "online SGD" if reuse == 1 else f"SGD, each batch reused {reuse} steps"
-    return f"{cfg['dynamic']} {what}"
+    law = target.get("inputs", "gaussian")
+    law = "" if law == "gaussian" and "inputs" not in target else f", {law}" + (f" nu = {target['nu']:g}" if "nu" in target else "") + " inputs"
+    return f"{target.get('dynamic', cfg['dynamic'])} {what}{law}"
 
 
 def passage_table(out):
