@@ -46,7 +46,9 @@ from spikejax import (  # noqa: E402
 )
 from spikejax import rho as rho_of  # noqa: E402
 
-KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "passage")
+import at_scale  # noqa: E402  (issue 14: full-batch n* and the summary table)
+
+KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "passage", "fullbatch")
 
 
 def load_config(path, scale: str = "small") -> dict:
@@ -660,6 +662,37 @@ def escape_time(s: int, d: int, ab: float) -> float:
     return (r0 ** (2 - s) / (s * (s - 2)) + 1.0) / ab
 
 
+def flow_time(s: int, ab: float, rho0, end: float = 0.9) -> np.ndarray:
+    """Gradient-flow time from each start `|rho0|` to `end` (`d rho/dt = s ab rho^{s-1} (1 - rho^2)`),
+    by quadrature: the reference a seed's own escape is compared with (no heavy-tailed start noise)."""
+    from scipy.integrate import quad
+
+    r0 = np.abs(np.asarray(rho0, float))
+    return np.array([quad(lambda r: 1 / (s * ab * r ** (s - 1) * (1 - r * r)), r, end)[0] if r < end else 0.0
+                     for r in r0.ravel()]).reshape(r0.shape)
+
+
+def flow_ratio(n, valid, rho0, c, d, s, ab, end=0.9) -> tuple[list, float]:
+    """Per seed, the SGD time to the first passage (`n c d^{-s/2}`: samples times the step per sample)
+    over the flow time from that seed's own start; and their median over the counted seeds
+    (a seed that never passed counts as infinitely slow, as in `median_n`)."""
+    from spikejax import median_n
+
+    r = np.asarray(n, float) * c * d ** (-s / 2) / np.maximum(flow_time(s, ab, rho0, end), 1e-12)
+    return r.tolist(), median_n(r, valid)
+
+
+def _inputs(target):
+    """The input law of a target: `inputs = "gaussian"` (default), `"studentt"` (with `nu`) or `"rademacher"`."""
+    from spikejax import Gaussian, Rademacher, StudentT
+
+    name = target.get("inputs", "gaussian")
+    laws = dict(gaussian=lambda: Gaussian(), studentt=lambda: StudentT(float(target["nu"])), rademacher=lambda: Rademacher())
+    if name not in laws:
+        raise ValueError(f"inputs={name!r} is not allowed; choose one of {', '.join(laws)}")
+    return laws[name]()
+
+
 def _passage_source(target, b):
     reuse = target.get("reuse", 1)
     if reuse == 1:
@@ -674,25 +707,30 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
     c = step_constant(t, cfg)
     b = batch or max(1, int(round(target["batch_over_d"] * d)))
     eta = c * b * d ** (-s / 2)
-    p = make_problem(d, key=jax.random.key(d), kappa=cfg.get("kappa", 0.0), r1=cfg.get("r1", 0.0),
+    kappa = float(d ** target.get("r2", cfg["r2"])) if "r2" in target or "r2" in cfg else cfg.get("kappa", 0.0)
+    p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=target.get("r1", cfg.get("r1", 0.0)),
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
-                     loss=target.get("loss", "squared"))
-    dyn = DYNAMICS[cfg["dynamic"]]()
+                     loss=target.get("loss", "squared"), inputs=_inputs(target))
+    dyn = DYNAMICS[target.get("dynamic", cfg["dynamic"])]()
     seeds = target["seeds"]
     keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
     if s % 2 and s >= 3:
         keys = keys[right_sign(p, initial_rho(p, dyn, keys))]
     keys = keys[:seeds]
     ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
-    steps = int(min(2**22, np.ceil(cfg["horizon"] * escape_time(s, d, abs(ab)) / eta)))
+    slow = 1 + kappa if cfg.get("horizon_kappa", False) else 1.0  # the bulk moves 1 + kappa times slower
+    steps = int(min(2**22, np.ceil(cfg["horizon"] * slow * escape_time(s, d, abs(ab)) / eta)))
     t0 = time.time()
     res = passage_n(p, dyn, _passage_source(target, b), keys=keys, dt=eta, steps=steps,
                     thresholds=tuple(cfg["thresholds"]), stop_fraction=cfg.get("stop_fraction", 1.0),
-                    chunk=cfg.get("chunk", 256))
+                    chunk=cfg.get("chunk", 256), metric=target.get("metric", cfg.get("metric", "rho")))
     th = cfg["threshold"]
     col = int(np.argmin(np.abs(np.asarray(cfg["thresholds"]) - th)))
-    return dict(d=d, c=c, batch=b, eta=eta, steps=steps, ran=res.ran, budget=res.budget, seconds=time.time() - t0,
+    ratios, ratio_med = flow_ratio(res.n[:, col], res.valid, res.rho0, c, d, s, abs(ab), th)
+    return dict(d=d, c=c, batch=b, eta=eta, steps=steps, ran=res.ran, kappa=kappa, budget=res.budget, seconds=time.time() - t0,
                 n=res.n[:, col].tolist(), valid=res.valid.tolist(), n_star=res.n_star(th), never=res.never(th),
+                rho0=res.rho0.tolist(), flow_ratio=ratios, flow_ratio_median=ratio_med,
+                n_all=res.n.tolist(), n_star_all=[res.n_star(x) for x in cfg["thresholds"]],
                 stopped_early=bool(res.ran < steps))
 
 
@@ -716,28 +754,55 @@ def known_rate(s):
     return {1: "d", 2: "d log d"}.get(s, f"d^{s - 1}")
 
 
+def _only(cfg):
+    """The targets this run measures: all, or those named by `--targets` (the others' rows and step
+    checks are kept from the committed `docs/data/<name>.json`)."""
+    names = cfg.get("only_targets")
+    return [t for t in cfg["targets"] if names is None or t["name"] in names]
+
+
+def passage_row(cfg, target, ds, pts) -> dict:
+    """The fits of one target from its points: `n*` at the main threshold, at every threshold, start-corrected
+    (each seed's `n` times the flow time from the median start over the flow time from its own), `n*/log d` at `s = 2`."""
+    n = np.array([p["n"] for p in pts], float)
+    valid = np.array([p["valid"] for p in pts], bool)
+    fit = bootstrap_passage(ds, n, valid=valid, n_boot=cfg.get("n_boot", 500))
+    row = dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
+               n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts))
+    if all("n_all" in p for p in pts) and len(cfg["thresholds"]) > 1:  # the exponent at every threshold
+        nall = np.array([p["n_all"] for p in pts], float)  # (D, S, P)
+        row["by_threshold"] = []
+        for j, th in enumerate(cfg["thresholds"]):
+            fj = bootstrap_passage(ds, nall[:, :, j], valid=valid, n_boot=cfg.get("n_boot", 500))
+            row["by_threshold"].append(dict(threshold=th, eta=fj.eta, lo=fj.lo, hi=fj.hi, n_star=fj.n_star.tolist()))
+    if all("rho0" in p for p in pts) and target["s"] >= 3:  # each seed moved to the median start
+        ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
+        adj = np.array([np.asarray(p["n"], float) * flow_time(target["s"], abs(ab), 0.674 / np.sqrt(p["d"]), cfg["threshold"])
+                        / np.maximum(flow_time(target["s"], abs(ab), p["rho0"], cfg["threshold"]), 1e-12) for p in pts])
+        fa = bootstrap_passage(ds, adj, valid=valid, n_boot=cfg.get("n_boot", 500))
+        row["start_corrected"] = dict(eta=fa.eta, lo=fa.lo, hi=fa.hi, n_star=fa.n_star.tolist())
+    if target["s"] == 2:  # d log d: the slope of n* / log d
+        fl = bootstrap_passage(ds, n / np.log(np.asarray(ds, float))[:, None], valid=valid,
+                               n_boot=cfg.get("n_boot", 500))
+        row["log_corrected"] = dict(eta=fl.eta, lo=fl.lo, hi=fl.hi)
+    return row
+
+
 def run_passage(cfg, docs: Path, bar):
     out = {"config": cfg, "rows": [], "c_checks": []}
     t_all, cpu_all = time.time(), time.process_time()
-    for target in cfg["targets"]:
+    for target in _only(cfg):
         ds = cfg["d"][target["name"]]
         pts = []
         for d in ds:
             bar.set_postfix_str(f"{cfg['name']} {target['name']} d={d}")
             pts.append(passage_point(cfg, target, d))
             bar.update(1)
-        n = np.array([p["n"] for p in pts], float)
-        valid = np.array([p["valid"] for p in pts], bool)
-        fit = bootstrap_passage(ds, n, valid=valid, n_boot=cfg.get("n_boot", 500))
-        row = dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
-                   n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts))
-        if target["s"] == 2:  # d log d: the slope of n* / log d
-            fl = bootstrap_passage(ds, n / np.log(np.asarray(ds, float))[:, None], valid=valid,
-                                   n_boot=cfg.get("n_boot", 500))
-            row["log_corrected"] = dict(eta=fl.eta, lo=fl.lo, hi=fl.hi)
-        out["rows"].append(row)
+        out["rows"].append(passage_row(cfg, target, ds, pts))
     for chk in cfg.get("c_checks", []):
         target = next(t for t in cfg["targets"] if t["name"] == chk["target"])
+        if target not in _only(cfg):
+            continue
         for ratio in chk["ratios"]:
             bar.set_postfix_str(f"{cfg['name']} c check {target['name']} ratio={ratio}")
             pt = passage_point(cfg, target, chk["d"], ratio=ratio)
@@ -745,20 +810,37 @@ def run_passage(cfg, docs: Path, bar):
             bar.update(1)
     out["seconds"] = time.time() - t_all
     out["cpu_seconds"] = time.process_time() - cpu_all
+    if cfg.get("only_targets") is not None:  # merge into the committed run, in the config's order
+        old = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+        new_rows = {r["target"]["name"]: r for r in out["rows"]}
+        old_rows = {r["target"]["name"]: r for r in old["rows"]}
+        out["rows"] = [new_rows.get(t["name"], old_rows.get(t["name"])) for t in cfg["targets"]]
+        out["rows"] = [r for r in out["rows"] if r is not None]
+        out["c_checks"] = [c for c in old["c_checks"] if c["target"] not in new_rows] + out["c_checks"]
+        out["rerun"] = dict(targets=sorted(new_rows), seconds=out["seconds"], cpu_seconds=out["cpu_seconds"])
+        out["seconds"] = old["seconds"] - sum(r["seconds"] for n, r in old_rows.items() if n in new_rows) + out["seconds"]
+        out["cpu_seconds"] = old.get("cpu_seconds", float("nan"))
+        out["config"] = {k: v for k, v in cfg.items() if k != "only_targets"}
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     plot_passage(out, docs)
-    replace_block(docs / "results.md", cfg["name"], passage_table(out))
+    table = at_scale.compare_table(out) if cfg.get("compare") else passage_table(out)
+    replace_block(docs / "results.md", cfg["name"], table)
+    at_scale.write_summary(docs)
     return out
 
 
 def passage_units(cfg):
-    return sum(len(cfg["d"][t["name"]]) for t in cfg["targets"]) + sum(len(c["ratios"]) for c in cfg.get("c_checks", []))
+    names = {t["name"] for t in _only(cfg)}
+    return (sum(len(cfg["d"][n]) for n in names)
+            + sum(len(c["ratios"]) for c in cfg.get("c_checks", []) if c["target"] in names))
 
 
 def _algorithm(target, cfg):
     reuse = target.get("reuse", 1)
     what = "online SGD" if reuse == 1 else f"SGD, each batch reused {reuse} steps"
-    return f"{cfg['dynamic']} {what}"
+    law = target.get("inputs", "gaussian")
+    law = "" if law == "gaussian" and "inputs" not in target else f", {law}" + (f" nu = {target['nu']:g}" if "nu" in target else "") + " inputs"
+    return f"{target.get('dynamic', cfg['dynamic'])} {what}{law}"
 
 
 def passage_table(out):
@@ -801,6 +883,15 @@ def passage_table(out):
             verdict = f"ABOVE the known rate {known} and the flow's {flow:.2f}: investigate"
         verdict += f"; vs the paper's d^{s}: consistent with the bound, tighter"
         verdict += f" (n* c / flow time: {ratio.min():.2f}-{ratio.max():.2f})"
+        for bt in r.get("by_threshold", []):
+            if bt["threshold"] != cfg["threshold"]:
+                eta_txt += f"; at \\|rho\\| >= {bt['threshold']:g}: {_fmt(bt['eta'])} [{_fmt(bt['lo'])}, {_fmt(bt['hi'])}]"
+        if "start_corrected" in r:
+            sc = r["start_corrected"]
+            eta_txt += f"; start-corrected: {_fmt(sc['eta'])} [{_fmt(sc['lo'])}, {_fmt(sc['hi'])}]"
+        own = [p.get("flow_ratio_median") for p in r["points"]]
+        if all(x is not None for x in own):
+            verdict += "; per-seed time / own-start flow time (median): " + ", ".join(_fmt(x) for x in own)
         never = ", ".join(f"{p['never']:.2f}" for p in r["points"])
         nstar = ", ".join(_fmt(x, 0) if not np.isfinite(x) else f"{x:.3g}" for x in r["n_star"])
         lines.append(
@@ -811,10 +902,11 @@ def passage_table(out):
     if out["c_checks"]:
         lines += ["", "Step-size check (one d; n* should scale as 1/c once c is small, i.e. n* c constant: "
                   "a smaller step costs proportionally more samples, the exponent does not move):", "",
-                  "| target | d | drift/signal ratio | c | n* | n* x c | not passed |", "|---|---|---|---|---|---|---|"]
+                  "| target | d | drift/signal ratio | c | n* | n* x c | median per-seed SGD time / flow time from its own "
+                  "start | not passed |", "|---|---|---|---|---|---|---|---|"]
         for c in out["c_checks"]:
             lines.append(f"| {c['target']} | {c['d']} | {c['ratio']:g} | {c['c']:.3g} | {_fmt(c['n_star'], 0)} | "
-                         f"{_fmt(c['n_star'] * c['c'], 0)} | {c['never']:.2f} |")
+                         f"{_fmt(c['n_star'] * c['c'], 0)} | {_fmt(c.get('flow_ratio_median'))} | {c['never']:.2f} |")
     return "\n".join(lines)
 
 
@@ -851,15 +943,23 @@ def plot_passage(out, docs):
             ax.set_xticks(d, [f"{int(v)}" for v in d])
             ax.minorticks_off()
             ax.set_xlabel("d")
-            ax.set_ylabel("samples n* to reach |rho| >= 0.9")
             t = r["target"]
-            ax.set_title(f"s = {t['s']}: {t['link']} / {t['activation']}, {t.get('loss', 'squared')} loss", fontsize=9)
+            metric = "|cos_u|" if t.get("metric", out["config"].get("metric", "rho")) == "cos_u" else "|rho|"
+            ax.set_ylabel(f"samples n* to reach {metric} >= {out['config']['threshold']:g}")
+            title = f"s = {t['s']}: {t['link']} / {t['activation']}, {t.get('loss', 'squared')} loss"
+            cf = out["config"]
+            title = (f"{t.get('dynamic', cf['dynamic'])} "
+                     + (f"SGD, batch reused {t['reuse']}x" if t.get("reuse", 1) > 1 else "online SGD")
+                     + (f", kappa = d^{cf['r2']:g}" if "r2" in cf else f", kappa = {cf.get('kappa', 0.0):g}")
+                     + (f", {t['inputs']}" + (f" nu = {t['nu']:g}" if "nu" in t else "") if "inputs" in t else "")
+                     + "\n" + title)
+            ax.set_title(title, fontsize=9)
             ax.legend(fontsize=7, loc="upper left", frameon=False)
         save_figure(fig, docs / "figures" / f"{out['config']['name']}.png")
 
 
 RUNNERS = dict(scaling=run_scaling, init_alignment=run_init_alignment, preconditioning=run_preconditioning,
-               spherical_failure=run_spherical_failure, passage=run_passage)
+               spherical_failure=run_spherical_failure, passage=run_passage, fullbatch=at_scale.run_fullbatch)
 
 
 def add_checks(cfg, docs: Path, bar):
@@ -932,6 +1032,8 @@ def units(cfg):
         return preconditioning_units(cfg)
     if k == "passage":
         return passage_units(cfg)
+    if k == "fullbatch":
+        return at_scale.fullbatch_units(cfg)
     return 2
 
 
@@ -941,21 +1043,32 @@ def main(argv=None):
     ap.add_argument("--configs", default="configs")
     ap.add_argument("--docs", default="docs")
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--targets", nargs="*", default=None,
+                    help="passage configs: rerun only these targets, keep the others from docs/data")
+    ap.add_argument("--refit", action="store_true", help="with --render: refit passage rows from their stored points")
     ap.add_argument("--render", action="store_true", help="redraw scaling tables and figures from docs/data, no runs")
     ap.add_argument("--checks-only", action="store_true",
                     help="run only the step/horizon checks of the committed n* tables in docs/data (base n* not rerun)")
     args = ap.parse_args(argv)
     paths = sorted(Path(args.configs).glob("complexity_*.toml"))
-    cfgs = [load_config(p, args.scale) for p in paths]
+    cfgs = [dict(load_config(p, args.scale), scale=args.scale) for p in paths]
     if args.only:
         cfgs = [c for c in cfgs if c["name"] in args.only]
     docs = Path(args.docs)
+    if args.targets is not None:
+        cfgs = [dict(c, only_targets=list(args.targets)) if c["kind"] == "passage" else c for c in cfgs]
     if args.render:
         for cfg in cfgs:
             if cfg["kind"] == "passage":
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+                if args.refit:
+                    out["rows"] = [dict(passage_row(out["config"], r["target"], r["d"], r["points"]), seconds=r["seconds"])
+                                   for r in out["rows"]]
+                    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
                 plot_passage(out, docs)
-                replace_block(docs / "results.md", cfg["name"], passage_table(out))
+                table = at_scale.compare_table(out) if out["config"].get("compare") else passage_table(out)
+                replace_block(docs / "results.md", cfg["name"], table)
+                at_scale.write_summary(docs)
             if cfg["kind"] == "scaling":
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
                 plot_scaling(out, docs)
