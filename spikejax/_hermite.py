@@ -46,8 +46,9 @@ def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
 def _values64(fn: Callable, x: np.ndarray) -> np.ndarray:
     """`fn` at the nodes `x`, evaluated in float64 even when JAX runs in float32: float32
     values leave about 1e-8 of quadrature noise in every coefficient, above `_TOL`, so a
-    user callable such as `x**3 - 3*x` would read as information exponent 1."""
-    with _enable_x64(True):
+    user callable such as `x**3 - 3*x` would read as information exponent 1. Evaluated
+    eagerly even when a problem is built inside a trace (a sweep builds it under `jit`)."""
+    with jax.ensure_compile_time_eval(), _enable_x64(True):
         return np.asarray(fn(jnp.asarray(x, jnp.float64)), dtype=np.float64)
 
 

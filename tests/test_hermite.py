@@ -74,3 +74,20 @@ def test_scaled_coefficients_and_second_moment():
     m2 = integrate.quad(lambda x: math.tanh(1.7 * x) ** 2 * math.exp(-x * x / 2) / math.sqrt(2 * math.pi), -30, 30)[0]
     # 96-node runtime quadrature of a smooth non-polynomial: about 1e-6 accurate.
     assert float(sj.second_moment(t, jnp.asarray(1.7))) == pytest.approx(m2, abs=1e-5)
+
+
+def test_quadrature_functions_can_be_built_under_jit():
+    """A sweep builds its problem inside `jit`: tanh's and a callable's coefficients come out
+    the same there as eagerly (they used to raise TracerArrayConversionError)."""
+    import jax
+
+    eager = [sj.hermite_function(s).coeffs for s in ("tanh", lambda x: x**3)]
+
+    @jax.jit
+    def beta3(x):
+        fs = [sj.hermite_function(s) for s in ("tanh", lambda x: x**3)]
+        assert all(not isinstance(f.coeffs, jax.core.Tracer) for f in fs)
+        return x * jnp.asarray([f.coeffs[3] for f in fs])
+
+    np.testing.assert_allclose(beta3(1.0), [c[3] for c in eager], rtol=1e-6)
+    assert eager[1][3] == pytest.approx(math.sqrt(6), rel=1e-12)  # x^3 = sqrt(6) h3 + 3 h1
