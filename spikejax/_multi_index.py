@@ -247,7 +247,7 @@ class MultiIndex(AbstractTarget):
     def u(self):
         raise AttributeError(
             f"a MultiIndex target has k={self.k} directions and no single u: use target.U (or directions()), "
-            "and record with saveat=sj.SaveAt(fn=sj.subspace_metrics)"
+            "(the default SaveAt records sj.subspace_metrics for it)"
         )
 
     def expansion(self) -> dict:

@@ -44,9 +44,18 @@ METRIC_DOCS = {
 }
 
 
+def _single(problem) -> bool:
+    """Whether the target has one direction `u` (the default observables read it)."""
+    return problem.target.directions().shape[0] == 1 and hasattr(problem.target, "u")
+
+
 def metrics(w, sim) -> dict:
-    """The default observables (`METRICS`) of `w`."""
+    """The default observables (`METRICS`) of `w`; for a k-index target, `subspace_metrics`."""
     p = sim.problem
+    if not _single(p):
+        from ._subspace import subspace_metrics
+
+        return subspace_metrics(w, sim)
     nw = jnp.sqrt(dot(w, w))
     cov = sim.neuron_cov
     theta = getattr(p.covariance, "theta", None)
@@ -62,8 +71,13 @@ def metrics(w, sim) -> dict:
 
 
 def overlaps(w, sim) -> dict:
-    """The cheap observables first passages are taken on: `|rho|` and `|cos_u|` (O(d) a step)."""
+    """The cheap observables first passages are taken on: `|rho|` and `|cos_u|` (O(d) a step);
+    for a k-index target, each direction's (`direction_overlaps`)."""
     p = sim.problem
+    if not _single(p):
+        from ._subspace import direction_overlaps
+
+        return direction_overlaps(w, sim)
     return {"rho": jnp.abs(rho(w, p)), "cos_u": jnp.abs(dot(w, p.u)) / jnp.sqrt(dot(w, w))}
 
 

@@ -342,8 +342,9 @@ def attach(network: Network, sim, w0, key, basis=None):
         basis=basis,
     )
     saveat = sim.saveat
-    fn = network_metrics if saveat.fn is _default_metrics else saveat.fn
-    pfn = network_overlaps if saveat.passage_fn is _default_overlaps else saveat.passage_fn
+    single = isinstance(sim.problem.target, SingleIndex)  # k-index: the subspace observables
+    fn = network_metrics if saveat.fn is _default_metrics and single else saveat.fn
+    pfn = network_overlaps if saveat.passage_fn is _default_overlaps and single else saveat.passage_fn
     saveat = dataclasses.replace(saveat, fn=on_network(fn), passage_fn=on_network(pfn))
     dyn = RowWise(row=sim.dynamic, layout=lay)
     sim = dataclasses.replace(sim, dynamic=dyn, source=NetworkSource(sim.source), saveat=saveat)

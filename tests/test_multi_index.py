@@ -315,3 +315,20 @@ def test_bad_spikes_are_refused(kwargs, match):
     d = kwargs.pop("d", 8)
     with pytest.raises(ValueError, match=match):
         sj.multi_index_problem(d, key=jax.random.key(0), g="parity", k=3, **kwargs)
+
+
+@pytest.mark.parametrize("width", [None, 3])
+def test_default_observables_follow_the_target(width):
+    """With no `SaveAt(fn=)`, a k-index run records the subspace observables (the single-index
+    metrics read a `u` it does not have), and first passages are taken per direction."""
+    p = _problem("staircase", noise=0.1)
+    net = None if width is None else sj.Network(width=width, second_layer="joint")
+    kw = dict(key=jax.random.key(2), solver=sj.Euler(), dt=0.1, steps=40, network=net)
+    default = sj.simulate(p, sj.Normalized(), sj.Population(), saveat=sj.SaveAt(steps=4, passages={"u1": [0.5]}), **kw)
+    explicit = sj.simulate(p, sj.Normalized(), sj.Population(),
+                           saveat=sj.SaveAt(steps=4, fn=sj.subspace_metrics, passage_fn=sj.direction_overlaps,
+                                            passages={"u1": [0.5]}), **kw)
+    assert set(default.ys) == set(explicit.ys)
+    for key in default.ys:
+        np.testing.assert_array_equal(default.ys[key], explicit.ys[key])
+    np.testing.assert_array_equal(default.passages["u1"], explicit.passages["u1"])
