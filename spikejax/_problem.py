@@ -76,6 +76,7 @@ class Problem(eqx.Module):
     def __check_init__(self):
         check_choice("loss", self.loss, LOSSES)
         check_real("noise", self.noise, lo=0.0)
+        self.target.check(self.covariance)  # e.g. a k-index target's rows Sigma-orthogonal
         link = getattr(self.target, "link", None)
         if isinstance(link, HermiteFunction) and _concrete(link.coeffs) and _concrete(self.activation.coeffs):
             s = link.information_exponent()

@@ -38,6 +38,10 @@ class AbstractTarget(eqx.Module):
     def directions(self):
         """The (k, d) rows the labels depend on."""
 
+    def check(self, cov) -> None:
+        """Raise `ValueError` if the target is not valid under the covariance `cov` (a problem
+        calls it when built; default: nothing to check)."""
+
     @abc.abstractmethod
     def restrict(self, basis):
         """The same target in the coordinates of an orthonormal `basis` containing `directions()`."""
