@@ -494,3 +494,16 @@ def test_fullbatch_grid_and_generative_rates():
         at._n_grid(2, dict(log2_n_over_d=[-2, 1]))
     # He3: generative exponent 1, He4: 2; rate d^{max(1, k* - 1)}: linear for both, and for s = 2.
     assert [at.generative_rate(s) for s in (2, 3, 4)] == [1, 1, 1]
+
+
+def test_verdict_against_the_bound_allows_its_log_factor():
+    """n = d log d over d = 32..256 fits a slope of 1.22: within the log factor of a d^1 bound;
+    a slope past it violates; an interval below is tighter."""
+    _, at_scale = _experiments()
+    d = np.array([32, 64, 128, 256])
+    slope = np.polyfit(np.log(d), np.log(d * np.log(d)), 1)[0]
+    assert slope == pytest.approx(1.22, abs=0.01)
+    assert at_scale._vs_paper(slope - 0.05, slope + 0.05, 1.0, d).startswith("consistent up to the bound's log factor")
+    assert at_scale._vs_paper(1.3, 1.4, 1.0, d) == "VIOLATES"
+    assert at_scale._vs_paper(0.8, 0.95, 1.0, d) == "consistent, tighter"
+    assert at_scale._vs_paper(0.9, 1.1, 1.0, d) == "consistent"
