@@ -169,8 +169,15 @@ def profile_pieces(cfg, results_nc=None):
     out["compile_init_s"], out["compile_init_cpu_s"] = time.perf_counter() - t, time.process_time() - c
     jax.block_until_ready(c_init(keys, params))
     t = time.perf_counter()
-    arrays, state, _ = jax.block_until_ready(c_init(keys, params))
-    out["init_s"] = time.perf_counter() - t  # build: directions, samples, labels; record 0; step limit
+    arrays, state = jax.block_until_ready(c_init(keys, params))
+    out["init_s"] = time.perf_counter() - t  # build: directions, samples, labels; record 0
+    out["compile_limit_cpu_s"] = out["limit_s"] = 0.0
+    limit = g["runner"]._limit  # the step-limit estimate at step 0 (deterministic fixed-step runs)
+    if limit is not None:
+        c = time.process_time()
+        c_limit = limit.lower(arrays, state.w).compile()
+        out["compile_limit_cpu_s"] = time.process_time() - c
+        out["limit_s"] = suite.best_time(c_limit, arrays, state.w, repeat=1)
     t, c = time.perf_counter(), time.process_time()
     c_chunk = g["chunk"].lower(arrays, state).compile()
     out["compile_chunk_s"], out["compile_chunk_cpu_s"] = time.perf_counter() - t, time.process_time() - c
@@ -181,13 +188,6 @@ def profile_pieces(cfg, results_nc=None):
     out["chunk_len"] = g["chunk_len"]
     out["chunks"] = -(-g["steps"] // g["chunk_len"])
     out["steady_chunk_s"] = out["chunk_s"]  # a chunk only steps (the data are built once, by init)
-    # the step-limit estimate inside init, alone (with the data it needs), seed by seed as init runs it
-    from spikejax._simulate import step_limit
-
-    build = g["runner"]._layout_args[0]
-    per_seed = lambda a: jax.vmap(lambda p: step_limit(*build(a[0], p)[1:]))(a[1])
-    limit = jax.jit(lambda k, p: jax.lax.map(per_seed, (k, p)))
-    out["limit_s"] = suite.best_time(limit, keys, params, repeat=1)
     # checkpoint of the state after a chunk, and the results file
     with tempfile.TemporaryDirectory() as tmp:
         leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
@@ -301,7 +301,7 @@ def _chunk_case(seeds, b, chunk, base, seed_loop):
     """A callable running one chunk of the sweep's compiled chunk function on a long run
     (10^6 steps, so every chunk does `chunk` real steps) of `seeds` x `b` configurations."""
     (g,) = suite.sweep_groups(config(seeds, b, dict(base, steps=10**6)), chunk=chunk, seed_loop=seed_loop)
-    arrays, state, _ = g["init"](g["keys"], g["params"])
+    arrays, state = g["init"](g["keys"], g["params"])
     holder = [state]
 
     def run():
@@ -331,18 +331,21 @@ def seed_grouping(total=512, seeds_list=(1, 8, 64), chunk=50, repeat=3, base=BAS
         for loop in (("map", "vmap") if s > 1 else ("map",)):
             cases.append((_chunk_case(s, b, chunk, base, loop),))
             meta.append((s, b, 2 * flop, loop, len(cases) - 1, i_pair))
-    best = suite.interleaved(cases, repeat=repeat)
-    peak = pflop / best[0] / 1e9
     rows = []
-    for s, b, flop_pair, loop, i, i_pair in meta:
-        gemm = flop_pair / best[i_pair] / 1e9
-        gflops = 4 * n * d * s * b * chunk / best[i] / 1e9
-        rows.append(dict(seeds=s, configs=b, seed_loop=loop, chunk=chunk, chunk_s=best[i], rate=s * b * chunk / best[i],
-                         chunk_gflops=gflops, gemm_pair_gflops=gemm, frac_gemm=gflops / gemm, peak2048_gflops=peak,
-                         frac_peak=gflops / peak, load=suite.load()))
-        log(f"  {s:3d} seeds x {b:4d}, seed_loop={loop:4s}: {chunk} steps {best[i]:6.2f} s = {rows[-1]['rate']:9.3g} "
-            f"config-steps/s, {gflops:6.1f} GFLOP/s; the GEMM pair of the S x B shape {gemm:6.1f} GFLOP/s "
-            f"({100 * gflops / gemm:4.0f}%); the 2048^2 GEMM {peak:6.1f} ({100 * gflops / peak:4.0f}%)")
+    for clock_name, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
+        best = suite.interleaved(cases, repeat=repeat, clock=clock)
+        peak = pflop / best[0] / 1e9
+        for s, b, flop_pair, loop, i, i_pair in meta:
+            gemm = flop_pair / best[i_pair] / 1e9
+            gflops = 4 * n * d * s * b * chunk / best[i] / 1e9
+            rows.append(dict(clock=clock_name, seeds=s, configs=b, seed_loop=loop, chunk=chunk, chunk_s=best[i],
+                             rate=s * b * chunk / best[i], chunk_gflops=gflops, gemm_pair_gflops=gemm,
+                             frac_gemm=gflops / gemm, peak2048_gflops=peak, frac_peak=gflops / peak, load=suite.load()))
+            unit = "CPU " if clock_name == "cpu" else ""
+            log(f"  [{clock_name}] {s:3d} seeds x {b:4d}, seed_loop={loop:4s}: {chunk} steps {best[i]:6.2f} {unit}s = "
+                f"{rows[-1]['rate']:9.3g} config-steps per {unit}s, {gflops:6.1f} GFLOP per {unit}s; the GEMM pair of "
+                f"the S x B shape {gemm:6.1f} ({100 * gflops / gemm:4.0f}%); the 2048^2 GEMM {peak:6.1f} "
+                f"({100 * gflops / peak:4.0f}%); {suite.load()}")
     return rows
 
 
@@ -370,7 +373,8 @@ def report(r):
     parts = [("startup (process, imports)", p["startup_s"]),
              (f"compile init (cpu {p['compile_init_cpu_s']:.2f} s)", p["compile_init_s"]),
              (f"compile chunk (cpu {p['compile_chunk_cpu_s']:.2f} s)", p["compile_chunk_s"]),
-             (f"init (data, record 0, step limit {p['limit_s']:.2f} s)", p["init_s"]),
+             ("init (data, record 0)", p["init_s"]),
+             (f"step limit (compile cpu {p['compile_limit_cpu_s']:.2f} s)", p["limit_s"]),
              (f"chunks x {p['chunks']}", p["steady_chunk_s"] * p["chunks"]),
              (f"checkpoints x {p['chunks'] - 1}", p["checkpoint_s"] * (p["chunks"] - 1)),
              ("results.nc", p.get("write_s", 0.0))]
@@ -391,6 +395,7 @@ def main(argv=None):
     ap.add_argument("--numpy-configs", type=int, default=2)
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--grouping", action="store_true", help="also the steady state against the seed grouping")
+    ap.add_argument("--total", type=int, default=512, help="configurations of the --grouping table")
     ap.add_argument("--baseline", help="the root of another checkout whose CLI is timed in turn (cold), e.g. "
                     "`git archive <commit> | tar -x -C DIR`")
     args = ap.parse_args(argv)
@@ -406,7 +411,7 @@ def main(argv=None):
     grouping = None
     if args.grouping:
         print("\nsteady state against the seed grouping (same configurations, chunk timed in turn with its GEMMs):")
-        grouping = seed_grouping(total=8 if args.quick else 512, seeds_list=(1, 2, 8) if args.quick else (1, 8, 64),
+        grouping = seed_grouping(total=8 if args.quick else args.total, seeds_list=(1, 2, 8) if args.quick else (1, 8, 64),
                                  chunk=10 if args.quick else 50, repeat=1 if args.quick else 3,
                                  base=base)
     print("\nend:", suite.machine())

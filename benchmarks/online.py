@@ -9,7 +9,8 @@ so each step draws ONE fresh batch of `batch` x d base draws and every configura
 reads it (common random numbers): the step's products are GEMMs (B, d) x (d, batch).
 
 Timed in turn (A B C A B C ..., best and median of `repeat` after a warm-up) with the
-2048^2 fp32 GEMM and the GEMM of the step's own shape, in one process. Flops per
+2048^2 fp32 GEMM and the GEMM of the step's own shape, in one process, in wall seconds and
+then in process CPU seconds (steadier when other processes share the cores). Flops per
 configuration-step: 4 batch d (the neuron's forward and backward products, as in the
 empirical benchmark); the step also computes each configuration's labels of the fresh
 batch, one more (B, d) x (d, batch) product (2 batch d), reported beside it. Agreement:
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -50,7 +52,7 @@ def config(source, configs, d, batch, reuse, steps):
 def chunk_case(cfg, chunk):
     """`(run, group)`: `run()` advances the sweep's compiled chunk once (state donated, kept)."""
     (g,) = suite.sweep_groups(cfg, chunk=chunk)
-    arrays, state, _ = g["init"](g["keys"], g["params"])
+    arrays, state = g["init"](g["keys"], g["params"])
     holder = [state]
 
     def run():
@@ -89,23 +91,27 @@ def measure(configs, d, batch, reuse, chunk, repeat, log=print):
         run, _, _ = chunk_case(config(source, configs, d, batch, reuse, 10**6), chunk)
         cases.append((run,))
         names.append(source)
-    best, median, _ = suite.interleaved(cases, repeat=repeat, stats=True)
-    peak, shape = pflop / best[0] / 1e9, shape_flop / best[1] / 1e9
     rows = []
-    for i, source in enumerate(names[2:], start=2):
-        work = configs * chunk
-        gflops = 4 * batch * d * work / best[i] / 1e9
-        rows.append(dict(source=source, configs=configs, d=d, batch=batch, reuse=reuse if source == "reused" else 1,
-                         chunk=chunk, chunk_s=best[i], chunk_s_median=median[i], rate=work / best[i],
-                         gflops=gflops, gflops_with_labels=1.5 * gflops, peak2048_gflops=peak,
-                         shape_gemm_gflops=shape, frac_peak=gflops / peak, frac_peak_with_labels=1.5 * gflops / peak,
-                         frac_shape=gflops / shape, load=suite.load()))
-        r = rows[-1]
-        log(f"  {source:6s} B={configs}, d={d}, batch={batch}{f', reuse={reuse}' if source == 'reused' else ''}: "
-            f"{chunk} steps {best[i]:.3f} s (median {median[i]:.3f}) = {r['rate']:.3g} config-steps/s, "
-            f"{gflops:.1f} GFLOP/s = {100 * r['frac_peak']:.0f}% of the 2048^2 GEMM ({peak:.0f} GFLOP/s), "
-            f"{100 * r['frac_shape']:.0f}% of the step's GEMM shape ({shape:.0f}); with the labels' product "
-            f"{100 * r['frac_peak_with_labels']:.0f}%")
+    for clock_name, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
+        best, median, _ = suite.interleaved(cases, repeat=repeat, stats=True, clock=clock)
+        peak, shape = pflop / best[0] / 1e9, shape_flop / best[1] / 1e9
+        for i, source in enumerate(names[2:], start=2):
+            work = configs * chunk
+            gflops = 4 * batch * d * work / best[i] / 1e9
+            rows.append(dict(clock=clock_name, source=source, configs=configs, d=d, batch=batch,
+                             reuse=reuse if source == "reused" else 1, chunk=chunk, chunk_s=best[i],
+                             chunk_s_median=median[i], rate=work / best[i], gflops=gflops,
+                             gflops_with_labels=1.5 * gflops, peak2048_gflops=peak, shape_gemm_gflops=shape,
+                             frac_peak=gflops / peak, frac_peak_with_labels=1.5 * gflops / peak,
+                             frac_shape=gflops / shape, load=suite.load()))
+            r = rows[-1]
+            unit = "CPU " if clock_name == "cpu" else ""
+            log(f"  [{clock_name}] {source:6s} B={configs}, d={d}, batch={batch}"
+                f"{f', reuse={reuse}' if source == 'reused' else ''}: {chunk} steps {best[i]:.3f} {unit}s (median "
+                f"{median[i]:.3f}) = {r['rate']:.3g} config-steps per {unit}s, {gflops:.1f} GFLOP per {unit}s = "
+                f"{100 * r['frac_peak']:.0f}% of the 2048^2 GEMM ({peak:.0f}), {100 * r['frac_shape']:.0f}% of the "
+                f"step's GEMM shape ({shape:.0f}); with the labels' product {100 * r['frac_peak_with_labels']:.0f}%; "
+                f"{suite.load()}")
     return rows
 
 

@@ -50,7 +50,7 @@ class Runner:
     """The compiled functions of one group, on (seeds, C) arrays.
 
     `init` builds every configuration's `Simulation` once (problem, samples, `SigmaHat`),
-    its state at step 0 and its step-limit estimate, and keeps the simulations' arrays for
+    its state at step 0 and its step-limit estimate (a separate program), and keeps the simulations' arrays for
     the batch; `chunk_fn` only steps them (a chunk never redraws the data) and returns the
     status each run would end with. Inside a seed the C configurations are one `vmap` with
     the seed's draws unbatched (one GEMM a step). The seeds run one after another
@@ -119,15 +119,16 @@ class Runner:
         checked = not solver.adaptive and source(group.configs[0]).deterministic and width == 1
 
         def init_one(seed_key, p):
-            """The simulation's arrays, the state at step 0 and the step limit (NaN unless
-            `checked`: a fixed-step solver on a deterministic source of one-neuron runs)."""
+            """The simulation's arrays and the state at step 0."""
             _, sim, w0 = build(seed_key, p)
             if width == 1:
                 state = init(sim, w0)
             else:
                 state = jax.vmap(lambda i: init(sim, build(seed_key, p, i)[2]), 0, sax)(neurons)
-            limit = step_limit(sim, w0) if checked else jnp.full((), jnp.nan, sim.dt.dtype)
-            return eqx.partition(sim, eqx.is_array)[0], state, limit
+            return eqx.partition(sim, eqx.is_array)[0], state
+
+        def limit_one(arrays, w0):
+            return step_limit(eqx.combine(arrays, self.layout()[1]), w0)
 
         def status_one(arrays, state):
             """The status `result` would report now (it adds `oscillating` and `max_steps`)."""
@@ -156,7 +157,9 @@ class Runner:
             return _seed_map(inner, seed_in, seed_out)
 
         arrays = lambda: self.layout()[0]  # the simulation's C axes, traced on first use
-        self._init = jax.jit(lambda k, p: nest(init_one, 0, (0, sax, 0), (None, 0), (arrays(), sax, 0))(k, p))
+        self._init = jax.jit(lambda k, p: nest(init_one, 0, (0, sax), (None, 0), (arrays(), sax))(k, p))
+        # a separate program (not inside init) so that the three compile in parallel (`precompile`)
+        self._limit = jax.jit(lambda a, w: nest(limit_one, 0, 0, (arrays(), 0), 0)(a, w)) if checked else None
         self._chunk = jax.jit(lambda a, s: nest(chunk_one, (0, sax), (sax, 0), (arrays(), sax), (sax, 0))(a, s),
                               donate_argnums=1)
         self._status = jax.jit(lambda a, s: nest(status_one, (0, sax), 0, (arrays(), sax), 0)(a, s))
@@ -165,7 +168,8 @@ class Runner:
         self.checked = checked
         self.mesh = mesh
         self._layout = None
-        self._arrays = self._limits = self._pending = None
+        self._arrays = self._limits = None
+        self._pending = {}
 
     def layout(self):
         """`(axes, static)` of a configuration's `Simulation`: `axes` is 0 on the array
@@ -197,36 +201,49 @@ class Runner:
         return jax.tree_util.tree_map(put, tree)
 
     def precompile(self, keys, params):
-        """Compile `chunk` in a background thread (XLA releases the GIL), so that it
-        overlaps `init`'s compile and run; the first `chunk_fn` waits for it."""
+        """Compile `chunk` and the step limit in background threads (XLA releases the GIL),
+        so that they overlap `init`'s compile; their first calls wait for them."""
         if self.mesh is not None:
             return
-        arrays, state, _ = jax.eval_shape(self._init, keys, params)
-        lowered = self._chunk.lower(arrays, state)  # traced here, in the calling thread
+        arrays, state = jax.eval_shape(self._init, keys, params)
+        todo = {"chunk": self._chunk.lower(arrays, state)}  # traced here, in the calling thread
+        if self._limit is not None:
+            todo["limit"] = self._limit.lower(arrays, state.w)
 
-        def compile_quietly():
+        def compile_quietly(lowered):
             with contextlib.suppress(Exception):  # a failure is raised again by the first call
                 lowered.compile()
 
-        self._pending = threading.Thread(target=compile_quietly, daemon=True)
-        self._pending.start()
+        for name, lowered in todo.items():
+            self._pending[name] = threading.Thread(target=compile_quietly, args=(lowered,), daemon=True)
+            self._pending[name].start()
+
+    def _wait(self, name):
+        thread = self._pending.pop(name, None)
+        if thread is not None:
+            thread.join()
 
     def init(self, keys, params):
-        """The batch's state at step 0; builds and keeps its simulations for `chunk_fn`."""
-        self._arrays, state, self._limits = self._init(self._place(keys), self._place(params))
+        """The batch's state at step 0; builds and keeps its simulations for `chunk_fn`,
+        and estimates the step limits at step 0 (`step_limits`)."""
+        self._arrays, state = self._init(self._place(keys), self._place(params))
+        if self._limit is None:
+            self._limits = np.full(np.shape(params["dt"]), np.nan)
+        else:
+            self._wait("limit")
+            self._limits = np.asarray(self._limit(self._arrays, state.w))
         return state
 
     def chunk_fn(self, keys, params, state):
         """`(state, status)` after one more chunk of the batch that `init` built."""
-        if self._pending is not None:
-            self._pending.join()
-            self._pending = None
+        self._wait("chunk")
         return self._chunk(self._arrays, self._place(state))
 
     def step_limits(self, keys, params):
         """(seeds, C) plan-time estimates of the largest stable Euler step (`step_limit`), for
-        a fixed-step solver on a deterministic source of one-neuron runs; NaN otherwise."""
-        return np.asarray(self._limits)
+        a fixed-step solver on a deterministic source of one-neuron runs (NaN otherwise),
+        made by `init`."""
+        return self._limits
 
     def status(self, keys, params, state):
         """(seeds, C[, width]) final status codes."""
@@ -294,7 +311,7 @@ def _traced_runner(g: Group, cfg, chunk, mesh, n_dev, sl):
     runner = Runner(g, cfg, chunk, mesh)
     params, _ = params_array(g, sl, n_dev)
     keys = seed_keys(g)
-    arrays, state, _ = jax.eval_shape(runner._init, keys, params)
+    arrays, state = jax.eval_shape(runner._init, keys, params)
     jax.eval_shape(runner._chunk, arrays, state)
     return runner
 
