@@ -239,6 +239,10 @@ class Runner:
         self._wait("chunk")
         return self._chunk(self._arrays, self._place(state))
 
+    def release(self):
+        """Drop the batch's simulations (its samples): one batch at a time holds memory."""
+        self._arrays = None
+
     def step_limits(self, keys, params):
         """(seeds, C) plan-time estimates of the largest stable Euler step (`step_limit`), for
         a fixed-step solver on a deterministic source of one-neuron runs (NaN otherwise),
@@ -492,10 +496,12 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     work += len(g.seeds) * width * steps - bar_done
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
-    return {
+    saved = {
         "records": np.stack([np.asarray(state.records[m]) for m in METRICS], -1)[:, keep],
         "status": np.asarray(runner.status(keys, params, state) if status is None else status)[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
         "dt_limit": limits[:, keep],
-    }, work
+    }
+    runner.release()
+    return saved, work
