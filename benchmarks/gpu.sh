@@ -20,6 +20,9 @@ nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv | tee "$OUT/
 # benchmarks 1-4: 10x the configurations (B = 640 and 5120; population 10^5 and 10^6)
 "$PY" benchmarks/run.py --scale 10 --peak-size 8192 --json "$OUT/bench.json" | tee "$OUT/bench.txt"
 # end to end, the CLI: S x B = 1 x 5120, 8 x 640, 64 x 80 (10x the CPU grids), and the seed grouping
-"$PY" benchmarks/e2e.py --grids 1x5120,8x640,64x80 --rounds 3 --grouping --json "$OUT/e2e.json" | tee "$OUT/e2e.txt"
+# (the runner's seed_loop: "vmap", the accelerator default, against "map", the CPU one)
+"$PY" benchmarks/e2e.py --grids 1x5120,8x640,64x80 --rounds 3 --grouping --total 5120 --json "$OUT/e2e.json" | tee "$OUT/e2e.txt"
+# online and reused sources: 10x the configurations sharing each fresh batch (5120, d = 1024, batch 64)
+"$PY" benchmarks/online.py --configs 5120 --json "$OUT/online.json" | tee "$OUT/online.txt"
 # the scaling table (d up to 8192 and n up to 16384 as on CPU; the widths are the script's)
 "$PY" benchmarks/scaling.py --json "$OUT/scaling.json" | tee "$OUT/scaling.txt"

@@ -106,10 +106,11 @@ def run_sweep(config, **kw):
     return sj.sweep(config, progress=False, **kw)
 
 
-def sweep_groups(config, chunk=None):
+def sweep_groups(config, chunk=None, seed_loop=None):
     """The sweep's compiled pieces for each group of a config (dict or TOML path): a list of
-    dicts with `init(keys, params)`, `chunk(keys, params, state)` (jitted), `keys`,
-    `params`, `chunk_len`, `seeds`, `configs`, `steps`, `static`. Uses the sweep's internals."""
+    dicts with `init(keys, params) -> (arrays, state)` and `chunk(arrays, state) ->
+    (state, status)` (jitted), `keys`, `params`, `chunk_len`, `seeds`, `configs`, `steps`,
+    `static`, `runner`. Uses the sweep's internals; `seed_loop` as in `Runner`."""
     from spikejax import _config, _plan, _sweep
 
     cfg = _config.load_config(config)
@@ -118,11 +119,11 @@ def sweep_groups(config, chunk=None):
     chunk = chunk or _plan.default_chunk(steps)
     out = []
     for g in groups:
-        runner = _sweep.Runner(g, cfg, chunk)
+        runner = _sweep.Runner(g, cfg, chunk, seed_loop=seed_loop)
         params, _ = _sweep.params_array(g, slice(0, len(g.configs)))
         out.append(dict(init=runner._init, chunk=runner._chunk, keys=_sweep.seed_keys(g), params=params,
                         chunk_len=chunk, seeds=len(g.seeds), configs=len(g.configs), steps=steps,
-                        static=g.static))
+                        static=g.static, runner=runner))
     return out
 
 
@@ -142,17 +143,20 @@ def best_time(fn, *args, repeat=3):
     return best
 
 
-def interleaved(cases, repeat=3, stats=False):
+def interleaved(cases, repeat=3, stats=False, clock=time.perf_counter):
     """Times of several `(fn, *args)` cases, timed in turn (A B C A B C ...) `repeat` times
     after one warm-up call each, so that a load spike from other processes hits them alike.
-    Returns the best time of each case, or with `stats` `(best, median, warm-up outputs)`."""
+    Returns the best time of each case, or with `stats` `(best, median, warm-up outputs)`.
+    `clock=time.process_time` times in process CPU seconds (all threads): a descheduled
+    process accrues none, so under heavy load a ratio of CPU times is steadier than one of
+    wall times (it still feels the shared caches)."""
     outs = [jax.block_until_ready(fn(*args)) for fn, *args in cases]
     times = [[] for _ in cases]
     for _ in range(repeat):
         for i, (fn, *args) in enumerate(cases):
-            t = time.perf_counter()
+            t = clock()
             jax.block_until_ready(fn(*args))
-            times[i].append(time.perf_counter() - t)
+            times[i].append(clock() - t)
     best = [min(t) for t in times]
     if stats:
         return best, [float(np.median(t)) for t in times], outs
@@ -698,9 +702,9 @@ def config_compile_times(paths):
                 t = time.perf_counter()
                 g["init"].lower(g["keys"], g["params"]).compile()
                 t_init = time.perf_counter() - t
-                state = g["init"](g["keys"], g["params"])
+                arrays, state = g["init"](g["keys"], g["params"])
                 t = time.perf_counter()
-                g["chunk"].lower(g["keys"], g["params"], state).compile()
+                g["chunk"].lower(arrays, state).compile()
                 t_chunk = time.perf_counter() - t
                 rows.append(dict(config=os.path.basename(path), group=str(g["static"].get("dynamic")),
                                  steps=g["steps"], chunk=g["chunk_len"], configs=g["seeds"] * g["configs"],

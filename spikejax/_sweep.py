@@ -1,13 +1,16 @@
 """Running a planned sweep: vmap, shard, chunk, checkpoint, resume.
 
-A group runs as `seeds x C` nested vmaps: the outer one over seeds, the inner one over the
-other C configurations with the seed's key unbatched, so the base draws `z` are shared
-inside a seed (common random numbers: one GEMM a step instead of C matvecs). The time
-loop is a `lax.scan` of static length `chunk`, driven by a host loop that updates the
-progress bar and writes a checkpoint after every chunk; batches are sharded over
-`jax.devices()`. Phase 2 (a validated ridge readout, `n2`) is a hook run on each batch's
-trained first layer. A configuration's randomness depends only on its seed, so its result
-does not depend on the grid, the chunk length, the batch size or the number of devices.
+A batch of a group is `seeds x C` configurations. Its `init` builds every configuration's
+simulation once (directions, samples, labels, `SigmaHat`), with a `vmap` over the C
+configurations of a seed in which the seed's draws `z` stay unbatched (common random
+numbers: one GEMM a step instead of C matvecs); the seeds run one after another on CPU
+(each seed's samples stay in cache) and as a second `vmap` on accelerators. The time
+loop is a `lax.scan` of static length `chunk` that only steps the kept simulations,
+driven by a host loop that updates the progress bar and writes a checkpoint after every
+chunk; batches are sharded over `jax.devices()`. Phase 2 (a validated ridge readout,
+`n2`) is a hook run on each batch's trained first layer. A configuration's randomness
+depends only on its seed, so its result does not depend on the grid, the chunk length,
+the batch size or the number of devices.
 
 Planning lives in `_plan.py`, the dataset in `_results.py`.
 """
@@ -15,11 +18,12 @@ Planning lives in `_plan.py`, the dataset in `_results.py`.
 from __future__ import annotations
 
 import contextlib
-
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,7 +32,8 @@ from tqdm.auto import tqdm
 
 from ._config import load_config
 from ._io import Store, load_results
-from ._problem import make_problem
+from ._depends import depends_on
+from ._problem import check_choice, make_problem
 from ._readout import fit_readout
 from ._registry import DYNAMICS, INPUTS
 from ._saveat import METRICS, SaveAt, record_schedule
@@ -37,18 +42,29 @@ from ._solvers import Dopri5, Euler
 from ._sources import Empirical, Online, Population, Reused
 from ._data import config_keys
 from ._inputs import StudentT
-from ._plan import ARRAY_KEYS, Group, SweepPlan, default_chunk, make_mesh, network_from, plan, preflight  # noqa: F401
+from ._plan import ARRAY_KEYS, Group, SweepPlan, _float_dtype, default_chunk, make_mesh, network_from, plan, preflight  # noqa: F401 (re-exported)
 from ._results import SWEEP_STATUS, _failed_batch, empty_results, scatter, to_dataset  # noqa: F401
 
 
 class Runner:
-    """The compiled functions of one group; `init` and `chunk` act on (seeds, C) arrays."""
+    """The compiled functions of one group, on (seeds, C) arrays.
 
-    def __init__(self, group: Group, config: dict, chunk: int, mesh=None):
+    `init` builds every configuration's `Simulation` once (problem, samples, `SigmaHat`),
+    its state at step 0 and its step-limit estimate (a separate program), and keeps the simulations' arrays for
+    the batch; `chunk_fn` only steps them (a chunk never redraws the data) and returns the
+    status each run would end with. Inside a seed the C configurations are one `vmap` with
+    the seed's draws unbatched (one GEMM a step). The seeds run one after another
+    (`seed_loop="map"`, a `lax.map`: a seed's samples stay in cache through the chunk; the
+    default on CPU, 1.65x at 8 seeds x 64 and 6x at 64 x 8, BENCHMARKS.md) or as a second
+    `vmap` (`"vmap"`: one batched GEMM a step; the default on accelerators)."""
+
+    def __init__(self, group: Group, config: dict, chunk: int, mesh=None, seed_loop: str | None = None):
         st = group.static
         self.steps, self.record = config["steps"][0], config["record"][0]
         self.record_count = len(record_schedule(self.steps, self.record))
         self.chunk = chunk
+        self.seed_loop = seed_loop or ("map" if jax.default_backend() == "cpu" else "vmap")
+        check_choice("seed_loop", self.seed_loop, ("map", "vmap"))
         use_n = st["source"] == "empirical"
         masked = use_n and len(np.unique(group.values["n"])) > 1
 
@@ -91,6 +107,8 @@ class Runner:
 
         sax = state_axes(solver)
         neurons = jnp.arange(width)
+        p_shape = {k: jax.ShapeDtypeStruct((), _float_dtype()) for k in ARRAY_KEYS if k in group.values}
+        self._layout_args = (build, p_shape)
 
         def per_neuron(f, *state, out=sax):
             """`f(neuron, ...)` for one neuron, or vmapped over the `width` neurons."""
@@ -99,11 +117,29 @@ class Runner:
             axes = (0,) + (sax,) * len(state)
             return jax.vmap(f, axes, out)(neurons, *state)
 
-        def init_one(seed_key, p):
-            return per_neuron(lambda i: init(*build(seed_key, p, i)[1:]))
+        checked = not solver.adaptive and source(group.configs[0]).deterministic and width == 1 and net is None
 
-        def chunk_one(seed_key, p, state):
-            return per_neuron(lambda i, s: advance(build(seed_key, p, i)[1], s, chunk), state)
+        def init_one(seed_key, p):
+            """The simulation's arrays and the state at step 0."""
+            _, sim, w0 = build(seed_key, p)
+            if width == 1:
+                state = init(sim, w0)
+            else:
+                state = jax.vmap(lambda i: init(sim, build(seed_key, p, i)[2]), 0, sax)(neurons)
+            return eqx.partition(sim, eqx.is_array)[0], state
+
+        def limit_one(arrays, w0):
+            return step_limit(eqx.combine(arrays, self.layout()[1]), w0)
+
+        def status_one(arrays, state):
+            """The status `result` would report now (it adds `oscillating` and `max_steps`)."""
+            sim = eqx.combine(arrays, self.layout()[1])
+            return per_neuron(lambda i, s: result(sim, s).status, state, out=0)
+
+        def chunk_one(arrays, state):
+            sim = eqx.combine(arrays, self.layout()[1])
+            state = per_neuron(lambda i, s: advance(sim, s, chunk), state)
+            return state, status_one(arrays, state)
 
         def readout_one(seed_key, p, state):
             """Phase 2 on the trained first layer: `test_mse` of a validated ridge readout."""
@@ -114,19 +150,45 @@ class Runner:
                               n_test=st["n_test"], neuron=sim.neuron, sigma_hat=sim.sigma_hat)
             return fit.test_mse
 
-        def status_one(seed_key, p, state):
-            """The final status: `result` adds `oscillating` and `max_steps` to the state's."""
-            return per_neuron(lambda i, s: result(build(seed_key, p, i)[1], s).status, state, out=0)
+        def nest(f, seed_in, seed_out, config_in, config_out):
+            """`f` of one configuration over (seeds, C): a `vmap` over C inside `seed_loop`."""
+            inner = jax.vmap(f, config_in, config_out)
+            if self.seed_loop == "vmap":
+                return jax.vmap(inner, seed_in, seed_out)
+            return _seed_map(inner, seed_in, seed_out)
 
-        nest = lambda f, a_in, a_out: jax.vmap(jax.vmap(f, a_in[1], a_out), a_in[0], a_out)
-        self._init = jax.jit(nest(init_one, ((0, 0), (None, 0)), sax))
-        self._chunk = jax.jit(nest(chunk_one, ((0, 0, sax), (None, 0, sax)), sax), donate_argnums=2)
-        self._readout = jax.jit(nest(readout_one, ((0, 0, sax), (None, 0, sax)), 0)) if st["n2"] else None
-        self._status = jax.jit(nest(status_one, ((0, 0, sax), (None, 0, sax)), 0))
-        checked = not solver.adaptive and source(group.configs[0]).deterministic and width == 1 and net is None
-        limit_one = lambda seed_key, p: step_limit(*build(seed_key, p)[1:])
-        self._limit = jax.jit(nest(limit_one, ((0, 0), (None, 0)), 0)) if checked else None
+        arrays = lambda: self.layout()[0]  # the simulation's C axes, traced on first use
+        self._init = jax.jit(lambda k, p: nest(init_one, 0, (0, sax), (None, 0), (arrays(), sax))(k, p))
+        # a separate program (not inside init) so that the three compile in parallel (`precompile`)
+        self._limit = jax.jit(lambda a, w: nest(limit_one, 0, 0, (arrays(), 0), 0)(a, w)) if checked else None
+        self._chunk = jax.jit(lambda a, s: nest(chunk_one, (0, sax), (sax, 0), (arrays(), sax), (sax, 0))(a, s),
+                              donate_argnums=1)
+        self._status = jax.jit(lambda a, s: nest(status_one, (0, sax), 0, (arrays(), sax), 0)(a, s))
+        vnest = lambda f, a_in, a_out: jax.vmap(jax.vmap(f, a_in[1], a_out), a_in[0], a_out)
+        self._readout = jax.jit(vnest(readout_one, ((0, 0, sax), (None, 0, sax)), 0)) if st["n2"] else None
+        self.checked = checked
         self.mesh = mesh
+        self._layout = None
+        self._arrays = self._limits = None
+        self._pending = {}
+
+    def layout(self):
+        """`(axes, static)` of a configuration's `Simulation`: `axes` is 0 on the array
+        leaves that depend on the configuration's parameters and None on those shared by a
+        seed's configurations (its samples, directions and keys: kept once a seed, never
+        copied C times); `static` holds the non-array leaves."""
+        if self._layout is None:
+            build, p_shape = self._layout_args
+            holder = []
+
+            def arrays(p):
+                dyn, static = eqx.partition(build(jax.random.key(0), p)[1], eqx.is_array)
+                holder.append(static)
+                return dyn
+
+            varying = depends_on(arrays, p_shape)
+            self._layout = (jax.tree_util.tree_map(lambda v: 0 if v else None, varying), holder[0])
+        return self._layout
 
     def _place(self, tree):
         if self.mesh is None:
@@ -139,29 +201,84 @@ class Runner:
 
         return jax.tree_util.tree_map(put, tree)
 
+    def precompile(self, keys, params):
+        """Compile `chunk` and the step limit in background threads (XLA releases the GIL),
+        so that they overlap `init`'s compile; their first calls wait for them."""
+        if self.mesh is not None:
+            return
+        arrays, state = jax.eval_shape(self._init, keys, params)
+        todo = {"chunk": self._chunk.lower(arrays, state)}  # traced here, in the calling thread
+        if self._limit is not None:
+            todo["limit"] = self._limit.lower(arrays, state.w)
+
+        def compile_quietly(lowered):
+            with contextlib.suppress(Exception):  # a failure is raised again by the first call
+                lowered.compile()
+
+        for name, lowered in todo.items():
+            self._pending[name] = threading.Thread(target=compile_quietly, args=(lowered,), daemon=True)
+            self._pending[name].start()
+
+    def _wait(self, name):
+        thread = self._pending.pop(name, None)
+        if thread is not None:
+            thread.join()
+
     def init(self, keys, params):
-        keys, params = self._place(keys), self._place(params)
-        return self._init(keys, params)
+        """The batch's state at step 0; builds and keeps its simulations for `chunk_fn`,
+        and estimates the step limits at step 0 (`step_limits`)."""
+        self._arrays, state = self._init(self._place(keys), self._place(params))
+        if self._limit is None:
+            self._limits = np.full(np.shape(params["dt"]), np.nan)
+        else:
+            self._wait("limit")
+            self._limits = np.asarray(self._limit(self._arrays, state.w))
+        return state
 
     def chunk_fn(self, keys, params, state):
-        return self._chunk(self._place(keys), self._place(params), self._place(state))
+        """`(state, status)` after one more chunk of the batch that `init` built."""
+        self._wait("chunk")
+        return self._chunk(self._arrays, self._place(state))
+
+    def release(self):
+        """Drop the batch's simulations (its samples): one batch at a time holds memory."""
+        self._arrays = None
 
     def step_limits(self, keys, params):
         """(seeds, C) plan-time estimates of the largest stable Euler step (`step_limit`), for
-        a fixed-step solver on a deterministic source of one-neuron runs; NaN otherwise."""
-        if self._limit is None:
-            return np.full(np.shape(params["dt"]), np.nan)
-        return np.asarray(self._limit(self._place(keys), self._place(params)))
+        a fixed-step solver on a deterministic source of one-neuron runs (NaN otherwise),
+        made by `init`."""
+        return self._limits
 
     def status(self, keys, params, state):
         """(seeds, C[, width]) final status codes."""
-        return self._status(self._place(keys), self._place(params), self._place(state))
+        return self._status(self._arrays, self._place(state))
 
     def readout(self, keys, params, state):
         """(seeds, C) test errors of phase 2, or None when the config has no `n2`."""
         if self._readout is None:
             return None
         return self._readout(self._place(keys), self._place(params), self._place(state))
+
+
+def _seed_map(f, in_axes, out_axes):
+    """`jax.vmap(f, in_axes, out_axes)` computed seed by seed with `lax.map`: the leaves with
+    no seed axis (a fixed-step run's step counter) are the same for every seed."""
+    none = lambda x: x is None
+
+    def spread(axes, args, n):
+        return jax.tree_util.tree_map(
+            lambda a, x: x if a == 0 else jax.tree_util.tree_map(lambda v: jnp.broadcast_to(v, (n,) + v.shape), x),
+            axes, args, is_leaf=none)
+
+    def g(*args):
+        axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+        n = next(jax.tree_util.tree_leaves(x)[0].shape[0] for a, x in zip(axes, args) if a == 0)
+        out = jax.lax.map(lambda xs: f(*xs), spread(axes, args, n))
+        return jax.tree_util.tree_map(
+            lambda a, x: x if a == 0 else jax.tree_util.tree_map(lambda v: v[0], x), out_axes, out, is_leaf=none)
+
+    return g
 
 
 def params_array(group: Group, sl: slice, n_dev: int = 1):
@@ -199,8 +316,8 @@ def _traced_runner(g: Group, cfg, chunk, mesh, n_dev, sl):
     runner = Runner(g, cfg, chunk, mesh)
     params, _ = params_array(g, sl, n_dev)
     keys = seed_keys(g)
-    state = jax.eval_shape(runner._init, keys, params)
-    jax.eval_shape(runner._chunk, keys, params, state)
+    arrays, state = jax.eval_shape(runner._init, keys, params)
+    jax.eval_shape(runner._chunk, arrays, state)
     return runner
 
 
@@ -332,6 +449,8 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
             say(f"compiling group {list(runners).index(key) + 1}…")
     params, _ = params_array(g, sl, n_dev)
     keys = seed_keys(g)
+    if fresh:
+        runner.precompile(keys, params)
     state = runner.init(keys, params)
     width = sl.stop - sl.start
     limits = runner.step_limits(keys, params)
@@ -349,8 +468,9 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
         state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(x) for x in leaves])
         bar_done = len(g.seeds) * width * min(done, steps) if not runner.adaptive else 0
         bar.update(bar_done)
+    status = None
     while done < (max_attempts if runner.adaptive else steps):
-        state = runner.chunk_fn(keys, params, state)
+        state, status = runner.chunk_fn(keys, params, state)
         jax.block_until_ready(state)
         if fresh:
             runner.compiled, fresh = True, False
@@ -377,10 +497,12 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     work += len(g.seeds) * width * steps - bar_done
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
-    return {
+    saved = {
         "records": np.stack([np.asarray(state.records[m]) for m in METRICS], -1)[:, keep],
-        "status": np.asarray(runner.status(keys, params, state))[:, keep],
+        "status": np.asarray(runner.status(keys, params, state) if status is None else status)[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
         "dt_limit": limits[:, keep],
-    }, work
+    }
+    runner.release()
+    return saved, work

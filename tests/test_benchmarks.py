@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import e2e  # noqa: E402
+import online  # noqa: E402
 import scaling  # noqa: E402
 import suite  # noqa: E402
 
@@ -92,6 +93,12 @@ def test_end_to_end_cli_agrees_with_numpy(tmp_path):
     sp = suite.spike_numpy(suite.problem(16, 2.0))
     x, xt, y, w0 = suite.numpy_spherical_data(np.random.default_rng(0), sp, 16, 64)
     assert abs(np.linalg.norm(suite.numpy_spherical(x, xt, y, w0, 0.05, 10)) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("source", ["online", pytest.param("reused", marks=pytest.mark.slow)])
+def test_online_benchmark_agrees(source):
+    """The sweep's chunks on a grid sharing each fresh batch equal `sj.simulate` alone."""
+    assert online.agreement(source, d=16, batch=8, reuse=3, steps=20, chunk=7, configs=2) < 1e-5
 
 
 def test_scaling_point_and_fit():

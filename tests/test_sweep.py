@@ -92,6 +92,43 @@ def test_results_do_not_depend_on_grid_chunk_or_batch():
     _same(full, rechunked)
 
 
+@pytest.mark.parametrize("source", ["empirical", pytest.param("online", marks=pytest.mark.slow)])
+def test_seeds_one_by_one_equal_seeds_batched_and_share_their_samples(source):
+    """The CPU default runs a batch's seeds one after another (`lax.map`); the accelerator
+    default as one more `vmap`. Both equal one configuration simulated alone, and
+    a seed's samples (empirical) or batch key (online) are built once, not per configuration."""
+    sizes = dict(n=64) if source == "empirical" else dict(batch=16)
+    cfg = sj.load_config(dict(seeds=[3, 5, 7], d=12, kappa=[1.0, 30.0], r1=0.25, noise=0.2, source=source,
+                              dynamic="spherical", dt=0.2, steps=20, record=6, **sizes))
+    _, (g,) = sj.plan(cfg)
+    keys, (params, _) = sj._sweep.seed_keys(g), sj._sweep.params_array(g, slice(0, g.size))
+    out = {}
+    for mode in ("map", "vmap"):
+        runner = sj._sweep.Runner(g, cfg, 7, seed_loop=mode)
+        state = runner.init(keys, params)
+        for _ in range(3):
+            state, status = runner.chunk_fn(keys, params, state)
+        out[mode] = (np.asarray(state.records["rho"]), np.asarray(status), runner.step_limits(keys, params))
+    (rho_m, status_m, lim_m), (rho_v, status_v, lim_v) = out["map"], out["vmap"]
+    assert rho_m.shape == (3, 2, 6) and np.isfinite(rho_m).all()
+    np.testing.assert_allclose(rho_m, rho_v, rtol=1e-9, atol=1e-12)
+    assert (status_m == status_v).all() and (status_m == 0).all()
+    np.testing.assert_allclose(lim_m, lim_v, rtol=1e-9, equal_nan=True)
+    assert np.isfinite(lim_m).all() == (source == "empirical")  # the limit is for deterministic sources
+    keys5 = sj.config_keys(5)
+    p = sj.make_problem(12, key=keys5.problem, kappa=30.0, r1=0.25, noise=0.2)
+    src = sj.Empirical(64) if source == "empirical" else sj.Online(16)
+    alone = sj.simulate(p, sj.Spherical(), src, key=keys5.run, dt=0.2, steps=20, saveat=sj.SaveAt(steps=6))
+    np.testing.assert_allclose(rho_m[1, 1], alone.rho, rtol=1e-9, atol=1e-12)
+    axes = runner.layout()[0]
+    if source == "empirical":
+        z_axis, y_axis, _ = axes.data
+        assert z_axis is None and y_axis == 0  # z (n, d) once a seed; the labels per configuration
+    else:
+        assert axes.data is None  # the batch key: one a seed
+    assert axes.dt == 0 and axes.problem.u is None  # per configuration; the seed's directions
+
+
 def test_failures_are_flagged_and_the_rest_completes():
     cfg = dict(seeds=2, d=16, kappa=3.0, link="h1", dynamic="vanilla", solver="euler", dt=[0.1, 1e4], steps=100,
                max_norm=1e3)
