@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/diagnose_numpy.py | tee out/bench/diagnose_numpy.txt
 	$(PY) benchmarks/run.py --json out/bench/run.json | tee out/bench/run.txt
 	$(PY) benchmarks/e2e.py --grouping --json out/bench/e2e.json | tee out/bench/e2e.txt
+	$(PY) benchmarks/online.py --json out/bench/online.json | tee out/bench/online.txt
 	$(PY) benchmarks/scaling.py --json benchmarks/scaling.json | tee out/bench/scaling.txt
 
 bench-quick: $(STAMP)
@@ -49,6 +50,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/diagnose_numpy.py --steps 50 --repeat 1 --spinners 0
 	$(PY) benchmarks/run.py --quick
 	$(PY) benchmarks/e2e.py --quick --grouping
+	$(PY) benchmarks/online.py --quick
 	$(PY) benchmarks/scaling.py --quick
 
 reproduce: $(STAMP)
