@@ -244,6 +244,172 @@ def spike_reading(results, cfg) -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Experiment 3: n* for sum_h2 against d (kind "multi_index_nstar")
+
+NSTAR_REQUIRED = ("seed", "seeds", "ds", "ks", "g", "activation", "width_per_direction", "dynamic", "scaling",
+                  "a_init", "bias_init", "batch", "dt_times_d", "steps_per_d", "record", "threshold", "variants")
+
+
+def nstar_spikes(variant, k):
+    """A variant's spikes: `spikes` as given, or `spike = {r1, r2}` aligned with every direction."""
+    if "spike" in variant:
+        return [dict(variant["spike"], align=i) for i in range(k)]
+    return [dict(s) for s in variant.get("spikes", [])]
+
+
+def nstar_run(cfg, d, k, spikes=(), steps=None):
+    """One-pass SGD (`Online(batch)`) of a width-`m k` network at one `(d, k)`, all seeds in one
+    vmapped call. Returns per-seed samples consumed at the first passage of the subspace's
+    smallest principal cosine (`n`, NaN: never within the budget) and of each direction's coverage."""
+    dt = cfg["dt_times_d"] / d
+    steps = steps or cfg["steps_per_d"] * d
+    p = sj.multi_index_problem(d, key=jax.random.key(cfg["seed"]), g=cfg["g"], k=k, activation=cfg["activation"],
+                               spikes=[dict(s) for s in spikes])
+    net = sj.Network(width=cfg["width_per_direction"] * k, scaling=cfg["scaling"], a_init=cfg["a_init"],
+                     second_layer="joint", biases="trained", bias_init=cfg["bias_init"])
+    th = (cfg["threshold"],)
+    saveat = sj.SaveAt(steps=cfg["record"], fn=sj.subspace_metrics, passage_fn=sj.direction_overlaps,
+                       passages={**{f"cover{i + 1}": th for i in range(k)}, "subspace": th})
+    source = sj.Online(cfg["batch"])
+    one = lambda key: sj.simulate(p, DYNAMICS[cfg["dynamic"]](), source, key=key, solver=sj.Euler(),  # noqa: E731
+                                  dt=dt, steps=steps, network=net, saveat=saveat)
+    keys = jax.random.split(jax.random.key(cfg["seed"] + 1 + 1000 * k), cfg["seeds"])
+    tr = jax.jit(jax.vmap(one))(keys)
+
+    def samples(t):
+        t = np.asarray(t, float)[:, 0]
+        step = np.round(t / dt)
+        return np.where(np.isnan(step), np.nan, cfg["batch"] * step)
+
+    return {
+        "d": d, "k": k, "dt": dt, "steps": steps, "budget": cfg["batch"] * steps,
+        "n": samples(tr.passages["subspace"]),
+        "n_dir": np.stack([samples(tr.passages[f"cover{i + 1}"]) for i in range(k)], -1),
+        "coverage0": np.asarray(tr.ys["coverage"])[:, 0],
+        "principal_cos_T": np.asarray(tr.ys["principal_cos"])[:, -1],
+        "risk_T": np.asarray(tr.ys["risk"])[:, -1],
+        "status": [sj.STATUS[int(s)] for s in np.asarray(tr.status)],
+    }
+
+
+def nstar_fit(rows, cfg):
+    """`n* ~ d^eta` from the per-seed passages of one (variant, k) cell (`sj.bootstrap_passage`)."""
+    d = np.array([r["d"] for r in rows], float)
+    n = np.stack([r["n"] for r in rows])
+    valid = np.stack([np.array([s == "ok" for s in r["status"]]) for r in rows])
+    return sj.bootstrap_passage(d, n, valid=valid, n_boot=cfg.get("n_boot", 1000), ci=0.9, seed=cfg["seed"])
+
+
+def nstar_plot(cells, cfg, path):
+    with _style.style():
+        fig, ax = _style.plt.subplots(1, 1, figsize=(6.4, 4.4), layout="constrained")
+        for c, cell in enumerate(cells):
+            rows, fit = cell["rows"], cell["fit"]
+            d = np.array([r["d"] for r in rows], float)
+            n = np.stack([r["n"] for r in rows])
+            lo = np.nanquantile(np.where(np.isnan(n), np.inf, n), 0.25, axis=1)
+            hi = np.nanquantile(np.where(np.isnan(n), np.inf, n), 0.75, axis=1)
+            colour = _style.PALETTE[[2, 4].index(cell["k"]) if cell["k"] in (2, 4) else 0]
+            ls = "-" if cell["variant"] == 0 else "--"
+            x = d * (1 + 0.03 * (c - 1.5))
+            ax.errorbar(x, fit.n_star, yerr=[fit.n_star - lo, np.minimum(hi, 1e12) - fit.n_star], ls=ls,
+                        color=colour, marker=_style.MARKERS[cell["variant"]], capsize=2,
+                        label=f"k = {cell['k']}, {cell['label']}: eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
+        dd = np.array(cfg["ds"], float)
+        ref = cells[0]["fit"].n_star[0] * (dd / dd[0]) * np.log(dd) / np.log(dd[0])
+        ax.plot(dd, ref, ":", color="grey", label="d log d (from the first point)")
+        ax.set(xscale="log", yscale="log", xlabel="d", ylabel=f"n* (samples to smallest principal cosine {cfg['threshold']})",
+               title="sum_h2, one-pass SGD: median over seeds, bars: quartiles")
+        _style.log_ticks(ax, "both")
+        ax.legend(loc="upper left", fontsize=7)
+        return _style.save(fig, path)
+
+
+def nstar_table(cells, cfg) -> str:
+    lines = ["| k | setting | " + " | ".join(f"n* at d = {d}" for d in cfg["ds"]) + " | eta [90% CI] | never passed | status |",
+             "|" + "---|" * (len(cfg["ds"]) + 5)]
+    for cell in cells:
+        fit, rows = cell["fit"], cell["rows"]
+        ns = " | ".join(f"{v:.0f}" if np.isfinite(v) else "n/a" for v in fit.n_star)
+        never = ", ".join(f"{int(np.sum(np.isnan(r['n'])))}" for r in rows)
+        st = sorted({s for r in rows for s in r["status"]})
+        status = ", ".join(f"{s} {sum(r['status'].count(s) for r in rows)}" for s in st)
+        lines.append(f"| {cell['k']} | {cell['label']} | {ns} | {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}] | {never} | {status} |")
+    return "\n".join(lines)
+
+
+def nstar_main(cfg, args):
+    start = time.time()
+    cells = []
+    for k in cfg["ks"]:
+        for v, variant in enumerate(cfg["variants"]):
+            spikes = nstar_spikes(variant, k)
+            rows = []
+            for d in cfg["ds"]:
+                rows.append(nstar_run(cfg, d, k, spikes))
+                print(f"k = {k}, {variant['label']}, d = {d}: median n {np.nanmedian(rows[-1]['n']):.0f}, "
+                      f"never {int(np.sum(np.isnan(rows[-1]['n'])))}; {time.time() - start:.0f} s", flush=True)
+            cells.append({"k": k, "variant": v, "label": variant["label"], "spikes": spikes, "rows": rows,
+                          "fit": nstar_fit(rows, cfg)})
+    checks = []
+    if cfg.get("horizon_factor"):
+        d = max(cfg["ds"])
+        for cell in cells:
+            base = next(r for r in cell["rows"] if r["d"] == d)
+            long = nstar_run(cfg, d, cell["k"], cell["spikes"], steps=cfg["horizon_factor"] * base["steps"])
+            a, b = sj.median_n(base["n"]), sj.median_n(long["n"])
+            checks.append((cell["k"], cell["label"], d, a, b))
+            print(f"horizon check k = {cell['k']}, {cell['label']}, d = {d}: n* {a:.0f} -> {b:.0f}", flush=True)
+    wall = time.time() - start
+    write_json(os.path.join(args.out, "nstar_results.json"),
+               {"config": cfg, "wall_s": wall, "checks": checks,
+                "cells": [{**{key: c[key] for key in ("k", "label", "spikes", "rows")},
+                           "eta": c["fit"].eta, "lo": c["fit"].lo, "hi": c["fit"].hi, "n_star": c["fit"].n_star}
+                          for c in cells]})
+    print(nstar_table(cells, cfg))
+    png = nstar_plot(cells, cfg, args.figure)
+    replace_block(args.results, cfg["name"], nstar_block(cells, cfg, checks, wall, png, args))
+    print(f"total {wall:.0f} s; figure {png}")
+    return cells, checks
+
+
+def nstar_block(cells, cfg, checks, wall, png, args) -> str:
+    chk = "; ".join(f"k = {k}, {label}: {a:.0f} -> {b:.0f} ({100 * (b / a - 1):+.0f}%)" for k, label, d, a, b in checks)
+    moved = [abs(b / a - 1) for *_, a, b in checks if np.isfinite(a) and np.isfinite(b)]
+    ok = len(moved) == len(checks) and max(moved, default=0) <= 0.3
+    return f"""## Multi-index: n* for sum_h2 against d, with and without spikes (issue 13, experiment 3)
+
+`sum_h2` (`h2(z_1) + ... + h2(z_k)`, leap 2, every direction of information exponent 2) at
+k = {' and '.join(map(str, cfg['ks']))}, learned by a width-{cfg['width_per_direction']}k ReLU network ({cfg['scaling']} scaling,
+random-sign second layer trained jointly, trained biases from `Unif[-{cfg['bias_init']:g}, {cfg['bias_init']:g}]`,
+{cfg['dynamic']} rows) by **one-pass SGD**: `Online({cfg['batch']})`, fresh samples every step,
+`dt = {cfg['dt_times_d']:g} / d` (the online scaling, learning rate ~ 1/d), step budget {cfg['steps_per_d']} d.
+A seed's sample count is `{cfg['batch']} x` the first step at which the smallest principal cosine
+between `span U` and the neurons' span (Sigma geometry, `sj.subspace_metrics`) reaches {cfg['threshold']};
+`n*` is its median over {cfg['seeds']} seeds (`sj.median_n`, no n grid), the exponent `eta` of
+`n* ~ d^eta` a least-squares fit in log-log with a 90% bootstrap interval over seeds
+(`sj.bootstrap_passage`). Spiked: one spike aligned with each `u_i` (`r1 = 0`, `kappa = d^0.5`,
+`unit_top`). Config `{args.config}`, script `experiments/multi_index.py`; wall time {wall / 60:.1f} min
+on 2 shared CPU cores.
+
+{nstar_table(cells, cfg)}
+
+"never passed": seeds per d (in order) that did not reach the threshold within the budget.
+
+Horizon check at d = {max(cfg['ds'])} ({cfg.get('horizon_factor', 0)}x the step budget): {chk}.
+{'Every n* moves by at most 30%.' if ok else 'At least one n* moves by more than 30% (or is missing): that cell is horizon-limited.'}
+
+{nstar_reading(cells, cfg)}
+
+![n* for sum_h2]({os.path.relpath(png, 'docs')})
+"""
+
+
+def nstar_reading(cells, cfg) -> str:
+    return "READING_PLACEHOLDER"
+
+
 def _load_results(path):
     """`results` of a previous run's results.json, arrays restored (`--replot`)."""
     with open(path) as f:
@@ -300,11 +466,16 @@ def main(argv=None):
     parser.add_argument("--results", default="docs/results.md")
     parser.add_argument("--replot", action="store_true", help="experiment 2: redo table, figure and block from OUT/results.json")
     args = parser.parse_args(argv)
-    cfg = load_experiment(args.config, scale=None, kinds=("multi_index_staircase", "multi_index_spike"),
-                          required=REQUIRED)
+    kinds = ("multi_index_staircase", "multi_index_spike", "multi_index_nstar")
+    cfg = load_experiment(args.config, scale=None, kinds=kinds)
+    missing = [key for key in (NSTAR_REQUIRED if cfg["kind"] == "multi_index_nstar" else REQUIRED) if key not in cfg]
+    if missing:
+        raise ValueError(f"{missing[0]} is missing; config {args.config!r} must give it in [experiment]")
     args.figure = args.figure or f"docs/figures/{cfg['name']}.png"
     if cfg["kind"] == "multi_index_spike":
         return spike_main(cfg, args)
+    if cfg["kind"] == "multi_index_nstar":
+        return nstar_main(cfg, args)
     start = time.time()
     rows = []
     for d in cfg["ds"]:
