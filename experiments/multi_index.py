@@ -294,11 +294,24 @@ def nstar_run(cfg, d, k, spikes=(), steps=None):
 
 
 def nstar_fit(rows, cfg):
-    """`n* ~ d^eta` from the per-seed passages of one (variant, k) cell (`sj.bootstrap_passage`)."""
+    """`n* ~ d^eta` from the per-seed passages of one (variant, k) cell (`sj.bootstrap_passage`),
+    over the d >= `fit_min_d` (config; at d = 16 a width-16 span covers a random 4-dimensional
+    U at initialisation, so k = 4 has n* = 0 there).
+
+    A `d` whose `n*` is 0 (the median seed is covered at initialisation: a spike aligned with
+    every direction does that at small d) has no logarithm and is left out of the fit; at
+    least 3 dimensions must remain, or the fit is NaN. `fit.n_star` keeps every d."""
     d = np.array([r["d"] for r in rows], float)
     n = np.stack([r["n"] for r in rows])
     valid = np.stack([np.array([s == "ok" for s in r["status"]]) for r in rows])
-    return sj.bootstrap_passage(d, n, valid=valid, n_boot=cfg.get("n_boot", 1000), ci=0.9, seed=cfg["seed"])
+    med = np.array([sj.median_n(n[i], valid[i]) for i in range(d.size)])
+    keep = ~(med == 0) & (d >= cfg.get("fit_min_d", 0))
+    if keep.sum() < 3:
+        nan = float("nan")
+        return sj.ExponentFit(nan, nan, nan, nan, d, med, np.array([]))
+    fit = sj.bootstrap_passage(d[keep], n[keep], valid=valid[keep], n_boot=cfg.get("n_boot", 1000), ci=0.9,
+                               seed=cfg["seed"], min_dims=3)
+    return fit._replace(d=d, n_star=med)
 
 
 def nstar_plot(cells, cfg, path):
@@ -317,10 +330,12 @@ def nstar_plot(cells, cfg, path):
                         color=colour, marker=_style.MARKERS[cell["variant"]], capsize=2,
                         label=f"k = {cell['k']}, {cell['label']}: eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
         dd = np.array(cfg["ds"], float)
-        ref = cells[0]["fit"].n_star[0] * (dd / dd[0]) * np.log(dd) / np.log(dd[0])
+        n0 = cells[0]["fit"].n_star
+        i0 = int(np.argmax(n0 > 0))
+        ref = n0[i0] * (dd / dd[i0]) * np.log(dd) / np.log(dd[i0])
         ax.plot(dd, ref, ":", color="grey", label="d log d (from the first point)")
         ax.set(xscale="log", yscale="log", xlabel="d", ylabel=f"n* (samples to smallest principal cosine {cfg['threshold']})",
-               title="sum_h2, one-pass SGD: median over seeds, bars: quartiles")
+               title=f"sum_h2, one-pass SGD: median over seeds, bars: quartiles; eta over d >= {cfg.get('fit_min_d', 0)}")
         _style.log_ticks(ax, "both")
         ax.legend(loc="upper left", fontsize=7)
         return _style.save(fig, path)
@@ -331,7 +346,7 @@ def nstar_table(cells, cfg) -> str:
              "|" + "---|" * (len(cfg["ds"]) + 5)]
     for cell in cells:
         fit, rows = cell["fit"], cell["rows"]
-        ns = " | ".join(f"{v:.0f}" if np.isfinite(v) else "n/a" for v in fit.n_star)
+        ns = " | ".join(("0 (at init.)" if v == 0 else f"{v:.0f}") if np.isfinite(v) else "n/a" for v in fit.n_star)
         never = ", ".join(f"{int(np.sum(np.isnan(r['n'])))}" for r in rows)
         st = sorted({s for r in rows for s in r["status"]})
         status = ", ".join(f"{s} {sum(r['status'].count(s) for r in rows)}" for s in st)
@@ -339,8 +354,30 @@ def nstar_table(cells, cfg) -> str:
     return "\n".join(lines)
 
 
+def _nstar_load(path, cfg):
+    """Cells, horizon checks and wall time of a previous run's nstar_results.json (`--replot`)."""
+    with open(path) as f:
+        raw = json.load(f)
+    cells = []
+    for v, c in enumerate(raw["cells"]):
+        for r in c["rows"]:
+            for key in ("n", "n_dir", "coverage0", "principal_cos_T", "risk_T"):
+                r[key] = np.array(r[key], dtype=float)
+        variant = [i for i, x in enumerate(cfg["variants"]) if x["label"] == c["label"]][0]
+        cells.append({"k": c["k"], "variant": variant, "label": c["label"], "spikes": c["spikes"],
+                      "rows": c["rows"], "fit": nstar_fit(c["rows"], cfg)})
+    checks = [tuple(float("nan") if x is None else x for x in ch) for ch in raw["checks"]]
+    return cells, checks, raw["wall_s"]
+
+
 def nstar_main(cfg, args):
     start = time.time()
+    if args.replot:
+        cells, checks, wall = _nstar_load(os.path.join(args.out, "nstar_results.json"), cfg)
+        print(nstar_table(cells, cfg))
+        png = nstar_plot(cells, cfg, args.figure)
+        replace_block(args.results, cfg["name"], nstar_block(cells, cfg, checks, wall, png, args))
+        return cells, checks
     cells = []
     for k in cfg["ks"]:
         for v, variant in enumerate(cfg["variants"]):
@@ -397,17 +434,79 @@ on 2 shared CPU cores.
 
 "never passed": seeds per d (in order) that did not reach the threshold within the budget.
 
-Horizon check at d = {max(cfg['ds'])} ({cfg.get('horizon_factor', 0)}x the step budget): {chk}.
+Horizon check at d = {max(cfg['ds'])} ({cfg.get('horizon_factor', 0)}x the step budget, same seeds and
+sample streams): {chk}. A first passage inside the budget cannot move when the budget grows
+(the run is the same up to it); only seeds that never passed could, and the median is set by
+seeds that passed well inside it.
 {'Every n* moves by at most 30%.' if ok else 'At least one n* moves by more than 30% (or is missing): that cell is horizon-limited.'}
 
 {nstar_reading(cells, cfg)}
+
+**Choices and caveats.** A network trained as a whole, not independent neurons: coverage
+asks whether the neurons' *span* contains `span U`, and independent neurons on `sum_h2` are
+free to collapse onto one direction; a jointly trained second layer makes them share the
+work, as in experiments 1-2 (same network, same observables). One-pass SGD with first
+passages instead of full-batch GD on an n grid: one run per seed gives its n, at a small
+fraction of the cost, so this measures the **online** rate; the full-batch `n*` (`n ~ d`
+up to logs for single-index `s = 2`) was not run. The exponent is that of this schedule
+(`dt = {cfg['dt_times_d']:g}/d`, batch {cfg['batch']}); a tuned step per d could change constants. n is
+the first passage of the smallest principal cosine, not a sustained coverage or a test risk.
+With the spikes, coverage is in the Sigma geometry, where an aligned spike already covers
+`u_i` partly at initialisation: at small d the median seed is covered at step 0 ("0 (at init.)"),
+and a random span of m = 4k neurons covers U when m is near d (k = 4 at d = 16: n* = 0 without
+any spike). So every exponent is fitted over d >= {cfg.get('fit_min_d', 0)} only (a d with n* = 0 would
+also be left out); d = {min(cfg['ds'])} is in the table, not in the fits. The fits span a factor
+{max(cfg['ds']) // max(min(cfg['ds']), cfg.get('fit_min_d', 0))} in d, {cfg['seeds']} seeds: the intervals are wide, and `d` against
+`d log d` is not separable at this range.
 
 ![n* for sum_h2]({os.path.relpath(png, 'docs')})
 """
 
 
 def nstar_reading(cells, cfg) -> str:
-    return "READING_PLACEHOLDER"
+    """Each cell's exponent against the single-index online references over the same d range."""
+    ds = np.array(cfg["ds"], float)
+    ds = ds[ds >= cfg.get("fit_min_d", 0)]
+    span = np.log(ds[-1] / ds[0])
+    dlogd = 1 + np.log(np.log(ds[-1]) / np.log(ds[0])) / span  # the slope d log d shows over these d
+    parts = []
+    for cell in cells:
+        fit = cell["fit"]
+        spiked = bool(cell["spikes"])
+        r2 = cell["spikes"][0]["r2"] if spiked else 0.0
+        ref = dlogd - r2  # d_eff log d_eff with d_eff ~ d^{1 - r2} (our reading, not a theorem)
+        inside = np.isfinite(fit.lo) and fit.lo <= ref <= fit.hi
+        parts.append(f"k = {cell['k']}, {cell['label']}: eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}] against "
+                     f"{ref:.2f} ({'inside' if inside else 'outside'} the interval)")
+    iso = [c for c in cells if not c["spikes"]]
+    ratio = ""
+    if len(iso) == 2:
+        r = iso[1]["fit"].n_star / iso[0]["fit"].n_star
+        ratio = (f" Isotropic, n*(k = {iso[1]['k']}) / n*(k = {iso[0]['k']}) per d: "
+                 + ", ".join(f"{v:.2f}" if np.isfinite(v) and v > 0 else "n/a" for v in r) + ".")
+    gains = []
+    for k in cfg["ks"]:
+        pair = [c for c in cells if c["k"] == k]
+        if len(pair) == 2:
+            a, b = pair[0]["fit"].n_star[-1], pair[1]["fit"].n_star[-1]
+            gains.append(f"k = {k}: x{a / b:.1f}")
+    if gains:
+        ratio += (f" At d = {int(ds[-1])} the spikes cut n* by " + ", ".join(gains) + " (isotropic / spiked);"
+                  " the spiked n* do not grow more slowly than the isotropic ones over these d. A likely"
+                  " reason (not tested): the head start the spikes give at initialisation (the Sigma overlap of"
+                  " a random neuron with `span U`) shrinks as the bulk's share `(d - k)/(1 + kappa)` grows, so"
+                  " at small d the spiked runs start nearly covered. The `d_eff` reading (slope near 0.74) is"
+                  " inside k = 2's wide interval and outside k = 4's.")
+    return (
+        "**Verdict.** The paper has no multi-index bound. Per direction, `sum_h2` is a sum of `s = 2`"
+        " single-index problems, and the single-index online rate is `n ~ d log d` (over"
+        f" d = {int(ds[0])}..{int(ds[-1])} the factor `log d` adds {dlogd - 1:.2f} to a fitted slope, so `d log d` reads"
+        f" as {dlogd:.2f}); the paper's single-index sufficient bound is `d^2` isotropic and `d^1.5` at"
+        " `s = 2, r1 = 0, r2 = 0.5`. For the spiked runs the reference is our reading, not a"
+        " theorem: in the Sigma geometry an aligned spike shrinks the effective dimension to"
+        " `1 + (d - 1)/(1 + kappa) ~ d^{1 - r2}`, so `d_eff log d_eff` reads as"
+        f" {dlogd - 0.5:.2f} at r2 = 0.5. Measured: " + "; ".join(parts) + "." + ratio
+    )
 
 
 def _load_results(path):
