@@ -244,6 +244,271 @@ def spike_reading(results, cfg) -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Experiment 3: n* for sum_h2 against d (kind "multi_index_nstar")
+
+NSTAR_REQUIRED = ("seed", "seeds", "ds", "ks", "g", "activation", "width_per_direction", "dynamic", "scaling",
+                  "a_init", "bias_init", "batch", "dt_times_d", "steps_per_d", "record", "threshold", "variants")
+
+
+def nstar_spikes(variant, k):
+    """A variant's spikes: `spikes` as given, or `spike = {r1, r2}` aligned with every direction."""
+    if "spike" in variant:
+        return [dict(variant["spike"], align=i) for i in range(k)]
+    return [dict(s) for s in variant.get("spikes", [])]
+
+
+def nstar_run(cfg, d, k, spikes=(), steps=None):
+    """One-pass SGD (`Online(batch)`) of a width-`m k` network at one `(d, k)`, all seeds in one
+    vmapped call. Returns per-seed samples consumed at the first passage of the subspace's
+    smallest principal cosine (`n`, NaN: never within the budget) and of each direction's coverage."""
+    dt = cfg["dt_times_d"] / d
+    steps = steps or cfg["steps_per_d"] * d
+    p = sj.multi_index_problem(d, key=jax.random.key(cfg["seed"]), g=cfg["g"], k=k, activation=cfg["activation"],
+                               spikes=[dict(s) for s in spikes])
+    net = sj.Network(width=cfg["width_per_direction"] * k, scaling=cfg["scaling"], a_init=cfg["a_init"],
+                     second_layer="joint", biases="trained", bias_init=cfg["bias_init"])
+    th = (cfg["threshold"],)
+    saveat = sj.SaveAt(steps=cfg["record"], fn=sj.subspace_metrics, passage_fn=sj.direction_overlaps,
+                       passages={**{f"cover{i + 1}": th for i in range(k)}, "subspace": th})
+    source = sj.Online(cfg["batch"])
+    one = lambda key: sj.simulate(p, DYNAMICS[cfg["dynamic"]](), source, key=key, solver=sj.Euler(),  # noqa: E731
+                                  dt=dt, steps=steps, network=net, saveat=saveat)
+    keys = jax.random.split(jax.random.key(cfg["seed"] + 1 + 1000 * k), cfg["seeds"])
+    tr = jax.jit(jax.vmap(one))(keys)
+
+    def samples(t):
+        t = np.asarray(t, float)[:, 0]
+        step = np.round(t / dt)
+        return np.where(np.isnan(step), np.nan, cfg["batch"] * step)
+
+    return {
+        "d": d, "k": k, "dt": dt, "steps": steps, "budget": cfg["batch"] * steps,
+        "n": samples(tr.passages["subspace"]),
+        "n_dir": np.stack([samples(tr.passages[f"cover{i + 1}"]) for i in range(k)], -1),
+        "coverage0": np.asarray(tr.ys["coverage"])[:, 0],
+        "principal_cos_T": np.asarray(tr.ys["principal_cos"])[:, -1],
+        "risk_T": np.asarray(tr.ys["risk"])[:, -1],
+        "status": [sj.STATUS[int(s)] for s in np.asarray(tr.status)],
+    }
+
+
+def nstar_fit(rows, cfg):
+    """`n* ~ d^eta` from the per-seed passages of one (variant, k) cell (`sj.bootstrap_passage`),
+    over the d >= `fit_min_d` (config; at d = 16 a width-16 span covers a random 4-dimensional
+    U at initialisation, so k = 4 has n* = 0 there).
+
+    A `d` whose `n*` is 0 (the median seed is covered at initialisation: a spike aligned with
+    every direction does that at small d) has no logarithm and is left out of the fit; at
+    least 3 dimensions must remain, or the fit is NaN. `fit.n_star` keeps every d."""
+    d = np.array([r["d"] for r in rows], float)
+    n = np.stack([r["n"] for r in rows])
+    valid = np.stack([np.array([s == "ok" for s in r["status"]]) for r in rows])
+    med = np.array([sj.median_n(n[i], valid[i]) for i in range(d.size)])
+    keep = ~(med == 0) & (d >= cfg.get("fit_min_d", 0))
+    if keep.sum() < 3:
+        nan = float("nan")
+        return sj.ExponentFit(nan, nan, nan, nan, d, med, np.array([]))
+    fit = sj.bootstrap_passage(d[keep], n[keep], valid=valid[keep], n_boot=cfg.get("n_boot", 1000), ci=0.9,
+                               seed=cfg["seed"], min_dims=3)
+    return fit._replace(d=d, n_star=med)
+
+
+def nstar_plot(cells, cfg, path):
+    with _style.style():
+        fig, ax = _style.plt.subplots(1, 1, figsize=(6.4, 4.4), layout="constrained")
+        for c, cell in enumerate(cells):
+            rows, fit = cell["rows"], cell["fit"]
+            d = np.array([r["d"] for r in rows], float)
+            n = np.stack([r["n"] for r in rows])
+            lo = np.nanquantile(np.where(np.isnan(n), np.inf, n), 0.25, axis=1)
+            hi = np.nanquantile(np.where(np.isnan(n), np.inf, n), 0.75, axis=1)
+            colour = _style.PALETTE[[2, 4].index(cell["k"]) if cell["k"] in (2, 4) else 0]
+            ls = "-" if cell["variant"] == 0 else "--"
+            x = d * (1 + 0.03 * (c - 1.5))
+            ax.errorbar(x, fit.n_star, yerr=[fit.n_star - lo, np.minimum(hi, 1e12) - fit.n_star], ls=ls,
+                        color=colour, marker=_style.MARKERS[cell["variant"]], capsize=2,
+                        label=f"k = {cell['k']}, {cell['label']}: eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
+        dd = np.array(cfg["ds"], float)
+        n0 = cells[0]["fit"].n_star
+        i0 = int(np.argmax(n0 > 0))
+        ref = n0[i0] * (dd / dd[i0]) * np.log(dd) / np.log(dd[i0])
+        ax.plot(dd, ref, ":", color="grey", label="d log d (from the first point)")
+        ax.set(xscale="log", yscale="log", xlabel="d", ylabel=f"n* (samples to smallest principal cosine {cfg['threshold']})",
+               title=f"sum_h2, one-pass SGD: median over seeds, bars: quartiles; eta over d >= {cfg.get('fit_min_d', 0)}")
+        _style.log_ticks(ax, "both")
+        ax.legend(loc="upper left", fontsize=7)
+        return _style.save(fig, path)
+
+
+def nstar_table(cells, cfg) -> str:
+    lines = ["| k | setting | " + " | ".join(f"n* at d = {d}" for d in cfg["ds"]) + " | eta [90% CI] | never passed | status |",
+             "|" + "---|" * (len(cfg["ds"]) + 5)]
+    for cell in cells:
+        fit, rows = cell["fit"], cell["rows"]
+        ns = " | ".join(("0 (at init.)" if v == 0 else f"{v:.0f}") if np.isfinite(v) else "n/a" for v in fit.n_star)
+        never = ", ".join(f"{int(np.sum(np.isnan(r['n'])))}" for r in rows)
+        st = sorted({s for r in rows for s in r["status"]})
+        status = ", ".join(f"{s} {sum(r['status'].count(s) for r in rows)}" for s in st)
+        lines.append(f"| {cell['k']} | {cell['label']} | {ns} | {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}] | {never} | {status} |")
+    return "\n".join(lines)
+
+
+def _nstar_load(path, cfg):
+    """Cells, horizon checks and wall time of a previous run's nstar_results.json (`--replot`)."""
+    with open(path) as f:
+        raw = json.load(f)
+    cells = []
+    for v, c in enumerate(raw["cells"]):
+        for r in c["rows"]:
+            for key in ("n", "n_dir", "coverage0", "principal_cos_T", "risk_T"):
+                r[key] = np.array(r[key], dtype=float)
+        variant = [i for i, x in enumerate(cfg["variants"]) if x["label"] == c["label"]][0]
+        cells.append({"k": c["k"], "variant": variant, "label": c["label"], "spikes": c["spikes"],
+                      "rows": c["rows"], "fit": nstar_fit(c["rows"], cfg)})
+    checks = [tuple(float("nan") if x is None else x for x in ch) for ch in raw["checks"]]
+    return cells, checks, raw["wall_s"]
+
+
+def nstar_main(cfg, args):
+    start = time.time()
+    if args.replot:
+        cells, checks, wall = _nstar_load(os.path.join(args.out, "nstar_results.json"), cfg)
+        print(nstar_table(cells, cfg))
+        png = nstar_plot(cells, cfg, args.figure)
+        replace_block(args.results, cfg["name"], nstar_block(cells, cfg, checks, wall, png, args))
+        return cells, checks
+    cells = []
+    for k in cfg["ks"]:
+        for v, variant in enumerate(cfg["variants"]):
+            spikes = nstar_spikes(variant, k)
+            rows = []
+            for d in cfg["ds"]:
+                rows.append(nstar_run(cfg, d, k, spikes))
+                print(f"k = {k}, {variant['label']}, d = {d}: median n {np.nanmedian(rows[-1]['n']):.0f}, "
+                      f"never {int(np.sum(np.isnan(rows[-1]['n'])))}; {time.time() - start:.0f} s", flush=True)
+            cells.append({"k": k, "variant": v, "label": variant["label"], "spikes": spikes, "rows": rows,
+                          "fit": nstar_fit(rows, cfg)})
+    checks = []
+    if cfg.get("horizon_factor"):
+        d = max(cfg["ds"])
+        for cell in cells:
+            base = next(r for r in cell["rows"] if r["d"] == d)
+            long = nstar_run(cfg, d, cell["k"], cell["spikes"], steps=cfg["horizon_factor"] * base["steps"])
+            a, b = sj.median_n(base["n"]), sj.median_n(long["n"])
+            checks.append((cell["k"], cell["label"], d, a, b))
+            print(f"horizon check k = {cell['k']}, {cell['label']}, d = {d}: n* {a:.0f} -> {b:.0f}", flush=True)
+    wall = time.time() - start
+    write_json(os.path.join(args.out, "nstar_results.json"),
+               {"config": cfg, "wall_s": wall, "checks": checks,
+                "cells": [{**{key: c[key] for key in ("k", "label", "spikes", "rows")},
+                           "eta": c["fit"].eta, "lo": c["fit"].lo, "hi": c["fit"].hi, "n_star": c["fit"].n_star}
+                          for c in cells]})
+    print(nstar_table(cells, cfg))
+    png = nstar_plot(cells, cfg, args.figure)
+    replace_block(args.results, cfg["name"], nstar_block(cells, cfg, checks, wall, png, args))
+    print(f"total {wall:.0f} s; figure {png}")
+    return cells, checks
+
+
+def nstar_block(cells, cfg, checks, wall, png, args) -> str:
+    chk = "; ".join(f"k = {k}, {label}: {a:.0f} -> {b:.0f} ({100 * (b / a - 1):+.0f}%)" for k, label, d, a, b in checks)
+    moved = [abs(b / a - 1) for *_, a, b in checks if np.isfinite(a) and np.isfinite(b)]
+    ok = len(moved) == len(checks) and max(moved, default=0) <= 0.3
+    return f"""## Multi-index: n* for sum_h2 against d, with and without spikes (issue 13, experiment 3)
+
+`sum_h2` (`h2(z_1) + ... + h2(z_k)`, leap 2, every direction of information exponent 2) at
+k = {' and '.join(map(str, cfg['ks']))}, learned by a width-{cfg['width_per_direction']}k ReLU network ({cfg['scaling']} scaling,
+random-sign second layer trained jointly, trained biases from `Unif[-{cfg['bias_init']:g}, {cfg['bias_init']:g}]`,
+{cfg['dynamic']} rows) by **one-pass SGD**: `Online({cfg['batch']})`, fresh samples every step,
+`dt = {cfg['dt_times_d']:g} / d` (the online scaling, learning rate ~ 1/d), step budget {cfg['steps_per_d']} d.
+A seed's sample count is `{cfg['batch']} x` the first step at which the smallest principal cosine
+between `span U` and the neurons' span (Sigma geometry, `sj.subspace_metrics`) reaches {cfg['threshold']};
+`n*` is its median over {cfg['seeds']} seeds (`sj.median_n`, no n grid), the exponent `eta` of
+`n* ~ d^eta` a least-squares fit in log-log with a 90% bootstrap interval over seeds
+(`sj.bootstrap_passage`). Spiked: one spike aligned with each `u_i` (`r1 = 0`, `kappa = d^0.5`,
+`unit_top`). Config `{args.config}`, script `experiments/multi_index.py`; wall time {wall / 60:.1f} min
+on 2 shared CPU cores.
+
+{nstar_table(cells, cfg)}
+
+"never passed": seeds per d (in order) that did not reach the threshold within the budget.
+
+Horizon check at d = {max(cfg['ds'])} ({cfg.get('horizon_factor', 0)}x the step budget, same seeds and
+sample streams): {chk}. A first passage inside the budget cannot move when the budget grows
+(the run is the same up to it); only seeds that never passed could, and the median is set by
+seeds that passed well inside it.
+{'Every n* moves by at most 30%.' if ok else 'At least one n* moves by more than 30% (or is missing): that cell is horizon-limited.'}
+
+{nstar_reading(cells, cfg)}
+
+**Choices and caveats.** A network trained as a whole, not independent neurons: coverage
+asks whether the neurons' *span* contains `span U`, and independent neurons on `sum_h2` are
+free to collapse onto one direction; a jointly trained second layer makes them share the
+work, as in experiments 1-2 (same network, same observables). One-pass SGD with first
+passages instead of full-batch GD on an n grid: one run per seed gives its n, at a small
+fraction of the cost, so this measures the **online** rate; the full-batch `n*` (`n ~ d`
+up to logs for single-index `s = 2`) was not run. The exponent is that of this schedule
+(`dt = {cfg['dt_times_d']:g}/d`, batch {cfg['batch']}); a tuned step per d could change constants. n is
+the first passage of the smallest principal cosine, not a sustained coverage or a test risk.
+With the spikes, coverage is in the Sigma geometry, where an aligned spike already covers
+`u_i` partly at initialisation: at small d the median seed is covered at step 0 ("0 (at init.)"),
+and a random span of m = 4k neurons covers U when m is near d (k = 4 at d = 16: n* = 0 without
+any spike). So every exponent is fitted over d >= {cfg.get('fit_min_d', 0)} only (a d with n* = 0 would
+also be left out); d = {min(cfg['ds'])} is in the table, not in the fits. The fits span a factor
+{max(cfg['ds']) // max(min(cfg['ds']), cfg.get('fit_min_d', 0))} in d, {cfg['seeds']} seeds: the intervals are wide, and `d` against
+`d log d` is not separable at this range.
+
+![n* for sum_h2]({os.path.relpath(png, 'docs')})
+"""
+
+
+def nstar_reading(cells, cfg) -> str:
+    """Each cell's exponent against the single-index online references over the same d range."""
+    ds = np.array(cfg["ds"], float)
+    ds = ds[ds >= cfg.get("fit_min_d", 0)]
+    span = np.log(ds[-1] / ds[0])
+    dlogd = 1 + np.log(np.log(ds[-1]) / np.log(ds[0])) / span  # the slope d log d shows over these d
+    parts = []
+    for cell in cells:
+        fit = cell["fit"]
+        spiked = bool(cell["spikes"])
+        r2 = cell["spikes"][0]["r2"] if spiked else 0.0
+        ref = dlogd - r2  # d_eff log d_eff with d_eff ~ d^{1 - r2} (our reading, not a theorem)
+        inside = np.isfinite(fit.lo) and fit.lo <= ref <= fit.hi
+        parts.append(f"k = {cell['k']}, {cell['label']}: eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}] against "
+                     f"{ref:.2f} ({'inside' if inside else 'outside'} the interval)")
+    iso = [c for c in cells if not c["spikes"]]
+    ratio = ""
+    if len(iso) == 2:
+        r = iso[1]["fit"].n_star / iso[0]["fit"].n_star
+        ratio = (f" Isotropic, n*(k = {iso[1]['k']}) / n*(k = {iso[0]['k']}) per d: "
+                 + ", ".join(f"{v:.2f}" if np.isfinite(v) and v > 0 else "n/a" for v in r) + ".")
+    gains = []
+    for k in cfg["ks"]:
+        pair = [c for c in cells if c["k"] == k]
+        if len(pair) == 2:
+            a, b = pair[0]["fit"].n_star[-1], pair[1]["fit"].n_star[-1]
+            gains.append(f"k = {k}: x{a / b:.1f}")
+    if gains:
+        ratio += (f" At d = {int(ds[-1])} the spikes cut n* by " + ", ".join(gains) + " (isotropic / spiked);"
+                  " the spiked n* do not grow more slowly than the isotropic ones over these d. A likely"
+                  " reason (not tested): the head start the spikes give at initialisation (the Sigma overlap of"
+                  " a random neuron with `span U`) shrinks as the bulk's share `(d - k)/(1 + kappa)` grows, so"
+                  " at small d the spiked runs start nearly covered. The `d_eff` reading (slope near 0.74) is"
+                  " inside k = 2's wide interval and outside k = 4's.")
+    return (
+        "**Verdict.** The paper has no multi-index bound. Per direction, `sum_h2` is a sum of `s = 2`"
+        " single-index problems, and the single-index online rate is `n ~ d log d` (over"
+        f" d = {int(ds[0])}..{int(ds[-1])} the factor `log d` adds {dlogd - 1:.2f} to a fitted slope, so `d log d` reads"
+        f" as {dlogd:.2f}); the paper's single-index sufficient bound is `d^2` isotropic and `d^1.5` at"
+        " `s = 2, r1 = 0, r2 = 0.5`. For the spiked runs the reference is our reading, not a"
+        " theorem: in the Sigma geometry an aligned spike shrinks the effective dimension to"
+        " `1 + (d - 1)/(1 + kappa) ~ d^{1 - r2}`, so `d_eff log d_eff` reads as"
+        f" {dlogd - 0.5:.2f} at r2 = 0.5. Measured: " + "; ".join(parts) + "." + ratio
+    )
+
+
 def _load_results(path):
     """`results` of a previous run's results.json, arrays restored (`--replot`)."""
     with open(path) as f:
@@ -300,11 +565,16 @@ def main(argv=None):
     parser.add_argument("--results", default="docs/results.md")
     parser.add_argument("--replot", action="store_true", help="experiment 2: redo table, figure and block from OUT/results.json")
     args = parser.parse_args(argv)
-    cfg = load_experiment(args.config, scale=None, kinds=("multi_index_staircase", "multi_index_spike"),
-                          required=REQUIRED)
+    kinds = ("multi_index_staircase", "multi_index_spike", "multi_index_nstar")
+    cfg = load_experiment(args.config, scale=None, kinds=kinds)
+    missing = [key for key in (NSTAR_REQUIRED if cfg["kind"] == "multi_index_nstar" else REQUIRED) if key not in cfg]
+    if missing:
+        raise ValueError(f"{missing[0]} is missing; config {args.config!r} must give it in [experiment]")
     args.figure = args.figure or f"docs/figures/{cfg['name']}.png"
     if cfg["kind"] == "multi_index_spike":
         return spike_main(cfg, args)
+    if cfg["kind"] == "multi_index_nstar":
+        return nstar_main(cfg, args)
     start = time.time()
     rows = []
     for d in cfg["ds"]:

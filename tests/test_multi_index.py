@@ -330,3 +330,28 @@ def test_default_observables_follow_the_target(width):
     for key in default.ys:
         np.testing.assert_array_equal(default.ys[key], explicit.ys[key])
     np.testing.assert_array_equal(default.passages["u1"], explicit.passages["u1"])
+
+
+def test_sum_h2_nstar_passages_from_one_pass_sgd():
+    """Issue 13, experiment 3's code path (`experiments/multi_index.py`, `nstar_run`): at d = 8 a
+    width-8 network learns sum_h2 (k = 2) by one-pass SGD within the budget, every seed's
+    sample count is batch x its passage step, and the budget bounds it; a 3-step budget does
+    not reach coverage 0.9 (it starts near sqrt(m/d) of a random span, not at 1)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    import multi_index
+
+    cfg = dict(seed=0, seeds=4, g="sum_h2", activation="relu", width_per_direction=4, dynamic="vanilla",
+               scaling="standard", a_init="sign", bias_init=1.0, batch=8, dt_times_d=1.6, steps_per_d=100,
+               record=4, threshold=0.9)
+    cfg["width_per_direction"] = 2  # m = 4 < d = 8: a random span does not cover U
+    r = multi_index.nstar_run(cfg, 8, 2)
+    assert r["status"] == ["ok"] * 4
+    n_star = sj.median_n(r["n"])
+    assert np.isfinite(n_star) and 0 < n_star <= r["budget"]
+    assert np.all(np.nan_to_num(r["n"]) % 8 == 0)
+    assert np.all(np.nanmax(r["n_dir"], 1) <= np.nan_to_num(r["n"], nan=np.inf) + 1e-9)  # subspace >= each cover
+    short = multi_index.nstar_run(cfg, 8, 2, steps=3)
+    assert np.isnan(sj.median_n(short["n"]))
