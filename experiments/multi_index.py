@@ -316,7 +316,7 @@ def nstar_fit(rows, cfg):
 
 def nstar_plot(cells, cfg, path):
     with _style.style():
-        fig, ax = _style.plt.subplots(1, 1, figsize=(6.4, 4.4), layout="constrained")
+        fig, ax = _style.plt.subplots(1, 1, figsize=(9.6, 4.4), layout="constrained")
         for c, cell in enumerate(cells):
             rows, fit = cell["rows"], cell["fit"]
             d = np.array([r["d"] for r in rows], float)
@@ -326,7 +326,9 @@ def nstar_plot(cells, cfg, path):
             colour = _style.PALETTE[[2, 4].index(cell["k"]) if cell["k"] in (2, 4) else 0]
             ls = "-" if cell["variant"] == 0 else "--"
             x = d * (1 + 0.03 * (c - 1.5))
-            ax.errorbar(x, fit.n_star, yerr=[fit.n_star - lo, np.minimum(hi, 1e12) - fit.n_star], ls=ls,
+            pos = fit.n_star > 0  # n* = 0 (covered at the start) has no place on a log axis: the table says it
+            x, lo, hi = x[pos], lo[pos], hi[pos]
+            ax.errorbar(x, fit.n_star[pos], yerr=[fit.n_star[pos] - lo, np.minimum(hi, 1e12) - fit.n_star[pos]], ls=ls,
                         color=colour, marker=_style.MARKERS[cell["variant"]], capsize=2,
                         label=f"k = {cell['k']}, {cell['label']}: eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
         dd = np.array(cfg["ds"], float)
@@ -337,7 +339,7 @@ def nstar_plot(cells, cfg, path):
         ax.set(xscale="log", yscale="log", xlabel="d", ylabel=f"n* (samples to smallest principal cosine {cfg['threshold']})",
                title=f"sum_h2, one-pass SGD: median over seeds, bars: quartiles; eta over d >= {cfg.get('fit_min_d', 0)}")
         _style.log_ticks(ax, "both")
-        ax.legend(loc="upper left", fontsize=7)
+        _style.legend_outside(fig)
         return _style.save(fig, path)
 
 
