@@ -2,13 +2,18 @@
 
     python experiments/networks.py configs/networks_spherical.toml   # claims 1-2 with m jointly trained neurons
     python experiments/networks.py configs/networks_width.toml       # width against n* (s = 2) and the sign stall (s = 3)
+    python experiments/networks.py configs/networks_joint_vs_layerwise.toml  # test error: joint GD vs layer-wise
 
 `kind = "spherical"`: population gradient flows (reduced form, Dopri5) of the single neuron
 and of a width-`m` network whose rows move together on the whole network's squared loss,
 over a (kappa, r1) grid; the final best-neuron |cos_u| and the mean over neurons, median
 over seeds. `kind = "width"`: empirical full-batch training of networks of several widths
 over a grid of sample sizes `n`; `n*` is the smallest `n` whose median final `rho` (the
-best neuron's) reaches the threshold, and the fraction of seeds that do. Writes
+best neuron's) reaches the threshold, and the fraction of seeds that do.
+`kind = "joint_vs_layerwise"`: on n labelled samples, the excess test MSE of a width-`m`
+network trained as a whole by full-batch GD (population closed form of its risk) against the
+layer-wise procedure (`sj.learn`: phase 1 on n/2, ridge readout on the other n/2, test error
+on fresh samples); `n*` the crossing of a threshold, interpolated in log n. Writes
 docs/data/<name>.json, docs/figures/<name>.png/.pdf and the `<name>` block of docs/results.md.
 """
 
@@ -118,6 +123,159 @@ def n_star(rho, ns, threshold):
     """The smallest n whose median final rho reaches `threshold` (None: none does)."""
     ok = np.median(rho, -1) >= threshold
     return int(ns[np.argmax(ok)]) if ok.any() else None
+
+
+def _jl_problem(cfg, cell, r2):
+    return sj.make_problem(cfg["d"], key=jax.random.key(cfg["seed"] + 1), r2=r2, r1=cell["r1"], link=cell["link"],
+                           activation=cell["activation"], noise=cfg["noise"])
+
+
+def _jl_grid(cfg):
+    ns = np.asarray(cfg["ns"])
+    S, N = np.meshgrid(np.arange(cfg["seeds"]), np.arange(len(ns)), indexing="ij")
+    keys = jax.random.split(jax.random.key(cfg["seed"]), cfg["seeds"])[S.ravel()]
+    return ns, keys, jnp.asarray(ns[N.ravel()]), S.shape
+
+
+def joint_excess(cfg, cell, r2):
+    """Excess test MSE `2 (R - tau^2 / 2)` (population closed form: the test error on fresh
+    samples in expectation) of the jointly trained network after full-batch GD on n samples,
+    and the run's status; arrays of shape (seed, n). One compiled call, n padded (`n_used`)."""
+    ns, keys, nus, shape = _jl_grid(cfg)
+    net = sj.Network(width=cfg["width"], scaling=cfg["scaling"], second_layer="joint", biases=cfg["biases"],
+                     bias_init=cfg["bias_init"])
+
+    def one(key, nu):
+        tr = sj.simulate(_jl_problem(cfg, cell, r2), DYNAMICS[cfg["dynamic"]], key=key, dt=cfg["dt"], steps=cfg["steps"],
+                         network=net, source=sj.Empirical(int(ns.max()), nu), saveat=sj.SaveAt(steps=3))
+        return 2 * tr.ys["excess_risk"][..., -1], tr.status
+
+    e, st = jax.jit(jax.vmap(one))(keys, nus)
+    return np.asarray(e).reshape(shape), np.asarray(st).reshape(shape)
+
+
+def layerwise_excess(cfg, cell, r2):
+    """Excess test MSE (`test_mse - tau^2`, on `n_test` fresh samples) of today's layer-wise
+    procedure (`sj.learn`: m independent neurons on n/2 samples, frozen second layer, then a
+    ridge readout with fresh biases on the other n/2), and each configuration's worst phase-1
+    status (max code over neurons); arrays of shape (seed, n). One ridge strength and no
+    stopping-time choice, so the validation samples choose nothing: the procedure sees n."""
+    ns, keys, nus, shape = _jl_grid(cfg)
+    half = int(ns.max()) // 2
+
+    def one(key, nu):
+        out = sj.learn(_jl_problem(cfg, cell, r2), DYNAMICS[cfg["dynamic"]], key=key, m=cfg["width"], n=half, n2=half,
+                       n_val=cfg["n_val"], n_test=cfg["n_test"], ridges=jnp.asarray([cfg["ridge"]]),
+                       bias=cfg["readout_bias"], n_used=nu // 2, n2_used=nu // 2, dt=cfg["dt"], steps=cfg["steps"],
+                       saveat=sj.SaveAt(steps=3))
+        return out.network.test_mse - out.network.noise_floor, jnp.max(out.trajectory.status)
+
+    e, st = jax.jit(jax.vmap(one))(keys, nus)
+    return np.asarray(e).reshape(shape), np.asarray(st).reshape(shape)
+
+
+def n_star_interp(ns, err, threshold):
+    """The first n at which `err` (one value per n, e.g. the median over seeds) falls below
+    `threshold`, interpolated linearly in (log n, log err) between that grid point and the
+    one before it. `ns[0]` if the first point is already below; NaN if none is."""
+    ns, err = np.asarray(ns, float), np.asarray(err, float)
+    below = err < threshold
+    if not below.any():
+        return float("nan")
+    i = int(np.argmax(below))
+    if i == 0:
+        return float(ns[0])
+    le0, le1 = np.log(max(err[i - 1], 1e-300)), np.log(max(err[i], 1e-300))
+    t = (le0 - np.log(threshold)) / (le0 - le1)
+    return float(np.exp(np.log(ns[i - 1]) + t * (np.log(ns[i]) - np.log(ns[i - 1]))))
+
+
+def joint_vs_layerwise(cfg):
+    """(s, r2) cell -> excess test MSE of both procedures and statuses, shape (seed, n)."""
+    out = {}
+    for cell in cfg["cells"]:
+        for r2 in cfg["r2s"]:
+            t0 = time.time()
+            ej, sj_ = joint_excess(cfg, cell, r2)
+            el, sl = layerwise_excess(cfg, cell, r2)
+            key = f"s{cell['s']}/r2={r2:g}"
+            out[key] = dict(joint=ej, layerwise=el, joint_status=sj_, layerwise_status=sl, seconds=time.time() - t0)
+            print(f"{key}: {time.time() - t0:.0f} s; median excess by n: joint", np.round(np.median(ej, 0), 3),
+                  "layer-wise", np.round(np.median(el, 0), 3), flush=True)
+    return out
+
+
+def _status_counts(codes):
+    codes = np.asarray(codes).ravel()
+    return ", ".join(f"{sj.STATUS[c] if hasattr(sj, 'STATUS') else c} {int(np.sum(codes == c))}"
+                     for c in np.unique(codes))
+
+
+def _jl_report(cfg, out, wall=None):
+    name, ns, thr = cfg["name"], np.asarray(cfg["ns"]), cfg["threshold"]
+    plt = pyplot()
+    cells, r2s = cfg["cells"], cfg["r2s"]
+    styles = {"joint": dict(color=_style.PALETTE[0], linestyle="-", marker="o", label=f"joint GD (m = {cfg['width']})"),
+              "layerwise": dict(color=_style.PALETTE[1], linestyle="--", marker="s", markerfacecolor="none",
+                                label=f"layer-wise (m = {cfg['width']}, n/2 + n/2)")}
+    with _style.style():
+        fig, axes = plt.subplots(len(cells), len(r2s), figsize=(3.0 * len(r2s) + 2.2, 2.7 * len(cells)), sharex=True,
+                                 sharey=True, squeeze=False)
+        for i, cell in enumerate(cells):
+            for j, r2 in enumerate(r2s):
+                ax, r = axes[i, j], out[f"s{cell['s']}/r2={r2:g}"]
+                for which, st in styles.items():
+                    e = np.asarray(r[which], float)
+                    ax.plot(ns, np.median(e, 0), **st)
+                    ax.fill_between(ns, np.clip(np.min(e, 0), 1e-3, None), np.max(e, 0), color=st["color"], alpha=0.15,
+                                    linewidth=0)
+                ax.axhline(thr, color="0.4", linewidth=0.8, linestyle=":")
+                ax.set_xscale("log", base=2)
+                ax.set_yscale("log")
+                ax.set_xticks(ns, [str(n) for n in ns], rotation=45)
+                ax.minorticks_off()
+                ax.set_title(f"s = {cell['s']} ({cell['link']}, {cell['activation']}), r2 = {r2:g}", fontsize=8)
+                if i == len(cells) - 1:
+                    ax.set_xlabel("n (labelled samples)")
+            axes[i, 0].set_ylabel("excess test MSE")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        handles.append(plt.Line2D([], [], color="0.4", linewidth=0.8, linestyle=":"))
+        labels.append(f"threshold {thr:g}")
+        fig.suptitle(f"Joint vs layer-wise training: d = {cfg['d']}, noise {cfg['noise']}, median and range over "
+                     f"{cfg['seeds']} seeds", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 0.8, 1))
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.8, 0.5), fontsize=7, frameon=False)
+        save_figure(fig, os.path.join(ROOT, "docs", "figures", f"{name}.png"), tight=False)
+    rows = []
+    for cell in cells:
+        for r2 in r2s:
+            r = out[f"s{cell['s']}/r2={r2:g}"]
+            nj = n_star_interp(ns, np.median(np.asarray(r["joint"], float), 0), thr)
+            nl = n_star_interp(ns, np.median(np.asarray(r["layerwise"], float), 0), thr)
+            fmt = lambda x: f"> {ns[-1]}" if np.isnan(x) else (f"<= {ns[0]}" if x == ns[0] else f"{x:.0f}")
+            ratio = "-" if np.isnan(nj) or np.isnan(nl) else f"{nl / nj:.2f}"
+            rows.append(f"| {cell['s']} ({cell['link']}, {cell['activation']}, r1 = {cell['r1']}) | {r2:g} | {fmt(nj)} | "
+                        f"{fmt(nl)} | {ratio} | {np.median(np.asarray(r['joint'], float), 0)[-1]:.3f} | "
+                        f"{np.median(np.asarray(r['layerwise'], float), 0)[-1]:.3f} | {_status_counts(r['joint_status'])} | "
+                        f"{_status_counts(r['layerwise_status'])} |")
+    return "\n".join([
+        f"![joint vs layer-wise](figures/{name}.png)", "",
+        f"d = {cfg['d']}, kappa = d^r2, noise tau = {cfg['noise']}, {cfg['seeds']} seeds, n in {', '.join(map(str, ns))}. "
+        f"**Joint**: width {cfg['width']}, {cfg['scaling']} scaling, second layer trained jointly, {cfg['biases']} biases "
+        f"from Unif[-{cfg['bias_init']:g}, {cfg['bias_init']:g}], rows by the {cfg['dynamic']} dynamic, full-batch GD "
+        f"(Euler, dt = {cfg['dt']}, {cfg['steps']} steps) on the squared loss of all n samples; test error = 2 x the "
+        "population excess risk (closed form; for ReLU cut at Hermite degree 32). **Layer-wise** (`sj.learn`): "
+        f"{cfg['width']} independent neurons (frozen a = 1, {cfg['dynamic']}, same dt and steps) on n/2 samples, then "
+        f"fresh biases Unif[-{cfg['readout_bias']:g}, {cfg['readout_bias']:g}] and a ridge readout (ridge "
+        f"{cfg['ridge']:g}, fixed: validation chooses nothing) on the other n/2; test MSE on {cfg['n_test']} fresh "
+        f"samples minus tau^2. n* = the first n whose median excess test MSE is below {thr:g} (E[y^2] = "
+        f"{1 + cfg['noise'] ** 2:g}), interpolated linearly in (log n, log error) from the grid point before. "
+        "Status: final status of the joint run; for layer-wise, the worst neuron's phase-1 status per run.", "",
+        "| s (link, activation) | r2 | n* joint | n* layer-wise | ratio LW / joint | joint at n max | "
+        "layer-wise at n max | joint status | layer-wise status |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ])
 
 
 def _label(cfg, model):
@@ -238,7 +396,7 @@ def main(argv=None):
     ap.add_argument("--no-docs", action="store_true", help="print only; write no data, figure or results block")
     ap.add_argument("--render", action="store_true", help="redraw the figure and block from docs/data (no runs)")
     args = ap.parse_args(argv)
-    cfg = load_experiment(args.config, scale=None, kinds=("spherical", "width"))
+    cfg = load_experiment(args.config, scale=None, kinds=("spherical", "width", "joint_vs_layerwise"))
     t0 = time.time()
     if args.render:
         import json
@@ -248,7 +406,8 @@ def main(argv=None):
         out = {k: {m: (np.asarray(v) if isinstance(v, list) else v) for m, v in r.items()}
                for k, r in saved["results"].items()}
         ns = {lk["link"]: np.asarray(lk["ns"]) for lk in cfg.get("links", [])}
-        text = _spherical_report(cfg, out) if cfg["kind"] == "spherical" else _width_report(cfg, out, ns)
+        text = (_spherical_report(cfg, out) if cfg["kind"] == "spherical" else _jl_report(cfg, out)
+                if cfg["kind"] == "joint_vs_layerwise" else _width_report(cfg, out, ns))
         body = open(os.path.join(ROOT, "docs", "results.md")).read()
         old = body.split(f"<!-- BEGIN {cfg['name']} -->")[1] if f"<!-- BEGIN {cfg['name']} -->" in body else ""
         run_line = [ln for ln in old.split(f"<!-- END {cfg['name']} -->")[0].splitlines() if ln.startswith("Run:")]
@@ -259,6 +418,14 @@ def main(argv=None):
         out = spherical(cfg)
         data = {"config": cfg, "results": out}
         report = lambda: _spherical_report(cfg, out)
+    elif cfg["kind"] == "joint_vs_layerwise":
+        jax.config.update("jax_enable_x64", True)  # ridge readout in float64, as network_vs_kernels
+        out = joint_vs_layerwise(cfg)
+        ns = np.asarray(cfg["ns"])
+        data = {"config": cfg, "results": out, "n_star": {
+            k: {w: n_star_interp(ns, np.median(v[w], 0), cfg["threshold"]) for w in ("joint", "layerwise")}
+            for k, v in out.items()}}
+        report = lambda: _jl_report(cfg, out)
     else:
         out, ns = width(cfg)
         data = {"config": cfg, "results": out, "n_star": {k: n_star(v["rho"], ns[k.split("/")[0]], cfg["threshold"])

@@ -257,3 +257,28 @@ def test_jointly_trained_width_four_relu_network_learns_h2():
     assert float(tr.ys["excess_risk"][-1]) < 0.01 * ey2
     assert float(tr.ys["rho_frac"][-1]) == 1.0  # every neuron found u (up to sign)
     assert int(tr.status) == 0
+
+
+def _networks_experiment():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "networks.py")
+    spec = importlib.util.spec_from_file_location("networks_experiment", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_joint_vs_layerwise_n_star_interpolation():
+    """experiments/networks.py's n*: the known crossing of a power law (exact: linear in
+    log n and log error), the grid's first point when it starts below, NaN when never below,
+    and the first crossing when the curve dips below, rises and falls again."""
+    ex = _networks_experiment()
+    ns = np.array([128, 256, 512, 1024, 2048, 4096])
+    err = (ns / 300.0) ** -1.5
+    np.testing.assert_allclose(ex.n_star_interp(ns, err, 0.5), 300.0 * 0.5 ** (-1 / 1.5), rtol=1e-12)
+    assert ex.n_star_interp(ns, err, 10.0) == 128.0
+    assert np.isnan(ex.n_star_interp(ns, err, 1e-6))
+    bumpy = np.array([1.0, 0.4, 0.05, 0.2, 0.01, 0.01])  # first below 0.1 between 256 and 512
+    np.testing.assert_allclose(ex.n_star_interp(ns, bumpy, 0.1), 256 * 2 ** (np.log(4) / np.log(8)), rtol=1e-12)
