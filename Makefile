@@ -2,12 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# `make reproduce` runs configs/complexity_*.toml at this scale (`small`: about 30 minutes on
-# 2 CPU cores; `large`: larger d and more seeds, for a GPU). What was measured: 16.5 min for
-# claims 1-5 (2026-11-29, before the flows and checks), 506 s for complexity_6, and the
-# step/horizon checks of every n* cell (issue 15) 363 + 167 + 40 CPU-seconds for
-# complexity_3/_5/_4, i.e. 5-9.5 min on 2 cores. The sum, 30-34 min, is not re-measured as a
-# whole (a machine shared by 5 sessions); horizon_check = "none" in a config drops its checks.
+# `make reproduce` runs configs/complexity_*.toml at this scale (`small`; `large`: larger d and
+# more seeds, for a GPU). Measured whole on 2026-11-29: 38.5 min wall, 1857 CPU-seconds, on the
+# 2 cores shared with a test suite and two other jobs (load 4-10); not timed on a quiet machine.
+# horizon_check = "none" in a config drops its step/horizon checks (complexity_3's are the most).
 SCALE ?= small
 
 .PHONY: demo test test-all docs bench bench-quick reproduce clean
