@@ -292,8 +292,22 @@ def test_network_keys_run_and_a_width_one_frozen_network_is_the_single_neuron(tm
             np.testing.assert_allclose(net[name], np.abs(one[name]) if name in ("rho", "cos_u") else one[name],
                                        atol=1e-12, rtol=0)
         assert float(np.abs(one["rho"].isel(step=-1) - one["rho"].isel(step=0)).max()) > 0.3  # it moved
-    # a jointly trained network through the CLI: widths and learning-rate ratios are axes
-    cfg = _toml(tmp_path / "n.toml", dict(base, precision="float32", network=True, width=[1, 4], scaling="standard",
+    for bad, msg in [(dict(width=0), "width=0 is not allowed"), (dict(scaling="ntk"), "scaling='ntk' is not allowed"),
+                     (dict(second_layer="joint", lr_ratio=0.0), "lr_ratio=0.0 is not allowed"),
+                     (dict(second_layer="joint", lr_ratio=-1.0), "lr_ratio=-1.0 is not allowed")]:
+        bad_cfg = _toml(tmp_path / "bad.toml", dict(base, network=True, **bad))
+        assert msg in one_line_error(in_process(capsys, "sweep", bad_cfg, "--out", tmp_path / "b", "--dry-run"))
+    line = one_line_error(in_process(capsys, "sweep", _toml(tmp_path / "s.toml", dict(base, scaling="standard")),
+                                     "--out", tmp_path / "b", "--dry-run"))
+    assert "scaling applies only with network = true" in line
+
+
+@pytest.mark.slow
+def test_network_widths_and_learning_rate_ratios_are_axes_of_the_cli(tmp_path):
+    """A jointly trained network through the CLI: widths and learning-rate ratios are axes,
+    one compiled call each, and both change the result."""
+    base = dict(seeds=2, d=16, kappa=[1.0, 3.0], r1=0.25, dt=0.3, steps=60, record=6, solver="euler")
+    cfg = _toml(tmp_path / "n.toml", dict(base, network=True, width=[1, 4], scaling="standard",
                                           second_layer="joint", lr_ratio=[0.5, 2.0], biases="trained", bias_init=1.0))
     proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -305,11 +319,3 @@ def test_network_keys_run_and_a_width_one_frozen_network_is_the_single_neuron(tm
     # the second layer's time scale matters, and so does the width
     assert float(np.abs(risk.isel(step=-1, lr_ratio=0) - risk.isel(step=-1, lr_ratio=1)).min()) > 1e-4
     assert float(np.abs(risk.isel(step=-1, width=0) - risk.isel(step=-1, width=1)).min()) > 1e-4
-    for bad, msg in [(dict(width=0), "width=0 is not allowed"), (dict(scaling="ntk"), "scaling='ntk' is not allowed"),
-                     (dict(second_layer="joint", lr_ratio=0.0), "lr_ratio=0.0 is not allowed"),
-                     (dict(second_layer="joint", lr_ratio=-1.0), "lr_ratio=-1.0 is not allowed")]:
-        bad_cfg = _toml(tmp_path / "bad.toml", dict(base, network=True, **bad))
-        assert msg in one_line_error(in_process(capsys, "sweep", bad_cfg, "--out", tmp_path / "b", "--dry-run"))
-    line = one_line_error(in_process(capsys, "sweep", _toml(tmp_path / "s.toml", dict(base, scaling="standard")),
-                                     "--out", tmp_path / "b", "--dry-run"))
-    assert "scaling applies only with network = true" in line

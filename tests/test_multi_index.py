@@ -214,7 +214,7 @@ def test_one_direction_reproduces_the_single_index_engine():
 # ---------------------------------------------------------------- the reduced form
 
 
-@pytest.mark.parametrize("width", [None, 3])
+@pytest.mark.parametrize("width", [None, pytest.param(3, marks=pytest.mark.slow)])
 def test_reduced_form_matches_full_dimension(width):
     p = _problem("staircase", noise=0.1)
     net = None if width is None else sj.Network(width=width, second_layer="joint", biases="trained", bias_init=0.5)
@@ -315,7 +315,7 @@ def test_bad_spikes_are_refused(kwargs, match):
         sj.multi_index_problem(d, key=jax.random.key(0), g="parity", k=3, **kwargs)
 
 
-@pytest.mark.parametrize("width", [None, 3])
+@pytest.mark.parametrize("width", [None, pytest.param(3, marks=pytest.mark.slow)])
 def test_default_observables_follow_the_target(width):
     """With no `SaveAt(fn=)`, a k-index run records the subspace observables (the single-index
     metrics read a `u` it does not have), and first passages are taken per direction."""
@@ -332,6 +332,7 @@ def test_default_observables_follow_the_target(width):
     np.testing.assert_array_equal(default.passages["u1"], explicit.passages["u1"])
 
 
+@pytest.mark.slow
 def test_sum_h2_nstar_passages_from_one_pass_sgd():
     """Issue 13, experiment 3's code path (`experiments/multi_index.py`, `nstar_run`): at d = 8 a
     width-8 network learns sum_h2 (k = 2) by one-pass SGD within the budget, every seed's

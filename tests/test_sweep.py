@@ -228,6 +228,7 @@ def test_sharded_over_eight_cpu_devices_equals_one_device():
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_on_loopback_merge_to_the_single_process_result(tmp_path):
     cfg = _toml(tmp_path / "c.toml", POP)
     out = tmp_path / "multi"
