@@ -255,6 +255,7 @@ def test_resume_keeps_the_saved_batch_plan(tmp_path):
         again.plan({"chunk": 50, "max_memory": 10**9, "devices": 8})
 
 
+@pytest.mark.slow  # an end-to-end case; fit_readout itself is tested in test_readout.py
 def test_phase_two_inside_a_sweep_lands_as_test_mse():
     """Width-8 phase 1 then a validated ridge readout: training the first layer beats the
     same readout on the untrained (one-step) layer, and both stay above the noise floor."""
