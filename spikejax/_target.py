@@ -38,17 +38,13 @@ class AbstractTarget(eqx.Module):
     def directions(self):
         """The (k, d) rows the labels depend on."""
 
-    def check(self, cov) -> None:
-        """Raise `ValueError` if the target is not valid under the covariance `cov` (a problem
-        calls it when built; default: nothing to check)."""
-
     @abc.abstractmethod
     def restrict(self, basis):
         """The same target in the coordinates of an orthonormal `basis` containing `directions()`."""
 
     def check(self, cov=None):
-        """Raise `ValueError` if the target is not valid under the covariance `cov` (called at
-        the boundary, before compiling); nothing to check by default."""
+        """Raise `ValueError` if the target is not valid under the covariance `cov` (a problem
+        calls it when built, before compiling); nothing to check by default."""
 
     # The closed forms for Gaussian inputs (`_committee.py`) ask the target for these; a target
     # without them has no closed form, and `Population()` refuses it.
