@@ -149,14 +149,9 @@ def plot_fullbatch(out, docs):
             label = f"s = {t['s']}, {t.get('loss', 'squared')}: eta = {_f(r['eta'])} [{_f(r['lo'])}, {_f(r['hi'])}]"
             ax.plot(d, ns, marker, color=colour, label=label, zorder=3)
             if np.isfinite(r["eta"]):
-                x = np.log(d)
-                xx = np.linspace(x.min(), x.max(), 50)
-                xm, ym = x.mean(), r["log_c"] + r["eta"] * x.mean()
-                ax.plot(np.exp(xx), np.exp(ym + r["eta"] * (xx - xm)), "-", color=colour, zorder=2)
-                if np.isfinite(r["lo"]):
-                    lo, hi = ym + r["lo"] * (xx - xm), ym + r["hi"] * (xx - xm)
-                    ax.fill_between(np.exp(xx), np.exp(np.minimum(lo, hi)), np.exp(np.maximum(lo, hi)),
-                                    color=colour, alpha=0.18, lw=0)
+                from reproduce import plot_fit
+
+                plot_fit(ax, d, r, colour, alpha=0.18)
         d = np.array(sorted({float(x) for r in rows for x in r["d"]}))
         firsts = [np.asarray(r["n_star"], float)[0] for r in rows]
         ref = float(np.nanmin(firsts)) if np.any(np.isfinite(firsts)) else float("nan")

@@ -910,6 +910,19 @@ def passage_table(out):
     return "\n".join(lines)
 
 
+def plot_fit(ax, d, r, colour, *, alpha, line_label=None, band_label=None):
+    """The fitted `n* = exp(log_c) d^eta` over the range of `d`, through the centre of the
+    data in log d, and its 90% interval band (slopes `lo`..`hi` pivoting there)."""
+    x = np.log(d)
+    xm, ym = x.mean(), r["log_c"] + r["eta"] * x.mean()
+    xx = np.linspace(x.min(), x.max(), 50)
+    ax.plot(np.exp(xx), np.exp(ym + r["eta"] * (xx - xm)), "-", color=colour, zorder=2, label=line_label)
+    if np.isfinite(r["lo"]):
+        lo, hi = ym + r["lo"] * (xx - xm), ym + r["hi"] * (xx - xm)
+        ax.fill_between(np.exp(xx), np.exp(np.minimum(lo, hi)), np.exp(np.maximum(lo, hi)),
+                        color=colour, alpha=alpha, lw=0, label=band_label)
+
+
 def plot_passage(out, docs):
     from spikejax import _style
 
@@ -925,15 +938,8 @@ def plot_passage(out, docs):
                 ax.plot(np.full(v.size, p["d"]), v, ".", color="0.7", ms=3, zorder=1)
             ax.plot(d, ns, "o", color=colour, zorder=3, label="n* (median)")
             if np.isfinite(r["eta"]):
-                x = np.log(d)
-                xm, ym = x.mean(), r["log_c"] + r["eta"] * x.mean()
-                xx = np.linspace(x.min(), x.max(), 50)
-                ax.plot(np.exp(xx), np.exp(ym + r["eta"] * (xx - xm)), "-", color=colour, zorder=2,
-                        label=f"fit: eta = {r['eta']:.2f}")
-                if np.isfinite(r["lo"]):
-                    lo, hi = ym + r["lo"] * (xx - xm), ym + r["hi"] * (xx - xm)
-                    ax.fill_between(np.exp(xx), np.exp(np.minimum(lo, hi)), np.exp(np.maximum(lo, hi)),
-                                    color=colour, alpha=0.2, lw=0, label=f"90% CI [{r['lo']:.2f}, {r['hi']:.2f}]")
+                plot_fit(ax, d, r, colour, alpha=0.2, line_label=f"fit: eta = {r['eta']:.2f}",
+                         band_label=f"90% CI [{r['lo']:.2f}, {r['hi']:.2f}]")
                 k = max(1, r["target"]["s"] - 1)
                 ref = d**k * (np.log(d) if r["target"]["s"] == 2 else 1)
                 ax.plot(d, ref * ns[0] / ref[0], ":", color="k", lw=1,
