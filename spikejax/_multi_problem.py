@@ -111,7 +111,6 @@ def multi_index_problem(
     scale = 1 / (1 + top) if normalisation == "unit_top" else jnp.ones((), e.dtype)
     cov = MultiSpikeCovariance(thetas=thetas, kappas=kappas, scale=scale)
     target = MultiIndex(e / cov.norm(e)[:, None], g, degree=degree)
-    target.check(cov)
     return Problem(covariance=cov, target=target, activation=_function("activation", activation),
                    noise=jnp.asarray(noise, e.dtype), inputs=inputs, loss=loss)
 
