@@ -52,8 +52,39 @@ KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "p
 
 
 def load_config(path, scale: str = "small") -> dict:
-    """An experiment of this script: `harness.load_experiment` with its kinds."""
-    return load_experiment(path, scale, kinds=KINDS)
+    """An experiment of this script: `harness.load_experiment` with its kinds.
+
+    `only_scales = [...]` in `[experiment]` marks a config committed at those scales only: at any
+    other scale it comes back with `skip = True` (so `make reproduce` at small scale never
+    overwrites numbers committed at `large`). A passage config with an `[experiment.grid]` table
+    (lists of `s`, `r2`, `r1`, `dynamic`) and `[experiment.by_s.<s>]` tables (link, activation,
+    loss, batch, seeds per s) has its targets built as their product, with `d_by_s` giving each
+    target's dimensions."""
+    from spikejax import read_toml
+
+    raw = read_toml(path)
+    only = raw.get("experiment", {}).get("only_scales")
+    if only is not None and scale not in only:
+        return dict(name=Path(path).stem, kind=raw["experiment"].get("kind"), skip=True, only_scales=list(only))
+    cfg = load_experiment(path, scale, kinds=KINDS)
+    if "grid" in cfg:
+        cfg["targets"], cfg["d"] = grid_targets(cfg)
+    return cfg
+
+
+def grid_targets(cfg) -> tuple[list, dict]:
+    """The targets of `cfg['grid']` (product of its lists, in the order s, r1, r2, dynamic) and their d."""
+    import itertools
+
+    g, by_s, d_by_s = cfg["grid"], cfg["by_s"], cfg["d_by_s"]
+    targets, ds = [], {}
+    for s, r1, r2, dyn in itertools.product(g["s"], g["r1"], g["r2"], g["dynamic"]):
+        if str(s) not in by_s or str(s) not in d_by_s:
+            raise ValueError(f"s={s!r} is not allowed; [experiment.by_s] and d_by_s must both give s = {s}")
+        name = f"s{s}_r1_{r1:g}_r2_{r2:g}_{dyn}"
+        targets.append(dict(by_s[str(s)], name=name, s=s, r1=r1, r2=r2, dynamic=dyn))
+        ds[name] = list(d_by_s[str(s)])
+    return targets, ds
 
 
 def _fmt(x, nd=2):
@@ -707,7 +738,8 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
     c = step_constant(t, cfg)
     b = batch or max(1, int(round(target["batch_over_d"] * d)))
     eta = c * b * d ** (-s / 2)
-    kappa = float(d ** target.get("r2", cfg["r2"])) if "r2" in target or "r2" in cfg else cfg.get("kappa", 0.0)
+    r2 = target.get("r2", cfg.get("r2"))
+    kappa = float(d**r2) if r2 is not None else cfg.get("kappa", 0.0)
     p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=target.get("r1", cfg.get("r1", 0.0)),
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
                      loss=target.get("loss", "squared"), inputs=_inputs(target))
@@ -808,31 +840,65 @@ def run_passage(cfg, docs: Path, bar):
             pt = passage_point(cfg, target, chk["d"], ratio=ratio)
             out["c_checks"].append(dict(target=target["name"], ratio=ratio, **pt))
             bar.update(1)
+    if cfg.get("step_check") == "largest_d":  # every target: c halved at its largest d (n* c should not move)
+        out["step_checks"] = []
+        for target, row in zip(_only(cfg), out["rows"]):
+            d = cfg["d"][target["name"]][-1]
+            ratio = target.get("ratio", cfg["ratio"]) / 2
+            bar.set_postfix_str(f"{cfg['name']} step check {target['name']} d={d}")
+            pt = passage_point(cfg, target, d, ratio=ratio)
+            out["step_checks"].append(step_check(target["name"], row["points"][-1], pt))
+            bar.update(1)
     out["seconds"] = time.time() - t_all
     out["cpu_seconds"] = time.process_time() - cpu_all
     if cfg.get("only_targets") is not None:  # merge into the committed run, in the config's order
-        old = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
+        path = docs / "data" / f"{cfg['name']}.json"
+        old = json.loads(path.read_text()) if path.exists() else dict(rows=[], c_checks=[], seconds=0.0)
         new_rows = {r["target"]["name"]: r for r in out["rows"]}
         old_rows = {r["target"]["name"]: r for r in old["rows"]}
         out["rows"] = [new_rows.get(t["name"], old_rows.get(t["name"])) for t in cfg["targets"]]
         out["rows"] = [r for r in out["rows"] if r is not None]
         out["c_checks"] = [c for c in old["c_checks"] if c["target"] not in new_rows] + out["c_checks"]
+        if "step_checks" in out:
+            checks = {c["target"]: c for c in old.get("step_checks", []) + out["step_checks"]}
+            out["step_checks"] = [checks[t["name"]] for t in cfg["targets"] if t["name"] in checks]
         out["rerun"] = dict(targets=sorted(new_rows), seconds=out["seconds"], cpu_seconds=out["cpu_seconds"])
         out["seconds"] = old["seconds"] - sum(r["seconds"] for n, r in old_rows.items() if n in new_rows) + out["seconds"]
         out["cpu_seconds"] = old.get("cpu_seconds", float("nan"))
         out["config"] = {k: v for k, v in cfg.items() if k != "only_targets"}
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
-    plot_passage(out, docs)
-    table = at_scale.compare_table(out) if cfg.get("compare") else passage_table(out)
+    render_passage(out, docs)
+    return out
+
+
+def render_passage(out, docs: Path):
+    """The figure, the results.md block and the summary table of a passage run."""
+    cfg = out["config"]
+    if cfg.get("grid"):
+        at_scale.plot_grid(out, docs)
+        table = at_scale.grid_table(out)
+    else:
+        plot_passage(out, docs)
+        table = at_scale.compare_table(out) if cfg.get("compare") else passage_table(out)
     replace_block(docs / "results.md", cfg["name"], table)
     at_scale.write_summary(docs)
-    return out
+
+
+def step_check(name, base, half) -> dict:
+    """The step check of one target at one d: `n* c` with `c` halved over `n* c` at the base `c`
+    (one-pass SGD at a small enough step needs samples in proportion to 1/c); it passes within 30%."""
+    nc = lambda p: p["n_star"] * p["c"] if p["n_star"] is not None and np.isfinite(p["n_star"]) else float("nan")
+    ratio = nc(half) / nc(base) if np.isfinite(nc(base)) and nc(base) > 0 else float("nan")
+    return dict(target=name, d=base["d"], c=base["c"], n_star=base["n_star"], c_half=half["c"],
+                n_star_half=half["n_star"], never_half=half["never"], ratio=ratio,
+                ok=bool(np.isfinite(ratio) and abs(ratio - 1) <= 0.3), seconds=half["seconds"])
 
 
 def passage_units(cfg):
     names = {t["name"] for t in _only(cfg)}
     return (sum(len(cfg["d"][n]) for n in names)
-            + sum(len(c["ratios"]) for c in cfg.get("c_checks", []) if c["target"] in names))
+            + sum(len(c["ratios"]) for c in cfg.get("c_checks", []) if c["target"] in names)
+            + (len(names) if cfg.get("step_check") == "largest_d" else 0))
 
 
 def _algorithm(target, cfg):
@@ -1060,6 +1126,11 @@ def main(argv=None):
     cfgs = [dict(load_config(p, args.scale), scale=args.scale) for p in paths]
     if args.only:
         cfgs = [c for c in cfgs if c["name"] in args.only]
+    for c in cfgs:
+        if c.get("skip"):
+            tqdm.write(f"{c['name']}: committed at scale {' / '.join(c['only_scales'])} only; "
+                       f"skipped at {args.scale} (make reproduce SCALE={c['only_scales'][0]} reruns it)")
+    cfgs = [c for c in cfgs if not c.get("skip")]
     docs = Path(args.docs)
     if args.targets is not None:
         cfgs = [dict(c, only_targets=list(args.targets)) if c["kind"] == "passage" else c for c in cfgs]
@@ -1071,10 +1142,7 @@ def main(argv=None):
                     out["rows"] = [dict(passage_row(out["config"], r["target"], r["d"], r["points"]), seconds=r["seconds"])
                                    for r in out["rows"]]
                     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
-                plot_passage(out, docs)
-                table = at_scale.compare_table(out) if out["config"].get("compare") else passage_table(out)
-                replace_block(docs / "results.md", cfg["name"], table)
-                at_scale.write_summary(docs)
+                render_passage(out, docs)
             if cfg["kind"] == "scaling":
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
                 plot_scaling(out, docs)

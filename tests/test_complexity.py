@@ -166,7 +166,21 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     for path in configs:
         for scale in ("small", "large"):
             cfg = rp.load_config(path, scale)
+            if cfg.get("skip"):  # committed at another scale only: make reproduce skips it here
+                assert scale not in cfg["only_scales"]
+                continue
             assert cfg["kind"] in rp.KINDS and rp.units(cfg) > 0
+    # A grid config: the product of its lists, each target with its s's settings and dimensions.
+    grid = rp.load_config(Path(__file__).parent.parent / "configs" / "complexity_15_claim4_online.toml", "large")
+    assert len(grid["targets"]) == 3 * 2 * 4 * 2 and len({t["name"] for t in grid["targets"]}) == 48
+    t = next(t for t in grid["targets"] if t["name"] == "s3_r1_0.25_r2_0.75_preconditioned")
+    assert (t["s"], t["r1"], t["r2"], t["dynamic"], t["link"], t["loss"]) == (3, 0.25, 0.75, "preconditioned", "h3", "correlation")
+    assert grid["d"][t["name"]][-1] / grid["d"][t["name"]][0] >= 32
+    # The step check: n* c with c halved over n* c; within 30% passes.
+    chk = rp.step_check("x", dict(d=64, n_star=1000.0, c=0.1), dict(n_star=2500.0, c=0.05, never=0.0, seconds=1.0))
+    assert chk["ratio"] == pytest.approx(1.25) and chk["ok"]
+    chk = rp.step_check("x", dict(d=64, n_star=1000.0, c=0.1), dict(n_star=1200.0, c=0.05, never=0.0, seconds=1.0))
+    assert chk["ratio"] == pytest.approx(0.6) and not chk["ok"]
     with pytest.raises(ValueError, match="^scale="):
         rp.load_config(configs[0], "huge")
     bad = tmp_path / "bad.toml"
