@@ -234,7 +234,7 @@ def _vs_paper(lo, hi, hyp, d) -> str:
     return "VIOLATES"
 
 
-CLAIM4_SOURCES = ("complexity_3_eta_vs_r2", "complexity_4_s_independence")
+CLAIM4_SOURCES = ("complexity_3_eta_vs_r2", "complexity_4_s_independence", "complexity_16_claim4_fullbatch")
 
 
 def _claim4_row(name, cfg, p):

@@ -152,39 +152,59 @@ def horizon_rule(cfg) -> str:
     return rule
 
 
-def check_point(target, d, r1, r2, dynamic, noise, threshold, n_unlabelled=0, base_n=None):
+def steps_at(target, d, ds) -> int:
+    """The step count at `d`: `steps` at the smallest `d`, times `(d / d_0)^steps_exponent` (the
+    escape time from `rho0 ~ d^-1/2` grows as `d^{(s-2)/2}`: exponent 0.5 at s = 3, 1 at s = 4)."""
+    return int(np.ceil(target["steps"] * (d / min(ds)) ** target.get("steps_exponent", 0.0)))
+
+
+def check_point(target, d, r1, r2, dynamic, noise, threshold, n_unlabelled=0, base_n=None, steps=None):
     """`horizon_check` of one cell at one `d`, bracketed around the memoised base search
     (the same samples as the base; see `bracket_window`), memoised like `measure_point`.
     `base_n`: the base n* on rho if known (a committed run, `--checks-only`): not rerun."""
+    steps = steps or target["steps"]
     key = ("horizon", target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
-           target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, n_unlabelled, threshold)
+           target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, n_unlabelled, threshold, steps)
     if key not in _MEMO:
-        base = base_n if base_n is not None else measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=n_unlabelled)
+        base = base_n if base_n is not None else measure_point(target, d, r1, r2, dynamic, noise,
+                                                               n_unlabelled=n_unlabelled, steps=steps)
         p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=target["link"],
                          activation=target["activation"], noise=noise)
         keys = jax.random.split(jax.random.key(10_000 + d), target["seeds"])
         t0, c0 = time.time(), time.process_time()
         chk = horizon_check(p, DYNAMICS[dynamic](), n_grid=_n_grid(d, target), keys=keys, dt=target["dt"],
-                            steps=target["steps"], threshold=threshold, base=base, bracket=True,
+                            steps=steps, threshold=threshold, base=base, bracket=True,
                             n_unlabelled=n_unlabelled)
-        _MEMO[key] = dict(chk._asdict(), dt=target["dt"], steps=target["steps"], seconds=time.time() - t0,
+        _MEMO[key] = dict(chk._asdict(), dt=target["dt"], steps=steps, seconds=time.time() - t0,
                           cpu_seconds=time.process_time() - c0)
     return _MEMO[key]
 
 
 def run_scaling(cfg, docs: Path, bar):
+    """Every (s, r1, r2, dynamic) cell: n* at each d, the fitted eta, the step/horizon check at the
+    largest d. The data file is written after each cell (`partial: true` until the last), and a
+    rerun of the same config resumes after the cells it finds there."""
     targets, ds_by_s = cfg["targets"], cfg["d"]
     rule = horizon_rule(cfg)
-    out = {"config": cfg, "points": [], "horizon": []}
+    path = docs / "data" / f"{cfg['name']}.json"
+    out = {"config": cfg, "points": [], "horizon": [], "partial": True}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("partial") and json.loads(json.dumps(cfg, default=_json_default)) == old["config"]:
+            out.update(points=old["points"], horizon=old["horizon"])
+    done = {(p["s"], p["r1"], p["r2"], p["dynamic"]) for p in out["points"]}
     for t in targets:
         ds = ds_by_s[str(t["s"])]
         for r1 in t.get("r1", cfg["r1"]):
             for r2 in t.get("r2", cfg["r2"]):
                 for dyn in cfg["dynamics"]:
+                    if (t["s"], r1, r2, dyn) in done:
+                        bar.update(len(ds) + (rule == "largest_d"))
+                        continue
                     res = []
                     for d in ds:
                         bar.set_postfix_str(f"{cfg['name']} s={t['s']} r1={r1} r2={r2} {dyn} d={d}")
-                        res.append(measure_point(t, d, r1, r2, dyn, cfg["noise"]))
+                        res.append(measure_point(t, d, r1, r2, dyn, cfg["noise"], steps=steps_at(t, d, ds)))
                         bar.update(1)
                     point = dict(s=t["s"], link=t["link"], activation=t["activation"], r1=r1, r2=r2,
                                  dynamic=dyn, d=ds, eta_hyp=hypothesis_eta(t["s"], r1, r2),
@@ -198,12 +218,15 @@ def run_scaling(cfg, docs: Path, bar):
                                              n_star=fit.n_star.tolist())
                     if rule == "largest_d":
                         bar.set_postfix_str(f"{cfg['name']} s={t['s']} r1={r1} r2={r2} {dyn} horizon check d={ds[-1]}")
-                        chk = check_point(t, ds[-1], r1, r2, dyn, cfg["noise"], cfg["threshold"])
+                        chk = check_point(t, ds[-1], r1, r2, dyn, cfg["noise"], cfg["threshold"],
+                                          steps=steps_at(t, ds[-1], ds))
                         out["horizon"].append(dict(s=t["s"], d=ds[-1], r1=r1, r2=r2, dynamic=dyn, **chk))
                         point["horizon_ok"] = chk["ok"]
                         bar.update(1)
                     out["points"].append(point)
-    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
+                    write_file(path, json.dumps(out, indent=1, default=_json_default))
+    del out["partial"]
+    write_file(path, json.dumps(out, indent=1, default=_json_default))
     plot_scaling(out, docs)
     replace_block(docs / "results.md", cfg["name"], scaling_table(out))
     return out
@@ -1057,7 +1080,8 @@ def add_checks(cfg, docs: Path, bar):
         for p in todo:
             t, d = targets[p["s"]], p["d"][-1]
             bar.set_postfix_str(f"{cfg['name']} s={p['s']} r1={p['r1']} r2={p['r2']} {p['dynamic']} horizon check d={d}")
-            chk = check_point(t, d, p["r1"], p["r2"], p["dynamic"], noise, th, base_n=p["rho"]["n_star"][-1])
+            chk = check_point(t, d, p["r1"], p["r2"], p["dynamic"], noise, th, base_n=p["rho"]["n_star"][-1],
+                              steps=steps_at(t, d, p["d"]))
             done[cell(p)] = dict(s=p["s"], d=d, r1=p["r1"], r2=p["r2"], dynamic=p["dynamic"], **chk)
             p["horizon_ok"] = chk["ok"]
             out["horizon"] = [done[cell(q)] for q in out["points"] if cell(q) in done]  # in the table's order
