@@ -52,7 +52,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/scaling.py --quick
 
 reproduce: $(STAMP)
-	$(PY) experiments/reproduce.py --scale $(SCALE)
+	$(PY) experiments/reproduce.py --scale $(SCALE) --jobs 2
 
 clean:
 	rm -rf $(VENV) out .pytest_cache site dist

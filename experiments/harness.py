@@ -84,8 +84,18 @@ def save_figure(fig, path, tight: bool = True):
 
 
 def replace_block(md_path, name: str, text: str):
-    """Replace the text between the `name` markers of `md_path` (append the block if absent)."""
+    """Replace the text between the `name` markers of `md_path` (append the block if absent),
+    holding a lock on `<md_path>.lock` so that processes writing other blocks lose nothing."""
+    import fcntl
+
     md_path = Path(md_path)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(md_path.with_name(md_path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _replace_block(md_path, name, text)
+
+
+def _replace_block(md_path, name: str, text: str):
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     body = md_path.read_text() if md_path.exists() else "# Results\n"
     block = f"{begin}\n{text.rstrip()}\n{end}"

@@ -1145,7 +1145,11 @@ def main(argv=None):
     ap.add_argument("--render", action="store_true", help="redraw scaling tables and figures from docs/data, no runs")
     ap.add_argument("--checks-only", action="store_true",
                     help="run only the step/horizon checks of the committed n* tables in docs/data (base n* not rerun)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run the configs in this many processes (make reproduce: 2, one per core)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs={args.jobs} is not allowed; give 1 or more processes")
     paths = sorted(Path(args.configs).glob("complexity_*.toml"))
     cfgs = [dict(load_config(p, args.scale), scale=args.scale) for p in paths]
     if args.only:
@@ -1187,12 +1191,54 @@ def main(argv=None):
         tqdm.write(f"checks ({args.scale}): {time.time() - t0:.0f} s in all")
         return
     t0 = time.time()
-    with tqdm(total=sum(units(c) for c in cfgs), desc="reproduce", file=sys.stderr, dynamic_ncols=True) as bar:
-        for cfg in cfgs:
-            t1 = time.time()
-            RUNNERS[cfg["kind"]](cfg, docs, bar)
-            tqdm.write(f"{cfg['name']}: {time.time() - t1:.0f} s")
+    if args.jobs > 1 and len(cfgs) > 1:
+        run_parallel(cfgs, docs, args.jobs)
+    else:
+        with tqdm(total=sum(units(c) for c in cfgs), desc="reproduce", file=sys.stderr, dynamic_ncols=True) as bar:
+            for cfg in cfgs:
+                t1 = time.time()
+                RUNNERS[cfg["kind"]](cfg, docs, bar)
+                tqdm.write(f"{cfg['name']}: {time.time() - t1:.0f} s")
     tqdm.write(f"reproduce ({args.scale}): {time.time() - t0:.0f} s in all")
+
+
+class _QuietBar:
+    """The progress interface of the runners, silent (a worker of `run_parallel`)."""
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+
+def _run_group(cfgs, docs) -> list:
+    """One worker of `run_parallel`: its configs in order, in one process (the scaling configs share
+    `measure_point`'s memo, so they travel together). Returns `(name, seconds)` per config."""
+    times = []
+    for cfg in cfgs:
+        t1 = time.time()
+        RUNNERS[cfg["kind"]](cfg, docs, _QuietBar())
+        times.append((cfg["name"], time.time() - t1))
+    return times
+
+
+def run_parallel(cfgs, docs: Path, jobs: int):
+    """The configs in `jobs` worker processes (spawned: JAX does not survive a fork), the largest group
+    first. Each config writes its own data file and figures; the shared docs/results.md is rewritten
+    under a file lock (`harness.replace_block`), so the outputs equal a sequential run's."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    scaling = [c for c in cfgs if c["kind"] == "scaling"]
+    groups = ([scaling] if scaling else []) + [[c] for c in cfgs if c["kind"] != "scaling"]
+    groups.sort(key=lambda g: -sum(units(c) for c in g))
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool, \
+            tqdm(total=len(cfgs), desc=f"reproduce ({jobs} processes)", file=sys.stderr, dynamic_ncols=True) as bar:
+        for fut in cf.as_completed([pool.submit(_run_group, g, docs) for g in groups]):
+            for name, sec in fut.result():
+                tqdm.write(f"{name}: {sec:.0f} s")
+                bar.update(1)
 
 
 if __name__ == "__main__":
