@@ -3,8 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # `make reproduce` runs configs/complexity_*.toml at this scale (`small`; `large`: larger d and
-# more seeds, for a GPU). Measured whole on 2026-11-29: 38.5 min wall, 1857 CPU-seconds, on the
-# 2 cores shared with a test suite and two other jobs (load 4-10); not timed on a quiet machine.
+# more seeds, and the configs committed at `large` only, e.g. the claims 4-5 grids
+# complexity_15/16, which `small` skips), in 2 processes (one per core).
 # horizon_check = "none" in a config drops its step/horizon checks (complexity_3's are the most).
 SCALE ?= small
 
