@@ -1175,6 +1175,7 @@ def main(argv=None):
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
                 plot_scaling(out, docs)
                 replace_block(docs / "results.md", cfg["name"], scaling_table(out))
+                at_scale.write_summary(docs)
             if cfg["kind"] == "preconditioning":
                 out = json.loads((docs / "data" / f"{cfg['name']}.json").read_text())
                 plot_preconditioning(out, docs)
