@@ -367,9 +367,12 @@ def grid_table(out) -> str:
                 continue
             c = checks.get(r["target"]["name"])
             never = r["points"][-1]["never"]
+            floor = sum(q["n_star"] <= q["batch"] for q in r["points"] if q["n_star"] is not None)
             verdict = _vs_paper(r["lo"], r["hi"], hyp, r["d"]) if np.isfinite(r["lo"]) and np.isfinite(r["hi"]) else "no interval"
             if c is not None and not c["ok"]:
                 verdict = f"no verdict (step check failed; measured: {verdict})"
+            if floor:
+                verdict += f"; n* is one batch at {floor} of {len(r['points'])} d (passed in the first step)"
             cols += [f"{_f(r['eta'])} [{_f(r['lo'])}, {_f(r['hi'])}]", verdict,
                      f"{_g(r['n_star'][-1])}" + (f" ({never:.0%} not passed)" if never > 0 else ""),
                      "-" if c is None else f"{'pass' if c['ok'] else 'FAIL'} (x{_f(c['ratio'])})"]
