@@ -349,5 +349,5 @@ class MultiIndex(AbstractTarget):
         total = alphas.sum(1)
         multinom = np.array([math.sqrt(math.factorial(t) / math.prod(math.factorial(a) for a in al))
                              for t, al in zip(total, alphas)])
-        weight = jnp.asarray(np.asarray(self.coeffs) * multinom, rho.dtype)
+        weight = jnp.asarray(self.coeffs, rho.dtype) * jnp.asarray(multinom, rho.dtype)  # coeffs may be traced (a sweep)
         return jnp.sum(mono * c[:, total] * weight, axis=-1)
