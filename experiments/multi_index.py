@@ -150,7 +150,8 @@ def reading(rows, cfg) -> str:
         f"the start is about sqrt(m/d) = {np.sqrt(cfg['width'] / last['d']):.2f}). From d = {first['d']} to "
         f"{last['d']} the learning times grow by {growth}. The risk itself falls without a flat "
         f"stretch on this scale (panel a). The final risk (that of f = 0 is {r0:g}) grows with d: at "
-        f"T = {cfg['dt'] * cfg['steps']:g} the flow has not converged, the larger d more slowly."
+        f"T = {cfg['dt'] * cfg['steps']:g} the learning times are converged and the risk is not (the flow "
+        f"continued to T = {cfg.get('long_horizon', 0):g}, next block)."
     )
 
 
@@ -165,6 +166,126 @@ def step_check(cfg, rows):
     dr = abs(float(np.median(a["risk"][:, -1]) - np.median(b["risk"][:, -1])))
     counts = lambda r: ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))  # noqa: E731
     return d, dt_, dr, counts(a), counts(b)
+
+
+def long_run(cfg, d):
+    """The staircase's flow of `run_d` (same problem, network and seeds) to `long_horizon` by
+    Dopri5 (`long_rtol`): records log-spaced to the end and at experiment 1's horizon."""
+    k, dt = cfg["k"], cfg["dt"]
+    steps = int(round(cfg["long_horizon"] / dt))
+    sched = np.unique(np.concatenate([sj.record_schedule(steps, cfg["record"]), [cfg["steps"]]]))
+    p = sj.multi_index_problem(d, key=jax.random.key(cfg["seed"]), g=cfg["g"], k=k, activation=cfg["activation"])
+    net = sj.Network(width=cfg["width"], scaling=cfg["scaling"], a_init=cfg["a_init"], second_layer="joint",
+                     biases="trained", bias_init=cfg["bias_init"])
+    th = (cfg["threshold"],)
+    saveat = sj.SaveAt(steps=tuple(int(x) for x in sched), fn=sj.subspace_metrics, passage_fn=sj.direction_overlaps,
+                       passages={f"cover{i + 1}": th for i in range(k)})
+    solver = sj.Dopri5(rtol=cfg["long_rtol"], atol=cfg["long_rtol"] * 1e-3)
+    one = lambda key: sj.simulate(p, DYNAMICS[cfg["dynamic"]](), sj.Population(), key=key, solver=solver,  # noqa: E731
+                                  dt=dt, steps=steps, reduced=True, network=net, saveat=saveat)
+    keys = jax.random.split(jax.random.key(cfg["seed"] + 1), cfg["seeds"])
+    tr = jax.jit(jax.vmap(one))(keys)
+    return {
+        "d": d, "t": np.asarray(tr.ts[0]), "risk": np.asarray(tr.ys["risk"]),
+        "coverage": np.asarray(tr.ys["coverage"]),
+        "times": np.stack([np.asarray(tr.passages[f"cover{i + 1}"])[:, 0] for i in range(k)], -1),
+        "status": [sj.STATUS[int(s)] for s in np.asarray(tr.status)],
+        "num_steps": np.asarray(tr.num_steps).tolist(),
+        "target_second_moment": float(p.target.second_moment()),
+    }
+
+
+def _risk_at(r, t):
+    """Median risk over seeds at the record nearest to time `t`, and that record's time."""
+    j = int(np.argmin(np.abs(r["t"] - t)))
+    return float(np.median(r["risk"][:, j])), float(r["t"][j])
+
+
+def long_block(rows, cfg) -> str:
+    """Experiment 1's horizon question: which of its numbers are converged at T."""
+    T0, T = cfg["dt"] * cfg["steps"], cfg["long_horizon"]
+    marks = [T0, np.sqrt(T0 * T), T]
+    head = ("| d | " + " | ".join(f"t(u{i + 1})" for i in range(cfg["k"])) + " | "
+            + " | ".join(f"risk at t = {m:.0f}" for m in marks) + " | slope of log risk, last half-decade "
+            "| accepted steps (median) | status |")
+    lines = [head, "|" + "---|" * (cfg["k"] + len(marks) + 4)]
+    slopes = {}
+    for r in rows:
+        risks = [_risk_at(r, m)[0] for m in marks]
+        (a, ta), (b, tb) = _risk_at(r, T / np.sqrt(10)), _risk_at(r, T)
+        slopes[r["d"]] = np.log(b / a) / np.log(tb / ta)
+        t = _median(r["times"])
+        status = ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
+        lines.append(f"| {r['d']} | " + " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t) + " | "
+                     + " | ".join(f"{v:.4f}" for v in risks) + f" | {slopes[r['d']]:.2f} | "
+                     f"{np.median(r['num_steps']):.0f} | {status} |")
+    r0 = 0.5 * rows[0]["target_second_moment"]
+    parts = []
+    for r in rows:
+        a, b = _risk_at(r, T0)[0], _risk_at(r, T)[0]
+        cover = np.median(np.min(r["coverage"][:, -1], -1))
+        state = ("flat over the last half-decade (a plateau, or its limit: this run cannot tell)"
+                 if abs(slopes[r["d"]]) < 0.05 else "still falling over the last half-decade")
+        parts.append(f"at d = {r['d']} it goes from {a:.4f} at t = {T0:g} to {b:.4f} at t = {T:g} (x{b / a:.2f}), "
+                     f"{state}, with every direction covered (median smallest coverage at T {cover:.3f})")
+    return f"""### The staircase to T = {T:g}: what is converged at T = {T0:g}
+
+The same flow (problem, network, seeds) continued to `T = {T:g}` by Dopri5 (`rtol = {cfg['long_rtol']:g}`,
+records log-spaced and at `t = {T0:g}`); run with `python experiments/multi_index.py
+configs/multi_index_staircase.toml --long`. Risks are medians over {cfg['seeds']} seeds (that of `f = 0` is {r0:g});
+the slope is `d log risk / d log t` between `t = {T / np.sqrt(10):.0f}` and `{T:g}` (0 when the risk is flat).
+
+{chr(10).join(lines)}
+
+The learning times are converged at `T = {T0:g}`: they are first passages well inside it, so a
+longer horizon cannot move them (the deterministic flow is the same up to them); the adaptive
+runs here find them again (compare experiment 1's table, Euler `dt = {cfg['dt']}`). The risk is
+not converged at `T = {T0:g}`: {'; '.join(parts)}. So the growth of the risk at `T = {T0:g}` with d
+(experiment 1's table) is about time: after the three directions are learned, the fit sits on
+a slowly decaying stretch that the smaller d leaves sooner. Whether the d = {rows[-1]['d']} flow leaves its
+flat stretch after `T = {T:g}` is not measured.
+
+![the staircase's risk to T = {T:g}](figures/multi_index_staircase_long.png)
+"""
+
+
+def long_plot(rows, cfg, path):
+    with _style.style():
+        fig, ax = _style.plt.subplots(1, 1, figsize=(6.4, 3.9), layout="constrained")
+        for i, r in enumerate(rows):
+            t = r["t"][1:]
+            ax.plot(t, np.median(r["risk"], 0)[1:], ["--", "-"][i % 2], color=_style.PALETTE[i],
+                    label=f"d = {r['d']} (median of {cfg['seeds']})")
+            ax.fill_between(t, np.min(r["risk"], 0)[1:], np.max(r["risk"], 0)[1:], color=_style.PALETTE[i], alpha=0.15,
+                            lw=0)
+        ax.axvline(cfg["dt"] * cfg["steps"], color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel="time t", ylabel="population risk",
+               title=f"Staircase to T = {cfg['long_horizon']:g} (Dopri5); dotted: experiment 1's horizon")
+        _style.log_ticks(ax, "both")
+        ax.legend(loc="lower left")
+        return _style.save(fig, path)
+
+
+def long_main(cfg, args):
+    """`--long`: experiment 1's flow continued to `long_horizon` at `long_ds`."""
+    start = time.time()
+    path = os.path.join(args.out, "long_results.json")
+    if args.replot:
+        with open(path) as f:
+            rows = json.load(f)["rows"]
+        for r in rows:
+            r.update({key: np.asarray(r[key], float) for key in ("t", "risk", "coverage")})
+            r["times"] = np.asarray([[np.nan if v is None else v for v in row] for row in r["times"]], float)
+    else:
+        rows = []
+        for d in cfg["long_ds"]:
+            rows.append(long_run(cfg, d))
+            print(f"long run d = {d}: {time.time() - start:.0f} s, accepted steps {rows[-1]['num_steps']}", flush=True)
+        write_json(path, {"config": cfg, "rows": rows, "wall_s": time.time() - start})
+    long_plot(rows, cfg, "docs/figures/multi_index_staircase_long.png")
+    text = long_block(rows, cfg)
+    print(text)
+    replace_block(args.results, "multi_index_staircase_long", text)
 
 
 def block(rows, cfg, figure, check=None) -> str:
@@ -256,7 +377,7 @@ def spike_reading(results, cfg) -> str:
             ds = np.array([r["d"] for r in rows], float)
             slope = np.polyfit(np.log(ds), np.log(last), 1)[0]
             slopes.append(f"{label}: " + " -> ".join(f"{v:.1f}" for v in last) + f" (log-log slope {slope:.2f})")
-    growth = ("" if not slopes else f" The time of the last direction over d = "
+    growth = ("" if not slopes else " The time of the last direction over d = "
               + ", ".join(str(r["d"]) for r in results[0][1]) + ": " + "; ".join(slopes) + ".")
     horizon = cfg["dt"] * cfg["steps"]
     never = ("" if not unlearned else f" Not every direction reaches coverage {cfg['threshold']} by T = {horizon:g}; "
@@ -623,11 +744,14 @@ def main(argv=None):
     parser.add_argument("--out", default="out/multi_index")
     parser.add_argument("--figure", default=None, help="default docs/figures/<config name>.png")
     parser.add_argument("--results", default="docs/results.md")
-    parser.add_argument("--replot", action="store_true", help="experiment 2: redo table, figure and block from OUT/results.json")
+    parser.add_argument("--replot", action="store_true",
+                        help="experiment 2 (and 1 with --long): redo table, figure and block from the saved JSON")
+    parser.add_argument("--long", action="store_true", help="experiment 1: continue the flow to long_horizon at long_ds")
     args = parser.parse_args(argv)
     kinds = ("multi_index_staircase", "multi_index_spike", "multi_index_nstar")
     cfg = load_experiment(args.config, scale=None, kinds=kinds)
-    missing = [key for key in (NSTAR_REQUIRED if cfg["kind"] == "multi_index_nstar" else REQUIRED) if key not in cfg]
+    required = NSTAR_REQUIRED if cfg["kind"] == "multi_index_nstar" else REQUIRED
+    missing = [key for key in required if key not in cfg]
     if missing:
         raise ValueError(f"{missing[0]} is missing; config {args.config!r} must give it in [experiment]")
     args.figure = args.figure or f"docs/figures/{cfg['name']}.png"
@@ -635,6 +759,8 @@ def main(argv=None):
         return spike_main(cfg, args)
     if cfg["kind"] == "multi_index_nstar":
         return nstar_main(cfg, args)
+    if args.long:
+        return long_main(cfg, args)
     start = time.time()
     rows = []
     for d in cfg["ds"]:

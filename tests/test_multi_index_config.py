@@ -5,7 +5,6 @@ before anything compiles, naming the key."""
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
