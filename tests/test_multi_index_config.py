@@ -77,7 +77,10 @@ def test_example_config_through_the_cli_records_what_simulate_records(tmp_path, 
         assert (cell["coverage"].values[before] < cfg["threshold"]).all()
 
 
+@pytest.mark.slow
 def test_custom_terms_equal_the_built_in_name():
+    """`target = "custom"` with the staircase's terms is the staircase; `parity3` is `parity`
+    at k = 3 (four sweeps: 12 s)."""
     base = dict(seeds=1, d=12, k=3, activation="relu", network=True, width=3, biases="trained", bias_init=1.0,
                 dynamic="vanilla", solver="euler", dt=0.1, steps=30, record=4, reduced=True)
     named = sj.sweep(dict(base, target="staircase"), progress=False)
