@@ -597,7 +597,7 @@ free to collapse onto one direction; a jointly trained second layer makes them s
 work, as in experiments 1-2 (same network, same observables). One-pass SGD with first
 passages instead of full-batch GD on an n grid: one run per seed gives its n, at a small
 fraction of the cost, so this measures the **online** rate; the full-batch `n*` (`n ~ d`
-up to logs for single-index `s = 2`) was not run. The exponent is that of this schedule
+up to logs for single-index `s = 2`) is the next block, at k = 2 isotropic. The exponent is that of this schedule
 (`dt = {cfg['dt_times_d']:g}/d`, batch {cfg['batch']}); a tuned step per d could change constants. n is
 the first passage of the smallest principal cosine, not a sustained coverage or a test risk.
 With the spikes, coverage is in the Sigma geometry, where an aligned spike already covers
