@@ -6,6 +6,13 @@ a list of integers or an integer N meaning 0..N-1. `kappa` and `r2` are two spel
 the spike strength (`kappa = d**r2`): give one. `network = true` trains `width` neurons as
 one network (`sj.Network`: `scaling`, `second_layer`, `lr_ratio`, `biases`, `bias_init`,
 `a_init`); without it `width` neurons train independently (a `neuron` axis).
+
+A multi-index target (`target = "staircase"`, `"sum_h2"`, `"parity"`, `"parity3"`,
+`"product_h2"` with `k`, or `"custom"` with `terms`) replaces `link`, and its spikes are
+`spikes` (a list of tables `{align, r1, r2 or kappa}`, as `sj.multi_index_problem` takes
+them) instead of `kappa`/`r2`/`r1`; `threshold` is the level of the first passages such a
+sweep records. `target`, `k`, `terms` and `spikes` are single values (the dataset has a
+`direction` axis of length k), validated by building the problem (`multi_index_problem`).
 """
 
 from __future__ import annotations
@@ -16,13 +23,18 @@ import math
 import tomllib
 from pathlib import Path
 
+import jax
+
 from ._covariance import NORMALISATIONS
 from ._hermite import BUILTIN_FUNCTIONS
+from ._multi_index import BUILTIN_TARGETS
 from ._problem import LOSSES, check
 from ._registry import DYNAMICS, INPUTS
 from ._train import A_INITS, BIASES, SCALINGS, SECOND_LAYER
 
 SOURCES = ("population", "empirical", "online", "reused")
+SINGLE = "single_index"  # the paper's target, `link(<u, x> / ||u||_Sigma)`
+TARGETS = (SINGLE, *BUILTIN_TARGETS, "parity3", "custom")
 INPUT_DISTS = tuple(INPUTS)
 
 # key -> (kind, default, may be a list). kinds: int, real, choice tuple.
@@ -65,6 +77,11 @@ SCHEMA = {
     "n2": ("int", None, False),
     "n_val": ("int", 1000, False),
     "n_test": ("int", 2000, False),
+    "target": (TARGETS, SINGLE, False),
+    "k": ("int", None, False),
+    "terms": ("table list", None, False),
+    "spikes": ("table list", None, False),
+    "threshold": ("real", 0.9, False),
 }
 
 @functools.cache
@@ -106,6 +123,8 @@ def _validators() -> dict:
         "n2": lambda v: check_sizes(n2=v),
         "n_val": lambda v: check_sizes(n_val=v),
         "n_test": lambda v: check_sizes(n_test=v),
+        "k": lambda v: check_int("k", v, 1),
+        "threshold": lambda v: check_real("threshold", v, 0.0, 1.0, lo_open=True),
     }
 
 
@@ -150,6 +169,12 @@ def resolve(config: dict) -> dict:
         if key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
             check("seeds", value, value >= 1, "an integer N >= 1 (seeds 0..N-1) or a list of integers")
             value = list(range(value))
+        if kind == "table list":
+            if value is not None:
+                check(key, value, isinstance(value, list) and all(isinstance(t, dict) for t in value),
+                      "expected a list of tables, e.g. [{...}, {...}]")
+            out[key] = [value]
+            continue
         if isinstance(value, list):
             check(key, value, listable, "must be a single value, not a list")
             check(key, value, len(value) > 0, "a list must not be empty")
@@ -159,9 +184,13 @@ def resolve(config: dict) -> dict:
             for v in values:
                 _check_value(key, kind, v)
         out[key] = values
-    check("kappa/r2", (config.get("kappa"), config.get("r2")),
-          (config.get("kappa") is None) != (config.get("r2") is None),
-          "give exactly one of kappa and r2 (kappa = d**r2)")
+    _check_target(config, out)
+    if out["target"][0] == SINGLE:
+        check("kappa/r2", (config.get("kappa"), config.get("r2")),
+              (config.get("kappa") is None) != (config.get("r2") is None),
+              "give exactly one of kappa and r2 (kappa = d**r2)")
+    else:
+        out["r1"] = [None]  # the spikes carry their own r1, r2
     for src in out["source"]:
         if src == "empirical":
             check("n", config.get("n"), config.get("n") is not None, "source='empirical' needs n")
@@ -185,6 +214,73 @@ def resolve(config: dict) -> dict:
             check("n_unlabelled", nu_, nu_ == 0 or nu_ >= d,
                   f"SigmaHat must be invertible: 0 or at least d={d}")
     return out
+
+
+def multi_target(static: dict) -> tuple:
+    """`(g, k)` of a multi-index configuration (one value per key), as `sj.multi_index_problem`
+    takes them: a built-in name and k, or the mapping `{alpha: coeff}` of `terms`."""
+    name, k = static["target"], static["k"]
+    if name == "custom":
+        terms = static["terms"]
+        return {tuple(t["alpha"]): t["coeff"] for t in terms}, len(terms[0]["alpha"])
+    if name == "parity3":
+        return "parity", 3
+    return name, k
+
+
+def _check_target(config: dict, out: dict):
+    """The multi-index keys: `k` matching `target`, well-formed `terms`, and the problem
+    itself built once per `d` and `activation` (`multi_index_problem`: the spikes' `align`,
+    `r1`, `r2`, `d >= k + p`, an activation blind to the target), before anything compiles."""
+    name = out["target"][0]
+    multi_keys = ("k", "terms", "spikes", "threshold")
+    if name == SINGLE:
+        for key in multi_keys:
+            if key in config:
+                check(key, config[key], False, f"{key} applies only with a multi-index target "
+                      f"(target = one of {', '.join(map(repr, TARGETS[1:]))}); remove it")
+        return
+    for key in ("link", "kappa", "r2", "r1"):
+        if key in config:
+            check(key, config[key], False, f"{key} applies only with target = {SINGLE!r}; a multi-index target "
+                  "takes its spikes from spikes = [{align = i, r1 = ..., r2 = ...}, ...]; remove it")
+    k, terms = out["k"][0], out["terms"][0]
+    if name == "custom":
+        check("terms", terms, bool(terms), "target = 'custom' needs terms = [{alpha = [degrees], coeff = c}, ...]")
+        for i, t in enumerate(terms):
+            check(f"terms[{i}]", t, set(t) == {"alpha", "coeff"},
+                  "a table {alpha = [one Hermite degree per direction], coeff = a real number}")
+            alpha, coeff = t["alpha"], t["coeff"]
+            check(f"terms[{i}].alpha", alpha, isinstance(alpha, list) and len(alpha) > 0 and all(
+                isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in alpha),
+                "a non-empty list of integers >= 0 (one Hermite degree per direction)")
+            check(f"terms[{i}].alpha", alpha, len(alpha) == len(terms[0]["alpha"]),
+                  f"every term has the same number of directions ({len(terms[0]['alpha'])}, as terms[0])")
+            check(f"terms[{i}].coeff", coeff, isinstance(coeff, (int, float)) and not isinstance(coeff, bool)
+                  and math.isfinite(coeff), "a finite real number")
+        check("k", k, k is None or k == len(terms[0]["alpha"]),
+              f"the terms have {len(terms[0]['alpha'])} directions: give k = {len(terms[0]['alpha'])} or none")
+    else:
+        if terms is not None:
+            check("terms", terms, False, f"terms applies only with target = 'custom' (here target = {name!r})")
+        if name == "parity3":
+            check("k", k, k in (None, 3), "target = 'parity3' has k = 3 (target = 'parity' takes any k)")
+        else:
+            check("k", k, k is not None, f"target = {name!r} needs k, its number of directions (an integer >= 1)")
+    from ._multi_problem import multi_index_problem
+
+    g, k = multi_target({"target": name, "k": k, "terms": terms})
+    for d in out["d"]:
+        for act in out["activation"]:
+            try:
+                multi_index_problem(d, key=jax.random.key(0), g=g, k=k, spikes=out["spikes"][0] or (), activation=act,
+                                    normalisation=out["normalisation"][0])
+            except ValueError as err:
+                msg = str(err)
+                if msg.startswith("g"):  # the target's own message names its g: here the config's key
+                    key, value = ("terms", terms) if name == "custom" else ("target", name)
+                    msg = f"{key}={value!r} is not allowed; {msg}"
+                raise ValueError(msg) from None
 
 
 def _check_known_keys(config: dict):

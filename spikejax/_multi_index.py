@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Mapping
 
 import equinox as eqx
@@ -270,6 +271,46 @@ class MultiIndex(AbstractTarget):
                 f"two rows {worst:.3g} > {tol:g}): build it with sj.MultiIndex.make(U, g, cov=covariance)"
             )
 
+    def check_activation(self, beta, name: str = "activation"):
+        """The multi-index analogue of the single-index blind check (`Problem` calls it).
+
+        A term `h_alpha` reaches a neuron `phi(<w, x> + b)` through the coefficient of degree
+        `|alpha|` of `phi(s . + b)`: at `b = 0` that is `beta_{|alpha|}`; with a bias it is
+        nonzero for some `b` iff some `beta_i != 0` with `i >= |alpha|`. A direction is
+        reachable when some term touching it is. Raises `ValueError` when a direction is
+        unreachable even with biases (a polynomial activation of too low a degree: the target
+        can never be fitted, as the single-index engine refuses `beta_s = 0`); warns when it is
+        unreachable only without bias (ReLU, whose odd `beta_j`, `j >= 3`, vanish, against the
+        staircase's `z1 z2 z3` or the parity): a neuron without bias never learns it, a network
+        with biases (`bias_init > 0`) can."""
+        beta = np.abs(np.asarray(beta, np.float64)) > 1e-8
+        tail = np.logical_or.accumulate(beta[::-1])[::-1]  # tail[j]: some beta_i != 0, i >= j
+        at_zero = lambda j: j < beta.size and beta[j]  # noqa: E731
+        with_bias = lambda j: j < beta.size and tail[j]  # noqa: E731 (beyond the vector: 0, as single-index)
+        support = [a for a in self.alphas if any(a)]
+        touched = sorted({i for a in support for i, ai in enumerate(a) if ai})
+
+        def unreachable(seen):
+            reached = {i for a in support if seen(sum(a)) for i, ai in enumerate(a) if ai}
+            return [i for i in touched if i not in reached]
+
+        def describe(dirs):
+            degrees = sorted({sum(a) for a in support if any(a[i] for i in dirs)})
+            return (", ".join(f"u{i + 1}" for i in dirs) + f" of g={self.name!r} appear{'s' * (len(dirs) == 1)} "
+                    f"only in terms of total degree {', '.join(map(str, degrees))}")
+
+        never = unreachable(with_bias)
+        if never:
+            raise ValueError(
+                f"activation={name!r} is not allowed; {describe(never)}, and the activation's beta_j = 0 for every "
+                "j at or above those degrees, so a neuron is blind to them even with a bias; choose an activation "
+                "with a nonzero Hermite coefficient at those degrees")
+        biased = unreachable(at_zero)
+        if biased:
+            warnings.warn(
+                f"activation={name!r}: {describe(biased)}, where its beta_j = 0: a neuron without bias cannot learn "
+                f"{'it' if len(biased) == 1 else 'them'} (a network with biases, sj.Network(bias_init > 0) or trained biases, can)", stacklevel=2)
+
     def arguments(self, z, cov):
         """`(z_1, ..., z_k)` of base draws `z` (n, d): an array (k, n)."""
         s = cov.sqrt(self.U) / cov.norm(self.U)[:, None]
@@ -308,5 +349,5 @@ class MultiIndex(AbstractTarget):
         total = alphas.sum(1)
         multinom = np.array([math.sqrt(math.factorial(t) / math.prod(math.factorial(a) for a in al))
                              for t, al in zip(total, alphas)])
-        weight = jnp.asarray(np.asarray(self.coeffs) * multinom, rho.dtype)
+        weight = jnp.asarray(self.coeffs, rho.dtype) * jnp.asarray(multinom, rho.dtype)  # coeffs may be traced (a sweep)
         return jnp.sum(mono * c[:, total] * weight, axis=-1)

@@ -77,6 +77,9 @@ class Problem(eqx.Module):
         check_choice("loss", self.loss, LOSSES)
         check_real("noise", self.noise, lo=0.0)
         self.target.check(self.covariance)  # e.g. a k-index target's rows Sigma-orthogonal
+        check_activation = getattr(self.target, "check_activation", None)  # a k-index target's blind check
+        if check_activation is not None and _concrete(self.activation.coeffs):
+            check_activation(self.activation.coeffs, self.activation.name)
         link = getattr(self.target, "link", None)
         if isinstance(link, HermiteFunction) and _concrete(link.coeffs) and _concrete(self.activation.coeffs):
             s = link.information_exponent()

@@ -14,6 +14,27 @@ from ._saveat import METRICS, STATUS, record_schedule
 from ._plan import Group, _float_dtype, grid_shape
 
 SWEEP_STATUS = STATUS + ("error",)
+# A multi-index target (`target` other than "single_index") records these instead of `METRICS`:
+# scalars over (axes..., step), per-direction ones over (axes..., step, direction), and the
+# first passages (time t = k dt) of each direction's coverage (`t_cover`) and best overlap
+# (`t_best`) and of the smallest principal cosine (`t_subspace`) at the config's `threshold`.
+MULTI_METRICS = ("risk", "train_risk")
+DIRECTION_METRICS = ("coverage", "principal_cos", "best")
+
+
+def passage_names(k: int, threshold: float) -> dict:
+    """The `SaveAt(passages=...)` of a k-index sweep, in the order its `passages` array keeps."""
+    names = [f"cover{i + 1}" for i in range(k)] + [f"u{i + 1}" for i in range(k)] + ["subspace"]
+    return {name: (threshold,) for name in names}
+
+
+def _multi_k(config: dict):
+    """k of a resolved multi-index config, or None for a single-index one."""
+    from ._config import SINGLE, multi_target
+
+    if config["target"][0] == SINGLE:
+        return None
+    return multi_target({key: config[key][0] for key in ("target", "k", "terms")})[1]
 
 
 def empty_results(config: dict, axes: list[str]):
@@ -23,13 +44,18 @@ def empty_results(config: dict, axes: list[str]):
     per_neuron = shape + ((config["width"][0],) if "neuron" in axes else ())
     r = len(record_schedule(config["steps"][0], config["record"][0]))
     f = _float_dtype()
-    return {
-        "records": np.full(per_neuron + (r, len(METRICS)), np.nan, f),
+    k = _multi_k(config)
+    out = {
+        "records": np.full(per_neuron + (r, len(METRICS if k is None else MULTI_METRICS)), np.nan, f),
         "status": np.zeros(per_neuron, np.int32),
         "fail_step": np.full(per_neuron, -1, np.int32),
         "test_mse": np.full(shape, np.nan, f),
         "dt_limit": np.full(shape, np.nan, f),
     }
+    if k is not None:
+        out["directions"] = np.full(per_neuron + (r, len(DIRECTION_METRICS), k), np.nan, f)
+        out["passages"] = np.full(per_neuron + (2 * k + 1,), np.nan, f)
+    return out
 
 
 def scatter(results, group: Group, sl: slice, batch: dict):
@@ -67,6 +93,22 @@ VARIABLES = {
     "dt_limit": ("Euler step limit",
                  "2 / |lambda_max| of the field's Jacobian at w(0) or at u, whichever is smaller (power "
                  "iteration): a fixed step above it can oscillate; only for fixed-step runs on a deterministic source"),
+    "coverage": ("coverage of each target direction",
+                 "the Sigma norm of the projection of the unit u_i onto the span of the neurons (Sigma geometry): "
+                 "1 once the neurons together carry u_i (sj.coverage)"),
+    "principal_cos": ("principal cosines",
+                      "cosines of the principal angles between span U and the neurons' span, Sigma geometry, "
+                      "sorted down, zeros where no neuron reaches (sj.principal_cosines)"),
+    "best": ("best overlap of each target direction",
+             "max_j |<u_i, w_j>_Sigma| / (||u_i||_Sigma ||w_j||_Sigma): one neuron along u_i"),
+    "t_cover": ("first passage of each direction's coverage",
+                "the first time t = k dt at which coverage reaches the config's threshold; NaN if never"),
+    "t_best": ("first passage of each direction's best overlap",
+               "the first time t = k dt at which best reaches the config's threshold; NaN if never"),
+    "t_subspace": ("first passage of the subspace",
+                   "the first time t = k dt at which the smallest principal cosine reaches the config's "
+                   "threshold; NaN if never"),
+    "direction": ("target direction", "i of u_i, 1..k"),
     "done": ("computed by this process", "true where this part of a multi-process sweep holds results"),
     "step": ("training step", "the step at which the metrics were recorded (log-spaced, with 0 and the last)"),
     "seed": ("seed", "the configuration's seed: its directions, w(0) and samples depend on it alone"),
@@ -82,7 +124,17 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     coords["step"] = record_schedule(config["steps"][0], config["record"][0])
     dims = tuple(axes)
     config_dims = tuple(a for a in axes if a != "neuron")
-    data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(METRICS)}
+    k = _multi_k(config)
+    data = {m: (dims + ("step",), results["records"][..., i])
+            for i, m in enumerate(METRICS if k is None else MULTI_METRICS)}
+    if k is not None:
+        coords["direction"] = np.arange(1, k + 1)
+        for i, m in enumerate(DIRECTION_METRICS):
+            data[m] = (dims + ("step", "direction"), results["directions"][..., i, :])
+        passages = results["passages"]
+        data["t_cover"] = (dims + ("direction",), passages[..., :k])
+        data["t_best"] = (dims + ("direction",), passages[..., k:2 * k])
+        data["t_subspace"] = (dims, passages[..., 2 * k])
     data["status"] = (dims, np.asarray(SWEEP_STATUS, dtype=object)[results["status"]])
     data["fail_step"] = (dims, results["fail_step"])
     if config["n2"][0] is not None:
@@ -117,10 +169,5 @@ def _failed_batch(seeds: int, width: int, results):
     """A batch whose group raised: NaN records, status `error`."""
     grid = results["test_mse"].ndim  # per-neuron arrays have extra trailing axes
     lead = (seeds, width)
-    return {
-        "records": np.full(lead + results["records"].shape[grid:], np.nan, results["records"].dtype),
-        "status": np.full(lead + results["status"].shape[grid:], SWEEP_STATUS.index("error"), np.int32),
-        "fail_step": np.zeros(lead + results["fail_step"].shape[grid:], np.int32),
-        "test_mse": np.full(lead, np.nan, results["test_mse"].dtype),
-        "dt_limit": np.full(lead, np.nan, results["dt_limit"].dtype),
-    }
+    fill = {"status": SWEEP_STATUS.index("error"), "fail_step": 0}
+    return {name: np.full(lead + a.shape[grid:], fill.get(name, np.nan), a.dtype) for name, a in results.items()}

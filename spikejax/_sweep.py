@@ -30,7 +30,8 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ._config import load_config
+from ._config import SINGLE, load_config, multi_target
+from ._multi_problem import multi_index_problem
 from ._io import Store, load_results
 from ._depends import depends_on
 from ._problem import check_choice, make_problem
@@ -43,7 +44,8 @@ from ._sources import Empirical, Online, Population, Reused
 from ._data import config_keys
 from ._inputs import StudentT
 from ._plan import ARRAY_KEYS, Group, SweepPlan, _float_dtype, default_chunk, make_mesh, network_from, plan, preflight  # noqa: F401 (re-exported)
-from ._results import SWEEP_STATUS, _failed_batch, empty_results, scatter, to_dataset  # noqa: F401
+from ._results import (  # noqa: F401
+    DIRECTION_METRICS, MULTI_METRICS, SWEEP_STATUS, _failed_batch, empty_results, passage_names, scatter, to_dataset)
 
 
 class Runner:
@@ -86,21 +88,34 @@ class Runner:
         solver = Dopri5(rtol=st["rtol"], atol=st["rtol"] * 1e-3) if solver_name == "dopri5" else Euler()
         inputs = StudentT(st["nu"]) if st["input_dist"] == "student_t" else INPUTS[st["input_dist"]]()
         self.adaptive = solver.adaptive
+        multi = st["target"] != SINGLE
+        self.multi = multi
+        # a multi-index target records `subspace_metrics` (its default observables) and the first
+        # passages of every direction's coverage and best overlap and of the subspace at `threshold`
+        saveat = SaveAt(steps=self.record, passages=passage_names(multi_target(st)[1], st["threshold"])
+                        if multi else None)
 
         def build(seed_key, p, neuron=None):
             """`(problem, simulation, w0)`; neuron i of a width-m layer draws `w(0)` from
             `fold_in(key, 3 + i)` and shares the samples with the other neurons."""
             keys = config_keys(seed_key)
             kp, ks = keys.problem, keys.run
-            spike = {"kappa": p["kappa"]} if "kappa" in p else {"r2": p["r2"]}
-            problem = make_problem(
-                st["d"], key=kp, r1=p["r1"], link=st["link"], activation=st["activation"],
-                loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs, **spike,
-            )
+            if multi:
+                g, k = multi_target(st)
+                problem = multi_index_problem(
+                    st["d"], key=kp, g=g, k=k, spikes=st["spikes"] or (), activation=st["activation"],
+                    loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs,
+                )
+            else:
+                spike = {"kappa": p["kappa"]} if "kappa" in p else {"r2": p["r2"]}
+                problem = make_problem(
+                    st["d"], key=kp, r1=p["r1"], link=st["link"], activation=st["activation"],
+                    loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs, **spike,
+                )
             init_key = None if neuron is None else keys.neuron(neuron)
             sim, w0 = prepare(
                 problem, dynamic, source(p), key=ks, solver=solver, dt=p["dt"], steps=self.steps,
-                saveat=SaveAt(steps=self.record), n_unlabelled=st["n_unlabelled"],
+                saveat=saveat, n_unlabelled=st["n_unlabelled"],
                 reduced=st["reduced"], max_norm=st["max_norm"], init_key=init_key, network=net,
             )
             return problem, sim, w0
@@ -497,12 +512,16 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     work += len(g.seeds) * width * steps - bar_done
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
+    names = MULTI_METRICS if runner.multi else METRICS
     saved = {
-        "records": np.stack([np.asarray(state.records[m]) for m in METRICS], -1)[:, keep],
+        "records": np.stack([np.asarray(state.records[m]) for m in names], -1)[:, keep],
         "status": np.asarray(runner.status(keys, params, state) if status is None else status)[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
         "dt_limit": limits[:, keep],
     }
+    if runner.multi:
+        saved["directions"] = np.stack([np.asarray(state.records[m]) for m in DIRECTION_METRICS], -2)[:, keep]
+        saved["passages"] = np.asarray(state.passage)[:, keep]
     runner.release()
     return saved, work

@@ -356,3 +356,34 @@ def test_sum_h2_nstar_passages_from_one_pass_sgd():
     assert np.all(np.nanmax(r["n_dir"], 1) <= np.nan_to_num(r["n"], nan=np.inf) + 1e-9)  # subspace >= each cover
     short = multi_index.nstar_run(cfg, 8, 2, steps=3)
     assert np.isnan(sj.median_n(short["n"]))
+
+
+def test_activation_blind_to_a_direction_is_refused_or_warned():
+    """The k-index blind check (`MultiIndex.check_activation`): ReLU's beta_3 = 0, so at b = 0 it
+    cannot see the staircase's degree-3 term, the only one touching u3 (a warning: a bias lifts
+    it); h2 has no coefficient at or above degree 3 whatever the bias (refused, like the
+    single-index `beta_s = 0`). The warning's claim measured: the population signal on rho_3,
+    d E[y phi(s zeta + b)] / d rho_3, is 0 at b = 0 and not at b = 0.4."""
+    import warnings
+
+    from spikejax._committee import shifted_coeffs
+
+    key = jax.random.key(0)
+    with pytest.warns(UserWarning, match="u3 of g='staircase' appears only in terms of total degree 3, where"):
+        p = sj.multi_index_problem(8, key=key, g="staircase", k=3, activation="relu")
+    with pytest.warns(UserWarning, match="u1, u2, u3 of g='parity' appear only in terms of total degree 3"):
+        sj.multi_index_problem(8, key=key, g="parity", k=3, activation="relu")
+    with pytest.raises(ValueError, match="activation='h2' is not allowed; u3 of g='staircase' appears only in terms "
+                                         "of total degree 3, and the activation's beta_j = 0 for every j at or above"):
+        sj.multi_index_problem(8, key=key, g="staircase", k=3, activation="h2")
+    with pytest.raises(ValueError, match="activation='h2' is not allowed; u1, u2, u3 of g='parity'"):
+        sj.MultiIndex(jnp.eye(3, 8), "parity").check_activation(sj.hermite_function("h2").coeffs, "h2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sj.multi_index_problem(8, key=key, g="sum_h2", k=2, activation="relu")  # beta_2 != 0: nothing to say
+        sj.multi_index_problem(8, key=key, g="parity", k=3, activation="tanh")  # beta_3 != 0
+    rho = jnp.array([[0.5, 0.3, 0.2]])
+    for b, zero in ((0.0, True), (0.4, False)):
+        c = shifted_coeffs(p.activation, jnp.array([b]), jnp.ones(1), p.target.degree)
+        signal = float(jax.grad(lambda r: p.target.cross_moment(r, c).sum())(rho)[0, 2])
+        assert (abs(signal) < 1e-12) == zero, (b, signal)
