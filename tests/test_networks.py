@@ -152,6 +152,27 @@ def test_hand_written_network_gradient_equals_autodiff(activation, link, loss, n
         assert float(jnp.max(jnp.abs(g4 - auto[0]))) > 1e-6
 
 
+
+@pytest.mark.parametrize("activation,neuron", [pytest.param("relu", "plain", marks=pytest.mark.slow), ("tanh", "sigma")])
+def test_hand_written_gradient_at_width_16_nearly_parallel_rows(activation, neuron):
+    """The fast path at the benchmark's width (m = 16) where it is hardest: rows nearly
+    parallel (|C| up to 0.99, the top Horner terms matter), biases up to |b| = 3 (large
+    `t = b / s`: the Hermite recurrence of the ReLU coefficients at its largest); equal to
+    autodiff of the closed form to 1e-10 in float64."""
+    p = _problem("h3", activation, d=24)
+    w, a, b = _network(p, m=16, seed=3)
+    w = w + 4.0 * p.u  # correlations 0.9-0.99
+    b = 3.0 * jnp.tanh(b)
+    cov = None if neuron == "plain" else p.covariance
+    corr = overlaps(w, p, cov)[0]
+    corr = corr / np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+    assert 0.99 < np.max(corr - 2 * np.eye(16)) < 1 and np.min(corr) > 0.9
+    auto = jax.grad(lambda w, a, b: network_risk(w, a, b, p, cov), argnums=(0, 1, 2))(w, a, b)
+    for x, y in zip(committee_grad(w, a, b, p, neuron), auto):
+        np.testing.assert_allclose(x, y, atol=1e-10, rtol=0)
+        assert float(jnp.max(jnp.abs(y))) > 1e-4  # every block really enters
+
+
 # ---------------------------------------------------------------- the network as training state
 
 P64 = sj.make_problem(32, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.1)
