@@ -12,8 +12,16 @@ import xarray as xr
 from ._io import environment
 from ._saveat import METRICS, STATUS, record_schedule
 from ._plan import Group, _float_dtype, grid_shape
+from ._train import NETWORK_METRIC_DOCS, NETWORK_METRICS
 
 SWEEP_STATUS = STATUS + ("error",)
+
+
+def record_names(config: dict) -> tuple:
+    """The recorded observables: `METRICS`, or for a network (`network = true`) the
+    network's summaries `NETWORK_METRICS` (per-neuron overlaps as max, mean and fraction,
+    excess risk, ||a||)."""
+    return NETWORK_METRICS if config.get("network", [False])[0] else METRICS
 
 
 def empty_results(config: dict, axes: list[str]):
@@ -24,7 +32,7 @@ def empty_results(config: dict, axes: list[str]):
     r = len(record_schedule(config["steps"][0], config["record"][0]))
     f = _float_dtype()
     return {
-        "records": np.full(per_neuron + (r, len(METRICS)), np.nan, f),
+        "records": np.full(per_neuron + (r, len(record_names(config))), np.nan, f),
         "status": np.zeros(per_neuron, np.int32),
         "fail_step": np.full(per_neuron, -1, np.int32),
         "test_mse": np.full(shape, np.nan, f),
@@ -82,7 +90,7 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     coords["step"] = record_schedule(config["steps"][0], config["record"][0])
     dims = tuple(axes)
     config_dims = tuple(a for a in axes if a != "neuron")
-    data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(METRICS)}
+    data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(record_names(config))}
     data["status"] = (dims, np.asarray(SWEEP_STATUS, dtype=object)[results["status"]])
     data["fail_step"] = (dims, results["fail_step"])
     if config["n2"][0] is not None:
@@ -95,8 +103,11 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     attrs = {"config": json.dumps(config, sort_keys=True), **{f"fixed_{k}": v for k, v in fixed.items()}}
     attrs.update(environment())
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    network = bool(config.get("network", [False])[0])
     for name in list(ds.data_vars) + list(ds.coords):
         long_name, description = VARIABLES.get(name, (name, SCHEMA_MEANING.get(name, name)))
+        if network and name in NETWORK_METRIC_DOCS:
+            long_name, description = name, NETWORK_METRIC_DOCS[name]
         ds[name].attrs.update(long_name=long_name, description=description)
     return ds
 

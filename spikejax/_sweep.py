@@ -43,7 +43,7 @@ from ._sources import Empirical, Online, Population, Reused
 from ._data import config_keys
 from ._inputs import StudentT
 from ._plan import ARRAY_KEYS, Group, SweepPlan, _float_dtype, default_chunk, make_mesh, network_from, plan, preflight  # noqa: F401 (re-exported)
-from ._results import SWEEP_STATUS, _failed_batch, empty_results, scatter, to_dataset  # noqa: F401
+from ._results import SWEEP_STATUS, _failed_batch, empty_results, record_names, scatter, to_dataset  # noqa: F401
 
 
 class Runner:
@@ -498,7 +498,7 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
     saved = {
-        "records": np.stack([np.asarray(state.records[m]) for m in METRICS], -1)[:, keep],
+        "records": np.stack([np.asarray(state.records[m]) for m in record_names(cfg)], -1)[:, keep],
         "status": np.asarray(runner.status(keys, params, state) if status is None else status)[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
