@@ -426,7 +426,7 @@ def _width_report(cfg, out, ns, check=None):
         f"{cfg['seeds']} seeds x the n grid, the status (`oscillating`: the last two steps reverse each other by "
         "more than 0.1% of ||w||).", "",
         "| link | width m | n* | fraction of seeds >= threshold, by n | median initial rho | runs not ok | "
-        f"n* at dt / 2 | max abs Delta rho | runs not ok at dt / 2 |",
+        "n* at dt / 2 | max abs Delta rho | runs not ok at dt / 2 |",
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ])

@@ -36,7 +36,7 @@ from ._depends import depends_on
 from ._problem import check_choice, make_problem
 from ._readout import fit_readout
 from ._registry import DYNAMICS, INPUTS
-from ._saveat import METRICS, SaveAt, record_schedule
+from ._saveat import SaveAt, record_schedule
 from ._simulate import advance, init, prepare, result, state_axes, step_limit
 from ._solvers import Dopri5, Euler
 from ._sources import Empirical, Online, Population, Reused
