@@ -7,7 +7,8 @@
    The B configurations run as B / chunk compiled calls of `chunk` configurations in
    sequence (B = 512 at once holds about 2.5 GB of fp32 pre-activations and their
    gradients: chunks of 128 hold a quarter);
-2. reduced population network at m = 16: neuron-configuration-steps per second.
+2. reduced population network at m = 16: neuron-configuration-steps per second, beside the
+   GEMM peak, with the flops of a step (nominal and XLA's count) and their rate.
 
 Usage: cd benchmarks && PYTHONPATH=..:. python networks.py [--configs 512] [--chunk 128] [--steps 3] [--reduced-configs 256] [--skip-empirical]
 """
@@ -18,12 +19,13 @@ import argparse
 import datetime
 import os
 import platform
+import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import spikejax as sj
+from spikejax import _committee
 from suite import _peak_fn, interleaved
 
 KEY = jax.random.key(0)
@@ -56,7 +58,12 @@ def empirical(m=64, d=256, n=4096, configs=512, steps=3, repeat=2, chunk=128):
                 peak_gflops=peak, fraction=rate / peak)
 
 
-def reduced(m=16, d=256, configs=256, steps=2000, repeat=2):
+def reduced(m=16, d=256, configs=256, steps=2000, repeat=2, degree=32):
+    """Neuron-config-steps/s of the reduced population form, timed in turn with the GEMM
+    peak and with the same step whose Mehler pair sums are replaced by zeros (what the rest
+    of the step costs), in wall and in process CPU seconds (all threads: under load the CPU
+    rate is the steadier one). The pair sums' flops: `9 m^2 (K + 1)` a config-step (three
+    sums of `3 (K + 1)` flops over the `m^2` pairs, `committee_grad` with ReLU)."""
     net = sj.Network(width=m, scaling="mean_field", second_layer="joint", biases="trained", bias_init=1.0)
 
     def one(kappa):
@@ -65,10 +72,26 @@ def reduced(m=16, d=256, configs=256, steps=2000, repeat=2):
                              solver=sj.Euler(), saveat=sj.SaveAt(steps=2, fn=lambda net, sim: {"a": net.a[0]}))
         return sj.advance(sim, sj.init(sim, w0), steps).w
 
-    engine = jax.jit(jax.vmap(one))
     kappas = jnp.linspace(1.0, 100.0, configs, dtype=jnp.float32)
-    (t,) = interleaved([(engine, kappas)], repeat=repeat)
-    return dict(m=m, configs=configs, steps=steps, engine_s=t, neuron_config_steps_per_s=m * configs * steps / t)
+    engine = jax.jit(jax.vmap(one))
+    engine(kappas)  # traced with the real pair sums
+    real = _committee._pair_sums
+    _committee._pair_sums = lambda ci, cj, corr: jnp.zeros(ci.shape[:1] + corr.shape, corr.dtype)
+    try:
+        rest = jax.jit(jax.vmap(lambda k: one(k)))
+        rest(kappas)
+    finally:
+        _committee._pair_sums = real
+    pfn, pa, pflop = _peak_fn()
+    flops = 9 * m * m * (degree + 1)
+    out = dict(m=m, configs=configs, steps=steps, pair_sum_flops=flops)
+    for clock, name in ((time.perf_counter, "wall"), (time.process_time, "cpu")):
+        t_peak, t, t_rest = interleaved([(pfn, pa), (engine, kappas), (rest, kappas)], repeat=repeat, clock=clock)
+        cs = configs * steps
+        out[name] = dict(engine_s=t, rest_s=t_rest, neuron_config_steps_per_s=m * cs / t,
+                         us_per_config_step=1e6 * t / cs, rest_us_per_config_step=1e6 * t_rest / cs,
+                         peak_gflops=pflop / t_peak / 1e9, pair_sum_gflops=flops * cs / max(t - t_rest, 1e-12) / 1e9)
+    return out
 
 
 if __name__ == "__main__":
@@ -80,8 +103,9 @@ if __name__ == "__main__":
     ap.add_argument("--reduced-configs", type=int, default=256)
     ap.add_argument("--reduced-steps", type=int, default=2000)
     args = ap.parse_args()
-    print(datetime.datetime.now().isoformat(timespec="minutes"), platform.processor() or platform.machine(),
-          f"jax {jax.__version__}", "load", os.getloadavg())
+    print(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"), platform.processor() or
+          platform.machine(), f"{os.cpu_count()} CPUs", f"jax {jax.__version__}", "load", os.getloadavg())
     if not args.skip_empirical:
         print("empirical", empirical(configs=args.configs, steps=args.steps, chunk=args.chunk), flush=True)
     print("reduced", reduced(configs=args.reduced_configs, steps=args.reduced_steps), flush=True)
+    print("load after", os.getloadavg())

@@ -119,6 +119,18 @@ def width(cfg):
     return out, ns
 
 
+def width_step_check(cfg):
+    """The width grid rerun at dt / 2 over the same horizon, for each link's `check_widths`:
+    (link, width) -> final rho (n, seed) and the count of runs not ok. Keys depend on the
+    seed alone, so every run starts from the same rows and samples as at dt."""
+    out = {}
+    for lk in cfg["links"]:
+        if lk.get("check_widths"):
+            sub = dict(cfg, dt=cfg["dt"] / 2, steps=2 * cfg["steps"], widths=list(lk["check_widths"]), links=[lk])
+            out.update(width(sub)[0])
+    return out
+
+
 def n_star(rho, ns, threshold):
     """The smallest n whose median final rho reaches `threshold` (None: none does)."""
     ok = np.median(rho, -1) >= threshold
@@ -174,6 +186,21 @@ def layerwise_excess(cfg, cell, r2):
     return np.asarray(e).reshape(shape), np.asarray(st).reshape(shape)
 
 
+def layerwise_step_check(cfg):
+    """The layer-wise procedure of the cells named in `check_cells` (`"s3/r2=1"`) rerun at
+    dt / 2 over the same horizon (same seeds, samples and starts): cell -> excess (seed, n)
+    and statuses."""
+    out = {}
+    for cell in cfg["cells"]:
+        for r2 in cfg["r2s"]:
+            key = f"s{cell['s']}/r2={r2:g}"
+            if key in cfg.get("check_cells", ()):
+                e, st = layerwise_excess(dict(cfg, dt=cfg["dt"] / 2, steps=2 * cfg["steps"]), cell, r2)
+                out[key] = dict(layerwise=e, layerwise_status=st)
+                print(f"{key} at dt / 2: median excess by n", np.round(np.median(e, 0), 3), _status_counts(st), flush=True)
+    return out
+
+
 def n_star_interp(ns, err, threshold):
     """The first n at which `err` (one value per n, e.g. the median over seeds) falls below
     `threshold`, interpolated linearly in (log n, log err) between that grid point and the
@@ -211,7 +238,7 @@ def _status_counts(codes):
                      for c in np.unique(codes))
 
 
-def _jl_report(cfg, out, wall=None):
+def _jl_report(cfg, out, check=None):
     name, ns, thr = cfg["name"], np.asarray(cfg["ns"]), cfg["threshold"]
     plt = pyplot()
     cells, r2s = cfg["cells"], cfg["r2s"]
@@ -254,10 +281,13 @@ def _jl_report(cfg, out, wall=None):
             nl = n_star_interp(ns, np.median(np.asarray(r["layerwise"], float), 0), thr)
             fmt = lambda x: f"> {ns[-1]}" if np.isnan(x) else (f"<= {ns[0]}" if x == ns[0] else f"{x:.0f}")
             ratio = "-" if np.isnan(nj) or np.isnan(nl) else f"{nl / nj:.2f}"
+            c = (check or {}).get(f"s{cell['s']}/r2={r2:g}")
+            half = (f"{fmt(n_star_interp(ns, np.median(np.asarray(c['layerwise'], float), 0), thr))} | "
+                    f"{_status_counts(c['layerwise_status'])}") if c else "- | -"
             rows.append(f"| {cell['s']} ({cell['link']}, {cell['activation']}, r1 = {cell['r1']}) | {r2:g} | {fmt(nj)} | "
                         f"{fmt(nl)} | {ratio} | {np.median(np.asarray(r['joint'], float), 0)[-1]:.3f} | "
                         f"{np.median(np.asarray(r['layerwise'], float), 0)[-1]:.3f} | {_status_counts(r['joint_status'])} | "
-                        f"{_status_counts(r['layerwise_status'])} |")
+                        f"{_status_counts(r['layerwise_status'])} | {half} |")
     return "\n".join([
         f"![joint vs layer-wise](figures/{name}.png)", "",
         f"d = {cfg['d']}, kappa = d^r2, noise tau = {cfg['noise']}, {cfg['seeds']} seeds, n in {', '.join(map(str, ns))}. "
@@ -271,9 +301,11 @@ def _jl_report(cfg, out, wall=None):
         f"samples minus tau^2. n* = the first n whose median excess test MSE is below {thr:g} (E[y^2] = "
         f"{1 + cfg['noise'] ** 2:g}), interpolated linearly in (log n, log error) from the grid point before. "
         "Status: final status of the joint run; for layer-wise, the worst neuron's phase-1 status per run.", "",
+        f"Step check (the cells listed): the layer-wise procedure rerun at dt = {cfg['dt'] / 2:g} "
+        f"({2 * cfg['steps']} steps, the same horizon) from the same seeds.", "",
         "| s (link, activation) | r2 | n* joint | n* layer-wise | ratio LW / joint | joint at n max | "
-        "layer-wise at n max | joint status | layer-wise status |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "layer-wise at n max | joint status | layer-wise status | n* layer-wise at dt / 2 | layer-wise status at dt / 2 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ])
 
@@ -340,7 +372,7 @@ def _spherical_report(cfg, out):
     ])
 
 
-def _width_report(cfg, out, ns):
+def _width_report(cfg, out, ns, check=None):
     name = cfg["name"]
     thr = cfg["threshold"]
     plt = pyplot()
@@ -374,8 +406,12 @@ def _width_report(cfg, out, ns):
             ns_ = ns[lk["link"]]
             star = n_star(r["rho"], ns_, thr)
             fr = " ".join(f"{x:.2f}" for x in np.mean(r["rho"] >= thr, -1))
-            rows.append(f"| {lk['link']} ({lk['activation']}) | {m} | {star if star else f'> {ns_[-1]}'} | {fr} | "
-                        f"{np.median(r['rho0']):.2f} | {r['not_ok']} |")
+            fmt = lambda x: x if x else f"> {ns_[-1]}"
+            c = (check or {}).get(f"{lk['link']}/{m}")
+            half = (f"{fmt(n_star(c['rho'], ns_, thr))} | {np.max(np.abs(np.asarray(c['rho']) - r['rho'])):.3f} | "
+                    f"{c['not_ok']}") if c else "- | - | -"
+            rows.append(f"| {lk['link']} ({lk['activation']}) | {m} | {fmt(star)} | {fr} | "
+                        f"{np.median(r['rho0']):.2f} | {r['not_ok']} | {half} |")
     return "\n".join([
         f"![networks width](figures/{name}.png)", "",
         f"Full-batch gradient descent on n fixed samples (Euler, dt = {cfg['dt']}, {cfg['steps']} steps), d = {cfg['d']}, "
@@ -384,8 +420,14 @@ def _width_report(cfg, out, ns):
         f"by the normalized dynamic on the whole network's squared loss. `rho` is the best neuron's |rho|; n* the "
         f"smallest n of the grid whose median reaches {thr:g}. n grid: "
         + "; ".join(f"{lk['link']}: {', '.join(map(str, lk['ns']))}" for lk in cfg["links"]) + ".", "",
-        "| link | width m | n* | fraction of seeds >= threshold, by n | median initial rho | runs not ok |",
-        "|---|---|---|---|---|---|",
+        f"Step check: the grid rerun at dt = {cfg['dt'] / 2:g} ({2 * cfg['steps']} steps, the same horizon) from "
+        "the same rows and samples (the keys depend on the seed alone), for the widths listed; `max |Delta rho|` is "
+        "the largest change of any run's final rho. Runs not ok: of "
+        f"{cfg['seeds']} seeds x the n grid, the status (`oscillating`: the last two steps reverse each other by "
+        "more than 0.1% of ||w||).", "",
+        "| link | width m | n* | fraction of seeds >= threshold, by n | median initial rho | runs not ok | "
+        "n* at dt / 2 | max abs Delta rho | runs not ok at dt / 2 |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ])
 
@@ -395,19 +437,31 @@ def main(argv=None):
     ap.add_argument("config")
     ap.add_argument("--no-docs", action="store_true", help="print only; write no data, figure or results block")
     ap.add_argument("--render", action="store_true", help="redraw the figure and block from docs/data (no runs)")
+    ap.add_argument("--step-check", action="store_true",
+                    help="width: rerun the grid at dt / 2 (each link's check_widths), keep the dt results from docs/data")
     args = ap.parse_args(argv)
     cfg = load_experiment(args.config, scale=None, kinds=("spherical", "width", "joint_vs_layerwise"))
     t0 = time.time()
-    if args.render:
+    if args.render or args.step_check:
         import json
 
-        with open(os.path.join(ROOT, "docs", "data", f"{cfg['name']}.json")) as f:
+        path = os.path.join(ROOT, "docs", "data", f"{cfg['name']}.json")
+        with open(path) as f:
             saved = json.load(f)
-        out = {k: {m: (np.asarray(v) if isinstance(v, list) else v) for m, v in r.items()}
-               for k, r in saved["results"].items()}
+        arrays = lambda res: {k: {m: (np.asarray(v) if isinstance(v, list) else v) for m, v in r.items()}
+                              for k, r in res.items()}
+        out = arrays(saved["results"])
         ns = {lk["link"]: np.asarray(lk["ns"]) for lk in cfg.get("links", [])}
-        text = (_spherical_report(cfg, out) if cfg["kind"] == "spherical" else _jl_report(cfg, out)
-                if cfg["kind"] == "joint_vs_layerwise" else _width_report(cfg, out, ns))
+        if args.step_check:
+            if cfg["kind"] == "joint_vs_layerwise":
+                jax.config.update("jax_enable_x64", True)  # as the main run
+            saved["step_check"] = width_step_check(cfg) if cfg["kind"] == "width" else layerwise_step_check(cfg)
+            saved["config"] = cfg
+            print(f"step check {time.time() - t0:.0f} s")
+            write_json(path, saved)
+        check = arrays(saved.get("step_check", {}))
+        text = (_spherical_report(cfg, out) if cfg["kind"] == "spherical" else _jl_report(cfg, out, check)
+                if cfg["kind"] == "joint_vs_layerwise" else _width_report(cfg, out, ns, check))
         body = open(os.path.join(ROOT, "docs", "results.md")).read()
         old = body.split(f"<!-- BEGIN {cfg['name']} -->")[1] if f"<!-- BEGIN {cfg['name']} -->" in body else ""
         run_line = [ln for ln in old.split(f"<!-- END {cfg['name']} -->")[0].splitlines() if ln.startswith("Run:")]

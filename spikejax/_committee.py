@@ -181,11 +181,10 @@ def _powers(x, n: int):
 
 
 def _pair_sums(ci, cj, corr):
-    """`H_rij = sum_k ci[r, k, i] cj[r, k, j] corr_ij^k` (coefficients `(rows, K + 1, m)`) for stacked rows `r`: Horner's rule
-    unrolled over `k`, so the whole `(rows, m, m)` block is one fused loop. The inputs are
-    materialised first (an optimisation barrier): fused into the loop, the coefficients'
-    own recurrences were recomputed for every pair (8x slower)."""
-    ci, cj, corr = jax.lax.optimization_barrier((ci, cj, corr))
+    """`H_rij = sum_k ci[r, k, i] cj[r, k, j] corr_ij^k` (coefficients `(rows, K + 1, m)`) for
+    stacked rows `r`: Horner's rule unrolled over `k`, so the whole `(rows, m, m)` block is one
+    fused loop. (An optimisation barrier on the inputs, once here, changed nothing: XLA's CPU
+    pipeline drops barriers; measured with and without, docs/decisions.md.)"""
     h = jnp.zeros(ci.shape[:1] + corr.shape, corr.dtype)
     for k in range(ci.shape[1] - 1, -1, -1):
         h = h * corr + ci[:, k, :, None] * cj[:, k, None, :]
@@ -194,20 +193,21 @@ def _pair_sums(ci, cj, corr):
 
 def _coeffs_by_degree(f, b, s, degree: int):
     """`shifted_coeffs` with the degree on the leading axis, `(degree + 1, m)`, for the
-    fast path: the ReLU recurrence unrolled (forward only), slices contiguous in `m`."""
+    fast path (forward only): slices contiguous in `m`."""
     if not _is_relu(f):
         x, w = gauss_hermite(max(_RUNTIME_NODES, 2 * degree + 32))
         wb = jnp.asarray(w[:, None] * hermite_basis(x, degree, xp=np), b.dtype)
         return wb.T @ f.fn(jnp.asarray(x, b.dtype)[:, None] * s + b)
     t = b / s
     pdf, cdf = jst.norm.pdf(t), jst.norm.cdf(t)
-    c = [s * (t * cdf + pdf), s * cdf]
-    h_prev, h = jnp.zeros_like(t), jnp.ones_like(t)
-    for k in range(2, degree + 1):  # c_k = s (-1)^k pdf(t) h_{k-2}(t) / sqrt(k (k - 1))
-        c.append(s * pdf * h * ((-1.0) ** k / np.sqrt(k * (k - 1.0))))
-        j = k - 2  # h_{j+1} = (t h_j - sqrt(j) h_{j-1}) / sqrt(j + 1)
-        h_prev, h = h, (t * h - np.sqrt(j) * h_prev) / np.sqrt(j + 1.0)
-    return jnp.stack(c[: degree + 1])
+    low = jnp.stack([s * (t * cdf + pdf), s * cdf])[: degree + 1]
+    if degree < 2:
+        return low
+    # c_k = s (-1)^k pdf(t) h_{k-2}(t) / sqrt(k (k - 1)), the h_j by a scan: unrolled, XLA fused
+    # every c_k with the whole recurrence before it (O(K^2) work, as much as the pair sums)
+    k = np.arange(2, degree + 1)
+    sign = (np.where(k % 2 == 0, 1.0, -1.0) / np.sqrt(k * (k - 1.0)))[:, None]
+    return jnp.concatenate([low, s * pdf * jnp.moveaxis(_hermite_scan(t, degree - 2), -1, 0) * sign])
 
 
 def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DEGREE):
@@ -217,7 +217,10 @@ def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DE
     The series' derivatives are series of the same kind (Stein's identity for the
     coefficients: `dc_k/db = sqrt(k+1) c_{k+1} / s`, `dc_k/ds = (sqrt((k+1)(k+2)) c_{k+2}
     + k c_k) / s`), so the gradient is four Mehler sums over the `(m, m)` pairs, evaluated
-    together by an unrolled Horner rule, and no autodiff through the recurrences. Equal to
+    together by an unrolled Horner rule, and no autodiff through the recurrences. For a
+    homogeneous activation (ReLU) `dc_k/ds = c_k / s - (b / s) dc_k/db`, so the fourth sum is
+    a combination of the other two and only three are evaluated (12 -> 9 m^2 (K+1) flops;
+    BENCHMARKS.md). Equal to
     `jax.grad(network_risk)` (exactly so for ReLU's closed-form coefficients; to the
     quadrature's accuracy otherwise)."""
     sig, act, alpha = problem.covariance, problem.activation, jnp.asarray(problem.link.coeffs)
@@ -250,15 +253,21 @@ def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DE
     else:
         kk = degree + 1
         e_top = e[:kk].at[-1].set(0.0)  # sum_{k < K} (k+1) c_{k+1}^i c_{k+1}^j C^k = dQ/dC
-        h = _pair_sums(jnp.stack([c[:kk], e_top, e[:kk], f[:kk]]),
-                       jnp.stack([c[:kk], e_top * s, c[:kk], c[:kk]]), corr)
+        # A homogeneous activation (ReLU: c_k(b, s) = s c_k(b / s, 1)) has dc_k/ds = c_k / s - (b / s)
+        # dc_k/db, so its fourth sum is a combination of the first and third: three sums, not four.
+        left, right = [c[:kk], e_top, e[:kk]], [c[:kk], e_top * s, c[:kk]]
+        if not act.homogeneous:
+            left, right = left + [f[:kk]], right + [c[:kk]]
+        h = _pair_sums(jnp.stack(left), jnp.stack(right), corr)
         off = ~jnp.eye(m, dtype=bool)
         aa = jnp.where(off, a[:, None] * a[None, :], 0.0)
         q = jnp.where(off, h[0], jnp.diag(diag))
         gd_b, gd_s = diag_vjp(0.5 * a**2)
         ga = q @ a - v
-        gb = jnp.sum(aa * h[2], -1) + gd_b - a * dv_db
-        gs = jnp.sum(aa * h[3], -1) + gd_s - a * dv_ds
+        gb_off = jnp.sum(aa * h[2], -1)
+        gs_off = (jnp.sum(aa * h[0], -1) - b * gb_off) / s if act.homogeneous else jnp.sum(aa * h[3], -1)
+        gb = gb_off + gd_b - a * dv_db
+        gs = gs_off + gd_s - a * dv_ds
         gr = -a * dv_dr
         gamma = 0.5 * aa * s[:, None] * h[1]  # dR/dC_ij, each ordered pair
     # chain rule to the rows: C = G / (n n^T), r = x / n, s = n (plain) or 1 (sigma)

@@ -24,6 +24,7 @@ from ._config import SCHEMA, load_config, swept_axes
 from ._io import check_out, load_results, saved_plan
 from ._problem import check, check_int
 from ._saveat import METRICS, record_schedule
+from ._train import NETWORK_METRICS
 
 ARRAY_KEYS = ("kappa", "r2", "r1", "noise", "dt", "n")
 STATIC_KEYS = tuple(k for k in SCHEMA if k not in ARRAY_KEYS + ("seeds",))
@@ -277,7 +278,8 @@ def results_bytes(config: dict, axes) -> int:
     width = 1 if config["network"][0] else config["width"][0]  # a network records once, not per neuron
     r = len(record_schedule(config["steps"][0], config["record"][0]))
     item = np.dtype(_float_dtype()).itemsize
-    return size * (width * (r * len(METRICS) * item + 8) + 8 + 8 + 8 * len(ARRAY_KEYS))
+    names = NETWORK_METRICS if config["network"][0] else METRICS
+    return size * (width * (r * len(names) * item + 8) + 8 + 8 + 8 * len(ARRAY_KEYS))
 
 
 def make_mesh(devices=None):

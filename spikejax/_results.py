@@ -12,6 +12,7 @@ import xarray as xr
 from ._io import environment
 from ._saveat import METRICS, STATUS, record_schedule
 from ._plan import Group, _float_dtype, grid_shape
+from ._train import NETWORK_METRIC_DOCS, NETWORK_METRICS
 
 SWEEP_STATUS = STATUS + ("error",)
 # A multi-index target (`target` other than "single_index") records these instead of `METRICS`:
@@ -37,6 +38,15 @@ def _multi_k(config: dict):
     return multi_target({key: config[key][0] for key in ("target", "k", "terms")})[1]
 
 
+def record_names(config: dict) -> tuple:
+    """The recorded observables: `MULTI_METRICS` for a multi-index target, else for a network
+    (`network = true`) the network's summaries `NETWORK_METRICS` (per-neuron overlaps as max,
+    mean and fraction, excess risk, ||a||), else `METRICS`."""
+    if _multi_k(config) is not None:
+        return MULTI_METRICS
+    return NETWORK_METRICS if config.get("network", [False])[0] else METRICS
+
+
 def empty_results(config: dict, axes: list[str]):
     """Full-grid host arrays; per-neuron arrays carry the `neuron` axis, `test_mse` not.
     Floats in JAX's default dtype (float32 unless `jax_enable_x64`)."""
@@ -46,7 +56,7 @@ def empty_results(config: dict, axes: list[str]):
     f = _float_dtype()
     k = _multi_k(config)
     out = {
-        "records": np.full(per_neuron + (r, len(METRICS if k is None else MULTI_METRICS)), np.nan, f),
+        "records": np.full(per_neuron + (r, len(record_names(config))), np.nan, f),
         "status": np.zeros(per_neuron, np.int32),
         "fail_step": np.full(per_neuron, -1, np.int32),
         "test_mse": np.full(shape, np.nan, f),
@@ -125,8 +135,7 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     dims = tuple(axes)
     config_dims = tuple(a for a in axes if a != "neuron")
     k = _multi_k(config)
-    data = {m: (dims + ("step",), results["records"][..., i])
-            for i, m in enumerate(METRICS if k is None else MULTI_METRICS)}
+    data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(record_names(config))}
     if k is not None:
         coords["direction"] = np.arange(1, k + 1)
         for i, m in enumerate(DIRECTION_METRICS):
@@ -147,8 +156,11 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
     attrs = {"config": json.dumps(config, sort_keys=True), **{f"fixed_{k}": v for k, v in fixed.items()}}
     attrs.update(environment())
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    network = bool(config.get("network", [False])[0])
     for name in list(ds.data_vars) + list(ds.coords):
         long_name, description = VARIABLES.get(name, (name, SCHEMA_MEANING.get(name, name)))
+        if network and name in NETWORK_METRIC_DOCS:
+            long_name, description = name, NETWORK_METRIC_DOCS[name]
         ds[name].attrs.update(long_name=long_name, description=description)
     return ds
 

@@ -37,7 +37,7 @@ from ._depends import depends_on
 from ._problem import check_choice, make_problem
 from ._readout import fit_readout
 from ._registry import DYNAMICS, INPUTS
-from ._saveat import METRICS, SaveAt, record_schedule
+from ._saveat import SaveAt, record_schedule
 from ._simulate import advance, init, prepare, result, state_axes, step_limit
 from ._solvers import Dopri5, Euler
 from ._sources import Empirical, Online, Population, Reused
@@ -45,7 +45,8 @@ from ._data import config_keys
 from ._inputs import StudentT
 from ._plan import ARRAY_KEYS, Group, SweepPlan, _float_dtype, default_chunk, make_mesh, network_from, plan, preflight  # noqa: F401 (re-exported)
 from ._results import (  # noqa: F401
-    DIRECTION_METRICS, MULTI_METRICS, SWEEP_STATUS, _failed_batch, empty_results, passage_names, scatter, to_dataset)
+    DIRECTION_METRICS, MULTI_METRICS, SWEEP_STATUS, _failed_batch, empty_results, passage_names, record_names, scatter,
+    to_dataset)
 
 
 class Runner:
@@ -512,9 +513,8 @@ def _run_batch(runners, g: Group, sl: slice, cfg, chunk, mesh, n_dev, store, bi,
     work += len(g.seeds) * width * steps - bar_done
     keep = slice(0, width)
     test_mse = runner.readout(keys, params, state)
-    names = MULTI_METRICS if runner.multi else METRICS
     saved = {
-        "records": np.stack([np.asarray(state.records[m]) for m in names], -1)[:, keep],
+        "records": np.stack([np.asarray(state.records[m]) for m in record_names(cfg)], -1)[:, keep],
         "status": np.asarray(runner.status(keys, params, state) if status is None else status)[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],

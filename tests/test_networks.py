@@ -152,6 +152,27 @@ def test_hand_written_network_gradient_equals_autodiff(activation, link, loss, n
         assert float(jnp.max(jnp.abs(g4 - auto[0]))) > 1e-6
 
 
+
+@pytest.mark.parametrize("activation,neuron", [pytest.param("relu", "plain", marks=pytest.mark.slow), ("tanh", "sigma")])
+def test_hand_written_gradient_at_width_16_nearly_parallel_rows(activation, neuron):
+    """The fast path at the benchmark's width (m = 16) where it is hardest: rows nearly
+    parallel (|C| up to 0.99, the top Horner terms matter), biases up to |b| = 3 (large
+    `t = b / s`: the Hermite recurrence of the ReLU coefficients at its largest); equal to
+    autodiff of the closed form to 1e-10 in float64."""
+    p = _problem("h3", activation, d=24)
+    w, a, b = _network(p, m=16, seed=3)
+    w = w + 4.0 * p.u  # correlations 0.9-0.99
+    b = 3.0 * jnp.tanh(b)
+    cov = None if neuron == "plain" else p.covariance
+    corr = overlaps(w, p, cov)[0]
+    corr = corr / np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+    assert 0.99 < np.max(corr - 2 * np.eye(16)) < 1 and np.min(corr) > 0.9
+    auto = jax.grad(lambda w, a, b: network_risk(w, a, b, p, cov), argnums=(0, 1, 2))(w, a, b)
+    for x, y in zip(committee_grad(w, a, b, p, neuron), auto):
+        np.testing.assert_allclose(x, y, atol=1e-10, rtol=0)
+        assert float(jnp.max(jnp.abs(y))) > 1e-4  # every block really enters
+
+
 # ---------------------------------------------------------------- the network as training state
 
 P64 = sj.make_problem(32, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.1)
@@ -282,3 +303,40 @@ def test_joint_vs_layerwise_n_star_interpolation():
     assert np.isnan(ex.n_star_interp(ns, err, 1e-6))
     bumpy = np.array([1.0, 0.4, 0.05, 0.2, 0.01, 0.01])  # first below 0.1 between 256 and 512
     np.testing.assert_allclose(ex.n_star_interp(ns, bumpy, 0.1), 256 * 2 ** (np.log(4) / np.log(8)), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_network_sweep_records_the_network_observables():
+    """`sj.sweep(network=True)` records every `NETWORK_METRICS` entry; the final records equal
+    numpy on the same run's weights and samples (`sj.simulate` with the sweep's keys): the
+    per-neuron |rho_j| and |cos_u_j| summarised as max, mean and fraction >= 0.9, ||a||, the
+    training risk and the population excess risk over tau^2 / 2."""
+    cfg = dict(seeds=2, d=16, kappa=3.0, r1=0.0, noise=0.2, dt=0.3, steps=200, record=4, solver="euler",
+               precision="float64", source="empirical", n=128, network=True, width=4, scaling="standard",
+               second_layer="joint", biases="trained", bias_init=1.0)
+    ds = sj.sweep(cfg, progress=False)
+    assert set(sj.NETWORK_METRICS) <= set(ds.data_vars)
+    net = sj.Network(width=4, scaling="standard", second_layer="joint", biases="trained", bias_init=1.0)
+    for seed in range(2):
+        keys = sj.config_keys(jax.random.key(seed))
+        p = sj.make_problem(16, key=keys.problem, kappa=3.0, r1=0.0, noise=0.2)
+        tr = sj.simulate(p, sj.Normalized(), sj.Empirical(128), key=keys.run, dt=0.3, steps=200, solver=sj.Euler(),
+                         network=net, saveat=sj.SaveAt(steps=4))
+        W, a, b = (np.asarray(x) for x in (tr.w.w, tr.w.a, tr.w.b))
+        sig = np.asarray(p.covariance.apply(jnp.asarray(W)))
+        u, th = np.asarray(p.u), np.asarray(p.covariance.theta)
+        rho = np.abs(sig @ u) / np.sqrt(np.sum(W * sig, 1) * (u @ np.asarray(p.covariance.apply(p.u))))
+        cos = np.abs(W @ u) / np.linalg.norm(W, axis=1)
+        z, y = (np.asarray(x) for x in sj.Empirical(128).init(jax.random.split(keys.run, 3)[1], p)[:2])
+        pre = z @ np.asarray(p.covariance.sqrt(jnp.asarray(W))).T / np.sqrt(np.sum(W * sig, 1))
+        train = np.mean(0.5 * (np.maximum(pre + b, 0) @ a - y) ** 2)
+        fin = ds.sel(seed=seed).isel(step=-1)
+        want = {"rho": rho.max(), "rho_mean": rho.mean(), "rho_frac": np.mean(rho >= 0.9), "cos_u": cos.max(),
+                "cos_u_mean": cos.mean(), "cos_u_frac": np.mean(cos >= 0.9), "cos_theta": (np.abs(W @ th) /
+                np.linalg.norm(W, axis=1)).max(), "norm": np.linalg.norm(W, axis=1).mean(),
+                "a_norm": np.linalg.norm(a), "train_risk": train,
+                "excess_risk": float(network_risk(tr.w.w, tr.w.a, tr.w.b, p, p.covariance)) - 0.5 * 0.2**2}
+        for name, v in want.items():
+            assert float(fin[name]) == pytest.approx(v, abs=1e-10), name
+    fracs = np.asarray(ds["rho_frac"]).ravel()
+    assert np.any((fracs > 0) & (fracs < 1)), fracs  # some neurons above 0.9, some not: the fraction is not trivial
