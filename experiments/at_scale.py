@@ -195,7 +195,8 @@ def _summary_row(name, cfg, r):
     lo, hi, eta = r["lo"], r["hi"], r["eta"]
     from reproduce import hypothesis_eta
 
-    hyp = hypothesis_eta(s, cfg.get("r1", 0.0), cfg.get("r2", 0.0))  # the paper's sufficient d^{eta}: s at r2 = 0
+    r1 = t.get("r1", cfg.get("r1", 0.0))  # a passage target may carry its own r1
+    hyp = hypothesis_eta(s, r1, cfg.get("r2", 0.0))  # the paper's sufficient d^{eta}: s at r2 = 0
     if not (np.isfinite(lo) and np.isfinite(hi)):
         vs_known, vs_paper = "no interval", "n/a"
     else:
@@ -213,7 +214,7 @@ def _summary_row(name, cfg, r):
     spike = f"r2 = {cfg['r2']:g}" if "r2" in cfg else f"kappa = {cfg.get('kappa', 0.0):g}"
     if "r2" in cfg and vs_known != "no interval":
         vs_known = "isotropic reference only (kappa > 0)"
-    return (f"| {family} | ({s}, {cfg.get('r1', 0.0):g}, {spike}) | {r['d'][0]}..{r['d'][-1]} | "
+    return (f"| {family} | ({s}, {r1:g}, {spike}) | {r['d'][0]}..{r['d'][-1]} | "
             f"{_f(eta)} [{_f(lo)}, {_f(hi)}] | {known} | d^{hyp:g} (sufficient) | vs known: {vs_known}; vs the paper's "
             f"bound: {vs_paper} | `{name}` ({cfg.get('scale', '?')}) |")
 
@@ -301,7 +302,7 @@ def compare_table(out) -> str:
         ra, rb = rows.get(a), rows.get(b)
         if ra is None or rb is None:
             continue
-        metric = ra["target"].get("metric", "rho")
+        metric = ra["target"].get("metric", "rho") + (f", r1 = {ra['target']['r1']:g}" if "r1" in ra["target"] else "")
         for pa, pb in zip(ra["points"], rb["points"]):
             ratio = pa["n_star"] / pb["n_star"] if pa["n_star"] and pb["n_star"] else float("nan")
             lines.append(f"| {metric} | {pa['d']} | {1 + pa['kappa']:.1f} | {_g(pa['n_star'])} | {_g(pb['n_star'])} | "
