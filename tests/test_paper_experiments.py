@@ -67,7 +67,7 @@ def _post_hoc_n(cfg, target, pt, seed, threshold):
 
 @pytest.mark.slow
 def test_three_stage_kind_first_passages_match_a_recorded_run(tmp_path):
-    cfg = _cfg("complexity_13_three_stage", r2=[0.5], d=[8, 12, 16, 24], check_r2=[], n_boot=20)
+    cfg = _cfg("complexity_13_three_stage", r2=[0.5], d=[8, 12, 16, 24], check_r2=[0.5], n_boot=20, flow_d=[8, 64])
     cfg["target"] = dict(cfg["target"], seeds=2)
     out = paper.run_three_stage(cfg, tmp_path, _Bar())
     row = out["rows"][0]
@@ -79,6 +79,8 @@ def test_three_stage_kind_first_passages_match_a_recorded_run(tmp_path):
     assert np.isfinite(row["eta"]) and row["lo"] <= row["eta"] <= row["hi"]
     # one-pass SGD at this step is in the flow limit: n* within 50% of t_flow d / c
     assert all(0.5 < p["n_star"] / p["n_flow"] < 1.5 for p in row["points"])
+    assert row["flow_wide"]["points"][0]["t_flow"] == pytest.approx(pt["t_flow"], rel=1e-6)  # same seeds, same flow
+    assert len(out["checks"]) == 1 and "flow limit alone" in (tmp_path / "results.md").read_text()
 
 
 @pytest.mark.slow
