@@ -196,7 +196,7 @@ def _summary_row(name, cfg, r):
     lo, hi, eta = r["lo"], r["hi"], r["eta"]
     from reproduce import hypothesis_eta
 
-    r1, r2 = t.get("r1", cfg.get("r1", 0.0)), t.get("r2", cfg.get("r2"))
+    r1, r2 = t.get("r1", cfg.get("r1", 0.0)), t.get("r2", cfg.get("r2"))  # a passage target may carry its own
     hyp = hypothesis_eta(s, r1, r2 or 0.0)  # the paper's sufficient d^{eta}: s at r2 = 0
     if not (np.isfinite(lo) and np.isfinite(hi)):
         vs_known, vs_paper = "no interval", "n/a"
@@ -303,7 +303,7 @@ def compare_table(out) -> str:
         ra, rb = rows.get(a), rows.get(b)
         if ra is None or rb is None:
             continue
-        metric = ra["target"].get("metric", "rho")
+        metric = ra["target"].get("metric", "rho") + (f", r1 = {ra['target']['r1']:g}" if "r1" in ra["target"] else "")
         for pa, pb in zip(ra["points"], rb["points"]):
             ratio = pa["n_star"] / pb["n_star"] if pa["n_star"] and pb["n_star"] else float("nan")
             lines.append(f"| {metric} | {pa['d']} | {1 + pa['kappa']:.1f} | {_g(pa['n_star'])} | {_g(pb['n_star'])} | "

@@ -47,8 +47,9 @@ from spikejax import (  # noqa: E402
 from spikejax import rho as rho_of  # noqa: E402
 
 import at_scale  # noqa: E402  (issue 14: full-batch n* and the summary table)
+import paper  # noqa: E402  (issue 14: the paper's experiments 1-2, non-Gaussian claims 1-2)
 
-KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "passage", "fullbatch")
+KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "passage", "fullbatch") + paper.KINDS
 
 
 def load_config(path, scale: str = "small") -> dict:
@@ -1018,8 +1019,9 @@ def plot_passage(out, docs):
     plt = _pyplot()
     rows = out["rows"]
     with _style.style():
-        fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.8), squeeze=False)
-        for ax, r, colour in zip(axes.flat, rows, _style.PALETTE):
+        cols = min(len(rows), 4)  # at most 4 panels a row
+        fig, axes = plt.subplots(-(-len(rows) // cols), cols, figsize=(4.2 * cols, 3.8 * -(-len(rows) // cols)), squeeze=False)
+        for ax, r, colour in zip(axes.flat, rows, _style.PALETTE * 2):
             d = np.asarray(r["d"], float)
             ns = np.asarray(r["n_star"], float)
             for p in r["points"]:
@@ -1047,6 +1049,7 @@ def plot_passage(out, docs):
                      + (f"SGD, batch reused {t['reuse']}x" if t.get("reuse", 1) > 1 else "online SGD")
                      + (f", kappa = d^{cf['r2']:g}" if "r2" in cf else f", kappa = {cf.get('kappa', 0.0):g}")
                      + (f", {t['inputs']}" + (f" nu = {t['nu']:g}" if "nu" in t else "") if "inputs" in t else "")
+                     + (f", r1 = {t['r1']:g}" if "r1" in t else "")
                      + "\n" + title)
             ax.set_title(title, fontsize=9)
             ax.legend(fontsize=7, loc="upper left", frameon=False)
@@ -1054,7 +1057,8 @@ def plot_passage(out, docs):
 
 
 RUNNERS = dict(scaling=run_scaling, init_alignment=run_init_alignment, preconditioning=run_preconditioning,
-               spherical_failure=run_spherical_failure, passage=run_passage, fullbatch=at_scale.run_fullbatch)
+               spherical_failure=run_spherical_failure, passage=run_passage, fullbatch=at_scale.run_fullbatch,
+               **paper.RUNNERS)
 
 
 def add_checks(cfg, docs: Path, bar):
@@ -1130,6 +1134,8 @@ def units(cfg):
         return passage_units(cfg)
     if k == "fullbatch":
         return at_scale.fullbatch_units(cfg)
+    if k in paper.KINDS:
+        return paper.UNITS[k](cfg)
     return 2
 
 
