@@ -310,6 +310,21 @@ def test_network_reduction_matches_full_dimension(dynamic, r1, biases):
         assert float(jnp.abs(exact - sj.network_risk(last.w, last.a, last.b, p, cov))) > 1e-12
 
 
+def test_the_zero_bias_path_needs_biases_known_to_be_zero():
+    """`Layout.zero_b` (the arc-cosine path) only for frozen biases with a concrete zero
+    `bias_init`: a traced one (a swept value), a nonzero one or trained biases keep the series."""
+    seen = []
+
+    def zero_b(bias_init, biases="frozen"):
+        net = sj.Network(width=2, biases=biases, bias_init=bias_init)
+        seen.append(sj.prepare(P64, sj.Normalized(), key=jax.random.key(0), network=net)[0].dynamic.layout.zero_b)
+        return jnp.zeros(())
+
+    jax.eval_shape(zero_b, 0.0)
+    zero_b(0.0), zero_b(0.5), zero_b(0.0, "trained"), zero_b(np.zeros(()))
+    assert seen == [False, True, False, False, True]
+
+
 def test_bad_network_arguments_are_refused():
     for kwargs, name in [(dict(width=0), "width=0"), (dict(scaling="ntk"), "scaling='ntk'"),
                          (dict(lr_ratio=0.0), "lr_ratio=0.0"), (dict(lr_ratio=-1.0), "lr_ratio=-1.0"),
