@@ -8,7 +8,8 @@
    sequence (B = 512 at once holds about 2.5 GB of fp32 pre-activations and their
    gradients: chunks of 128 hold a quarter);
 2. reduced population network at m = 16: neuron-configuration-steps per second, beside the
-   GEMM peak, with the flops of a step (nominal and XLA's count) and their rate.
+   GEMM peak, with trained biases (the Mehler series; the flops of its pair sums and their
+   rate) and with zero frozen biases (ReLU's exact arc-cosine path).
 
 Usage: cd benchmarks && PYTHONPATH=..:. python networks.py [--configs 512] [--chunk 128] [--steps 3] [--reduced-configs 256] [--skip-empirical]
 """
@@ -60,25 +61,29 @@ def empirical(m=64, d=256, n=4096, configs=512, steps=3, repeat=2, chunk=128):
 
 def reduced(m=16, d=256, configs=256, steps=2000, repeat=2, degree=32):
     """Neuron-config-steps/s of the reduced population form, timed in turn with the GEMM
-    peak and with the same step whose Mehler pair sums are replaced by zeros (what the rest
-    of the step costs), in wall and in process CPU seconds (all threads: under load the CPU
-    rate is the steadier one). The pair sums' flops: `9 m^2 (K + 1)` a config-step (three
-    sums of `3 (K + 1)` flops over the `m^2` pairs, `committee_grad` with ReLU)."""
-    net = sj.Network(width=m, scaling="mean_field", second_layer="joint", biases="trained", bias_init=1.0)
+    peak, with the same step whose Mehler pair sums are replaced by zeros (what the rest
+    of the step costs), and with the step of zero frozen biases (ReLU: the exact arc-cosine
+    path, no pair sums), in wall and in process CPU seconds (all threads: under load the
+    CPU rate is the steadier one). The pair sums' flops: `9 m^2 (K + 1)` a config-step
+    (three sums of `3 (K + 1)` flops over the `m^2` pairs, `committee_grad` with ReLU)."""
 
-    def one(kappa):
-        p = sj.make_problem(d, key=KEY, kappa=kappa, r1=0.25, link="h2", noise=0.1)
-        sim, w0 = sj.prepare(p, sj.Normalized(), key=KEY, dt=0.05, steps=steps, network=net, reduced=True,
-                             solver=sj.Euler(), saveat=sj.SaveAt(steps=2, fn=lambda net, sim: {"a": net.a[0]}))
-        return sj.advance(sim, sj.init(sim, w0), steps).w
+    def engine_of(net):
+        def one(kappa):
+            p = sj.make_problem(d, key=KEY, kappa=kappa, r1=0.25, link="h2", noise=0.1)
+            sim, w0 = sj.prepare(p, sj.Normalized(), key=KEY, dt=0.05, steps=steps, network=net, reduced=True,
+                                 solver=sj.Euler(), saveat=sj.SaveAt(steps=2, fn=lambda net, sim: {"a": net.a[0]}))
+            return sj.advance(sim, sj.init(sim, w0), steps).w
+        return jax.jit(jax.vmap(one))
 
+    trained = sj.Network(width=m, scaling="mean_field", second_layer="joint", biases="trained", bias_init=1.0)
+    zero = sj.Network(width=m, scaling="mean_field", second_layer="joint", biases="frozen", bias_init=0.0)
     kappas = jnp.linspace(1.0, 100.0, configs, dtype=jnp.float32)
-    engine = jax.jit(jax.vmap(one))
+    engine, fast = engine_of(trained), engine_of(zero)
     engine(kappas)  # traced with the real pair sums
     real = _committee._pair_sums
     _committee._pair_sums = lambda ci, cj, corr: jnp.zeros(ci.shape[:1] + corr.shape, corr.dtype)
     try:
-        rest = jax.jit(jax.vmap(lambda k: one(k)))
+        rest = engine_of(trained)
         rest(kappas)
     finally:
         _committee._pair_sums = real
@@ -86,11 +91,14 @@ def reduced(m=16, d=256, configs=256, steps=2000, repeat=2, degree=32):
     flops = 9 * m * m * (degree + 1)
     out = dict(m=m, configs=configs, steps=steps, pair_sum_flops=flops)
     for clock, name in ((time.perf_counter, "wall"), (time.process_time, "cpu")):
-        t_peak, t, t_rest = interleaved([(pfn, pa), (engine, kappas), (rest, kappas)], repeat=repeat, clock=clock)
+        t_peak, t, t_rest, t_fast = interleaved([(pfn, pa), (engine, kappas), (rest, kappas), (fast, kappas)],
+                                                repeat=repeat, clock=clock)
         cs = configs * steps
         out[name] = dict(engine_s=t, rest_s=t_rest, neuron_config_steps_per_s=m * cs / t,
                          us_per_config_step=1e6 * t / cs, rest_us_per_config_step=1e6 * t_rest / cs,
-                         peak_gflops=pflop / t_peak / 1e9, pair_sum_gflops=flops * cs / max(t - t_rest, 1e-12) / 1e9)
+                         peak_gflops=pflop / t_peak / 1e9, pair_sum_gflops=flops * cs / max(t - t_rest, 1e-12) / 1e9,
+                         zero_bias_s=t_fast, zero_bias_neuron_config_steps_per_s=m * cs / t_fast,
+                         zero_bias_us_per_config_step=1e6 * t_fast / cs)
     return out
 
 

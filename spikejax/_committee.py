@@ -25,6 +25,14 @@ largest for nearly parallel rows (`|C| -> 1`) and for activations with slowly de
 coefficients: ReLU's `c_k^2 ~ k^{-5/2}` leaves `T ~ 1e-3 s^2` at K = 32 (see
 docs/decisions.md for measured errors). `v` is exact for polynomial links of degree <= K.
 
+**Zero frozen biases, ReLU: exact.** With `b = None` (all biases zero and not trained) and
+ReLU, the off-diagonal `Q_ij` is the arc-cosine kernel (Cho & Saul 2009), exact and with no
+series: `Q_ij = s_i s_j k(C_ij)`, `k(C) = (sqrt(1 - C^2) + (pi - arccos C) C) / (2 pi)`,
+`k'(C) = (pi - arccos C) / (2 pi)` (finite on [-1, 1]: given to autodiff as a custom JVP,
+so `jax.grad` never meets the cancelling infinite slopes of `sqrt` and `arccos` at |C| = 1;
+`C` is clipped to [-1, 1] against rounding). `v` needs the coefficients only to the link's
+degree. `committee_grad` then costs `O(m^2)` a step, not `O(m^2 K)` (docs/decisions.md).
+
 Coefficients: ReLU in closed form (`c_0 = s (t Phi(t) + phi(t))`, `c_1 = s Phi(t)`,
 `c_k = s (-1)^k phi(t) h_{k-2}(t) / sqrt(k (k-1))` for `k >= 2`, `t = b / s`); any other
 activation by Gauss-Hermite quadrature (96 nodes, or `2 K + 32` for a degree `K > 32`),
@@ -38,12 +46,46 @@ import jax.numpy as jnp
 import jax.scipy.stats as jst
 import numpy as np
 
-from ._hermite import MAX_DEGREE, _RUNTIME_NODES, _relu, gauss_hermite, hermite_basis
+from ._hermite import MAX_DEGREE, _RUNTIME_NODES, _relu, gauss_hermite, hermite_basis, relu_coeffs
 from ._network import neuron_norm
 
 
 def _is_relu(f) -> bool:
     return f.fn is _relu
+
+
+def _arccos_parts(corr):
+    """`(sqrt(1 - C^2), pi - arccos C)`, `C` clipped to [-1, 1] (rounding). The angle as
+    `pi / 2 + arctan(C / sqrt(1 - C^2))` (the same value, +-inf at |C| = 1 giving 0 and pi):
+    one arctan costs a third of an arccos on XLA's CPU (3 vs 12 ns an element, measured)."""
+    c = jnp.clip(corr, -1.0, 1.0)
+    sq = jnp.sqrt(1.0 - c * c)
+    return sq, jnp.pi / 2 + jnp.arctan(c / sq)
+
+
+@jax.custom_jvp
+def arccos_kernel(corr):
+    """`k(C) = E[relu(X) relu(Y)]` for standard Gaussians of correlation `C` (Cho & Saul 2009):
+    `(sqrt(1 - C^2) + (pi - arccos C) C) / (2 pi)`."""
+    sq, angle = _arccos_parts(corr)
+    return (sq + angle * jnp.clip(corr, -1.0, 1.0)) / (2 * jnp.pi)
+
+
+@arccos_kernel.defjvp
+def _arccos_kernel_jvp(primals, tangents):
+    """`k'(C) = (pi - arccos C) / (2 pi) = P(X > 0, Y > 0)`: finite on [-1, 1]."""
+    (c,), (dc,) = primals, tangents
+    return arccos_kernel(c), _arccos_parts(c)[1] / (2 * jnp.pi) * dc
+
+
+def _relu_coeffs_at_zero(scale, degree: int):
+    """`c_k(0, s) = s beta_k`, k = 0..degree, shape `scale.shape + (degree + 1,)`."""
+    return scale[..., None] * jnp.asarray(relu_coeffs(degree), scale.dtype)
+
+
+def _zero_bias_relu(problem, b) -> bool:
+    """Whether the exact arc-cosine path applies: `b is None` (zero, frozen) and ReLU."""
+    return b is None and _is_relu(problem.activation)
 
 
 def _hermite_scan(x, degree: int):
@@ -116,11 +158,21 @@ def _mehler(c, corr):
 
 def committee_moments(problem, gram, cross, scale, b, degree: int = MAX_DEGREE):
     """`(Q, v)`: `Q_ij = E[phi(xi_i + b_i) phi(xi_j + b_j)]` (m, m) and `v_j = E[y phi(xi_j + b_j)]`
-    (m,) from the overlaps (see `overlaps`), the biases `b` (m,) and `problem.activation`."""
+    (m,) from the overlaps (see `overlaps`), the biases `b` (m,) and `problem.activation`.
+    `b = None`: all biases zero (for ReLU the exact arc-cosine kernel, no series)."""
     act = problem.activation
+    sq = jnp.sqrt(jnp.diagonal(gram))
+    if _zero_bias_relu(problem, b):
+        m = gram.shape[0]
+        eye = jnp.eye(m, dtype=bool)
+        corr = jnp.where(eye, 0.0, gram / (sq[:, None] * sq[None, :]))
+        q = jnp.where(eye, 0.5 * scale**2 * jnp.eye(m, dtype=gram.dtype),
+                      scale[:, None] * scale[None, :] * arccos_kernel(corr))
+        return q, target_term(problem, _relu_coeffs_at_zero(scale, problem.target.degree), cross, sq)
+    if b is None:
+        b = jnp.zeros_like(scale)
     deg = max(degree, problem.target.degree)
     c = shifted_coeffs(act, b, scale, deg)
-    sq = jnp.sqrt(jnp.diagonal(gram))
     corr = gram / (sq[:, None] * sq[None, :])
     off = _mehler(c[:, : degree + 1], corr)
     diag = shifted_second_moment(act, b, scale)
@@ -153,7 +205,8 @@ def risk_from_moments(problem, a, q, v):
 def network_risk(w, a, b, problem, cov=None, degree: int = MAX_DEGREE):
     """Exact population risk (to the Hermite truncation) of `f(x) = sum_j a_j phi(<w_j, x> /
     N(w_j) + b_j)` with rows `w` (m, d), under Gaussian inputs and a single-index target.
-    `cov` is the neuron normaliser's covariance (None: plain neuron)."""
+    `cov` is the neuron normaliser's covariance (None: plain neuron); `b = None`: zero
+    biases (ReLU: exact, no truncation)."""
     gram, cross, scale = overlaps(w, problem, cov)
     q, v = committee_moments(problem, gram, cross, scale, b, degree)
     return risk_from_moments(problem, a, q, v)
@@ -222,7 +275,12 @@ def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DE
     a combination of the other two and only three are evaluated (12 -> 9 m^2 (K+1) flops;
     BENCHMARKS.md). Equal to
     `jax.grad(network_risk)` (exactly so for ReLU's closed-form coefficients; to the
-    quadrature's accuracy otherwise)."""
+    quadrature's accuracy otherwise).
+
+    `b = None` means all biases zero and not trained (the third output is then None). With
+    ReLU that is exact and series-free: `Q_ij = s_i s_j k(C_ij)` (the arc-cosine kernel,
+    module docstring), `dQ_ij/dC_ij = s_i s_j k'(C_ij)`, and by homogeneity (`Q` and `v`
+    are linear in each `s_j`) `dR/ds_j = a_j dR/da_j / s_j`: `O(m^2)` a step, no degree."""
     sig, act, alpha = problem.covariance, problem.activation, jnp.asarray(problem.link.coeffs)
     dtype = w.dtype
     sw = sig.apply(w)
@@ -234,6 +292,11 @@ def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DE
     r = x / n
     s = n if neuron == "plain" else jnp.ones_like(n)
     m, la = w.shape[0], alpha.shape[-1]
+    if _zero_bias_relu(problem, b):
+        ga, gs, gr, gamma = _zero_bias_relu_grads(problem, a, corr, r, s, alpha.astype(dtype))
+        return _to_rows(gamma, gs, gr, corr, r, n, sw, su, neuron), ga, None
+    if b is None:
+        b = jnp.zeros_like(s)
     deg = max(degree, la - 1)
     c = _coeffs_by_degree(act, b, s, deg + 2)  # (deg + 3, m)
     k = np.arange(deg + 1, dtype=float)[:, None]
@@ -270,8 +333,34 @@ def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DE
         gs = gs_off + gd_s - a * dv_ds
         gr = -a * dv_dr
         gamma = 0.5 * aa * s[:, None] * h[1]  # dR/dC_ij, each ordered pair
-    # chain rule to the rows: C = G / (n n^T), r = x / n, s = n (plain) or 1 (sigma)
+    return _to_rows(gamma, gs, gr, corr, r, n, sw, su, neuron), ga, gb
+
+
+def _zero_bias_relu_grads(problem, a, corr, r, s, alpha):
+    """`(dR/da, dR/ds, dR/dr, dR/dC)` for ReLU with zero frozen biases, in closed form."""
+    la = alpha.shape[-1]
+    c = _relu_coeffs_at_zero(jnp.ones((), s.dtype), la - 1)  # beta_k: c_k(0, s) = s beta_k
+    rk = _powers(r, la - 1)  # (m, la)
+    v = s * (rk @ (alpha * c))
+    dv_dr = s * (rk[:, : la - 1] @ (alpha[1:] * c[1:] * np.arange(1, la)))
+    gr = -a * dv_dr
+    if problem.loss == "correlation":
+        ga = -v
+        return ga, a * ga / s, gr, jnp.zeros_like(corr)
+    m = corr.shape[0]
+    eye = jnp.eye(m, dtype=bool)
+    cc = jnp.where(eye, 0.0, corr)
+    ss = s[:, None] * s[None, :]
+    sq, angle = _arccos_parts(cc)  # once for k(C) and k'(C)
+    q = jnp.where(eye, 0.5 * ss, ss * (sq + angle * cc) / (2 * jnp.pi))
+    ga = q @ a - v
+    gamma = jnp.where(eye, 0.0, (a[:, None] * a[None, :]) * ss * angle / (4 * jnp.pi))
+    return ga, a * ga / s, gr, gamma
+
+
+def _to_rows(gamma, gs, gr, corr, r, n, sw, su, neuron):
+    """dR/dw from dR/dC (each ordered pair), dR/ds and dR/dr, by the chain rule through
+    `C = G / (n n^T)`, `r = x / n`, `s = n` (plain) or 1 (sigma)."""
     gn = -2.0 * jnp.sum(gamma * corr, -1) / n - gr * r / n + (gs if neuron == "plain" else 0.0)
     ggram = gamma / (n[:, None] * n[None, :]) + jnp.diag(gn / (2 * n))
-    gw = 2.0 * ggram @ sw + (gr / n)[:, None] * su[None, :]
-    return gw, ga, gb
+    return 2.0 * ggram @ sw + (gr / n)[:, None] * su[None, :]

@@ -126,6 +126,7 @@ class Layout(eqx.Module):
     r: int = eqx.field(static=True)  # coordinates per row: d, or m + 2 when reduced
     train_a: bool = eqx.field(static=True)
     train_b: bool = eqx.field(static=True)
+    zero_b: bool = eqx.field(static=True)  # frozen at exactly 0 (`bias_init` 0, known when built)
     a0: Array
     b0: Array
     lr_w: Array
@@ -140,6 +141,10 @@ class Layout(eqx.Module):
         i += m if self.train_a else 0
         b = flat[i: i + m] if self.train_b else self.b0
         return w, a, b
+
+    def biases(self, b):
+        """`b`, or None when the biases are frozen at zero (the exact zero-bias expectations)."""
+        return None if self.zero_b else b
 
     def flatten(self, w, a, b):
         parts = [w.reshape(-1)] + ([a] if self.train_a else []) + ([b] if self.train_b else [])
@@ -241,18 +246,19 @@ class NetworkSource(AbstractSource):
     def risk(self, w, data, k, sim):
         W, a, b = _layout(sim).unflatten(w)
         if isinstance(self.inner, Population):
-            return network_risk(W, a, b, sim.problem, sim.neuron_cov)
+            return network_risk(W, a, _layout(sim).biases(b), sim.problem, sim.neuron_cov)
         z, y, weights = samples(self.inner, data, k, sim)
         return network_sample_risk(W, a, b, z, y, sim.problem, sim.neuron_cov, weights)
 
     def grad(self, w, data, k, sim):
         """The population gradient by hand (`committee_grad`) for the plain and sigma
-        neurons and a single-index target; autodiff of the risk otherwise (multi-index)."""
+        neurons and a single-index target (biases frozen at zero: the exact zero-bias path);
+        autodiff of the risk otherwise (multi-index)."""
         if (isinstance(self.inner, Population) and sim.neuron in ("plain", "sigma")
                 and isinstance(sim.problem.target, SingleIndex)):
             lay = _layout(sim)
             W, a, b = lay.unflatten(w)
-            return lay.flatten(*committee_grad(W, a, b, sim.problem, sim.neuron))
+            return lay.flatten(*committee_grad(W, a, lay.biases(b), sim.problem, sim.neuron))
         return super().grad(w, data, k, sim)
 
     def train_risk(self, w, data, sim):
@@ -279,7 +285,7 @@ def network_metrics(net: TwoLayer, sim) -> dict:
     theta = getattr(p.covariance, "theta", None)
     nan = jnp.full((), jnp.nan, r.dtype)
     if p.inputs.is_gaussian:
-        risk = network_risk(net.w, net.a, net.b, p, sim.neuron_cov)
+        risk = network_risk(net.w, net.a, _layout(sim).biases(net.b), p, sim.neuron_cov)
         excess = risk - (0.0 if p.loss == "correlation" else 0.5 * p.noise**2)
     else:
         risk = excess = nan
@@ -306,7 +312,7 @@ def overlap_matrix(net: TwoLayer, sim) -> dict:
     p = sim.problem
     rows = jnp.concatenate([net.w, p.u[None], p.covariance.theta[None]])
     gram = rows @ p.covariance.apply(rows).T
-    q, v = committee_moments(p, *_overlaps(net.w, p, sim.neuron_cov), net.b)
+    q, v = committee_moments(p, *_overlaps(net.w, p, sim.neuron_cov), _layout(sim).biases(net.b))
     return {"gram": gram, "q": q, "v": v, "a": net.a, "b": net.b}
 
 
@@ -335,8 +341,10 @@ def attach(network: Network, sim, w0, key, basis=None):
     a0 = abar / float(m) ** gamma
     b0 = jnp.asarray(network.bias_init, dtype) * jax.random.uniform(k_b, (m,), dtype, -1.0, 1.0)
     train_a = network.second_layer == "joint"
+    train_b = network.biases == "trained"
+    zero_b = not train_b and _concrete(network.bias_init) and not np.any(np.asarray(network.bias_init))
     lay = Layout(
-        m=m, r=r, train_a=train_a, train_b=network.biases == "trained", a0=a0, b0=b0,
+        m=m, r=r, train_a=train_a, train_b=train_b, zero_b=zero_b, a0=a0, b0=b0,
         lr_w=jnp.asarray(float(m) ** gamma, dtype),
         lr_a=jnp.asarray(network.lr_ratio, dtype) / float(m) ** gamma,
         basis=basis,

@@ -173,6 +173,87 @@ def test_hand_written_gradient_at_width_16_nearly_parallel_rows(activation, neur
         assert float(jnp.max(jnp.abs(y))) > 1e-4  # every block really enters
 
 
+# ---------------------------------------------------------------- zero frozen biases: the arc-cosine path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("neuron", ["plain", "sigma"])
+def test_zero_bias_relu_closed_form_against_monte_carlo_and_the_series(neuron):
+    """`b = None` (zero frozen biases) with ReLU: the arc-cosine kernel is exact. Against 1e6
+    Monte Carlo samples within 4 standard errors, and against the Mehler series: at degree
+    256 to rounding, at the default 32 off by its truncation (within the Cauchy-Schwarz bound;
+    measured: 1e-8 at |C| <= 0.8; 4e-4 at K = 32 and 1e-8 at K = 256 for nearly parallel rows)."""
+    p = _problem("h2", "relu", noise=0.2)
+    w, a, _ = _network(p, m=4, length=1.3)
+    cov = None if neuron == "plain" else p.covariance
+    z = jnp.zeros(4)
+    q, v = committee_moments(p, *overlaps(w, p, cov), None)
+    feats, y = _monte_carlo(p, w, a, z, cov)
+    prods = feats[:, :, None] * feats[:, None, :]
+    mc_q, se_q = prods.mean(0), prods.std(0) / np.sqrt(feats.shape[0])
+    assert np.all(np.abs(mc_q - q) < 4 * se_q), np.max(np.abs(mc_q - q) / se_q)
+    losses = 0.5 * (feats @ a - y) ** 2
+    exact = float(network_risk(w, a, None, p, cov))
+    assert abs(float(losses.mean()) - exact) < 4 * float(losses.std() / np.sqrt(feats.shape[0]))
+    series = {k: committee_moments(p, *overlaps(w, p, cov), z, degree=k) for k in (32, 256)}
+    np.testing.assert_allclose(series[256][0], q, atol=1e-14, rtol=0)
+    np.testing.assert_allclose(series[256][1], v, atol=1e-14, rtol=0)
+    gap = float(np.max(np.abs(series[32][0] - q)))
+    assert 1e-10 < gap <= float(np.max(truncation_bound(p, w, z, cov))) + 1e-15, gap
+    # nearly parallel rows: the series at K = 32 is visibly off, the closed form is not
+    w2 = w + 3.0 * p.u
+    q2 = committee_moments(p, *overlaps(w2, p, cov), None)[0]
+    err32 = float(np.max(np.abs(committee_moments(p, *overlaps(w2, p, cov), z)[0] - q2)))
+    err256 = float(np.max(np.abs(committee_moments(p, *overlaps(w2, p, cov), z, degree=256)[0] - q2)))
+    assert 1e-5 < err32 <= float(np.max(truncation_bound(p, w2, z, cov))), err32
+    assert err256 <= float(np.max(truncation_bound(p, w2, z, cov, degree=256))) and err256 < err32 / 1e3, err256
+
+
+def test_arccos_kernel_slope_is_finite_at_the_ends():
+    """`k'(C) = (pi - arccos C) / (2 pi)` (the custom JVP) matches central differences of `k` inside (-1, 1)
+    and stays finite at C = +-1, where autodiff of the formula would meet inf - inf."""
+    from spikejax._committee import arccos_kernel
+    c = jnp.linspace(-0.999, 0.999, 41)
+    eps = 1e-6
+    fd = (arccos_kernel(c + eps) - arccos_kernel(c - eps)) / (2 * eps)
+    np.testing.assert_allclose(jax.vmap(jax.grad(arccos_kernel))(c), fd, atol=1e-8, rtol=0)
+    ends = jax.vmap(jax.grad(arccos_kernel))(jnp.array([-1.0, 1.0]))
+    np.testing.assert_allclose(ends, [0.0, 0.5], atol=1e-15)
+    np.testing.assert_allclose(arccos_kernel(jnp.array([-1.0, 0.0, 1.0])), [0.0, 1 / (2 * np.pi), 0.5], atol=1e-15)
+
+
+@pytest.mark.parametrize("link,loss,neuron,m,parallel", [("h2", "squared", "plain", 5, False),
+                                                         ("h3", "squared", "sigma", 5, False),
+                                                         ("h2", "correlation", "plain", 5, False),
+                                                         pytest.param("h3", "squared", "plain", 16, True,
+                                                                      marks=pytest.mark.slow)])
+def test_zero_bias_relu_gradient_equals_autodiff(link, loss, neuron, m, parallel):
+    """`committee_grad(w, a, None, ...)` (the arc-cosine path) against `jax.grad` of the
+    closed-form risk to 1e-10 in float64, against central differences of the risk (which
+    do not use the kernel's custom JVP), and against the series path at degree 256 (to 1e-9;
+    measured 2.5e-6 for nearly parallel rows, where the series of `dQ/dC`, terms
+    `(k + 1) c_{k+1}^2 C^k ~ k^{-3/2} C^k`, is still cut short at K = 256)."""
+    p = _problem(link, "relu", loss=loss, d=24)
+    w, a, _ = _network(p, m=m, seed=3)
+    if parallel:
+        w = w + 4.0 * p.u  # correlations 0.9-0.99
+    cov = None if neuron == "plain" else p.covariance
+    risk = lambda w, a: network_risk(w, a, None, p, cov)
+    auto = jax.grad(risk, argnums=(0, 1))(w, a)
+    hand = committee_grad(w, a, None, p, neuron)
+    assert hand[2] is None
+    for x, y in zip(hand[:2], auto):
+        np.testing.assert_allclose(x, y, atol=1e-10, rtol=0)
+        assert float(jnp.max(jnp.abs(y))) > 1e-3  # every block really enters
+    eps = 1e-6
+    e = jnp.zeros_like(w).at[0, :4].set(jnp.array([1.0, -0.5, 0.3, 2.0]))
+    fd = (risk(w + eps * e, a) - risk(w - eps * e, a)) / (2 * eps)
+    assert float(jnp.sum(hand[0] * e)) == pytest.approx(float(fd), abs=1e-8)
+    series = committee_grad(w, a, jnp.zeros(m), p, neuron, degree=256)
+    for x, y in zip(hand[:2], series[:2]):
+        np.testing.assert_allclose(x, y, atol=1e-5 if parallel else 1e-9, rtol=0)
+
+
 # ---------------------------------------------------------------- the network as training state
 
 P64 = sj.make_problem(32, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.1)
@@ -197,25 +278,51 @@ def test_width_one_frozen_network_is_the_single_neuron(source, solver):
     assert float(one.rho[-1]) > float(one.rho[0]) + 0.3  # it moved
 
 
-@pytest.mark.parametrize("dynamic,r1", [pytest.param(sj.Spherical(), 0.0, marks=pytest.mark.slow), (sj.Normalized(), 0.3),
-                                        pytest.param(sj.Preconditioned(), 0.3, marks=pytest.mark.slow),
-                                        pytest.param(sj.Vanilla(), 0.0, marks=pytest.mark.slow)])
-def test_network_reduction_matches_full_dimension(dynamic, r1):
+@pytest.mark.parametrize("dynamic,r1,biases", [pytest.param(sj.Spherical(), 0.0, "trained", marks=pytest.mark.slow),
+                                               (sj.Normalized(), 0.3, "trained"), (sj.Normalized(), 0.3, "zero"),
+                                               pytest.param(sj.Preconditioned(), 0.3, "trained", marks=pytest.mark.slow),
+                                               pytest.param(sj.Vanilla(), 0.0, "trained", marks=pytest.mark.slow)])
+def test_network_reduction_matches_full_dimension(dynamic, r1, biases):
+    """The reduced (m + 2 coordinates) run equals the d-dimensional one in float64; with
+    biases frozen at zero both take the exact arc-cosine path."""
     p = sj.make_problem(64, key=jax.random.key(0), kappa=20.0, r1=r1, link="h2", activation="relu", noise=0.1)
-    net = sj.Network(width=3, scaling="standard", second_layer="joint", lr_ratio=0.5, biases="trained",
-                     a_init="sign", bias_init=1.0)
+    bias = dict(biases="trained", bias_init=1.0) if biases == "trained" else dict(biases="frozen", bias_init=0.0)
+    net = sj.Network(width=3, scaling="standard", second_layer="joint", lr_ratio=0.5, a_init="sign", **bias)
     kw = dict(key=jax.random.key(5), dt=0.1, steps=500, solver=sj.Euler(), network=net)
     full = jax.jit(lambda p: sj.simulate(p, dynamic, **kw))(p)
     red = jax.jit(lambda p: sj.simulate(p, dynamic, reduced=True, **kw))(p)
     sim, w0 = sj.prepare(p, dynamic, key=jax.random.key(5), network=net, reduced=True)
-    assert w0.shape == (3 * 5 + 3 + 3,)  # m rows of m + 2 coordinates, a, b
+    assert sim.dynamic.layout.zero_b == (biases == "zero")
+    assert w0.shape == (3 * 5 + 3 + 3 * (biases == "trained"),)  # m rows of m + 2 coordinates, a, b
     for name in ("rho", "cos_u", "risk", "rho_mean", "a_norm", "norm"):
         np.testing.assert_allclose(red.ys[name], full.ys[name], atol=1e-8, rtol=0)
     np.testing.assert_allclose(red.w.w, full.w.w, atol=1e-8, rtol=0)
     np.testing.assert_allclose(red.w.a, full.w.a, atol=1e-8, rtol=0)
     np.testing.assert_allclose(red.w.b, full.w.b, atol=1e-8, rtol=0)
     assert float(full.risk[-1]) < float(full.risk[0]) - 0.05  # it trained
-    assert float(jnp.max(jnp.abs(full.w.b - red.w.b))) < 1e-8 and float(jnp.std(full.w.b)) > 0.1
+    if biases == "trained":
+        assert float(jnp.std(full.w.b)) > 0.1
+    else:  # the exact path: the recorded risk is the closed form's, not the series'
+        np.testing.assert_array_equal(full.w.b, 0.0)
+        last, cov = full.w, (None if sim.neuron == "plain" else p.covariance)
+        exact = sj.network_risk(last.w, last.a, None, p, cov)
+        assert float(full.risk[-1]) == pytest.approx(float(exact), abs=1e-12)
+        assert float(jnp.abs(exact - sj.network_risk(last.w, last.a, last.b, p, cov))) > 1e-12
+
+
+def test_the_zero_bias_path_needs_biases_known_to_be_zero():
+    """`Layout.zero_b` (the arc-cosine path) only for frozen biases with a concrete zero
+    `bias_init`: a traced one (a swept value), a nonzero one or trained biases keep the series."""
+    seen = []
+
+    def zero_b(bias_init, biases="frozen"):
+        net = sj.Network(width=2, biases=biases, bias_init=bias_init)
+        seen.append(sj.prepare(P64, sj.Normalized(), key=jax.random.key(0), network=net)[0].dynamic.layout.zero_b)
+        return jnp.zeros(())
+
+    jax.eval_shape(zero_b, 0.0)
+    zero_b(0.0), zero_b(0.5), zero_b(0.0, "trained"), zero_b(np.zeros(()))
+    assert seen == [False, True, False, False, True]
 
 
 def test_bad_network_arguments_are_refused():
