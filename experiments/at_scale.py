@@ -374,7 +374,7 @@ def grid_table(out) -> str:
             if floor:
                 verdict += f"; n* is one batch at {floor} of {len(r['points'])} d (passed in the first step)"
             cols += [f"{_f(r['eta'])} [{_f(r['lo'])}, {_f(r['hi'])}]", verdict,
-                     f"{_g(r['n_star'][-1])}" + (f" ({never:.0%} not passed)" if never > 0 else ""),
+                     f"{_g(r['n_star'][-1])}" + (f" ({never:.0%} not passed when the run stopped)" if never > 0 else ""),
                      "-" if c is None else f"{'pass' if c['ok'] else 'FAIL'} (x{_f(c['ratio'])})"]
         ns = [by[x]["n_star"][-1] if x in by else float("nan") for x in dyns]
         ratio = ns[0] / ns[1] if len(ns) == 2 and all(np.isfinite(v) and v > 0 for v in ns) else float("nan")
@@ -391,6 +391,7 @@ def plot_grid(out, docs):
     plt = _pyplot()
     cfg = out["config"]
     cells = _cells(out)
+    checks = {c["target"]: c for c in out.get("step_checks", [])}
     panels = sorted({(s, r1) for s, r1, _ in cells})
     ss, r1s = sorted({p[0] for p in panels}), sorted({p[1] for p in panels})
     with _style.style():
@@ -408,13 +409,21 @@ def plot_grid(out, docs):
                 e = np.array([r["eta"] for r in rows if r is not None])
                 lo = np.array([r["lo"] for r in rows if r is not None])
                 hi = np.array([r["hi"] for r in rows if r is not None])
-                ax.errorbar(xs, e, yerr=[np.maximum(e - lo, 0), np.maximum(hi - e, 0)], fmt=st.get("marker", "o"),
-                            color=st["color"], capsize=3, ms=4, label=dyn)
+                failed = np.array([not checks.get(r["target"]["name"], {}).get("ok", True) for r in rows if r is not None])
+                ax.errorbar(xs, e, yerr=[np.maximum(e - lo, 0), np.maximum(hi - e, 0)], fmt="none",
+                            ecolor=st["color"], capsize=3)
+                ax.plot(xs[~failed], e[~failed], st.get("marker", "o"), color=st["color"], ms=5, ls="none", label=dyn)
+                ax.plot(xs[failed], e[failed], st.get("marker", "o"), color=st["color"], mfc="white", ms=5, ls="none",
+                        label=f"{dyn}, step check failed")
             ax.set_title(f"s = {s}, r1 = {r1:g}", fontsize=9)
-            ax.set_xlabel("r2 (kappa = d^r2)")
+            if r1 == r1s[-1]:
+                ax.set_xlabel("r2 (kappa = d^r2)")
             ax.set_ylabel("eta in n* ~ d^eta")
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=8)
+        legend = {}
+        for ax in axes.flat:  # every series once, the hollow (failed) markers included wherever they occur
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(lab, h)
+        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), frameon=False, fontsize=8)
         fig.suptitle("Claims 4-5 with one-pass SGD: fitted exponent of n* (|rho| >= "
                      f"{cfg['threshold']:g}) against r2, 90% intervals", fontsize=10)
         fig.tight_layout(rect=(0, 0.06, 1, 1))

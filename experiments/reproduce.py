@@ -888,7 +888,10 @@ def run_passage(cfg, docs: Path, bar):
             out["step_checks"] = [checks[t["name"]] for t in cfg["targets"] if t["name"] in checks]
         out["rerun"] = dict(targets=sorted(new_rows), seconds=out["seconds"], cpu_seconds=out["cpu_seconds"])
         out["seconds"] = old["seconds"] - sum(r["seconds"] for n, r in old_rows.items() if n in new_rows) + out["seconds"]
-        out["cpu_seconds"] = old.get("cpu_seconds", float("nan"))
+        # CPU seconds add up when the rerun only adds targets; a replaced target's share is not known
+        added = not any(n in old_rows for n in new_rows)
+        out["cpu_seconds"] = old.get("cpu_seconds", 0.0 if not old_rows else float("nan")) + out["cpu_seconds"] \
+            if added else float("nan")
         out["config"] = {k: v for k, v in cfg.items() if k != "only_targets"}
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     render_passage(out, docs)
