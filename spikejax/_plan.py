@@ -23,8 +23,7 @@ import numpy as np
 from ._config import SCHEMA, load_config, swept_axes
 from ._io import check_out, load_results, saved_plan
 from ._problem import check, check_int
-from ._saveat import METRICS, record_schedule
-from ._train import NETWORK_METRICS
+from ._saveat import record_schedule
 
 ARRAY_KEYS = ("kappa", "r2", "r1", "noise", "dt", "n")
 STATIC_KEYS = tuple(k for k in SCHEMA if k not in ARRAY_KEYS + ("seeds",))
@@ -278,8 +277,11 @@ def results_bytes(config: dict, axes) -> int:
     width = 1 if config["network"][0] else config["width"][0]  # a network records once, not per neuron
     r = len(record_schedule(config["steps"][0], config["record"][0]))
     item = np.dtype(_float_dtype()).itemsize
-    names = NETWORK_METRICS if config["network"][0] else METRICS
-    return size * (width * (r * len(names) * item + 8) + 8 + 8 + 8 * len(ARRAY_KEYS))
+    from ._results import DIRECTION_METRICS, _multi_k, record_names  # (imports this module)
+
+    k = _multi_k(config)  # a k-index target adds per-direction records and 2k + 1 first passages
+    directions = 0 if k is None else (r * len(DIRECTION_METRICS) * k + 2 * k + 1) * item
+    return size * (width * (r * len(record_names(config)) * item + 8) + directions + 8 + 8 + 8 * len(ARRAY_KEYS))
 
 
 def make_mesh(devices=None):
