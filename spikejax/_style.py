@@ -263,7 +263,10 @@ def setting_title(ds, *, reduced: str = "", extra=(), width: int = 100) -> str:
         if key in fixed and fixed[key] is not None and key not in ds.dims:
             parts.append(f"{key}={_fmt(fixed[key])}")
     link = fixed.get("link")
-    if link is not None:
+    target = fixed.get("target")
+    if target not in (None, "single_index"):  # a multi-index target: its link key does not apply
+        parts.append(f"{target} target" + (f" (k={fixed['k']})" if fixed.get("k") is not None else ""))
+    elif link is not None:
         s = _information_exponent(link)
         parts.append(f"{link} link" + (f" (s={s})" if s else ""))
     elif "link" in ds.dims:

@@ -87,6 +87,19 @@ def test_titles_state_the_setting(ds24):
     plt.close(fig)
 
 
+def test_title_of_a_multi_index_sweep_names_its_target():
+    import json
+
+    import xarray as xr
+
+    cfg = {"d": [16], "target": ["staircase"], "k": [3], "link": ["h2"], "activation": ["relu"], "dt": [0.05],
+           "steps": [400]}
+    title = _style.setting_title(xr.Dataset(attrs={"config": json.dumps(cfg)}))
+    assert "staircase target (k=3)" in title and "h2 link" not in title
+    cfg["target"] = ["single_index"]
+    assert "h2 link (s=2)" in _style.setting_title(xr.Dataset(attrs={"config": json.dumps(cfg)}))
+
+
 def test_heatmap_honours_x_alone_and_annotates_cells(ds24):
     fig = _plot.heatmap_figure(ds24, x="kappa")
     panels = [ax for ax in fig.axes if ax.get_images()]
