@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from harness import pyplot as _pyplot, replace_block, save_figure, write_file
+from harness import pyplot as _pyplot, replace_block, save_figure, setting, write_file
 from spikejax import DYNAMICS, bootstrap_exponent, initial_rho, make_problem, right_sign, search_n
 
 
@@ -44,8 +44,8 @@ def fullbatch_point(cfg, target, d):
         keys = keys[right_sign(p, initial_rho(p, dyn, keys))]
     keys = keys[:seeds]
     ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
-    dt = target.get("dt", cfg["dt"])
-    steps = int(np.ceil(target.get("horizon", cfg["horizon"]) * escape_time(s, d, abs(ab)) / dt))
+    dt = setting(target, cfg, "dt")
+    steps = int(np.ceil(setting(target, cfg, "horizon") * escape_time(s, d, abs(ab)) / dt))
     grid = _n_grid(d, target)
     t0 = time.time()
     res = search_n(p, dyn, n_grid=grid, keys=keys, dt=dt, steps=steps)

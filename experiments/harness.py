@@ -42,6 +42,17 @@ def load_experiment(path, scale: str | None = "small", kinds=None, required=()) 
     return cfg
 
 
+def setting(target: dict, cfg: dict, key: str):
+    """A target's own `key`, else its experiment's: a target may carry any key per target only.
+
+    **Raises:** `ValueError` naming the key when neither gives it."""
+    if key in target:
+        return target[key]
+    if key in cfg:
+        return cfg[key]
+    raise ValueError(f"{key} is missing; give it in [experiment] or in target {target.get('name', '?')!r}")
+
+
 def write_file(path, data: bytes | str):
     """Write `data` to `path` atomically (temp file, then rename), creating its folder."""
     path = Path(path)

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import load_experiment, pyplot as _pyplot, replace_block, save_figure, write_file  # noqa: E402
+from harness import load_experiment, pyplot as _pyplot, replace_block, save_figure, setting, write_file  # noqa: E402
 from spikejax import (  # noqa: E402
     DYNAMICS,
     Dopri5,
@@ -703,7 +703,7 @@ def step_constant(target, cfg) -> float:
     `eta s alpha beta rho^{s-1}` at `rho = d^{-1/2}` is `c V / (2 s alpha beta)`, d-free; `c` is
     `ratio * 2 s alpha beta / V` (`ratio` small: the signal wins)."""
     ab, v = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
-    return target.get("ratio", cfg["ratio"]) * 2 * target["s"] * abs(ab) / v
+    return setting(target, cfg, "ratio") * 2 * target["s"] * abs(ab) / v
 
 
 def escape_time(s: int, d: int, ab: float) -> float:
@@ -767,7 +767,7 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
     p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=target.get("r1", cfg.get("r1", 0.0)),
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
                      loss=target.get("loss", "squared"), inputs=_inputs(target))
-    dyn = DYNAMICS[target.get("dynamic", cfg["dynamic"])]()
+    dyn = DYNAMICS[setting(target, cfg, "dynamic")]()
     seeds = target["seeds"]
     keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
     if s % 2 and s >= 3:
@@ -868,7 +868,7 @@ def run_passage(cfg, docs: Path, bar):
         out["step_checks"] = []
         for target, row in zip(_only(cfg), out["rows"]):
             d = cfg["d"][target["name"]][-1]
-            ratio = target.get("ratio", cfg["ratio"]) / 2
+            ratio = setting(target, cfg, "ratio") / 2
             bar.set_postfix_str(f"{cfg['name']} step check {target['name']} d={d}")
             pt = passage_point(cfg, target, d, ratio=ratio)
             out["step_checks"].append(step_check(target["name"], row["points"][-1], pt))

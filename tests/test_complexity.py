@@ -176,6 +176,12 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     t = next(t for t in grid["targets"] if t["name"] == "s3_r1_0.25_r2_0.75_preconditioned")
     assert (t["s"], t["r1"], t["r2"], t["dynamic"], t["link"], t["loss"]) == (3, 0.25, 0.75, "preconditioned", "h3", "correlation")
     assert grid["d"][t["name"]][-1] / grid["d"][t["name"]][0] >= 32
+    # A key given per target only (here the step's ratio) is read from the target; given nowhere, refused by name.
+    cfg10 = rp.load_config(Path(__file__).parent.parent / "configs" / "complexity_10_precond_online.toml", "small")
+    t10, bare = cfg10["targets"][0], {k: v for k, v in cfg10.items() if k != "ratio"}
+    assert rp.step_constant(dict(t10, ratio=0.05), bare) == pytest.approx(rp.step_constant(t10, cfg10) * 0.05 / cfg10["ratio"])
+    with pytest.raises(ValueError, match="^ratio is missing"):
+        rp.step_constant(t10, bare)
     # The step check: n* c with c halved over n* c; within 30% passes.
     chk = rp.step_check("x", dict(d=64, n_star=1000.0, c=0.1), dict(n_star=2500.0, c=0.05, never=0.0, seconds=1.0))
     assert chk["ratio"] == pytest.approx(1.25) and chk["ok"]
