@@ -124,8 +124,7 @@ def fullbatch_table(out):
         else:
             ref = f"online d^{max(1, s - 1)}: " + ("below" if hi < max(1, s - 1) else "not below")
             ref += f"; reuse d^{gen}: " + ("consistent" if lo <= gen <= hi else ("above" if lo > gen else "below"))
-            verdict = ref + f"; vs the paper's d^{s}: " + ("consistent with the bound, tighter" if hi < s else
-                                                         "consistent with the bound" if lo <= s else "VIOLATES the bound")
+            verdict = ref + f"; vs the paper's d^{s}: " + _vs_paper(lo, hi, s, r["d"])
         steps = ", ".join(str(p["steps"]) for p in r["points"])
         nstar = ", ".join("n/a" if not np.isfinite(x) else f"{x:.3g}" for x in r["n_star"])
         lines.append(f"| full-batch {cfg['dynamic']} GD | {s} ({t['link']} / {t['activation']}, {t.get('loss', 'squared')}) | "
