@@ -1023,8 +1023,11 @@ def plot_passage(out, docs):
     plt = _pyplot()
     rows = out["rows"]
     with _style.style():
-        cols = min(len(rows), 4)  # at most 4 panels a row
-        fig, axes = plt.subplots(-(-len(rows) // cols), cols, figsize=(4.2 * cols, 3.8 * -(-len(rows) // cols)), squeeze=False)
+        lines = -(-len(rows) // 4)  # at most 4 panels a row, the rows as even as they go
+        cols = -(-len(rows) // lines)
+        fig, axes = plt.subplots(lines, cols, figsize=(4.2 * cols, 3.8 * lines), squeeze=False)
+        for ax in axes.flat[len(rows):]:
+            ax.set_visible(False)
         for ax, r, colour in zip(axes.flat, rows, _style.PALETTE * 2):
             d = np.asarray(r["d"], float)
             ns = np.asarray(r["n_star"], float)
