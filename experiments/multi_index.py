@@ -71,6 +71,16 @@ def _median(x):
     return np.where(np.isinf(med), np.nan, med)
 
 
+def _status(r) -> str:
+    """The runs' final statuses with their counts, e.g. `ok 3, oscillating 1`."""
+    return ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
+
+
+def _time_cells(t) -> str:
+    """Learning times as table cells; `never` for a direction not learned by the horizon."""
+    return " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t)
+
+
 def table(rows, cfg) -> str:
     k = cfg["k"]
     head = "| d | " + " | ".join(f"t(u{i + 1})" for i in range(k)) + " | t(subspace) | risk at T | status |"
@@ -79,8 +89,7 @@ def table(rows, cfg) -> str:
         t = _median(r["times"])
         ts = _median(r["subspace_time"][:, None])[0]
         risk = np.median(r["risk"][:, -1])
-        status = ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
-        cells = " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t)
+        status, cells = _status(r), _time_cells(t)
         lines.append(f"| {r['d']} | {cells} | {ts:.1f} | {risk:.3f} | {status} |")
     return "\n".join(lines)
 
@@ -215,7 +224,7 @@ def long_block(rows, cfg) -> str:
         (a, ta), (b, tb) = _risk_at(r, T / np.sqrt(10)), _risk_at(r, T)
         slopes[r["d"]] = np.log(b / a) / np.log(tb / ta)
         t = _median(r["times"])
-        status = ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
+        status = _status(r)
         lines.append(f"| {r['d']} | " + " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t) + " | "
                      + " | ".join(f"{v:.4f}" for v in risks) + f" | {slopes[r['d']]:.2f} | "
                      f"{np.median(r['num_steps']):.0f} | {status} |")
@@ -315,8 +324,7 @@ def spike_table(results, cfg) -> str:
     for label, rows in results:
         for r in rows:
             t = _median(r["times"])
-            status = ", ".join(f"{s} {r['status'].count(s)}" for s in sorted(set(r["status"])))
-            cells = " | ".join(f"{v:.1f}" if np.isfinite(v) else "never" for v in t)
+            status, cells = _status(r), _time_cells(t)
             lines.append(f"| {label} | {r['d']} | {cells} | {np.median(r['risk'][:, -1]):.3f} | {status} |")
     return "\n".join(lines)
 
