@@ -17,6 +17,7 @@ import numpy as np
 
 from harness import pyplot as _pyplot, replace_block, save_figure, setting, write_file
 from spikejax import DYNAMICS, bootstrap_exponent, initial_rho, make_problem, right_sign, search_n
+from window import predict_n, windowed_search
 
 
 def _n_grid(d, target):
@@ -27,10 +28,11 @@ def _n_grid(d, target):
     return g
 
 
-def fullbatch_point(cfg, target, d):
+def fullbatch_point(cfg, target, d, n_pred=None):
     """`search_n` at one `d`: spherical (or other) GD on `n` fixed samples for every `n` of the grid,
     step `dt`, horizon `cfg['horizon']` times the flow's escape time from `0.5 / sqrt(d)` (so it
-    scales with `d` as the theory says), right-sign seeds only for odd `s >= 3`."""
+    scales with `d` as the theory says), right-sign seeds only for odd `s >= 3`. With a target's
+    `window`, only that many grid points run, around `n_pred` (`experiments/window.py`)."""
     from reproduce import escape_time, noise_constant
 
     s = target["s"]
@@ -48,9 +50,17 @@ def fullbatch_point(cfg, target, d):
     steps = int(np.ceil(setting(target, cfg, "horizon") * escape_time(s, d, abs(ab)) / dt))
     grid = _n_grid(d, target)
     t0 = time.time()
-    res = search_n(p, dyn, n_grid=grid, keys=keys, dt=dt, steps=steps)
-    return dict(d=d, dt=dt, steps=steps, n_grid=grid.tolist(), rho=res.rho.tolist(), cos_u=res.cos_u.tolist(),
-                valid=res.valid.tolist(), n_star=res.n_star("rho", cfg["threshold"]), seconds=time.time() - t0)
+
+    def run(points, n_draw):
+        return search_n(p, dyn, n_grid=points, keys=keys, dt=dt, steps=steps, n_draw=n_draw)
+
+    if "window" in target:
+        res, windows = windowed_search(run, grid, n_pred, target["window"], cfg["threshold"])
+    else:
+        res, windows = run(grid, None), None
+    return dict(d=d, dt=dt, steps=steps, n_grid=res.n_grid.tolist(), rho=res.rho.tolist(), cos_u=res.cos_u.tolist(),
+                valid=res.valid.tolist(), n_star=res.n_star("rho", cfg["threshold"]), seconds=time.time() - t0,
+                windows=windows)
 
 
 def run_fullbatch(cfg, docs: Path, bar):
@@ -58,9 +68,10 @@ def run_fullbatch(cfg, docs: Path, bar):
     t_all, cpu_all = time.time(), time.process_time()
     for target in cfg["targets"]:
         pts = []
-        for d in cfg["d"][target["name"]]:
+        ds = cfg["d"][target["name"]]
+        for d in ds:
             bar.set_postfix_str(f"{cfg['name']} {target['name']} d={d}")
-            pts.append(fullbatch_point(cfg, target, d))
+            pts.append(fullbatch_point(cfg, target, d, predict_n(ds, [p["n_star"] for p in pts], d)))
             bar.update(1)
         ds = [p["d"] for p in pts]
         fit = bootstrap_exponent(ds, np.array([p["n_grid"] for p in pts], float),
@@ -101,14 +112,21 @@ def generative_rate(s: int) -> int:
     return max(1, k - 1)
 
 
+def _ratio(cfg) -> str:
+    steps = {t.get("log2_step", 1.0) for t in cfg["targets"]}
+    return " / ".join("2" if x == 1.0 else ("sqrt(2)" if x == 0.5 else f"{2 ** x:.3g}") for x in sorted(steps))
+
+
 def fullbatch_table(out):
     cfg = out["config"]
     lines = [
         f"![n* against d](figures/{cfg['name']}.png)", "",
         f"Full-batch `{cfg['dynamic']}` GD on n fixed samples (`Empirical(n)` via `sj.search_n`), one neuron, "
         f"kappa = {cfg.get('kappa', 0.0):g}, r1 = {cfg.get('r1', 0.0):g}, label noise {cfg['noise']:g}; n* = smallest grid n "
-        f"(ratio-2 grid, interpolated in log n) with rho(w_T) >= {cfg['threshold']:g} in half the counted seeds; "
-        f"horizon T = {cfg['horizon']:g} (or the row's own) x the flow's escape time from 0.5/sqrt(d) (grows with d); 90% bootstrap "
+        f"(ratio-{_ratio(cfg)} grid, interpolated in log n) with rho(w_T) >= {cfg['threshold']:g} in half the counted seeds; "
+        + (f"searched on a window of {cfg['targets'][0]['window']} grid points around the n* predicted from the smaller d, "
+           "on the whole grid's samples (`experiments/window.py`); " if any("window" in t for t in cfg["targets"]) else "")
+        + f"horizon T = {cfg['horizon']:g} (or the row's own) x the flow's escape time from 0.5/sqrt(d) (grows with d); 90% bootstrap "
         f"intervals over seeds. Scale `{cfg.get('scale', '?')}`. Time to science: {out['seconds']:.0f} s wall, "
         f"{out['cpu_seconds']:.0f} s CPU.", "",
         "| algorithm | s (link / activation, loss) | d | dt, steps at each d | n* at each d | eta [90% CI] | "
@@ -173,7 +191,7 @@ def plot_fullbatch(out, docs):
 
 SUMMARY_SOURCES = ("complexity_6_online_calibration", "complexity_7_s4_settle", "complexity_8_reuse",
                    "complexity_9_fullbatch", "complexity_10_precond_online", "complexity_11_heavy_tails",
-                   "complexity_15_claim4_online")
+                   "complexity_15_claim4_online", "complexity_18_reuse_fullbatch")
 
 
 def _summary_row(name, cfg, r):
@@ -233,7 +251,8 @@ def _vs_paper(lo, hi, hyp, d) -> str:
     return "VIOLATES"
 
 
-CLAIM4_SOURCES = ("complexity_3_eta_vs_r2", "complexity_4_s_independence", "complexity_16_claim4_fullbatch")
+CLAIM4_SOURCES = ("complexity_3_eta_vs_r2", "complexity_4_s_independence", "complexity_16_claim4_fullbatch",
+                  "complexity_17_claim4_fullbatch_s3")
 
 
 def _claim4_row(name, cfg, p):
@@ -272,7 +291,21 @@ def summary_table(docs: Path) -> str:
         out = json.loads(path.read_text())
         for r in out["rows"]:
             lines.append(_summary_row(name, out["config"], r))
+    path = docs / "data" / "complexity_13_three_stage.json"
+    if path.exists():
+        out = json.loads(path.read_text())
+        lines += [_three_stage_row("complexity_13_three_stage", out["config"], r) for r in out["rows"]]
     return "\n".join(lines)
+
+
+def _three_stage_row(name, cfg, r):
+    """A row of the paper's experiment 2 (`complexity_13`): n* for cos_u >= threshold at kappa = d^r2."""
+    lo, hi = r["lo"], r["hi"]
+    verdict = _vs_paper(lo, hi, r["eta_paper"], r["d"]) if np.isfinite(lo) and np.isfinite(hi) else "no interval"
+    return (f"| {cfg['dynamic']} online SGD (squared), n* on cos_u >= {cfg['threshold']:g} | (2, 0, r2 = {r['r2']:g}) | "
+            f"{r['d'][0]}..{r['d'][-1]} | {_f(r['eta'])} [{_f(lo)}, {_f(hi)}] | none known (kappa > 0); the bulk's "
+            f"1 + r2 = {r['eta_bulk']:.2f} | d^{r['eta_paper']:g} (our reading) | vs the paper's bound: {verdict} | "
+            f"`{name}` ({cfg.get('scale', '?')}) |")
 
 
 def write_summary(docs: Path):

@@ -47,6 +47,7 @@ from spikejax import (  # noqa: E402
 from spikejax import rho as rho_of  # noqa: E402
 
 import at_scale  # noqa: E402  (issue 14: full-batch n* and the summary table)
+from window import predict_n, windowed_search  # noqa: E402  (full-batch n* on a window of the grid)
 import paper  # noqa: E402  (issue 14: the paper's experiments 1-2, non-Gaussian claims 1-2)
 
 KINDS = ("scaling", "init_alignment", "preconditioning", "spherical_failure", "passage", "fullbatch") + paper.KINDS
@@ -122,8 +123,21 @@ def _n_grid(d, target):
 _MEMO: dict = {}
 
 
-def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None, dt=None):
-    """One `search_n` (all `n` and seeds of one configuration), memoised within the process."""
+def _keys(target, p, dynamic, d):
+    """The seed keys at `d`: `seeds` keys, or with `right_sign_seeds = true` (odd `s >= 3`) the
+    first `seeds` of `4 seeds` keys whose `rho(w(0))` has the escaping sign, so no run is spent
+    on seeds the sign rule would not count."""
+    if not target.get("right_sign_seeds"):
+        return jax.random.split(jax.random.key(10_000 + d), target["seeds"])
+    keys = jax.random.split(jax.random.key(10_000 + d), 4 * target["seeds"])
+    return keys[right_sign(p, initial_rho(p, DYNAMICS[dynamic](), keys))][: target["seeds"]]
+
+
+def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None, dt=None, n_pred=None,
+                  threshold=0.9):
+    """One `search_n` (all `n` and seeds of one configuration), memoised within the process.
+    With a target's `window` (a number of grid points), only that window of the grid runs, around
+    `n_pred` (`experiments/window.py`); the memo then also holds the windows run."""
     steps = steps or target["steps"]
     dt = dt or target["dt"]
     key = (target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
@@ -131,10 +145,23 @@ def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None,
     if key not in _MEMO:
         p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=target["link"],
                          activation=target["activation"], noise=noise)
-        keys = jax.random.split(jax.random.key(10_000 + d), target["seeds"])
-        _MEMO[key] = search_n(p, DYNAMICS[dynamic](), n_grid=_n_grid(d, target), keys=keys, dt=dt, steps=steps,
-                              n_unlabelled=n_unlabelled)
+        keys = _keys(target, p, dynamic, d)
+
+        def run(points, n_draw):
+            return search_n(p, DYNAMICS[dynamic](), n_grid=points, keys=keys, dt=dt, steps=steps,
+                            n_unlabelled=n_unlabelled, n_draw=n_draw)
+
+        if "window" in target:
+            _MEMO[key], _MEMO[("windows",) + key] = windowed_search(run, _n_grid(d, target), n_pred,
+                                                                    target["window"], threshold)
+        else:
+            _MEMO[key] = run(_n_grid(d, target), None)
     return _MEMO[key]
+
+
+def _windows_key(target, d, r1, r2, dynamic, noise, steps):
+    return ("windows", target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
+            target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, 0, steps, target["dt"])
 
 
 HORIZON_RULES = ("largest_d", "none")
@@ -171,7 +198,7 @@ def check_point(target, d, r1, r2, dynamic, noise, threshold, n_unlabelled=0, ba
                                                                n_unlabelled=n_unlabelled, steps=steps)
         p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=target["link"],
                          activation=target["activation"], noise=noise)
-        keys = jax.random.split(jax.random.key(10_000 + d), target["seeds"])
+        keys = _keys(target, p, dynamic, d)
         t0, c0 = time.time(), time.process_time()
         chk = horizon_check(p, DYNAMICS[dynamic](), n_grid=_n_grid(d, target), keys=keys, dt=target["dt"],
                             steps=steps, threshold=threshold, base=base, bracket=True,
@@ -202,14 +229,21 @@ def run_scaling(cfg, docs: Path, bar):
                     if (t["s"], r1, r2, dyn) in done:
                         bar.update(len(ds) + (rule == "largest_d"))
                         continue
-                    res = []
+                    res, seconds = [], []
                     for d in ds:
                         bar.set_postfix_str(f"{cfg['name']} s={t['s']} r1={r1} r2={r2} {dyn} d={d}")
-                        res.append(measure_point(t, d, r1, r2, dyn, cfg["noise"], steps=steps_at(t, d, ds)))
+                        t0 = time.time()
+                        n_pred = predict_n(ds, [r.n_star("rho", cfg["threshold"]) for r in res], d)
+                        res.append(measure_point(t, d, r1, r2, dyn, cfg["noise"], steps=steps_at(t, d, ds),
+                                                 n_pred=n_pred, threshold=cfg["threshold"]))
+                        seconds.append(time.time() - t0)
                         bar.update(1)
                     point = dict(s=t["s"], link=t["link"], activation=t["activation"], r1=r1, r2=r2,
                                  dynamic=dyn, d=ds, eta_hyp=hypothesis_eta(t["s"], r1, r2),
-                                 valid_fraction=[float(r.valid.mean()) for r in res])
+                                 valid_fraction=[float(r.valid.mean()) for r in res], seconds=seconds)
+                    if "window" in t:
+                        point["windows"] = [_MEMO[_windows_key(t, d, r1, r2, dyn, cfg["noise"], steps_at(t, d, ds))]
+                                            for d in ds]
                     for metric in ("rho", "cos_u"):
                         fit = bootstrap_exponent(
                             ds, np.stack([r.n_grid for r in res]),
@@ -262,13 +296,15 @@ def scaling_table(out):
         "",
         "n\\* on rho at each d (`<=`: the grid's bottom, an upper bound; `-`: not reached at the grid's top).",
         "",
+        *_window_note(out["config"]),
         "| s | r1 | r2 | dynamic | d | n*(rho) | eta (rho) [90% CI] | eta (cos_u) [90% CI] | hypothesis | right-sign fraction | step/horizon check |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     targets = {t["s"]: t for t in out["config"]["targets"]}
     for p in out["points"]:
-        bottom = [_n_grid(d, targets[p["s"]])[0] for d in p["d"]]
-        # "<=": n* is the grid's bottom (an upper bound); "-": not reached at the grid's top.
+        # "<=": n* is the grid's (or the last window's) bottom, an upper bound; "-": not reached at its top.
+        bottom = ([w[-1][0] for w in p["windows"]] if "windows" in p else
+                  [_n_grid(d, targets[p["s"]])[0] for d in p["d"]])
         nstar = ", ".join(
             "-" if not np.isfinite(x) else ("<=" if x <= b else "") + f"{x:.0f}"
             for x, b in zip(np.asarray(p["rho"]["n_star"], float), bottom)
@@ -295,6 +331,18 @@ def scaling_table(out):
                          f"{_window(h)} | {_ok_cell(h)} |")
         lines += ["", _pass_line(out["horizon"])]
     return "\n".join(lines)
+
+
+def _window_note(cfg):
+    """The caption's line for targets searched on a window of their grid (`experiments/window.py`)."""
+    ws = sorted({t["window"] for t in cfg["targets"] if "window" in t})
+    if not ws:
+        return []
+    return [f"Searched on a window of {', '.join(map(str, ws))} consecutive grid points (ratio "
+            f"2^{cfg['targets'][0].get('log2_step', 0.5):g}) around the n\\* predicted from the smaller d, on the "
+            "whole grid's samples (the first two d run the whole grid); a window that misses n\\* moves and reruns. "
+            + ("Right-sign seeds only (drawn until there are `seeds` of them). "
+               if any(t.get("right_sign_seeds") for t in cfg["targets"]) else ""), ""]
 
 
 def _check_word(ok, base=0.0):

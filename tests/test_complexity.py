@@ -527,3 +527,41 @@ def test_verdict_against_the_bound_allows_its_log_factor():
     assert at_scale._vs_paper(1.3, 1.4, 1.0, d) == "VIOLATES"
     assert at_scale._vs_paper(0.8, 0.95, 1.0, d) == "consistent, tighter"
     assert at_scale._vs_paper(0.9, 1.1, 1.0, d) == "consistent"
+
+
+def test_windowed_search_equals_the_whole_grid_on_its_window():
+    """A window of the grid (samples drawn at the grid's top) gives the whole grid's columns there
+    and the same n*; a window predicted too low or too high moves until it holds n*."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    from window import centred, predict_n, windowed_search
+
+    d = 16
+    p = sj.make_problem(d, key=jax.random.key(d), r2=0.0, link="h1", activation="relu", noise=0.5)
+    g = np.unique(np.round(d * 2.0 ** np.arange(-2, 5.01, 0.5)).astype(int))
+    keys = jax.random.split(jax.random.key(7), 8)
+
+    def run(points, n_draw):
+        return sj.search_n(p, sj.Normalized(), n_grid=points, keys=keys, dt=0.5, steps=10, n_draw=n_draw)
+
+    full = run(g, None)
+    n_full = full.n_star("rho", 0.9)
+    assert g[2] < n_full < g[-3]
+    for n_pred in (g[0], n_full, g[-1]):  # too low, right, too high
+        res, runs = windowed_search(run, g, n_pred, 5, 0.9)
+        lo = int(np.searchsorted(g, res.n_grid[0]))
+        np.testing.assert_allclose(res.rho, full.rho[:, lo : lo + 5], atol=1e-6)
+        assert res.n_star("rho", 0.9) == pytest.approx(n_full, rel=1e-6)
+        assert len(runs) == 1 if n_pred == n_full else len(runs) >= 2
+    first, runs = windowed_search(run, g, None, 5, 0.9)  # no prediction: the whole grid, cut around n*
+    assert runs == [[int(g[0]), int(g[-1])]] and first.n_star("rho", 0.9) == pytest.approx(n_full)
+    assert centred(g, n_full, 5) == int(np.searchsorted(g, first.n_grid[0]))
+    # the prediction: a power law is extrapolated exactly; a wild slope is clipped; one point is not enough
+    assert predict_n([16, 32, 64], [100.0, 400.0, 1600.0], 128) == pytest.approx(6400.0)
+    # slope 10 clipped to 3 through the centroid
+    assert predict_n([16, 32], [10.0, 1e4], 64) == pytest.approx(np.sqrt(10 * 1e4) * (64 / np.sqrt(16 * 32)) ** 3)
+    assert predict_n([16, 32], [10.0, float("nan")], 64) is None
+    with pytest.raises(ValueError, match="^window=2"):
+        windowed_search(run, g, n_full, 2, 0.9)
