@@ -64,24 +64,54 @@ def fullbatch_point(cfg, target, d, n_pred=None):
 
 
 def run_fullbatch(cfg, docs: Path, bar):
-    out = {"config": cfg, "rows": []}
+    """Every target's n* at each d and its fitted eta. The data file is written after every d
+    (`partial: true` until the last target), and a rerun of the same config resumes: finished rows
+    are kept, a row's finished points are not rerun. `cfg['only_targets']` (`--targets`): only those
+    rows run; the others are kept from the data file."""
+    path = docs / "data" / f"{cfg['name']}.json"
+    names = cfg.get("only_targets")
+    stored = json.loads(json.dumps({k: v for k, v in cfg.items() if k != "only_targets"}, default=_default))
+    out = {"config": stored, "rows": [], "partial": True, "seconds": 0.0, "cpu_seconds": 0.0}
+    old = json.loads(path.read_text()) if path.exists() else None
+    if old is not None and old["config"] != stored:
+        old = None  # another config's data: start over
+    if old is not None:
+        out.update(seconds=old.get("seconds", 0.0), cpu_seconds=old.get("cpu_seconds", 0.0))
+    kept = {r["target"]["name"]: r for r in (old or {}).get("rows", [])}
     t_all, cpu_all = time.time(), time.process_time()
+    base_s, base_cpu = out["seconds"], out["cpu_seconds"]
+
+    def save():
+        out["seconds"] = base_s + time.time() - t_all
+        out["cpu_seconds"] = base_cpu + time.process_time() - cpu_all
+        write_file(path, json.dumps(out, indent=1, default=_default))
+
     for target in cfg["targets"]:
-        pts = []
         ds = cfg["d"][target["name"]]
-        for d in ds:
+        prev = kept.get(target["name"])
+        if (names is not None and target["name"] not in names) or (prev is not None and "eta" in prev):
+            if prev is not None:
+                out["rows"].append(prev)
+            bar.update(len(ds))
+            continue
+        row = dict(target=target, points=list((prev or {}).get("points", [])))
+        out["rows"].append(row)
+        pts = row["points"]
+        bar.update(len(pts))
+        for d in ds[len(pts):]:
             bar.set_postfix_str(f"{cfg['name']} {target['name']} d={d}")
             pts.append(fullbatch_point(cfg, target, d, predict_n(ds, [p["n_star"] for p in pts], d)))
+            save()
             bar.update(1)
-        ds = [p["d"] for p in pts]
         fit = bootstrap_exponent(ds, np.array([p["n_grid"] for p in pts], float),
                                  np.array([p["rho"] for p in pts], float), valid=np.array([p["valid"] for p in pts]),
                                  threshold=cfg["threshold"], n_boot=cfg.get("n_boot", 500))
-        out["rows"].append(dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
-                                n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts)))
-    out["seconds"] = time.time() - t_all
-    out["cpu_seconds"] = time.process_time() - cpu_all
-    write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_default))
+        row.update(d=ds, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c, n_star=fit.n_star.tolist(),
+                   seconds=sum(p["seconds"] for p in pts))
+        save()
+    if all("eta" in r for r in out["rows"]) and len(out["rows"]) == len(cfg["targets"]):
+        del out["partial"]
+    save()
     plot_fullbatch(out, docs)
     replace_block(docs / "results.md", cfg["name"], fullbatch_table(out))
     write_summary(docs)

@@ -1222,7 +1222,7 @@ def main(argv=None):
     cfgs = [c for c in cfgs if not c.get("skip")]
     docs = Path(args.docs)
     if args.targets is not None:
-        cfgs = [dict(c, only_targets=list(args.targets)) if c["kind"] == "passage" else c for c in cfgs]
+        cfgs = [dict(c, only_targets=list(args.targets)) if c["kind"] in ("passage", "fullbatch") else c for c in cfgs]
     if args.render:
         for cfg in cfgs:
             if cfg["kind"] == "passage":

@@ -565,3 +565,44 @@ def test_windowed_search_equals_the_whole_grid_on_its_window():
     assert predict_n([16, 32], [10.0, float("nan")], 64) is None
     with pytest.raises(ValueError, match="^window=2"):
         windowed_search(run, g, n_full, 2, 0.9)
+
+
+def test_fullbatch_run_resumes_and_fits_the_exponent(tmp_path, monkeypatch):
+    """run_fullbatch writes after every d; a run killed mid-row resumes without rerunning finished
+    points, `--targets` runs one row and keeps the other; the fit recovers n* ~ d^1.5."""
+    _, at = _experiments()
+    calls = []
+
+    def fake_point(cfg, target, d, n_pred=None):  # success (rho 0.95) from n = 10 d^1.5 on, for every seed
+        calls.append((target["name"], d))
+        if len(calls) == kill_at[0]:
+            raise KeyboardInterrupt
+        g = 10 * d**1.5 * 2.0 ** (np.arange(8) - 3.5)  # n* = 10 d^1.5 midway (in log) between points 3 and 4
+        rho = np.where(np.arange(8)[None, :] >= 4, 0.95, 0.1).repeat(6, 0)
+        return dict(d=d, dt=0.1, steps=10, n_grid=g.tolist(), rho=rho.tolist(), cos_u=rho.tolist(),
+                    valid=[True] * 6, n_star=float(10 * d**1.5), seconds=0.0, windows=None)
+
+    monkeypatch.setattr(at, "fullbatch_point", fake_point)
+    monkeypatch.setattr(at, "plot_fullbatch", lambda out, docs: None)
+    monkeypatch.setattr(at, "write_summary", lambda docs: None)
+    bar = type("Bar", (), {"update": lambda self, n=1: None, "set_postfix_str": lambda self, s: None})()
+    targets = [dict(name=n, s=3, link="h3", activation="h3", seeds=6) for n in ("a", "b")]
+    cfg = dict(name="fb", kind="fullbatch", dynamic="spherical", noise=0.25, threshold=0.9, horizon=4, n_boot=50,
+               targets=targets, d={"a": [16, 32, 64, 128], "b": [16, 32, 64, 128]})
+    import json
+
+    (tmp_path / "data").mkdir()
+    kill_at = [3]  # killed at row a's third d
+    with pytest.raises(KeyboardInterrupt):
+        at.run_fullbatch(cfg, tmp_path, bar)
+    saved = json.loads((tmp_path / "data" / "fb.json").read_text())
+    assert saved["partial"] and [p["d"] for p in saved["rows"][0]["points"]] == [16, 32]
+    kill_at, calls[:] = [0], []
+    out = at.run_fullbatch(dict(cfg, only_targets=["a"]), tmp_path, bar)
+    assert calls == [("a", 64), ("a", 128)] and out["partial"] and len(out["rows"]) == 1
+    assert out["rows"][0]["eta"] == pytest.approx(1.5, abs=1e-9)
+    calls[:] = []
+    out = at.run_fullbatch(cfg, tmp_path, bar)
+    assert calls == [("b", d) for d in (16, 32, 64, 128)] and "partial" not in out
+    assert [r["target"]["name"] for r in out["rows"]] == ["a", "b"]
+    assert "only_targets" not in json.loads((tmp_path / "data" / "fb.json").read_text())["config"]
