@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikejax import Search
+from spikejax import Search, success_fraction
 
 
 def predict_n(ds, n_stars, d, slopes=(0.5, 3.0)) -> float | None:
@@ -49,9 +49,12 @@ def cut(res: Search, lo: int, size: int) -> Search:
     return res._replace(rho=res.rho[:, sl], cos_u=res.cos_u[:, sl], n_grid=res.n_grid[sl])
 
 
-def windowed_search(run, grid, n_pred, size, threshold, moves: int = 4):
+def windowed_search(run, grid, n_pred, size, threshold, moves: int = 4, cover=(0.25, 0.75)):
     """`run(points, n_draw)` (a `search_n` on `points` with samples drawn at `n_draw`) on `size`
     points of `grid` around `n_pred`, moved by `size - 2` points while `n*` on rho is not inside.
+    `cover = (low, high)` (None: off): also moved by 2 points (up to 2 such moves, keeping `n*` inside)
+    while the success fraction at the window's top is below `high` or at its bottom above `low`,
+    so that bootstrap resamples of the seeds seldom leave the window.
 
     **Returns:** `(search, runs)`: the `Search` on the final window and the windows run, as
     `[first n, last n]` pairs (their number is the cost in reruns)."""
@@ -62,15 +65,25 @@ def windowed_search(run, grid, n_pred, size, threshold, moves: int = 4):
         n = full.n_star("rho", threshold)
         lo = centred(g, n if np.isfinite(n) else g[-1], size)
         return cut(full, lo, size), [[int(g[0]), int(g[-1])]]
-    lo, runs = centred(g, n_pred, size), []
-    for _ in range(moves + 1):
+    lo, runs, spare = centred(g, n_pred, size), [], 2 if cover else 0
+    for _ in range(moves + spare + 1):
         res = run(g[lo : lo + size], int(g[-1]))
         runs.append([int(g[lo]), int(g[lo + size - 1])])
         n = res.n_star("rho", threshold)
-        if not np.isfinite(n) and lo + size < g.size:
+        up, down = lo + size < g.size, lo > 0
+        if not np.isfinite(n) and up:
             lo = min(lo + size - 2, g.size - size)
-        elif np.isfinite(n) and n <= g[lo] and lo > 0:
+            continue
+        if np.isfinite(n) and n <= g[lo] and down:
             lo = max(lo - (size - 2), 0)
-        else:
-            break
+            continue
+        if spare and np.isfinite(n):
+            f = success_fraction(res.rho, threshold, res.valid)
+            if f[-1] < cover[1] and up and n >= g[lo + 2]:
+                lo, spare = min(lo + 2, g.size - size), spare - 1
+                continue
+            if f[0] > cover[0] and down and n <= g[lo + size - 3]:
+                lo, spare = max(lo - 2, 0), spare - 1
+                continue
+        break
     return res, runs

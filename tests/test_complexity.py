@@ -549,12 +549,18 @@ def test_windowed_search_equals_the_whole_grid_on_its_window():
     full = run(g, None)
     n_full = full.n_star("rho", 0.9)
     assert g[2] < n_full < g[-3]
+    frac = sj.success_fraction(full.rho, 0.9, full.valid)
     for n_pred in (g[0], n_full, g[-1]):  # too low, right, too high
-        res, runs = windowed_search(run, g, n_pred, 5, 0.9)
+        res, runs = windowed_search(run, g, n_pred, 5, 0.9, cover=None)
         lo = int(np.searchsorted(g, res.n_grid[0]))
         np.testing.assert_allclose(res.rho, full.rho[:, lo : lo + 5], atol=1e-6)
         assert res.n_star("rho", 0.9) == pytest.approx(n_full, rel=1e-6)
         assert len(runs) == 1 if n_pred == n_full else len(runs) >= 2
+        # the cover rule: moved on until the fraction runs from <= 1/4 to >= 3/4 inside the window
+        res, runs = windowed_search(run, g, n_pred, 5, 0.9)
+        lo = int(np.searchsorted(g, res.n_grid[0]))
+        assert res.n_star("rho", 0.9) == pytest.approx(n_full, rel=1e-6)
+        assert frac[lo] <= 0.25 and frac[lo + 4] >= 0.75, (frac, lo)
     first, runs = windowed_search(run, g, None, 5, 0.9)  # no prediction: the whole grid, cut around n*
     assert runs == [[int(g[0]), int(g[-1])]] and first.n_star("rho", 0.9) == pytest.approx(n_full)
     assert centred(g, n_full, 5) == int(np.searchsorted(g, first.n_grid[0]))
