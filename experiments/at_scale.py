@@ -155,7 +155,8 @@ def fullbatch_table(out):
         f"kappa = {cfg.get('kappa', 0.0):g}, r1 = {cfg.get('r1', 0.0):g}, label noise {cfg['noise']:g}; n* = smallest grid n "
         f"(ratio-{_ratio(cfg)} grid, interpolated in log n) with rho(w_T) >= {cfg['threshold']:g} in half the counted seeds; "
         + (f"searched on a window of {cfg['targets'][0]['window']} grid points around the n* predicted from the smaller d, "
-           "on the whole grid's samples (`experiments/window.py`); " if any("window" in t for t in cfg["targets"]) else "")
+           "on the whole grid's samples, moved while it misses n* or its success fraction does not run from "
+           "<= 1/4 to >= 3/4 (`experiments/window.py`); " if any("window" in t for t in cfg["targets"]) else "")
         + f"horizon T = {cfg['horizon']:g} (or the row's own) x the flow's escape time from 0.5/sqrt(d) (grows with d); 90% bootstrap "
         f"intervals over seeds. Scale `{cfg.get('scale', '?')}`. Time to science: {out['seconds']:.0f} s wall, "
         f"{out['cpu_seconds']:.0f} s CPU.", "",

@@ -340,7 +340,8 @@ def _window_note(cfg):
         return []
     return [f"Searched on a window of {', '.join(map(str, ws))} consecutive grid points (ratio "
             f"2^{cfg['targets'][0].get('log2_step', 0.5):g}) around the n\\* predicted from the smaller d, on the "
-            "whole grid's samples (the first two d run the whole grid); a window that misses n\\* moves and reruns. "
+            "whole grid's samples (the first two d run the whole grid); a window that misses n\\*, or whose success "
+            "fraction does not run from <= 1/4 to >= 3/4, moves and reruns (`experiments/window.py`). "
             + ("Right-sign seeds only (drawn until there are `seeds` of them). "
                if any(t.get("right_sign_seeds") for t in cfg["targets"]) else ""), ""]
 
