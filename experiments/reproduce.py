@@ -140,8 +140,7 @@ def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None,
     `n_pred` (`experiments/window.py`); the memo then also holds the windows run."""
     steps = steps or target["steps"]
     dt = dt or target["dt"]
-    key = (target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
-           target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, n_unlabelled, steps, dt)
+    key = _point_key(target, d, r1, r2, dynamic, noise, n_unlabelled, steps, dt)
     if key not in _MEMO:
         p = make_problem(d, key=jax.random.key(d), r2=r2, r1=r1, link=target["link"],
                          activation=target["activation"], noise=noise)
@@ -159,9 +158,10 @@ def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None,
     return _MEMO[key]
 
 
-def _windows_key(target, d, r1, r2, dynamic, noise, steps):
-    return ("windows", target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
-            target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, 0, steps, target["dt"])
+def _point_key(target, d, r1, r2, dynamic, noise, n_unlabelled, steps, dt):
+    """`measure_point`'s memo key; `("windows",) + key` holds the windows a windowed search ran."""
+    return (target["link"], target["activation"], target["seeds"], tuple(target["log2_n_over_d"]),
+            target.get("log2_step", 0.5), d, r1, r2, dynamic, noise, n_unlabelled, steps, dt)
 
 
 HORIZON_RULES = ("largest_d", "none")
@@ -242,8 +242,8 @@ def run_scaling(cfg, docs: Path, bar):
                                  dynamic=dyn, d=ds, eta_hyp=hypothesis_eta(t["s"], r1, r2),
                                  valid_fraction=[float(r.valid.mean()) for r in res], seconds=seconds)
                     if "window" in t:
-                        point["windows"] = [_MEMO[_windows_key(t, d, r1, r2, dyn, cfg["noise"], steps_at(t, d, ds))]
-                                            for d in ds]
+                        point["windows"] = [_MEMO[("windows",) + _point_key(t, d, r1, r2, dyn, cfg["noise"], 0,
+                                                                              steps_at(t, d, ds), t["dt"])] for d in ds]
                     for metric in ("rho", "cos_u"):
                         fit = bootstrap_exponent(
                             ds, np.stack([r.n_grid for r in res]),

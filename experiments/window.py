@@ -6,7 +6,8 @@ took minutes a cell. Here only `size` consecutive points of the same grid run, a
 predicted from the smaller `d` (a least-squares line in log-log), with the samples drawn
 at the whole grid's largest `n` (`n_draw`): a window's columns equal the whole grid's columns
 on those points. A window that misses `n*` (not reached at its top, or reached already at its
-bottom) moves and reruns. Every `d` of a cell keeps `size` columns so the bootstrap fit takes
+bottom) moves and reruns, and so, by two points, does one whose success fraction does not run from
+<= 1/4 to >= 3/4 (bootstrap resamples of a dozen seeds would otherwise leave it). Every `d` of a cell keeps `size` columns so the bootstrap fit takes
 one (D, size) grid; at the first `d` (no prediction) the whole grid runs and is cut to the
 window around its own `n*`.
 """

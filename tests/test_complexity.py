@@ -612,3 +612,33 @@ def test_fullbatch_run_resumes_and_fits_the_exponent(tmp_path, monkeypatch):
     assert calls == [("b", d) for d in (16, 32, 64, 128)] and "partial" not in out
     assert [r["target"]["name"] for r in out["rows"]] == ["a", "b"]
     assert "only_targets" not in json.loads((tmp_path / "data" / "fb.json").read_text())["config"]
+
+
+def test_scaling_run_on_windows_records_them_and_fits(tmp_path, monkeypatch):
+    """A scaling target with `window` runs K grid points at each d (the whole grid at the first two),
+    stores the windows run per d, and fits n* ~ d^1.5 from the windowed columns."""
+    rp, _ = _experiments()
+    ran = []
+
+    def fake_search(p, dyn, *, n_grid, keys, n_draw=None, **kw):  # success from n = 10 d^1.5 on
+        g = np.asarray(n_grid, float)
+        ran.append((p.d, g.size))
+        rho = np.where(g[None, :] >= 10 * p.d**1.5, 0.95, 0.1).repeat(len(keys), 0)
+        return sj.Search(rho, rho, np.ones(len(keys), bool), np.zeros(len(keys)), g)
+
+    monkeypatch.setattr(rp, "search_n", fake_search)
+    monkeypatch.setattr(rp, "plot_scaling", lambda out, docs: None)
+    monkeypatch.setattr(rp, "_MEMO", {})
+    bar = type("Bar", (), {"update": lambda self, n=1: None, "set_postfix_str": lambda self, s: None})()
+    target = dict(s=2, link="h2", activation="relu", dt=0.1, steps=10, seeds=4, log2_n_over_d=[-3, 9],
+                  log2_step=0.5, window=5)
+    cfg = dict(name="w", kind="scaling", r1=[0.0], r2=[0.0], dynamics=["normalized"], noise=0.25, threshold=0.9,
+               n_boot=50, horizon_check="none", targets=[target], d={"2": [16, 32, 64, 128, 256]})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "results.md").write_text("# R\n")
+    out = rp.run_scaling(cfg, tmp_path, bar)
+    full = rp._n_grid(16, target).size
+    assert [k for _, k in ran[:2]] == [full, full] and all(k == 5 for _, k in ran[2:])
+    (p,) = out["points"]
+    assert len(p["windows"]) == 5 and all(len(w) >= 1 for w in p["windows"])
+    assert p["rho"]["eta"] == pytest.approx(1.5, abs=0.1)
