@@ -15,8 +15,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from harness import pyplot as _pyplot, replace_block, save_figure, setting, write_file
-from spikejax import DYNAMICS, bootstrap_exponent, initial_rho, make_problem, right_sign, search_n
+from harness import pyplot as _pyplot, replace_block, save_figure, seed_keys, setting, write_file
+from spikejax import DYNAMICS, bootstrap_exponent, make_problem, search_n
 from window import predict_n, windowed_search
 
 
@@ -40,11 +40,7 @@ def fullbatch_point(cfg, target, d, n_pred=None):
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
                      loss=target.get("loss", "squared"))
     dyn = DYNAMICS[cfg["dynamic"]]()
-    seeds = target["seeds"]
-    keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
-    if s % 2 and s >= 3:
-        keys = keys[right_sign(p, initial_rho(p, dyn, keys))]
-    keys = keys[:seeds]
+    keys = seed_keys(p, dyn, d, target["seeds"], s % 2 == 1 and s >= 3)
     ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
     dt = setting(target, cfg, "dt")
     steps = int(np.ceil(setting(target, cfg, "horizon") * escape_time(s, d, abs(ab)) / dt))

@@ -53,6 +53,18 @@ def setting(target: dict, cfg: dict, key: str):
     raise ValueError(f"{key} is missing; give it in [experiment] or in target {target.get('name', '?')!r}")
 
 
+def seed_keys(problem, dynamic, d: int, seeds: int, right_sign_only: bool):
+    """The seed keys of an experiment at `d`: the first `seeds` of `4 seeds` keys split from
+    `key(10_000 + d)`, or with `right_sign_only` (odd `s >= 3`) the first `seeds` of those whose
+    `rho(w(0))` has the escaping sign, so no run is spent on seeds the sign rule would not count."""
+    import jax
+
+    keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
+    if right_sign_only:
+        keys = keys[sj.right_sign(problem, sj.initial_rho(problem, dynamic, keys))]
+    return keys[:seeds]
+
+
 def write_file(path, data: bytes | str):
     """Write `data` to `path` atomically (temp file, then rename), creating its folder."""
     path = Path(path)

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import load_experiment, pyplot as _pyplot, replace_block, save_figure, setting, write_file  # noqa: E402
+from harness import load_experiment, pyplot as _pyplot, replace_block, save_figure, seed_keys, setting, write_file  # noqa: E402
 from spikejax import (  # noqa: E402
     DYNAMICS,
     Dopri5,
@@ -36,9 +36,7 @@ from spikejax import (  # noqa: E402
     bootstrap_exponent,
     bootstrap_passage,
     horizon_check,
-    initial_rho,
     passage_n,
-    right_sign,
     make_problem,
     prepare,
     search_n,
@@ -124,13 +122,11 @@ _MEMO: dict = {}
 
 
 def _keys(target, p, dynamic, d):
-    """The seed keys at `d`: `seeds` keys, or with `right_sign_seeds = true` (odd `s >= 3`) the
-    first `seeds` of `4 seeds` keys whose `rho(w(0))` has the escaping sign, so no run is spent
-    on seeds the sign rule would not count."""
+    """The seed keys at `d`: `seeds` keys split from `key(10_000 + d)` (the committed scaling
+    runs' draw), or with `right_sign_seeds = true` only right-sign ones (`harness.seed_keys`)."""
     if not target.get("right_sign_seeds"):
         return jax.random.split(jax.random.key(10_000 + d), target["seeds"])
-    keys = jax.random.split(jax.random.key(10_000 + d), 4 * target["seeds"])
-    return keys[right_sign(p, initial_rho(p, DYNAMICS[dynamic](), keys))][: target["seeds"]]
+    return seed_keys(p, DYNAMICS[dynamic](), d, target["seeds"], True)
 
 
 def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None, dt=None, n_pred=None,
@@ -818,10 +814,7 @@ def passage_point(cfg, target, d, ratio=None, batch=None):
                      loss=target.get("loss", "squared"), inputs=_inputs(target))
     dyn = DYNAMICS[setting(target, cfg, "dynamic")]()
     seeds = target["seeds"]
-    keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
-    if s % 2 and s >= 3:
-        keys = keys[right_sign(p, initial_rho(p, dyn, keys))]
-    keys = keys[:seeds]
+    keys = seed_keys(p, dyn, d, seeds, s % 2 == 1 and s >= 3)
     ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
     slow = 1 + kappa if cfg.get("horizon_kappa", False) else 1.0  # the bulk moves 1 + kappa times slower
     steps = int(min(2**22, np.ceil(cfg["horizon"] * slow * escape_time(s, d, abs(ab)) / eta)))

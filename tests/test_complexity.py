@@ -427,6 +427,16 @@ def test_reproduce_horizon_rule_checks_every_cell():
 # ---------------------------------------------------------------- issue 14 at scale: helpers of the experiments
 
 
+class _Bar:
+    """A progress bar that shows nothing (the experiments' runners take one)."""
+
+    def update(self, k=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+
 def _experiments():
     import sys
     from pathlib import Path
@@ -489,15 +499,11 @@ def test_passage_rerun_of_one_target_keeps_the_others(tmp_path, monkeypatch):
                         flow_ratio_median=1.0, stopped_early=False)
         return point
 
-    class Bar:
-        def set_postfix_str(self, s): pass
-        def update(self, k): pass
-
     monkeypatch.setattr(rp, "passage_point", fake(1.0))
-    rp.run_passage(cfg, docs, Bar())
+    rp.run_passage(cfg, docs, _Bar())
     monkeypatch.setattr(rp, "passage_point", fake(5.0))
     assert rp.passage_units(dict(cfg, only_targets=["b"])) == 5
-    rp.run_passage(dict(cfg, only_targets=["b"]), docs, Bar())
+    rp.run_passage(dict(cfg, only_targets=["b"]), docs, _Bar())
     out = json.loads((docs / "data" / "cal.json").read_text())
     assert [r["target"]["name"] for r in out["rows"]] == ["a", "b"]
     assert out["rows"][0]["n_star"][0] == pytest.approx(8**1.5 * 1.1)  # kept from the first run
@@ -591,7 +597,7 @@ def test_fullbatch_run_resumes_and_fits_the_exponent(tmp_path, monkeypatch):
     monkeypatch.setattr(at, "fullbatch_point", fake_point)
     monkeypatch.setattr(at, "plot_fullbatch", lambda out, docs: None)
     monkeypatch.setattr(at, "write_summary", lambda docs: None)
-    bar = type("Bar", (), {"update": lambda self, n=1: None, "set_postfix_str": lambda self, s: None})()
+    bar = _Bar()
     targets = [dict(name=n, s=3, link="h3", activation="h3", seeds=6) for n in ("a", "b")]
     cfg = dict(name="fb", kind="fullbatch", dynamic="spherical", noise=0.25, threshold=0.9, horizon=4, n_boot=50,
                targets=targets, d={"a": [16, 32, 64, 128], "b": [16, 32, 64, 128]})
@@ -629,7 +635,7 @@ def test_scaling_run_on_windows_records_them_and_fits(tmp_path, monkeypatch):
     monkeypatch.setattr(rp, "search_n", fake_search)
     monkeypatch.setattr(rp, "plot_scaling", lambda out, docs: None)
     monkeypatch.setattr(rp, "_MEMO", {})
-    bar = type("Bar", (), {"update": lambda self, n=1: None, "set_postfix_str": lambda self, s: None})()
+    bar = _Bar()
     target = dict(s=2, link="h2", activation="relu", dt=0.1, steps=10, seeds=4, log2_n_over_d=[-3, 9],
                   log2_step=0.5, window=5)
     cfg = dict(name="w", kind="scaling", r1=[0.0], r2=[0.0], dynamics=["normalized"], noise=0.25, threshold=0.9,
