@@ -327,11 +327,12 @@ def summary_table(docs: Path) -> str:
 
 def _three_stage_row(name, cfg, r):
     """A row of the paper's experiment 2 (`complexity_13`): n* for cos_u >= threshold at kappa = d^r2."""
+    from paper import verdict  # (imports this module)
+
     lo, hi = r["lo"], r["hi"]
-    verdict = _vs_paper(lo, hi, r["eta_paper"], r["d"]) if np.isfinite(lo) and np.isfinite(hi) else "no interval"
     return (f"| {cfg['dynamic']} online SGD (squared), n* on cos_u >= {cfg['threshold']:g} | (2, 0, r2 = {r['r2']:g}) | "
             f"{r['d'][0]}..{r['d'][-1]} | {_f(r['eta'])} [{_f(lo)}, {_f(hi)}] | none known (kappa > 0); the bulk's "
-            f"1 + r2 = {r['eta_bulk']:.2f} | d^{r['eta_paper']:g} (our reading) | vs the paper's bound: {verdict} | "
+            f"1 + r2 = {r['eta_bulk']:.2f} | d^{r['eta_paper']:g} (our reading) | vs the paper's bound: {verdict(lo, hi, r['eta_paper'], r['d'])} | "
             f"`{name}` ({cfg.get('scale', '?')}) |")
 
 

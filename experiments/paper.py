@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from at_scale import _vs_paper
 from harness import pyplot as _pyplot, replace_block, save_figure, write_json
 from spikejax import DYNAMICS, Dopri5, Empirical, Euler, SaveAt, make_problem, simulate
 
@@ -313,15 +314,13 @@ def three_stage_units(cfg):
     return len(cfg["r2"]) * len(cfg["d"]) + len(cfg.get("check_r2", []))
 
 
-def _verdict(lo, hi, bound):
-    """Against a sufficient (upper-bound) exponent: below is consistent and tighter, above violates."""
+def verdict(lo, hi, bound, d):
+    """Against a sufficient (upper-bound) exponent `d^bound`, fitted over `d`: `at_scale._vs_paper`
+    (below is consistent and tighter, above by more than the bound's log factor violates), or
+    "no interval"."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "no interval"
-    if hi < bound:
-        return "consistent, tighter"
-    if lo <= bound:
-        return "consistent"
-    return "VIOLATES"
+    return _vs_paper(lo, hi, bound, d)
 
 
 def three_stage_table(out):
@@ -350,7 +349,7 @@ def three_stage_table(out):
         lines.append(
             f"| {r['r2']:g} | {r['d'][0]}..{r['d'][-1]} | {nstar} | {rel} | {never} | {_f(r['eta'], 2)} "
             f"[{_f(r['lo'], 2)}, {_f(r['hi'], 2)}] | {_f(e9.get('eta'), 2)} [{_f(e9.get('lo'), 2)}, {_f(e9.get('hi'), 2)}] | "
-            f"{_f(r['eta_flow'], 2)} | {r['eta_paper']:.2f} | {r['eta_bulk']:.2f} | {_verdict(r['lo'], r['hi'], r['eta_paper'])} |")
+            f"{_f(r['eta_flow'], 2)} | {r['eta_paper']:.2f} | {r['eta_bulk']:.2f} | {verdict(r['lo'], r['hi'], r['eta_paper'], r['d'])} |")
     wide = [r for r in out["rows"] if "flow_wide" in r]
     if wide:
         fd = [p["d"] for p in wide[0]["flow_wide"]["points"]]
