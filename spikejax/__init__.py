@@ -79,6 +79,7 @@ from ._simulate import (
 from ._solvers import AbstractSolver as AbstractSolver, Dopri5 as Dopri5, Euler as Euler, Optax as Optax
 from ._sources import (
     AbstractSource as AbstractSource,
+    Chain as Chain,
     Empirical as Empirical,
     Online as Online,
     Population as Population,

@@ -63,7 +63,9 @@ class Problem(eqx.Module):
 
     **Fields:** `covariance` (an `AbstractCovariance`); `target` (an `AbstractTarget`);
     `activation` `phi`; `noise` `tau`; `inputs` (the law of `z`, default `Gaussian()`);
-    `loss` (static: `"squared"` or `"correlation"`).
+    `loss` (static: `"squared"` or `"correlation"`); `dim`: None, or the ambient dimension
+    when the problem is held in the reduced chain's frame coordinates (`make_problem(...,
+    reduced=True)`): then only `reduced=True` runs accept it.
     """
 
     covariance: AbstractCovariance
@@ -72,6 +74,7 @@ class Problem(eqx.Module):
     noise: Array
     inputs: AbstractInputs = Gaussian()
     loss: str = eqx.field(static=True, default="squared")
+    dim: Array | None = None
 
     def __check_init__(self):
         check_choice("loss", self.loss, LOSSES)
@@ -97,7 +100,13 @@ class Problem(eqx.Module):
 
     @property
     def d(self) -> int:
+        """The number of coordinates the problem is held in."""
         return self.target.directions().shape[-1]
+
+    @property
+    def ambient_d(self):
+        """The dimension of the inputs: `d`, or `dim` for a problem in frame coordinates."""
+        return self.d if self.dim is None else self.dim
 
     @property
     def u(self):
@@ -127,6 +136,7 @@ def make_problem(
     noise=0.0,
     normalisation: str = "unit_top",
     inputs: AbstractInputs | None = None,
+    reduced: bool = False,
     **renamed,
 ) -> Problem:
     """The paper's problem in one call: a single-index target under one spike.
@@ -142,6 +152,9 @@ def make_problem(
     - `noise`: label-noise standard deviation `tau >= 0`.
     - `normalisation`: `"unit_top"` or `"unnormalised"` (see `SpikedCovariance`).
     - `inputs`: the law of the base draws, `Gaussian()` (default), `StudentT(nu)`, `Rademacher()`.
+    - `reduced`: build the problem directly in the exact chain's frame `(u, v, e3)` with
+      `dim = d` (no d-dimensional vector is formed, so `d` may be 10^9; `key` is unused):
+      for `simulate(..., reduced=True)` and `passage_n(..., reduced=True)` only.
 
     **Raises:** `ValueError` for any argument out of range, and when the activation
     cannot see the link's information exponent `s` (`beta_s = 0`).
@@ -169,9 +182,10 @@ def make_problem(
     inputs = Gaussian() if inputs is None else inputs
     check("inputs", inputs, isinstance(inputs, AbstractInputs),
           "give an input law object: sj.Gaussian(), sj.StudentT(nu) or sj.Rademacher()")
+    check("reduced", reduced, isinstance(reduced, bool), "allowed: True or False")
     link_f = _function("link", link)
     act_f = _function("activation", activation)
-    u, v = directions(key, d)
+    u, v = jnp.eye(3)[:2] if reduced else directions(key, d)
     c = jnp.asarray(d, float) ** (-jnp.asarray(r1, float))
     c = c.astype(u.dtype)
     theta = c * u + jnp.sqrt(jnp.maximum(1 - c**2, 0.0)) * v
@@ -182,6 +196,7 @@ def make_problem(
         noise=jnp.asarray(noise, u.dtype),
         inputs=inputs,
         loss=loss,
+        dim=jnp.asarray(d, u.dtype) if reduced else None,
     )
 
 

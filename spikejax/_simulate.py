@@ -28,7 +28,7 @@ from ._covariance import dot
 from ._data import estimate_covariance
 from ._dynamics import AbstractDynamic
 from ._network import NEURONS, neuron_covariance
-from ._population import reduce
+from ._chain import frame_start
 from ._problem import Problem, check, check_choice, check_int, check_real
 from ._saveat import DIVERGED, MAX_STEPS, METRICS, NONFINITE, OK, OSCILLATING, SaveAt
 from ._solvers import AbstractSolver, Dopri5, Euler
@@ -156,6 +156,27 @@ def check_run(*, dt=None, steps=None, n_unlabelled=None, max_norm=None):
         check_real("max_norm", max_norm, lo=0.0, lo_open=True)
 
 
+REDUCED = (False, True, "auto")
+
+
+def _reduced_source(problem, dynamic, source, solver, reduced, **run):
+    """The source that runs `source` in reduced coordinates (`reduced=True`: or the reason
+    why none is exact, raised; `"auto"`: None where none is), None for `reduced=False`."""
+    check("reduced", reduced, any(reduced is r for r in REDUCED), "choose True, False or 'auto'")
+    if problem.dim is not None:
+        check("reduced", reduced, reduced is True,
+              f"the problem is held in frame coordinates (make_problem(..., reduced=True), dim={problem.dim}): "
+              "run it with reduced=True")
+    if reduced is False:
+        return None
+    try:
+        return source.reduced(problem, dynamic, solver, **run)
+    except ValueError:
+        if reduced is True:
+            raise
+        return None
+
+
 def default_solver(source) -> AbstractSolver:
     """The flow (`Dopri5()`) for the population source, the algorithm (`Euler()`) otherwise."""
     return Dopri5() if isinstance(source, Population) else Euler()
@@ -177,6 +198,7 @@ def prepare(
     max_norm: float = 1e6,
     init_key=None,
     network=None,
+    w0=None,
     **renamed,
 ):
     """Check the arguments and build `(simulation, w0)`; see `simulate` for their meaning."""
@@ -222,30 +244,26 @@ def prepare(
         neuron != "sigma_hat" or n_unlabelled > 0,
         "the sigma_hat neuron needs n_unlabelled > 0 samples to estimate SigmaHat",
     )
-    if reduced:
-        check(
-            "reduced",
-            reduced,
-            isinstance(source, Population) and not n_unlabelled,
-            "the reduced form exists for source=Population() with the true Sigma (n_unlabelled=0)",
-        )
-        check(
-            "reduced",
-            reduced,
-            type(dynamic).reduced_exact,
-            f"{type(dynamic).__name__} does not declare reduced_exact = True (it must commute with "
-            "rotations fixing the target and spike directions): use reduced=False",
-        )
+    reduced_source = _reduced_source(problem, dynamic, source, solver, reduced, n_unlabelled=n_unlabelled,
+                                     neuron=neuron, network=network)
     schedule = tuple(int(s) for s in saveat.schedule(steps))
 
     k_init, k_data, k_unl = jax.random.split(key, 3)
     k_init = k_init if init_key is None else init_key
     shape = (d,) if network is None else (network.width, d)  # a network: one unit row per neuron
-    w0 = jax.random.normal(k_init, shape, problem.target.directions().dtype)
-    w0 = w0 / jnp.linalg.norm(w0, axis=-1, keepdims=True)
+    dtype = problem.target.directions().dtype
+    if w0 is not None:
+        w0 = jnp.asarray(w0, dtype)
+        check("w0", w0.shape, w0.shape == shape, f"allowed: an array of shape {shape} (the problem's coordinates)")
+    elif problem.dim is not None:
+        w0 = frame_start(k_init, problem.dim, dtype)  # uniform on the sphere of R^dim, in frame coordinates
+    else:
+        w0 = jax.random.normal(k_init, shape, dtype)
+        w0 = w0 / jnp.linalg.norm(w0, axis=-1, keepdims=True)
     basis = None
-    if reduced:
-        problem, w0, basis = reduce(problem, w0)
+    if reduced_source is not None:
+        source = reduced_source
+        problem, w0, basis = source.reduce(problem, w0)
     sigma_hat = estimate_covariance(problem, k_unl, n_unlabelled) if n_unlabelled else None
     sim = Simulation(
         problem=problem,
@@ -326,7 +344,7 @@ def _fixed_step(sim: Simulation, s: State) -> State:
     # XLA recompute the whole step inside the select that freezes it (2x slower).
     # A failed run keeps stepping (its NaN or huge iterate goes on harmlessly); `good` keeps
     # its last good iterate, which `result` reports, and its records are NaN from then on.
-    w = s.w
+    w = sim.source.frame(s.w, s.k, sim)
     status = jnp.where(s.status != OK, s.status, _code(sim, w))
     failed = status != OK
     fail_step = jnp.where((s.status == OK) & failed, s.k, s.fail_step)
@@ -445,7 +463,7 @@ def result(sim: Simulation, state: State) -> Trajectory:
         if sim.source.deterministic:
             status = jnp.where((status == OK) & state.alternating, OSCILLATING, status)
     lift = getattr(sim.dynamic, "lift", None)  # a network run: its TwoLayer
-    w = lift(w, sim) if lift is not None else w if sim.basis is None else w @ sim.basis
+    w = lift(w, sim) if lift is not None else sim.source.lift(w, sim)
     steps = jnp.asarray(sim.schedule, jnp.int32)
     accepted = state.accepted
     if not sim.solver.adaptive:
@@ -485,7 +503,12 @@ def simulate(problem: Problem, dynamic: AbstractDynamic, source: AbstractSource 
     - `n_unlabelled`: samples for `SigmaHat` (0: the true `Sigma`). With it, `Normalized`
       and `Preconditioned` default to the `sigma_hat` neuron and precondition with `SigmaHat`.
     - `neuron`: override the dynamic's normaliser (`"plain"`, `"sigma"`, `"sigma_hat"`).
-    - `reduced`: run the population dynamics in the exact 3 coordinates (O(1) a step).
+    - `reduced`: run in exact reduced coordinates: the population dynamics in 3 coordinates
+      (O(1) a step); `Online`/`Reused` as the exact Markov chain on `(<w,u>, <w,v>,
+      |w_perp|)` (O(batch) or O(batch^2) a step, free of `d`; needs float64, see
+      `sj.Chain`). `"auto"`: wherever exact, else the d-dimensional form. A refused
+      `True` names the reason (non-Gaussian inputs, SigmaHat, Adam, ...).
+    - `w0`: the initial weight in the problem's coordinates (default: uniform on the sphere).
     - `max_norm`: `||w||` above which a run is marked diverged.
     - `init_key`: draw `w(0)` from this key instead of `key` (neurons sharing samples).
     - `network`: `Network(width, scaling, second_layer, lr_ratio, biases, ...)` trains a

@@ -17,6 +17,12 @@ checked for oscillation at the end).
 - `Reused(batch, reuse)`: a fresh batch every `reuse` steps. `reuse=1` is `Online`, and
   `reuse >= steps` is `Empirical(n=batch)`: one knob spans the literature's algorithms.
   Samples consumed: `batch * ceil(steps / reuse)`.
+- `Chain(batch, reuse)`: `Online` and `Reused` as the exact Markov chain on the summary
+  state (`_chain.py`), at a cost free of `d`; what `reduced=True` runs for them.
+
+A source's reduced form is its own: `reduced(...)` returns the source that runs in reduced
+coordinates (or raises `ValueError` naming why none is exact), `reduce(problem, w0)` maps
+the problem and the start there, `frame` and `lift` move the iterate within and out of them.
 """
 
 from __future__ import annotations
@@ -28,11 +34,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _chain
 from ._data import draw, prefix_mask
 from ._network import neuron_norm
 from ._covariance import SpikedCovariance
-from ._population import check_closed_form, population_grad, population_risk, spike_constants
+from ._population import check_closed_form, population_grad, population_risk, reduce, spike_constants
 from ._target import project
+
+
+def pointwise_losses(problem, out, y):
+    """The loss of each sample from the neuron's outputs `out` and labels `y`."""
+    return -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
 
 
 def sample_risk(w, z, y, problem, cov, weights=None):
@@ -41,8 +53,7 @@ def sample_risk(w, z, y, problem, cov, weights=None):
     `weights` (n,), summing to 1, replaces the plain mean (used to mask padded samples).
     """
     pre = project(z, problem.covariance.sqrt(w) / neuron_norm(w, cov))
-    out = problem.activation(pre)
-    losses = -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
+    losses = pointwise_losses(problem, problem.activation(pre), y)
     return jnp.mean(losses) if weights is None else weights @ losses
 
 
@@ -80,6 +91,25 @@ class AbstractSource(eqx.Module):
         None when the source draws no samples (the population)."""
         return None
 
+    def reduced(self, problem, dynamic, solver, **run) -> "AbstractSource":
+        """The source that runs this one exactly in reduced coordinates, or a `ValueError`
+        naming why there is none (`run`: `n_unlabelled`, `neuron`, `network`)."""
+        raise ValueError(f"reduced=True is not allowed with source={type(self).__name__}; it has no exact "
+                         "reduced form: use reduced=False")
+
+    def reduce(self, problem, w0):
+        """`(problem, w0, basis)` in this (reduced) source's coordinates; `basis` lifts back."""
+        return reduce(problem, w0)
+
+    def frame(self, w, k, sim):
+        """The iterate before step `k`, moved by a symmetry of the problem if the source
+        needs it (the chain rotates its orthogonal part onto one axis); identity here."""
+        return w
+
+    def lift(self, w, sim):
+        """The final iterate in the caller's coordinates."""
+        return w if sim.basis is None else w @ sim.basis
+
 
 class Population(AbstractSource):
     """Exact expectations in closed form (Gaussian inputs, single-index target)."""
@@ -98,6 +128,16 @@ class Population(AbstractSource):
         if data is not None and sim.neuron in ("plain", "sigma"):
             return population_grad(w, sim.problem, sim.neuron, data)
         return super().grad(w, data, k, sim)
+
+    def reduced(self, problem, dynamic, solver, *, n_unlabelled=0, **run):
+        if n_unlabelled:
+            raise ValueError(f"reduced=True is not allowed with n_unlabelled={n_unlabelled}; the 3-coordinate "
+                             "population form needs the true Sigma (n_unlabelled=0)")
+        if not type(dynamic).reduced_exact:
+            raise ValueError(f"reduced=True is not allowed with {type(dynamic).__name__}; it does not declare "
+                             "reduced_exact = True (it must commute with rotations fixing the target and "
+                             "spike directions): use reduced=False")
+        return self
 
 
 class Empirical(AbstractSource):
@@ -163,6 +203,10 @@ class Online(AbstractSource):
     def samples_used(self, steps):
         return self.batch * np.asarray(steps)
 
+    def reduced(self, problem, dynamic, solver, **run):
+        _chain.check_chain(problem, dynamic, solver, **run)
+        return Chain(self.batch, 1)
+
     def risk(self, w, data, k, sim):
         if self.projected:
             return projected_risk(w, _batch_key(data, k), self.batch, sim)
@@ -202,10 +246,7 @@ def projected_risk(w, key, batch: int, sim):
     xi_perp = xi - (xi @ e1) * e1 - (xi @ e2) * e2
     y = p.link(c1 * P + c2 * Q) + p.noise * eps
 
-    def losses(pre):
-        out = p.activation(pre)
-        return -y * out if p.loss == "correlation" else 0.5 * (out - y) ** 2
-
+    losses = lambda pre: pointwise_losses(p, p.activation(pre), y)
     pre = (a @ e1) * P + (a @ e2) * Q
     g = jax.lax.stop_gradient(jax.grad(lambda q: jnp.sum(losses(q)))(pre))
     scale = jnp.sqrt(g @ g) / batch
@@ -230,6 +271,59 @@ class Reused(AbstractSource):
         """Steps `0 .. k-1` use batches `0 .. (k-1) // reuse`: `batch * ceil(k / reuse)`."""
         return self.batch * (-(-np.asarray(steps) // self.reuse))
 
+    def reduced(self, problem, dynamic, solver, **run):
+        _chain.check_chain(problem, dynamic, solver, **run)
+        return Chain(self.batch, self.reuse)
+
     def risk(self, w, data, k, sim):
         z, y = draw(sim.problem, _batch_key(data, k // self.reuse), self.batch)
         return sample_risk(w, z, y, sim.problem, sim.neuron_cov)
+
+
+class Chain(AbstractSource):
+    """`Reused(batch, reuse)` (`reuse = 1`: `Online(batch)`) as the exact Markov chain on
+    `(<w,u>, <w,v>, |w_perp|)`: the same law of every iterate's overlaps, at O(batch) a step
+    one-pass and O(batch^2) reused, whatever `d` (see `_chain.py`, docs/chain.md). Built by
+    `reduced=True`; its problem is in frame coordinates with `problem.dim = d`, its state
+    in float64, and `Trajectory.w` is the final `(<w,u>, <w,v>, |w_perp|)`."""
+
+    batch: int = eqx.field(static=True)
+    reuse: int = eqx.field(static=True, default=1)
+    deterministic = False
+
+    def __check_init__(self):
+        _int("batch", self.batch, 1)
+        _int("reuse", self.reuse, 1)
+
+    @property
+    def size(self) -> int:
+        """The frame's axes: `(u, v, e3)` plus one for the orthogonal gradient (one-pass) or
+        `batch` for the batch's orthogonal parts (reused)."""
+        return _chain.FRAME + (1 if self.reuse == 1 else self.batch)
+
+    def reduced(self, problem, dynamic, solver, **run):
+        _chain.check_chain(problem, dynamic, solver, **run)
+        return self
+
+    def reduce(self, problem, w0):
+        x0 = w0 if problem.dim is not None else _chain.frame_coordinates(problem, w0)
+        return _chain.frame_problem(problem, self.size), _chain.pad(x0, self.size), None
+
+    def init(self, key, problem):
+        return key
+
+    def samples_used(self, steps):
+        return self.batch * (-(-np.asarray(steps) // self.reuse))
+
+    def frame(self, w, k, sim):
+        return jnp.where(k % self.reuse == 0, _chain.canonical(w), w) if self.reuse > 1 else _chain.canonical(w)
+
+    def lift(self, w, sim):
+        return _chain.canonical(w)[..., : _chain.FRAME]
+
+    def draw(self, data, k, sim, dtype):
+        """Batch `k // reuse` in frame coordinates (`_chain.ChainDraw`)."""
+        return _chain.draw_batch(_batch_key(data, k // self.reuse), self.batch, self.reuse, sim.problem.dim, dtype)
+
+    def risk(self, w, data, k, sim):
+        return _chain.batch_risk(w, self.draw(data, k, sim, w.dtype), sim, pointwise_losses)
