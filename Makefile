@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/e2e.py --grouping --json out/bench/e2e.json | tee out/bench/e2e.txt
 	$(PY) benchmarks/online.py --json out/bench/online.json | tee out/bench/online.txt
 	$(PY) benchmarks/scaling.py --json benchmarks/scaling.json | tee out/bench/scaling.txt
+	$(PY) benchmarks/chain.py --json out/bench/chain.json | tee out/bench/chain.txt
 
 bench-quick: $(STAMP)
 	$(PY) -c "import threadpoolctl" 2>/dev/null || $(PY) -m pip install -q threadpoolctl  # the [bench] extra
@@ -51,6 +52,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/e2e.py --quick --grouping
 	$(PY) benchmarks/online.py --quick
 	$(PY) benchmarks/scaling.py --quick
+	$(PY) benchmarks/chain.py --quick --seeds 8 --repeat 1
 
 reproduce: $(STAMP)
 	$(PY) experiments/reproduce.py --scale $(SCALE) --jobs 2

@@ -53,15 +53,16 @@ def setting(target: dict, cfg: dict, key: str):
     raise ValueError(f"{key} is missing; give it in [experiment] or in target {target.get('name', '?')!r}")
 
 
-def seed_keys(problem, dynamic, d: int, seeds: int, right_sign_only: bool):
+def seed_keys(problem, dynamic, d: int, seeds: int, right_sign_only: bool, **run):
     """The seed keys of an experiment at `d`: the first `seeds` of `4 seeds` keys split from
     `key(10_000 + d)`, or with `right_sign_only` (odd `s >= 3`) the first `seeds` of those whose
-    `rho(w(0))` has the escaping sign, so no run is spent on seeds the sign rule would not count."""
+    `rho(w(0))` has the escaping sign, so no run is spent on seeds the sign rule would not count.
+    `run`: `prepare`'s keywords (`reduced=True` for the exact chain)."""
     import jax
 
     keys = jax.random.split(jax.random.key(10_000 + d), 4 * seeds)
     if right_sign_only:
-        keys = keys[sj.right_sign(problem, sj.initial_rho(problem, dynamic, keys))]
+        keys = keys[sj.right_sign(problem, sj.initial_rho(problem, dynamic, keys, **run))]
     return keys[:seeds]
 
 

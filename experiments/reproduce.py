@@ -801,27 +801,44 @@ def _passage_source(target, b):
 
 
 def passage_point(cfg, target, d, ratio=None, batch=None):
-    """`passage_n` at one `d` for one target: right-sign seeds only for odd `s >= 3`."""
+    """`passage_n` at one `d` for one target: right-sign seeds only for odd `s >= 3`. With
+    `reduced = true` the samples come from the exact chain (`sj.Chain`, float64, any `d`)."""
+    if not setting_or(target, cfg, "reduced", False):
+        return _passage_point(cfg, target, d, ratio, batch, {})
+    before = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", True)  # the chain's state is float64; restored for the next config
+    try:
+        return _passage_point(cfg, target, d, ratio, batch, {"reduced": True})
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
+def setting_or(target, cfg, key, default):
+    return target.get(key, cfg.get(key, default))
+
+
+def _passage_point(cfg, target, d, ratio, batch, run):
     s = target["s"]
     t = dict(target, ratio=ratio) if ratio is not None else target
     c = step_constant(t, cfg)
-    b = batch or max(1, int(round(target["batch_over_d"] * d)))
+    b = batch or min(max(1, int(round(target["batch_over_d"] * d))), setting_or(target, cfg, "batch_max", 2**62))
     eta = c * b * d ** (-s / 2)
     r2 = target.get("r2", cfg.get("r2"))
     kappa = float(d**r2) if r2 is not None else cfg.get("kappa", 0.0)
     p = make_problem(d, key=jax.random.key(d), kappa=kappa, r1=target.get("r1", cfg.get("r1", 0.0)),
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
-                     loss=target.get("loss", "squared"), inputs=_inputs(target))
+                     loss=target.get("loss", "squared"), inputs=_inputs(target), reduced=bool(run))
     dyn = DYNAMICS[setting(target, cfg, "dynamic")]()
-    seeds = target["seeds"]
-    keys = seed_keys(p, dyn, d, seeds, s % 2 == 1 and s >= 3)
+    seeds = target["seeds"] if "seeds_by_d" not in cfg else cfg["seeds_by_d"][target["name"]][
+        list(cfg["d"][target["name"]]).index(d)]  # one count per d of the target's d list
+    keys = seed_keys(p, dyn, d, seeds, s % 2 == 1 and s >= 3, **run)
     ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
     slow = 1 + kappa if cfg.get("horizon_kappa", False) else 1.0  # the bulk moves 1 + kappa times slower
-    steps = int(min(2**22, np.ceil(cfg["horizon"] * slow * escape_time(s, d, abs(ab)) / eta)))
+    steps = int(min(2**40 if run else 2**22, np.ceil(cfg["horizon"] * slow * escape_time(s, d, abs(ab)) / eta)))
     t0 = time.time()
     res = passage_n(p, dyn, _passage_source(target, b), keys=keys, dt=eta, steps=steps,
                     thresholds=tuple(cfg["thresholds"]), stop_fraction=cfg.get("stop_fraction", 1.0),
-                    chunk=cfg.get("chunk", 256), metric=target.get("metric", cfg.get("metric", "rho")))
+                    chunk=cfg.get("chunk", 256), metric=target.get("metric", cfg.get("metric", "rho")), **run)
     th = cfg["threshold"]
     col = int(np.argmin(np.abs(np.asarray(cfg["thresholds"]) - th)))
     ratios, ratio_med = flow_ratio(res.n[:, col], res.valid, res.rho0, c, d, s, abs(ab), th)
@@ -859,24 +876,58 @@ def _only(cfg):
     return [t for t in cfg["targets"] if names is None or t["name"] in names]
 
 
+def _ragged(pts, key, fill) -> np.ndarray:
+    """`[p[key] for p in pts]` as one array, the seed axis padded with `fill` to the longest."""
+    rows = [np.asarray(p[key], float) for p in pts]
+    out = np.full((len(rows), max(len(r) for r in rows)) + rows[0].shape[1:], fill, float)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def _point_cache(cfg, target, d, ratio, batch):
+    """A finished point's file under out/passage_points/ (a killed run resumes without rerunning it),
+    keyed by everything that determines it."""
+    import hashlib
+
+    keep = {k: v for k, v in cfg.items() if k not in ("name", "scale", "only_targets", "d", "seeds_by_d", "targets")}
+    seeds = cfg["seeds_by_d"][target["name"]][list(cfg["d"][target["name"]]).index(d)] if "seeds_by_d" in cfg else None
+    key = json.dumps([keep, target, d, ratio, batch, seeds], sort_keys=True, default=str)
+    return Path("out/passage_points") / f"{cfg['name']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def cached_point(cfg, target, d, ratio=None, batch=None):
+    """`passage_point`, kept on disk for configs with `reduced = true` (the long chain runs)."""
+    if not setting_or(target, cfg, "reduced", False):
+        return passage_point(cfg, target, d, ratio, batch)
+    path = _point_cache(cfg, target, d, ratio, batch)
+    if path.exists():
+        return json.loads(path.read_text())
+    pt = passage_point(cfg, target, d, ratio, batch)
+    write_file(path, json.dumps(pt, default=_json_default))
+    return pt
+
+
 def passage_row(cfg, target, ds, pts) -> dict:
     """The fits of one target from its points: `n*` at the main threshold, at every threshold, start-corrected
     (each seed's `n` times the flow time from the median start over the flow time from its own), `n*/log d` at `s = 2`."""
-    n = np.array([p["n"] for p in pts], float)
-    valid = np.array([p["valid"] for p in pts], bool)
+    n = _ragged(pts, "n", np.nan)  # (D, S): seed counts may differ per d (`seeds_by_d`); padded seeds do not count
+    valid = _ragged(pts, "valid", False).astype(bool)
     fit = bootstrap_passage(ds, n, valid=valid, n_boot=cfg.get("n_boot", 500))
     row = dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
                n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts))
     if all("n_all" in p for p in pts) and len(cfg["thresholds"]) > 1:  # the exponent at every threshold
-        nall = np.array([p["n_all"] for p in pts], float)  # (D, S, P)
+        nall = _ragged(pts, "n_all", np.nan)  # (D, S, P)
         row["by_threshold"] = []
         for j, th in enumerate(cfg["thresholds"]):
             fj = bootstrap_passage(ds, nall[:, :, j], valid=valid, n_boot=cfg.get("n_boot", 500))
             row["by_threshold"].append(dict(threshold=th, eta=fj.eta, lo=fj.lo, hi=fj.hi, n_star=fj.n_star.tolist()))
     if all("rho0" in p for p in pts) and target["s"] >= 3:  # each seed moved to the median start
         ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
-        adj = np.array([np.asarray(p["n"], float) * flow_time(target["s"], abs(ab), 0.674 / np.sqrt(p["d"]), cfg["threshold"])
-                        / np.maximum(flow_time(target["s"], abs(ab), p["rho0"], cfg["threshold"]), 1e-12) for p in pts])
+        adj = _ragged([dict(a=np.asarray(p["n"], float) * flow_time(target["s"], abs(ab), 0.674 / np.sqrt(p["d"]),
+                                                                 cfg["threshold"])
+                            / np.maximum(flow_time(target["s"], abs(ab), p["rho0"], cfg["threshold"]), 1e-12))
+                       for p in pts], "a", np.nan)
         fa = bootstrap_passage(ds, adj, valid=valid, n_boot=cfg.get("n_boot", 500))
         row["start_corrected"] = dict(eta=fa.eta, lo=fa.lo, hi=fa.hi, n_star=fa.n_star.tolist())
     if target["s"] == 2:  # d log d: the slope of n* / log d
@@ -894,7 +945,7 @@ def run_passage(cfg, docs: Path, bar):
         pts = []
         for d in ds:
             bar.set_postfix_str(f"{cfg['name']} {target['name']} d={d}")
-            pts.append(passage_point(cfg, target, d))
+            pts.append(cached_point(cfg, target, d))
             bar.update(1)
         out["rows"].append(passage_row(cfg, target, ds, pts))
     for chk in cfg.get("c_checks", []):
@@ -1033,7 +1084,7 @@ def passage_table(out):
         lines.append(
             f"| {_algorithm(t, cfg)} | {s} ({t['link']} / {t['activation']}, {t.get('loss', 'squared')}) | "
             f"{cfg.get('r1', 0.0):g} | {kappa:g} | {r['d'][0]}..{r['d'][-1]} | {nstar} | {eta_txt} | "
-            f"{known_rate(s)} | d^{s} | {verdict} | {t['seeds']}, {never} | "
+            f"{known_rate(s)} | d^{s} | {verdict} | {t.get('seeds', 'per d: ' + '/'.join(map(str, (cfg.get('seeds_by_d') or {}).get(t['name'], []))))}, {never} | "
             f"{r['points'][0]['c']:.3g}, {t['batch_over_d']:g} d |")
     if out["c_checks"]:
         lines += ["", "Step-size check (one d; n* should scale as 1/c once c is small, i.e. n* c constant: "

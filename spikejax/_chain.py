@@ -29,9 +29,11 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._covariance import SpikedCovariance, dot
 from ._network import neuron_norm
+from ._source_base import AbstractSource, batch_key, check_count, pointwise_losses
 from ._target import SingleIndex
 
 FRAME = 3  # (u, v, e3): the coordinates of the state
@@ -184,7 +186,57 @@ def check_chain(problem, dynamic, solver, *, n_unlabelled=0, neuron=None, networ
         raise refuse(f"dynamic={type(dynamic).__name__}", "it does not declare reduced_exact = True (it must "
                      "commute with the rotations fixing u and theta)")
     if network is not None:
-        raise refuse("network", "the chain runs one neuron")
+        raise refuse("network", "the exact chain of a network covers one-pass SGD (sj.Online(batch)) only; "
+                     "use reduced=False")
     if not float64_on():
         raise refuse("float64 off", "the chain keeps its state in float64 (its per-step shrink is below "
                      "float32's resolution): call jax.config.update(\"jax_enable_x64\", True) first")
+
+
+class Chain(AbstractSource):
+    """`Reused(batch, reuse)` (`reuse = 1`: `Online(batch)`) as the exact Markov chain on
+    `(<w,u>, <w,v>, |w_perp|)`: the same law of every iterate's overlaps, at O(batch) a step
+    one-pass and O(batch^2) reused, whatever `d` (see `py`, docs/chain.md). Built by
+    `reduced=True`; its problem is in frame coordinates with `problem.dim = d`, its state
+    in float64, and `Trajectory.w` is the final `(<w,u>, <w,v>, |w_perp|)`."""
+
+    batch: int = eqx.field(static=True)
+    reuse: int = eqx.field(static=True, default=1)
+    deterministic = False
+
+    def __check_init__(self):
+        check_count("batch", self.batch, 1)
+        check_count("reuse", self.reuse, 1)
+
+    @property
+    def size(self) -> int:
+        """The frame's axes: `(u, v, e3)` plus one for the orthogonal gradient (one-pass) or
+        `batch` for the batch's orthogonal parts (reused)."""
+        return FRAME + (1 if self.reuse == 1 else self.batch)
+
+    def reduced(self, problem, dynamic, solver, **run):
+        check_chain(problem, dynamic, solver, **run)
+        return self
+
+    def reduce(self, problem, w0):
+        x0 = w0 if problem.dim is not None else frame_coordinates(problem, w0)
+        return frame_problem(problem, self.size), pad(x0, self.size), None
+
+    def init(self, key, problem):
+        return key
+
+    def samples_used(self, steps):
+        return self.batch * (-(-np.asarray(steps) // self.reuse))
+
+    def frame(self, w, k, sim):
+        return jnp.where(k % self.reuse == 0, canonical(w), w) if self.reuse > 1 else canonical(w)
+
+    def lift(self, w, sim):
+        return canonical(w)[..., : FRAME]
+
+    def draw(self, data, k, sim, dtype):
+        """Batch `k // reuse` in frame coordinates (`ChainDraw`)."""
+        return draw_batch(batch_key(data, k // self.reuse), self.batch, self.reuse, sim.problem.dim, dtype)
+
+    def risk(self, w, data, k, sim):
+        return batch_risk(w, self.draw(data, k, sim, w.dtype), sim, pointwise_losses)

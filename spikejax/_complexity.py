@@ -455,8 +455,12 @@ def initial_rho(problem, dynamic, keys, **kwargs) -> np.ndarray:
     """`rho(w(0))` of each seed key, without running (e.g. to keep only right-sign seeds of
     an odd link, `right_sign(problem, initial_rho(...))`, before a costly `passage_n`)."""
     keys = jnp.asarray(keys)
-    w0 = jax.vmap(lambda k: prepare(problem, dynamic, Online(1), key=k, **kwargs)[1])(keys)
-    return np.asarray(jax.vmap(lambda w: _rho(w, problem))(w0), float)
+
+    def one(k):
+        sim, w0 = prepare(problem, dynamic, Online(1), key=k, **kwargs)
+        return _rho(w0, sim.problem)  # in the run's own coordinates (the chain's frame, say)
+
+    return np.asarray(jax.vmap(one)(keys), float)
 
 
 def _thresholds(thresholds) -> tuple:
@@ -470,6 +474,7 @@ def _thresholds(thresholds) -> tuple:
 
 
 MAX_PASSAGE_STEPS = 2**22  # first-passage times are stored as t = k dt in float32; k is exact below this
+MAX_PASSAGE_STEPS_64 = 2**44  # in float64 (the exact chain runs there)
 
 
 def passage_n(
@@ -527,8 +532,9 @@ def passage_n(
           "(sj.Online, sj.Reused); for full-batch training on n fixed samples use sj.search_n")
     check_real("dt", dt, lo=0.0, lo_open=True)
     check_int("steps", steps, 1)
-    check("steps", steps, steps <= MAX_PASSAGE_STEPS,
-          f"allowed: at most {MAX_PASSAGE_STEPS} (passage times t = k dt are float32); use a larger batch")
+    most = MAX_PASSAGE_STEPS_64 if jnp.zeros(()).dtype == jnp.float64 else MAX_PASSAGE_STEPS
+    check("steps", steps, steps <= most,
+          f"allowed: at most {most} (passage times t = k dt are {jnp.zeros(()).dtype}); use a larger batch")
     check_int("chunk", chunk, 1)
     check_real("stop_fraction", stop_fraction, 0.5, 1.0, lo_open=True)
     check("solver", kwargs.get("solver"), kwargs.get("solver") is None or not kwargs["solver"].adaptive,

@@ -207,13 +207,32 @@ def resolve(config: dict) -> dict:
         check("n2", out["n2"][0], False, "phase 2 fits a second layer on independent neurons; a network "
               "(network = true) trains its own: remove n2")
     if out["reduced"][0]:
-        check("reduced", True, out["source"] == ["population"] and out["n_unlabelled"] == [0],
-              "the 3-coordinate form needs source='population' and n_unlabelled=0")
+        _check_reduced(config, out)
     for nu_ in out["n_unlabelled"]:
         for d in out["d"]:
             check("n_unlabelled", nu_, nu_ == 0 or nu_ >= d,
                   f"SigmaHat must be invertible: 0 or at least d={d}")
     return out
+
+
+def _check_reduced(config: dict, out: dict):
+    """`reduced = true`: the population's 3 coordinates, or for online/reused sources the exact
+    chain (`sj.Chain`), which runs in float64 (`precision` follows unless set to float32)."""
+    sampled = {"online", "reused"} & set(out["source"])
+    check("reduced", True, set(out["source"]) <= {"population", "online", "reused"} and out["n_unlabelled"] == [0],
+          "the reduced forms need source='population' (3 coordinates) or 'online'/'reused' (the exact chain), "
+          "and n_unlabelled=0")
+    if not sampled:
+        return
+    for key, ok, why in (
+        ("input_dist", out["input_dist"] == ["gaussian"], "the chain needs Gaussian inputs"),
+        ("target", out["target"] == [SINGLE], "the chain covers single-index targets"),
+        ("network", out["network"] == [False], "the chain runs one neuron"),
+        ("solver", out["solver"][0] in ("auto", "euler"), "the chain runs SGD (solver='euler')"),
+        ("precision", config.get("precision", "float64") == "float64", "the chain keeps its state in float64"),
+    ):
+        check("reduced", True, ok, f"not with {key}={out[key][0]!r}: {why}")
+    out["precision"] = ["float64"]
 
 
 def multi_target(static: dict) -> tuple:

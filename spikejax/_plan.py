@@ -154,6 +154,8 @@ def plan(config: dict) -> tuple[list[str], list[Group]]:
 def _memory_terms(static, n_pad, d, record):
     """`(per seed, per configuration)` lists of `(what, bytes)` one batch holds on the device."""
     f, m = 4, static.get("width", 1)  # m neurons (a network's rows, or independent neurons)
+    if static["reduced"] and static["source"] in ("online", "reused"):  # the chain: float64 in its frame
+        f, d = 8, 4 if static["source"] == "online" else 3 + static["batch"]
     per_seed, per_config = [], [("the weights and optimizer state", 30 * m * d * f), ("the records", 8 * record * f)]
     if static["source"] == "empirical":
         per_seed.append((f"the n x d samples (n={n_pad}, d={d})", 3 * n_pad * d * f))
@@ -240,7 +242,11 @@ COMPILE_S = {"reduced": 3.0, "population": 4.0, "empirical": 8.0, "online": 8.0,
 
 def _flops_per_config_step(static, n_pad, d):
     width = static["width"]
-    if static["reduced"]:
+    if static["reduced"] and static["source"] == "online":
+        flops = 100 * static["batch"]  # the exact chain: O(batch) a step, free of d
+    elif static["reduced"] and static["source"] == "reused":
+        flops = 4 * static["batch"] * (static["batch"] + 3) + 100 * static["batch"]
+    elif static["reduced"]:
         flops = 1000
     elif static["source"] == "empirical":
         flops = 4 * n_pad * d + 30 * n_pad

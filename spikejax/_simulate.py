@@ -29,6 +29,7 @@ from ._data import estimate_covariance
 from ._dynamics import AbstractDynamic
 from ._network import NEURONS, neuron_covariance
 from ._chain import frame_start
+from ._chain_network import frame_start_rows
 from ._problem import Problem, check, check_choice, check_int, check_real
 from ._saveat import DIVERGED, MAX_STEPS, METRICS, NONFINITE, OK, OSCILLATING, SaveAt
 from ._solvers import AbstractSolver, Dopri5, Euler
@@ -251,12 +252,15 @@ def prepare(
     k_init, k_data, k_unl = jax.random.split(key, 3)
     k_init = k_init if init_key is None else init_key
     shape = (d,) if network is None else (network.width, d)  # a network: one unit row per neuron
+    if network is not None and problem.dim is not None:  # frame coordinates: (W u, W v, R^T), see NetworkChain
+        shape = (network.width, 2 + network.width)
     dtype = problem.target.directions().dtype
     if w0 is not None:
         w0 = jnp.asarray(w0, dtype)
         check("w0", w0.shape, w0.shape == shape, f"allowed: an array of shape {shape} (the problem's coordinates)")
     elif problem.dim is not None:
-        w0 = frame_start(k_init, problem.dim, dtype)  # uniform on the sphere of R^dim, in frame coordinates
+        w0 = (frame_start(k_init, problem.dim, dtype) if network is None  # uniform on the sphere of R^dim, in frame coordinates
+              else frame_start_rows(k_init, network.width, problem.dim, dtype))
     else:
         w0 = jax.random.normal(k_init, shape, dtype)
         w0 = w0 / jnp.linalg.norm(w0, axis=-1, keepdims=True)

@@ -27,24 +27,20 @@ the problem and the start there, `frame` and `lift` move the iterate within and 
 
 from __future__ import annotations
 
-import abc
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _chain
+from ._chain import Chain
+from ._chain_network import NetworkChain, check_network_chain
 from ._data import draw, prefix_mask
 from ._network import neuron_norm
 from ._covariance import SpikedCovariance
-from ._population import check_closed_form, population_grad, population_risk, reduce, spike_constants
+from ._population import check_closed_form, population_grad, population_risk, spike_constants
+from ._source_base import AbstractSource, batch_key, check_count, pointwise_losses
 from ._target import project
-
-
-def pointwise_losses(problem, out, y):
-    """The loss of each sample from the neuron's outputs `out` and labels `y`."""
-    return -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
 
 
 def sample_risk(w, z, y, problem, cov, weights=None):
@@ -55,60 +51,6 @@ def sample_risk(w, z, y, problem, cov, weights=None):
     pre = project(z, problem.covariance.sqrt(w) / neuron_norm(w, cov))
     losses = pointwise_losses(problem, problem.activation(pre), y)
     return jnp.mean(losses) if weights is None else weights @ losses
-
-
-def _int(name, value, lo):
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= lo):
-        raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= {lo}")
-
-
-class AbstractSource(eqx.Module):
-    """Expectations for the gradient; `deterministic` when the same at every step."""
-
-    deterministic = True
-
-    def check(self, problem):
-        """Raise `ValueError` if this source cannot serve `problem` (called before compiling)."""
-
-    @abc.abstractmethod
-    def init(self, key, problem):
-        """The source's data (samples, a key, or None)."""
-
-    @abc.abstractmethod
-    def risk(self, w, data, k, sim):
-        """The risk whose gradient the step `k` follows."""
-
-    def grad(self, w, data, k, sim):
-        """`grad risk(w)`; a source with a closed form overrides it."""
-        return jax.grad(self.risk)(w, data, k, sim)
-
-    def train_risk(self, w, data, sim):
-        """The risk on the training samples, recorded beside the population risk."""
-        return jnp.full((), jnp.nan, w.dtype)
-
-    def samples_used(self, steps):
-        """Labelled samples consumed by the first `steps` steps (numpy arrays welcome);
-        None when the source draws no samples (the population)."""
-        return None
-
-    def reduced(self, problem, dynamic, solver, **run) -> "AbstractSource":
-        """The source that runs this one exactly in reduced coordinates, or a `ValueError`
-        naming why there is none (`run`: `n_unlabelled`, `neuron`, `network`)."""
-        raise ValueError(f"reduced=True is not allowed with source={type(self).__name__}; it has no exact "
-                         "reduced form: use reduced=False")
-
-    def reduce(self, problem, w0):
-        """`(problem, w0, basis)` in this (reduced) source's coordinates; `basis` lifts back."""
-        return reduce(problem, w0)
-
-    def frame(self, w, k, sim):
-        """The iterate before step `k`, moved by a symmetry of the problem if the source
-        needs it (the chain rotates its orthogonal part onto one axis); identity here."""
-        return w
-
-    def lift(self, w, sim):
-        """The final iterate in the caller's coordinates."""
-        return w if sim.basis is None else w @ sim.basis
 
 
 class Population(AbstractSource):
@@ -147,7 +89,7 @@ class Empirical(AbstractSource):
     n_used: object = None
 
     def __check_init__(self):
-        _int("n", self.n, 1)
+        check_count("n", self.n, 1)
         nu = self.n_used
         if nu is not None and not isinstance(nu, jax.core.Tracer):
             ok = bool(jnp.all((jnp.asarray(nu) >= 1) & (jnp.asarray(nu) <= self.n)))
@@ -172,12 +114,6 @@ class Empirical(AbstractSource):
         return np.where(np.asarray(steps) > 0, self.n, 0) if self.n_used is None else None
 
 
-def _batch_key(key, j):
-    """Batch `j`'s key: the source key itself for batch 0 (so that one batch for every step
-    draws what `Empirical` draws), `fold_in(key, j)` after."""
-    return jax.lax.cond(j == 0, lambda: key, lambda: jax.random.fold_in(key, j))
-
-
 class Online(AbstractSource):
     """A fresh batch of `batch` samples every step (one-pass SGD).
 
@@ -189,7 +125,7 @@ class Online(AbstractSource):
     deterministic = False
 
     def __check_init__(self):
-        _int("batch", self.batch, 1)
+        check_count("batch", self.batch, 1)
         if not isinstance(self.projected, bool):
             raise ValueError(f"projected={self.projected!r} is not allowed; allowed: True or False")
 
@@ -203,14 +139,17 @@ class Online(AbstractSource):
     def samples_used(self, steps):
         return self.batch * np.asarray(steps)
 
-    def reduced(self, problem, dynamic, solver, **run):
+    def reduced(self, problem, dynamic, solver, *, network=None, **run):
+        if network is not None:  # a width-m network: the chain on its rows' overlaps
+            check_network_chain(problem, dynamic, solver, network=network, **run)
+            return NetworkChain(self.batch, network.width)
         _chain.check_chain(problem, dynamic, solver, **run)
         return Chain(self.batch, 1)
 
     def risk(self, w, data, k, sim):
         if self.projected:
-            return projected_risk(w, _batch_key(data, k), self.batch, sim)
-        z, y = draw(sim.problem, _batch_key(data, k), self.batch)
+            return projected_risk(w, batch_key(data, k), self.batch, sim)
+        z, y = draw(sim.problem, batch_key(data, k), self.batch)
         return sample_risk(w, z, y, sim.problem, sim.neuron_cov)
 
 
@@ -261,8 +200,8 @@ class Reused(AbstractSource):
     deterministic = False
 
     def __check_init__(self):
-        _int("batch", self.batch, 1)
-        _int("reuse", self.reuse, 1)
+        check_count("batch", self.batch, 1)
+        check_count("reuse", self.reuse, 1)
 
     def init(self, key, problem):
         return key
@@ -276,54 +215,5 @@ class Reused(AbstractSource):
         return Chain(self.batch, self.reuse)
 
     def risk(self, w, data, k, sim):
-        z, y = draw(sim.problem, _batch_key(data, k // self.reuse), self.batch)
+        z, y = draw(sim.problem, batch_key(data, k // self.reuse), self.batch)
         return sample_risk(w, z, y, sim.problem, sim.neuron_cov)
-
-
-class Chain(AbstractSource):
-    """`Reused(batch, reuse)` (`reuse = 1`: `Online(batch)`) as the exact Markov chain on
-    `(<w,u>, <w,v>, |w_perp|)`: the same law of every iterate's overlaps, at O(batch) a step
-    one-pass and O(batch^2) reused, whatever `d` (see `_chain.py`, docs/chain.md). Built by
-    `reduced=True`; its problem is in frame coordinates with `problem.dim = d`, its state
-    in float64, and `Trajectory.w` is the final `(<w,u>, <w,v>, |w_perp|)`."""
-
-    batch: int = eqx.field(static=True)
-    reuse: int = eqx.field(static=True, default=1)
-    deterministic = False
-
-    def __check_init__(self):
-        _int("batch", self.batch, 1)
-        _int("reuse", self.reuse, 1)
-
-    @property
-    def size(self) -> int:
-        """The frame's axes: `(u, v, e3)` plus one for the orthogonal gradient (one-pass) or
-        `batch` for the batch's orthogonal parts (reused)."""
-        return _chain.FRAME + (1 if self.reuse == 1 else self.batch)
-
-    def reduced(self, problem, dynamic, solver, **run):
-        _chain.check_chain(problem, dynamic, solver, **run)
-        return self
-
-    def reduce(self, problem, w0):
-        x0 = w0 if problem.dim is not None else _chain.frame_coordinates(problem, w0)
-        return _chain.frame_problem(problem, self.size), _chain.pad(x0, self.size), None
-
-    def init(self, key, problem):
-        return key
-
-    def samples_used(self, steps):
-        return self.batch * (-(-np.asarray(steps) // self.reuse))
-
-    def frame(self, w, k, sim):
-        return jnp.where(k % self.reuse == 0, _chain.canonical(w), w) if self.reuse > 1 else _chain.canonical(w)
-
-    def lift(self, w, sim):
-        return _chain.canonical(w)[..., : _chain.FRAME]
-
-    def draw(self, data, k, sim, dtype):
-        """Batch `k // reuse` in frame coordinates (`_chain.ChainDraw`)."""
-        return _chain.draw_batch(_batch_key(data, k // self.reuse), self.batch, self.reuse, sim.problem.dim, dtype)
-
-    def risk(self, w, data, k, sim):
-        return _chain.batch_risk(w, self.draw(data, k, sim, w.dtype), sim, pointwise_losses)

@@ -96,6 +96,8 @@ class Runner:
         saveat = SaveAt(steps=self.record, passages=passage_names(multi_target(st)[1], st["threshold"])
                         if multi else None)
 
+        chain = bool(st["reduced"]) and st["source"] in ("online", "reused")  # built in the chain's frame: any d
+
         def build(seed_key, p, neuron=None):
             """`(problem, simulation, w0)`; neuron i of a width-m layer draws `w(0)` from
             `fold_in(key, 3 + i)` and shares the samples with the other neurons."""
@@ -111,7 +113,8 @@ class Runner:
                 spike = {"kappa": p["kappa"]} if "kappa" in p else {"r2": p["r2"]}
                 problem = make_problem(
                     st["d"], key=kp, r1=p["r1"], link=st["link"], activation=st["activation"],
-                    loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs, **spike,
+                    loss=st["loss"], noise=p["noise"], normalisation=st["normalisation"], inputs=inputs,
+                    reduced=chain, **spike,
                 )
             init_key = None if neuron is None else keys.neuron(neuron)
             sim, w0 = prepare(

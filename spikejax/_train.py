@@ -40,13 +40,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ._chain_network import NetworkChain
 from ._committee import committee_grad, committee_moments, network_risk, overlaps as _overlaps
 from ._data import draw
 from ._dynamics import AbstractDynamic
 from ._network import TwoLayer, neuron_norm
 from ._problem import check, check_choice
 from ._saveat import metrics as _default_metrics, overlaps as _default_overlaps
-from ._sources import AbstractSource, Empirical, Online, Population, Reused, _batch_key
+from ._source_base import AbstractSource, batch_key
+from ._sources import Empirical, Online, Population, Reused
 from ._target import SingleIndex, project
 
 SCALINGS = ("mean_field", "standard")
@@ -195,6 +197,8 @@ class RowWise(AbstractDynamic):
         net = network_of(w, sim)
         if self.layout.basis is not None:
             net = eqx.tree_at(lambda n: n.w, net, net.w @ self.layout.basis)
+        if isinstance(sim.source, NetworkChain):  # the exact chain: (W u, W v, R^T), W_perp W_perp^T = R^T R
+            net = eqx.tree_at(lambda n: n.w, net, sim.source.lift_rows(net.w))
         return net
 
 
@@ -206,9 +210,9 @@ def samples(source, data, k, sim):
     if isinstance(source, Empirical):
         return data
     if isinstance(source, Online):
-        return draw(sim.problem, _batch_key(data, k), source.batch) + (None,)
+        return draw(sim.problem, batch_key(data, k), source.batch) + (None,)
     if isinstance(source, Reused):
-        return draw(sim.problem, _batch_key(data, k // source.reuse), source.batch) + (None,)
+        return draw(sim.problem, batch_key(data, k // source.reuse), source.batch) + (None,)
     raise ValueError(
         f"source={type(source).__name__} is not allowed with network=...; give it a "
         "`samples(data, k, sim) -> (z, y, weights)` method"
@@ -355,5 +359,6 @@ def attach(network: Network, sim, w0, key, basis=None):
     pfn = network_overlaps if saveat.passage_fn is _default_overlaps and single else saveat.passage_fn
     saveat = dataclasses.replace(saveat, fn=on_network(fn), passage_fn=on_network(pfn))
     dyn = RowWise(row=sim.dynamic, layout=lay)
-    sim = dataclasses.replace(sim, dynamic=dyn, source=NetworkSource(sim.source), saveat=saveat)
+    source = sim.source if isinstance(sim.source, NetworkChain) else NetworkSource(sim.source)  # the chain is whole
+    sim = dataclasses.replace(sim, dynamic=dyn, source=source, saveat=saveat)
     return sim, dyn.init(lay.flatten(w0, a0, b0), sim)

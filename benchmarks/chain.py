@@ -1,0 +1,96 @@
+"""The exact chain's rate in samples per second, against the d-dimensional online source.
+
+    python benchmarks/chain.py [--quick] [--seeds 64] [--repeat 3] [--json PATH]
+
+One neuron, spherical online SGD on h3 / h3 (correlation loss, kappa = d^0.5, r1 = 0.25), the
+per-sample step 0.5 d^{-3/2}, every seed's run vmapped into one compiled call (as `passage_n`
+runs them). The chain (`reduced=True`, float64) is timed at d = 1e3, 1e6 and 1e9 for batches 1,
+16 and 256: its rate should not depend on d. The d-dimensional source (`Online(batch)`, float64
+too, so both do the same arithmetic per coordinate) is timed at d = 256 and 4096. Cases are
+timed in turn (A B C ... A B C, the best of `repeat` after a warm-up compile) in one process,
+so the ratios are measured under the same load. Samples per second = seeds x steps x batch /
+wall seconds.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":  # a benchmark run (never a test): clean the BLAS env before numpy loads
+    import blasenv  # noqa: F401
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+
+import spikejax as sj  # noqa: E402
+
+
+def case(d: int, batch: int, seeds: int, samples: int, reduced: bool):
+    """`(run, samples per call)`: one compiled call running `seeds` seeds for `samples / batch` steps."""
+    steps = max(2, samples // batch)
+    p = sj.make_problem(d, key=jax.random.key(0), r2=0.5, r1=0.25, link="h3", activation="h3",
+                        loss="correlation", reduced=reduced)
+    saveat = sj.SaveAt(steps=2, passages={"rho": (0.5,)})
+    dt = batch * 0.5 * d ** -1.5
+    one = lambda k: sj.simulate(p, sj.Spherical(), sj.Online(batch), key=k, dt=dt, steps=steps, saveat=saveat,
+                                reduced=reduced).passages["rho"]
+    f = jax.jit(jax.vmap(one))
+    keys = jax.random.split(jax.random.key(1), seeds)
+    return (lambda: jax.block_until_ready(f(keys))), seeds * steps * batch
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    ap.add_argument("--seeds", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="write the rows here")
+    args = ap.parse_args(argv)
+    chain_ds, full_ds, batches = [10**3, 10**6, 10**9], [256, 4096], [1, 16, 256]
+    samples = 2**12 if args.quick else 2**16  # per seed and call, chain
+    cases = [("chain", d, b, *case(d, b, args.seeds, samples, True)) for d in chain_ds for b in batches]
+    cases += [("d-dim", d, b, *case(d, b, args.seeds, max(b * 2, samples // (16 if d > 1000 else 4)), False))
+              for d in full_ds for b in batches]
+    for c in cases:  # compile and warm up
+        c[3]()
+    best = {i: np.inf for i in range(len(cases))}
+    for _ in range(args.repeat):
+        for i, (_, _, _, run, _) in enumerate(cases):
+            t = time.perf_counter()
+            run()
+            best[i] = min(best[i], time.perf_counter() - t)
+    rows = [dict(form=form, d=d, batch=b, samples=n, seconds=best[i], rate=n / best[i])
+            for i, (form, d, b, _, n) in enumerate(cases)]
+    env = dict(date=time.strftime("%Y-%m-%d %H:%M"), machine=platform.processor() or platform.machine(),
+               cores=os.cpu_count(), load=os.getloadavg(), jax=jax.__version__, seeds=args.seeds,
+               blas_env_removed=os.environ.get("SPIKEJAX_BENCH_UNSET", ""))
+    print(f"# {env}")
+    print("| form | d | batch 1 | batch 16 | batch 256 |")
+    print("|---|---|---|---|---|")
+    for form, ds in (("chain", chain_ds), ("d-dim", full_ds)):
+        for d in ds:
+            r = {x["batch"]: x["rate"] for x in rows if x["form"] == form and x["d"] == d}
+            print(f"| {form} | {d:g} | " + " | ".join(f"{r[b]:.3g}" for b in batches) + " |")
+    for b in batches:
+        chain = [x["rate"] for x in rows if x["form"] == "chain" and x["batch"] == b]
+        full = {x["d"]: x["rate"] for x in rows if x["form"] == "d-dim" and x["batch"] == b}
+        print(f"batch {b}: chain spread over d {max(chain) / min(chain):.3f}x; chain / d-dim at d = 256: "
+              f"{np.mean(chain) / full[256]:.3g}x, at d = 4096: {np.mean(chain) / full[4096]:.3g}x")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(dict(env=env, rows=rows), fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""The exact chain (`reduced=True` for `Online` and `Reused`) against the d-dimensional engine:
+pathwise on the very same samples (to float64 rounding), in distribution with its own draws
+(two-sample tests), and one step's mean and variance against Monte Carlo."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import spikejax as sj
+from spikejax import _chain
+from spikejax._source_base import pointwise_losses
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    before = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
+DYNAMICS = [sj.Spherical(), sj.Normalized(), sj.Preconditioned(), sj.Vanilla()]
+
+
+def _problem(d, loss="squared", r1=0.25, r2=0.5, noise=0.3):
+    return sj.make_problem(d, key=jax.random.key(3), r2=r2, r1=r1, link="h2", loss=loss, noise=noise)
+
+
+def _frame(p, w):
+    """`(u, v, e3)` of the d-dimensional iterate `w`, as `_chain.frame_coordinates` picks them."""
+    u = p.u
+    c, s = _chain.spike_cosine(p)
+    v = (p.covariance.theta - c * u) / s
+    r = w - (w @ u) * u - (w @ v) * v
+    return u, v, r / jnp.linalg.norm(r)
+
+
+def _step(sim, dyn, w, grad, dt):
+    return dyn.retract(w - dt * dyn.direction(w, grad, sim), w, sim)
+
+
+def _state(p, w):
+    u, v, _ = _frame(p, w)
+    return np.array([w @ u, w @ v, np.sqrt(max(float(w @ w - (w @ u) ** 2 - (w @ v) ** 2), 0.0))])
+
+
+def _grad_d(sim, w, z, eps):
+    y = sim.problem.labels(z, eps)
+    return jax.grad(sj.sample_risk)(w, z, y, sim.problem, sim.neuron_cov)
+
+
+def _chain_grad(sim, x, draw):
+    return jax.grad(_chain.batch_risk)(x, draw, sim, pointwise_losses)
+
+
+@pytest.mark.parametrize("loss", ["squared", "correlation"])
+@pytest.mark.parametrize("dyn", DYNAMICS, ids=lambda d: type(d).__name__)
+def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, loss):
+    """Fed the frame projections of the samples that the d-dimensional run draws, and the norm
+    of their gradient's orthogonal part, the chain's state equals the run's to 1e-9."""
+    d, b, dt, steps = 24, 5, 0.3, 30
+    p = _problem(d, loss)
+    w0 = jax.random.normal(jax.random.key(1), (d,))
+    w0 = w0 / jnp.linalg.norm(w0)
+    sim_d, w = sj.prepare(p, dyn, sj.Online(b), key=jax.random.key(0), w0=w0)
+    sim_c, x = sj.prepare(p, dyn, sj.Online(b), key=jax.random.key(0), w0=w0, reduced=True)
+    assert isinstance(sim_c.source, sj.Chain) and x.shape == (4,)
+    np.testing.assert_allclose(_chain.canonical(x)[:3], _state(p, w), atol=1e-12)
+    key = jax.random.key(7)
+    for k in range(steps):
+        kz, ke, key = jax.random.split(key, 3)
+        z = jax.random.normal(kz, (b, d))
+        eps = jax.random.normal(ke, (b,))
+        u, v, e3 = _frame(p, w)
+        P, Q, R = z @ u, z @ v, z @ e3
+        perp = z - P[:, None] * u - Q[:, None] * v - R[:, None] * e3
+        # the samples' loss derivatives g_i, then chi = |sum g_i z_perp_i| / sqrt(sum g_i^2)
+        pre = z @ (p.covariance.sqrt(w) / sj.neuron_norm(w, sim_d.neuron_cov))
+        y = p.labels(z, eps)
+        g = jax.grad(lambda q: jnp.sum(pointwise_losses(p, p.activation(q), y)))(pre)
+        chi = jnp.linalg.norm(g @ perp) / jnp.sqrt(jnp.where(g @ g > 0, g @ g, 1.0))  # no active sample: no step
+        draw = _chain.ChainDraw(_chain.pad(jnp.stack([P, Q, R], 1), 4), eps, chi)
+        x = _chain.canonical(x)
+        x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
+        w = _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
+        np.testing.assert_allclose(np.asarray(_chain.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
+    assert abs(float(x[0] / jnp.linalg.norm(x)) - float(w @ p.u / jnp.linalg.norm(w))) < 1e-9
+
+
+@pytest.mark.parametrize("loss", ["squared", "correlation"])
+@pytest.mark.parametrize("dyn", DYNAMICS, ids=lambda d: type(d).__name__)
+def test_reused_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, loss):
+    """Reused batches: fed the projections and the Cholesky factor of the Gram matrix of the
+    batch's orthogonal parts, the chain's state equals the d-dimensional run's at every step."""
+    d, b, reuse, dt, batches = 20, 6, 4, 0.3, 6
+    p = _problem(d, loss)
+    w0 = jax.random.normal(jax.random.key(2), (d,))
+    w0 = w0 / jnp.linalg.norm(w0)
+    sim_d, w = sj.prepare(p, dyn, sj.Reused(b, reuse), key=jax.random.key(0), w0=w0)
+    sim_c, x = sj.prepare(p, dyn, sj.Reused(b, reuse), key=jax.random.key(0), w0=w0, reduced=True)
+    assert x.shape == (3 + b,)
+    key = jax.random.key(8)
+    for _ in range(batches):
+        kz, ke, key = jax.random.split(key, 3)
+        z = jax.random.normal(kz, (b, d))
+        eps = jax.random.normal(ke, (b,))
+        u, v, e3 = _frame(p, w)
+        P, Q, R = z @ u, z @ v, z @ e3
+        perp = z - P[:, None] * u - Q[:, None] * v - R[:, None] * e3
+        L = jnp.linalg.cholesky(perp @ perp.T)
+        draw = _chain.ChainDraw(jnp.concatenate([jnp.stack([P, Q, R], 1), L], 1), eps, None)
+        x = _chain.canonical(x)
+        for _ in range(reuse):
+            x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
+            w = _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
+            np.testing.assert_allclose(np.asarray(_chain.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
+
+
+def test_bartlett_factor_has_the_wishart_moments():
+    """`L L^T` from `_chain.bartlett` has the Wishart mean `df I` and the variance `df` of an
+    off-diagonal entry, `2 df` of a diagonal one; with `df < b` its rank is `df`."""
+    b, df, n = 4, 7.0, 20000
+    L = jax.vmap(lambda k: _chain.bartlett(k, b, df, jnp.float64))(jax.random.split(jax.random.key(0), n))
+    W = np.asarray(jnp.einsum("nij,nkj->nik", L, L))
+    np.testing.assert_allclose(W.mean(0), df * np.eye(b), atol=4 * np.sqrt(2 * df / n) * 1.5)
+    assert abs(W[:, 0, 1].var() / df - 1) < 0.05 and abs(W[:, 2, 2].var() / (2 * df) - 1) < 0.06
+    low = _chain.bartlett(jax.random.key(1), 5, 2.0, jnp.float64)
+    assert np.linalg.matrix_rank(np.asarray(low @ low.T)) == 2
+
+
+@pytest.mark.parametrize("dyn", [sj.Spherical(), sj.Normalized()], ids=lambda d: type(d).__name__)
+def test_one_step_mean_and_variance_of_the_overlap_match_monte_carlo(dyn):
+    """One step from a fixed `w`: the mean and variance of `<w', u>` over the chain's own draws
+    agree with Monte Carlo over fresh d-dimensional batches (within 4 standard errors)."""
+    d, b, dt, n = 40, 128, 0.5, 8000
+    p = _problem(d, noise=0.2)
+    w0 = jax.random.normal(jax.random.key(5), (d,))
+    w0 = w0 / jnp.linalg.norm(w0) + 0.5 * p.u
+    w0 = w0 / jnp.linalg.norm(w0)
+    keys = jax.random.split(jax.random.key(9), n)
+
+    def chain_one(key):
+        return sj.simulate(p, dyn, sj.Online(b), key=key, w0=w0, reduced=True, dt=dt, steps=1,
+                           saveat=sj.SaveAt(steps=2)).w[0]
+
+    def d_one(key):
+        return sj.simulate(p, dyn, sj.Online(b), key=key, w0=w0, dt=dt, steps=1, saveat=sj.SaveAt(steps=2)).w @ p.u
+
+    a, c = np.asarray(jax.jit(jax.vmap(chain_one))(keys)), np.asarray(jax.jit(jax.vmap(d_one))(keys))
+    se_mean = np.sqrt((a.var() + c.var()) / n)
+    assert abs(a.mean() - c.mean()) < 4 * se_mean
+    assert abs(a.mean() - float(w0 @ p.u)) > 4 * se_mean  # the step moves the mean: the test has power
+    se_var = np.sqrt(2 / (n - 1)) * (a.var() + c.var()) / np.sqrt(2)
+    assert abs(a.var() - c.var()) < 4 * se_var
+
+
+def _ks(d, dyn, source, seeds, steps, dt, times):
+    p = _problem(d, r1=0.25, r2=0.5, noise=0.1)
+    keys = jax.random.split(jax.random.key(11), seeds)
+    sa = sj.SaveAt(steps=times, passages={"rho": (0.5,)})
+    run = lambda reduced: jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, source, key=k, dt=dt, steps=steps,
+                                                                  saveat=sa, reduced=reduced)))(keys)
+    a, c = run(True), run(False)
+    out = [stats.ks_2samp(np.asarray(a.ys["cos_u"][:, i]), np.asarray(c.ys["cos_u"][:, i])).pvalue
+           for i in range(1, len(times))]
+    ta, tc = np.asarray(a.passages["rho"][:, 0]), np.asarray(c.passages["rho"][:, 0])
+    assert np.isfinite(ta).mean() > 0.9 and np.isfinite(tc).mean() > 0.9
+    out.append(stats.ks_2samp(np.nan_to_num(ta, nan=1e9), np.nan_to_num(tc, nan=1e9)).pvalue)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("source", [sj.Online(4), sj.Reused(4, 3)], ids=["online", "reused"])
+def test_chain_and_d_dimensional_runs_agree_in_distribution_at_d64(source):
+    """Two-sample KS tests on cos_u at three times and on the first passage of rho over 0.5,
+    400 seeds each, the chain's own draws against the d-dimensional engine at d = 64."""
+    p = _ks(64, sj.Normalized(), source, 400, 600, 0.2, (0, 30, 150, 600))
+    assert p.min() > 1e-3, p
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dyn", DYNAMICS, ids=lambda d: type(d).__name__)
+@pytest.mark.parametrize("source", [sj.Online(8), sj.Reused(8, 4)], ids=["online", "reused"])
+def test_chain_and_d_dimensional_runs_agree_in_distribution_at_d256(dyn, source):
+    p = _ks(256, dyn, source, 400, 3000, 0.2, (0, 100, 1000, 3000))
+    assert p.min() > 1e-3, p
+
+
+def test_reduced_problem_runs_at_any_dimension_and_matches_the_full_problem_in_law():
+    """`make_problem(d, reduced=True)` holds 3 coordinates whatever `d` (here 10^9); at d = 64 its
+    runs have the full problem's law (initial rho and the final cos_u, KS over 400 seeds)."""
+    big = sj.make_problem(10**9, key=None, r2=0.5, r1=0.25, link="h2", reduced=True)
+    assert big.d == 3 and float(big.ambient_d) == 1e9
+    tr = sj.simulate(big, sj.Spherical(), sj.Online(16), key=jax.random.key(0), dt=16 * 1e-9 ** 0.5, steps=50,
+                     reduced=True)
+    assert tr.w.shape == (3,) and abs(float(jnp.linalg.norm(tr.w)) - 1) < 1e-12
+    assert float(tr.ys["cos_u"][0]) ** 2 < 1e-7  # |<w0, u>| ~ d^{-1/2}
+    small = sj.make_problem(64, key=None, r2=0.5, r1=0.25, link="h2", reduced=True)
+    full = sj.make_problem(64, key=jax.random.key(1), r2=0.5, r1=0.25, link="h2")
+    keys = jax.random.split(jax.random.key(4), 400)
+    run = lambda p: jax.jit(jax.vmap(lambda k: sj.simulate(p, sj.Spherical(), sj.Online(4), key=k, dt=0.2,
+                                                            steps=300, reduced=True).ys))(keys)
+    a, c = run(small), run(full)
+    for name in ("rho", "cos_u"):
+        for i in (0, -1):
+            assert stats.ks_2samp(np.asarray(a[name][:, i]), np.asarray(c[name][:, i])).pvalue > 1e-3
+
+
+def test_passage_n_runs_on_the_chain():
+    """`passage_n(..., reduced=True)` at d = 2^14: every seed passes, and n* at s = 2 lies within
+    a factor 4 of d log d."""
+    d = 2**14
+    p = sj.make_problem(d, key=None, kappa=0.0, link="h2", reduced=True)
+    b = 64
+    res = sj.passage_n(p, sj.Spherical(), sj.Online(b), keys=jax.random.split(jax.random.key(0), 16),
+                       dt=b * 0.5 / d, steps=4 * d * 20 // b, thresholds=(0.5,), reduced=True)
+    n = res.n[:, 0]
+    assert np.all(np.isfinite(n))
+    assert 0.25 < np.median(n) / (d * np.log(d)) < 4
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(inputs=sj.StudentT(5.0)), "inputs="),
+    (dict(inputs=sj.Rademacher()), "inputs="),
+    (dict(n_unlabelled=64), "n_unlabelled="),
+    (dict(solver=sj.Optax(__import__("optax").adam(1e-2))), "solver=Optax"),
+])
+def test_chain_refuses_where_it_is_not_exact(kwargs, match):
+    inputs = kwargs.pop("inputs", None)
+    p = sj.make_problem(32, key=jax.random.key(0), r2=0.5, inputs=inputs)
+    with pytest.raises(ValueError, match=rf"^reduced=True is not allowed with {match}"):
+        sj.simulate(p, sj.Normalized(), sj.Online(4), key=jax.random.key(1), steps=3, reduced=True, **kwargs)
+    tr = sj.simulate(p, sj.Normalized(), sj.Online(4), key=jax.random.key(1), steps=3, reduced="auto", **kwargs)
+    assert tr.w.shape == (32,)  # "auto": the d-dimensional form where the chain is not exact
+
+
+def test_chain_refuses_float32_and_full_problems_refuse_frame_use():
+    p = sj.make_problem(32, key=jax.random.key(0), r2=0.5)
+    jax.config.update("jax_enable_x64", False)
+    with pytest.raises(ValueError, match="^reduced=True is not allowed with float64 off"):
+        sj.simulate(p, sj.Normalized(), sj.Online(4), key=jax.random.key(1), steps=3, reduced=True)
+    jax.config.update("jax_enable_x64", True)
+    frame = sj.make_problem(32, key=None, r2=0.5, reduced=True)
+    with pytest.raises(ValueError, match="^reduced=False is not allowed; the problem is held in frame"):
+        sj.simulate(frame, sj.Normalized(), sj.Online(4), key=jax.random.key(1), steps=3)
+    with pytest.raises(ValueError, match="^reduced=True is not allowed with source=Empirical"):
+        sj.simulate(p, sj.Normalized(), sj.Empirical(8), key=jax.random.key(1), steps=3, reduced=True)
+
+
+def test_sweep_runs_the_chain_from_a_config_at_any_d():
+    """`reduced = true` with an online source: the sweep runs the chain in float64 at d = 2^40
+    (its plan holds the frame, not d), and one configuration equals `sj.simulate` alone."""
+    jax.config.update("jax_enable_x64", False)  # the config's own precision takes over
+    cfg = dict(seeds=2, d=2**40, r2=[0.0, 0.5], r1=0.25, source="online", batch=16, reduced=True,
+               dynamic=["spherical", "normalized"], dt=16 * 2.0**-40, steps=40, record=5)
+    assert sj.load_config(cfg)["precision"] == ["float64"]
+    with pytest.raises(ValueError, match="^reduced=True is not allowed; not with precision='float32'"):
+        sj.load_config(dict(cfg, precision="float32"))
+    ds = sj.sweep(cfg, progress=False)
+    assert ds["rho"].dtype == np.float64 and (ds["status"] == "ok").all()
+    jax.config.update("jax_enable_x64", True)
+    keys = sj.config_keys(1)
+    p = sj.make_problem(2**40, key=None, r2=0.5, r1=0.25, reduced=True)
+    alone = sj.simulate(p, sj.Normalized(), sj.Online(16), key=keys.run, dt=16 * 2.0**-40, steps=40,
+                        saveat=sj.SaveAt(steps=5), reduced=True)
+    np.testing.assert_allclose(ds["rho"].sel(seed=1, r2=0.5, dynamic="normalized").values, alone.ys["rho"],
+                               rtol=1e-12)
