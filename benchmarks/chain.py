@@ -88,6 +88,7 @@ def main(argv=None):
         print(f"batch {b}: chain spread over d {max(chain) / min(chain):.3f}x; chain / d-dim at d = 256: "
               f"{np.mean(chain) / full[256]:.3g}x, at d = 4096: {np.mean(chain) / full[4096]:.3g}x")
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump(dict(env=env, rows=rows), fh, indent=1)
 

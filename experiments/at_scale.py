@@ -216,7 +216,8 @@ def plot_fullbatch(out, docs):
 
 # ---------------------------------------------------------------- the summary table (docs/results.md, summary_table)
 
-SUMMARY_SOURCES = ("complexity_6_online_calibration", "complexity_7_s4_settle", "complexity_8_reuse",
+# complexity_19 (the calibration on the exact chain, 64-256 seeds per d) replaces complexity_6/7 here
+SUMMARY_SOURCES = ("complexity_19_chain_calibration", "complexity_8_reuse",
                    "complexity_9_fullbatch", "complexity_10_precond_online", "complexity_11_heavy_tails",
                    "complexity_15_claim4_online", "complexity_18_reuse_fullbatch")
 

@@ -122,6 +122,15 @@ from ._subspace import (
     principal_cosines as principal_cosines,
     subspace_metrics as subspace_metrics,
 )
+from ._limit import (
+    LimitPassage as LimitPassage,
+    LimitSDE as LimitSDE,
+    S2Constants as S2Constants,
+    limit_passage as limit_passage,
+    limit_sde as limit_sde,
+    passage_shift as passage_shift,
+    s2_constants as s2_constants,
+)
 from ._kernels import (
     KERNELS as KERNELS,
     arccos_kernel as arccos_kernel,

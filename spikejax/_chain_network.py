@@ -72,8 +72,8 @@ def draw_batch(key, batch: int, m: int, dim, dtype) -> NetworkDraw:
     """A batch's frame coordinates with their exact law; `dim < m + 2` (a traced `d`
     that the frame cannot hold) gives NaN, so the run is marked non-finite."""
     kz, ke, kl = jax.random.split(key, 3)
-    z = jax.random.normal(kz, (batch, 2 + m), dtype)
-    eps = jax.random.normal(ke, (batch,), dtype)
+    z = jax.random.normal(kz, (batch, 2 + m), _chain.DRAW_DTYPE).astype(dtype)
+    eps = jax.random.normal(ke, (batch,), _chain.DRAW_DTYPE).astype(dtype)
     df = jnp.asarray(dim, dtype) - 2 - m
     low = _chain.bartlett(kl, m, df, dtype)
     low = jnp.where(df >= 0, low, jnp.nan)

@@ -532,7 +532,8 @@ def passage_n(
           "(sj.Online, sj.Reused); for full-batch training on n fixed samples use sj.search_n")
     check_real("dt", dt, lo=0.0, lo_open=True)
     check_int("steps", steps, 1)
-    most = MAX_PASSAGE_STEPS_64 if jnp.zeros(()).dtype == jnp.float64 else MAX_PASSAGE_STEPS
+    chain = kwargs.get("reduced") is True and jnp.zeros(()).dtype == jnp.float64  # the chain's times are float64
+    most = MAX_PASSAGE_STEPS_64 if chain else MAX_PASSAGE_STEPS
     check("steps", steps, steps <= most,
           f"allowed: at most {most} (passage times t = k dt are {jnp.zeros(()).dtype}); use a larger batch")
     check_int("chunk", chunk, 1)

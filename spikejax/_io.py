@@ -70,10 +70,10 @@ def environment() -> dict:
     import jaxlib
     import optax
 
-    import spikejax
+    from ._version import __version__
 
     return {
-        "spikejax": spikejax.__version__,
+        "spikejax": __version__,
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "equinox": equinox.__version__,

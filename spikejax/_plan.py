@@ -197,7 +197,7 @@ def default_memory_budget() -> int:
 
 
 def host_memory() -> int:
-    """The host's available memory in bytes (4 GiB when it cannot be read)."""
+    """The host's available memory in bytes (8 GiB when it cannot be read)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:

@@ -16,7 +16,7 @@ readable in print, in greyscale and for colour-blind readers:
   (`setting_title` for a sweep's dataset).
 - **Saving**: `save(fig, path)` writes `path` as PNG *and* PDF and closes the figure.
 
-To adopt it in a script (`experiments/`, `spikejax/_reproduce.py`):
+To adopt it in a script (`experiments/`):
 
 ```python
 from spikejax import _style

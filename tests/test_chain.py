@@ -22,6 +22,12 @@ def x64():
 
 
 DYNAMICS = [sj.Spherical(), sj.Normalized(), sj.Preconditioned(), sj.Vanilla()]
+# The pathwise cases in the default run: each dynamic once, each loss twice; the rest under `slow`.
+FAST = {("Spherical", "squared"), ("Normalized", "correlation"), ("Preconditioned", "squared"),
+        ("Vanilla", "correlation")}
+PATHWISE = [pytest.param(dyn, loss, id=f"{type(dyn).__name__}-{loss}",
+                         marks=() if (type(dyn).__name__, loss) in FAST else pytest.mark.slow)
+            for dyn in DYNAMICS for loss in ("squared", "correlation")]
 
 
 def _problem(d, loss="squared", r1=0.25, r2=0.5, noise=0.3):
@@ -55,8 +61,7 @@ def _chain_grad(sim, x, draw):
     return jax.grad(_chain.batch_risk)(x, draw, sim, pointwise_losses)
 
 
-@pytest.mark.parametrize("loss", ["squared", "correlation"])
-@pytest.mark.parametrize("dyn", DYNAMICS, ids=lambda d: type(d).__name__)
+@pytest.mark.parametrize("dyn, loss", PATHWISE)
 def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, loss):
     """Fed the frame projections of the samples that the d-dimensional run draws, and the norm
     of their gradient's orthogonal part, the chain's state equals the run's to 1e-9."""
@@ -89,8 +94,7 @@ def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
     assert abs(float(x[0] / jnp.linalg.norm(x)) - float(w @ p.u / jnp.linalg.norm(w))) < 1e-9
 
 
-@pytest.mark.parametrize("loss", ["squared", "correlation"])
-@pytest.mark.parametrize("dyn", DYNAMICS, ids=lambda d: type(d).__name__)
+@pytest.mark.parametrize("dyn, loss", PATHWISE)
 def test_reused_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, loss):
     """Reused batches: fed the projections and the Cholesky factor of the Gram matrix of the
     batch's orthogonal parts, the chain's state equals the d-dimensional run's at every step."""
@@ -130,7 +134,8 @@ def test_bartlett_factor_has_the_wishart_moments():
     assert np.linalg.matrix_rank(np.asarray(low @ low.T)) == 2
 
 
-@pytest.mark.parametrize("dyn", [sj.Spherical(), sj.Normalized()], ids=lambda d: type(d).__name__)
+@pytest.mark.parametrize("dyn", [pytest.param(sj.Spherical(), marks=pytest.mark.slow), sj.Normalized()],
+                         ids=lambda d: type(d).__name__)
 def test_one_step_mean_and_variance_of_the_overlap_match_monte_carlo(dyn):
     """One step from a fixed `w`: the mean and variance of `<w', u>` over the chain's own draws
     agree with Monte Carlo over fresh d-dimensional batches (within 4 standard errors)."""
@@ -166,12 +171,16 @@ def _ks(d, dyn, source, seeds, steps, dt, times):
     out = [stats.ks_2samp(np.asarray(a.ys["cos_u"][:, i]), np.asarray(c.ys["cos_u"][:, i])).pvalue
            for i in range(1, len(times))]
     ta, tc = np.asarray(a.passages["rho"][:, 0]), np.asarray(c.passages["rho"][:, 0])
-    assert np.isfinite(ta).mean() > 0.9 and np.isfinite(tc).mean() > 0.9
-    out.append(stats.ks_2samp(np.nan_to_num(ta, nan=1e9), np.nan_to_num(tc, nan=1e9)).pvalue)
+    if np.isfinite(tc).mean() > 0.9:  # first passages, where the run learns (never passed: after all)
+        out.append(stats.ks_2samp(np.nan_to_num(ta, nan=1e9), np.nan_to_num(tc, nan=1e9)).pvalue)
+    else:  # a run that does not learn at this step (preconditioned online SGD, whose noise is 1 + kappa
+        # times larger): the final |rho| instead
+        out.append(stats.ks_2samp(np.abs(np.asarray(a.ys["rho"][:, -1])), np.abs(np.asarray(c.ys["rho"][:, -1]))).pvalue)
     return np.array(out)
 
 
-@pytest.mark.parametrize("source", [sj.Online(4), sj.Reused(4, 3)], ids=["online", "reused"])
+@pytest.mark.parametrize("source", [sj.Online(4), pytest.param(sj.Reused(4, 3), marks=pytest.mark.slow)],
+                         ids=["online", "reused"])
 def test_chain_and_d_dimensional_runs_agree_in_distribution_at_d64(source):
     """Two-sample KS tests on cos_u at three times and on the first passage of rho over 0.5,
     400 seeds each, the chain's own draws against the d-dimensional engine at d = 64."""
@@ -187,6 +196,7 @@ def test_chain_and_d_dimensional_runs_agree_in_distribution_at_d256(dyn, source)
     assert p.min() > 1e-3, p
 
 
+@pytest.mark.slow
 def test_reduced_problem_runs_at_any_dimension_and_matches_the_full_problem_in_law():
     """`make_problem(d, reduced=True)` holds 3 coordinates whatever `d` (here 10^9); at d = 64 its
     runs have the full problem's law (initial rho and the final cos_u, KS over 400 seeds)."""

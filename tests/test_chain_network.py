@@ -101,8 +101,10 @@ def _pathwise(dynamic, network, d, batch=6, steps=20, dt=0.1, activation="relu",
     "dynamic, network, d",
     [
         (sj.Normalized(), sj.Network(width=2), 32),
-        (sj.Spherical(), sj.Network(width=3, second_layer="joint", biases="trained", bias_init=0.5), 48),
-        (sj.Preconditioned(), sj.Network(width=3, second_layer="joint", a_init="sign", scaling="standard"), 64),
+        pytest.param(sj.Spherical(), sj.Network(width=3, second_layer="joint", biases="trained", bias_init=0.5), 48,
+                     marks=pytest.mark.slow),
+        pytest.param(sj.Preconditioned(), sj.Network(width=3, second_layer="joint", a_init="sign",
+                                                     scaling="standard"), 64, marks=pytest.mark.slow),
         (sj.Vanilla(), sj.Network(width=2, second_layer="joint", biases="trained", bias_init=1.0), 40),
     ],
     ids=["normalized-frozen", "spherical-joint", "preconditioned-joint", "vanilla-joint"],
@@ -116,6 +118,7 @@ def test_pathwise(x64, dynamic, network, d):
     assert worst < 1e-9
 
 
+@pytest.mark.slow
 def test_pathwise_tanh(x64):
     worst, _ = _pathwise(sj.Normalized(), sj.Network(width=2, second_layer="joint"), 32, activation="tanh", link="h3")
     assert worst < 1e-9
@@ -136,6 +139,7 @@ def _runs(p, dynamic, network, keys, reduced, saveat, w0=None, dt=0.1, steps=1, 
     return jax.jit(jax.vmap(run))(keys)
 
 
+@pytest.mark.slow
 def test_one_step_moments(x64):
     """One step from a fixed start: the mean and covariance of `(W u, W v, W W^T, a)`."""
     d, m, n = 48, 2, 4000
