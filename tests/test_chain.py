@@ -43,6 +43,16 @@ def _frame(p, w):
     return u, v, r / jnp.linalg.norm(r)
 
 
+def _batch(key, p, w, b):
+    """A fresh batch of the d-dimensional run: `(key, z, eps, frame coordinates (b, 3), orthogonal parts)`."""
+    kz, ke, key = jax.random.split(key, 3)
+    z = jax.random.normal(kz, (b, p.d))
+    eps = jax.random.normal(ke, (b,))
+    axes = jnp.stack(_frame(p, w))  # (3, d): u, v, e3
+    frame = z @ axes.T
+    return key, z, eps, frame, z - frame @ axes
+
+
 def _step(sim, dyn, w, grad, dt):
     return dyn.retract(w - dt * dyn.direction(w, grad, sim), w, sim)
 
@@ -75,18 +85,13 @@ def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
     np.testing.assert_allclose(_chain.canonical(x)[:3], _state(p, w), atol=1e-12)
     key = jax.random.key(7)
     for k in range(steps):
-        kz, ke, key = jax.random.split(key, 3)
-        z = jax.random.normal(kz, (b, d))
-        eps = jax.random.normal(ke, (b,))
-        u, v, e3 = _frame(p, w)
-        P, Q, R = z @ u, z @ v, z @ e3
-        perp = z - P[:, None] * u - Q[:, None] * v - R[:, None] * e3
+        key, z, eps, frame, perp = _batch(key, p, w, b)
         # the samples' loss derivatives g_i, then chi = |sum g_i z_perp_i| / sqrt(sum g_i^2)
         pre = z @ (p.covariance.sqrt(w) / sj.neuron_norm(w, sim_d.neuron_cov))
         y = p.labels(z, eps)
         g = jax.grad(lambda q: jnp.sum(pointwise_losses(p, p.activation(q), y)))(pre)
         chi = jnp.linalg.norm(g @ perp) / jnp.sqrt(jnp.where(g @ g > 0, g @ g, 1.0))  # no active sample: no step
-        draw = _chain.ChainDraw(_chain.pad(jnp.stack([P, Q, R], 1), 4), eps, chi)
+        draw = _chain.ChainDraw(_chain.pad(frame, 4), eps, chi)
         x = _chain.canonical(x)
         x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
         w = _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
@@ -107,14 +112,9 @@ def test_reused_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
     assert x.shape == (3 + b,)
     key = jax.random.key(8)
     for _ in range(batches):
-        kz, ke, key = jax.random.split(key, 3)
-        z = jax.random.normal(kz, (b, d))
-        eps = jax.random.normal(ke, (b,))
-        u, v, e3 = _frame(p, w)
-        P, Q, R = z @ u, z @ v, z @ e3
-        perp = z - P[:, None] * u - Q[:, None] * v - R[:, None] * e3
+        key, z, eps, frame, perp = _batch(key, p, w, b)
         L = jnp.linalg.cholesky(perp @ perp.T)
-        draw = _chain.ChainDraw(jnp.concatenate([jnp.stack([P, Q, R], 1), L], 1), eps, None)
+        draw = _chain.ChainDraw(jnp.concatenate([frame, L], 1), eps, None)
         x = _chain.canonical(x)
         for _ in range(reuse):
             x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)

@@ -219,6 +219,7 @@ def test_refuses_float32():
         jax.config.update("jax_enable_x64", old)
 
 
+@pytest.mark.slow
 def test_any_dimension(x64):
     """`make_problem(reduced=True)` with a network: the start is exact in law at any `d`
     (here 10^9, where no d-vector is formed) and the result is `(W u, W v, R^T)`."""
