@@ -817,6 +817,13 @@ def setting_or(target, cfg, key, default):
     return target.get(key, cfg.get(key, default))
 
 
+def _seeds(cfg, target, d) -> int:
+    """The target's seed count at `d`: `seeds`, or `seeds_by_d` (one count per d of its d list)."""
+    if "seeds_by_d" not in cfg:
+        return target["seeds"]
+    return cfg["seeds_by_d"][target["name"]][list(cfg["d"][target["name"]]).index(d)]
+
+
 def _passage_point(cfg, target, d, ratio, batch, run):
     s = target["s"]
     t = dict(target, ratio=ratio) if ratio is not None else target
@@ -829,9 +836,7 @@ def _passage_point(cfg, target, d, ratio, batch, run):
                      link=target["link"], activation=target["activation"], noise=cfg["noise"],
                      loss=target.get("loss", "squared"), inputs=_inputs(target), reduced=bool(run))
     dyn = DYNAMICS[setting(target, cfg, "dynamic")]()
-    seeds = target["seeds"] if "seeds_by_d" not in cfg else cfg["seeds_by_d"][target["name"]][
-        list(cfg["d"][target["name"]]).index(d)]  # one count per d of the target's d list
-    keys = seed_keys(p, dyn, d, seeds, s % 2 == 1 and s >= 3, **run)
+    keys = seed_keys(p, dyn, d, _seeds(cfg, target, d), s % 2 == 1 and s >= 3, **run)
     ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
     slow = 1 + kappa if cfg.get("horizon_kappa", False) else 1.0  # the bulk moves 1 + kappa times slower
     steps = int(min(2**40 if run else 2**22, np.ceil(cfg["horizon"] * slow * escape_time(s, d, abs(ab)) / eta)))
@@ -891,8 +896,7 @@ def _point_cache(cfg, target, d, ratio, batch):
     import hashlib
 
     keep = {k: v for k, v in cfg.items() if k not in ("name", "scale", "only_targets", "d", "seeds_by_d", "targets")}
-    seeds = cfg["seeds_by_d"][target["name"]][list(cfg["d"][target["name"]]).index(d)] if "seeds_by_d" in cfg else None
-    key = json.dumps([keep, target, d, ratio, batch, seeds], sort_keys=True, default=str)
+    key = json.dumps([keep, target, d, ratio, batch, _seeds(cfg, target, d)], sort_keys=True, default=str)
     return Path("out/passage_points") / f"{cfg['name']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
