@@ -33,9 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import spikejax as sj  # noqa: E402
-from spikejax._limit import limit_passage, passage_shift  # noqa: E402
+from spikejax import limit_passage, passage_shift  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from harness import write_file  # noqa: E402
 C, THRESHOLD, S = 0.5, 0.5, 3
 DIMS = {2**8: 128, 2**9: 128, 2**10: 128, 2**11: 64, 2**12: 64}
 STOP = 0.6
@@ -93,6 +95,60 @@ def median_ci(tau, seed):
     return [float(lo), float(hi) if np.isfinite(hi) else None]
 
 
+def plot(rows, lim_tau, paths, lim_med, D):
+    """docs/figures/chain_limit.png: the CDFs, the medians against d^{-1/2}, the KS distances."""
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(13, 4.2), gridspec_kw=dict(width_ratios=[1.5, 1, 1]))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(rows)))
+    for row, col in zip(rows, colors):
+        x = as_tau(row["tau"])
+        x = x[np.isfinite(x)]
+        ax.step(np.concatenate([[0], x]), np.arange(0, x.size + 1) / row["seeds"], where="post", color=col, lw=1.3,
+                label=f"chain, $d=2^{{{int(np.log2(row['d']))}}}$ ({row['seeds']} seeds)")
+    ax.plot(lim_tau, np.arange(1, lim_tau.size + 1) / paths, "k--", lw=2, label=r"limit $\tau^*$ (SDE, 8000 paths)")
+    ax.axhline(STOP, color="0.6", lw=0.8, ls=":")
+    ax.text(0.02, STOP + 0.015, "chain runs stop here (60 % passed)", fontsize=7, color="0.4", transform=ax.get_yaxis_transform())
+    ax.set_xlim(0, 2.0)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(r"$n^*/d^{2}$  (first $\rho \geq 0.5$)")
+    ax.set_ylabel("empirical CDF")
+    ax.set_title(r"$s=3$: He$_3$ link and activation, correlation loss, step $0.5\,d^{-3/2}$", fontsize=9)
+    ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
+    ds = np.array([r["d"] for r in rows], float)
+    med = np.array([r["median"] for r in rows])
+    cuts = np.array([r["cut"] for r in rows])
+    ci = np.array([[r["median_ci95"][0], r["median_ci95"][1] if r["median_ci95"][1] is not None else np.nan]
+                   for r in rows]).T
+    open_hi = np.isnan(ci[1])
+    ci[1] = np.where(open_hi, cuts, ci[1])
+    xs = ds ** -0.5
+    bx.errorbar(xs, med, yerr=[med - ci[0], ci[1] - med], fmt="o", color="C0", capsize=3, label="chain median (95 % CI)")
+    if open_hi.any():
+        bx.plot(xs[open_hi], ci[1][open_hi], "^", color="C0", ms=6, label="CI open above (censored)")
+    bx.axhline(lim_med, color="k", ls="--", label=r"limit median $\tau^*$")
+    xx = np.linspace(0, xs.max() * 1.1, 50)
+    bx.plot(xx, lim_med + D * xx, color="C3", lw=1, label=r"limit $+\,D\,d^{-1/2}$")
+    for r_, x_ in zip(rows, xs):
+        bx.annotate(f"$2^{{{int(np.log2(r_['d']))}}}$", (x_, r_["median"]), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    bx.set_xlim(0, xs.max() * 1.15)
+    bx.set_ylim(0.2, max(1.3, ci[1].max() * 1.08))
+    bx.set_xlabel(r"$d^{-1/2}$")
+    bx.set_ylabel(r"median $n^*/d^{2}$")
+    bx.legend(loc="lower left", fontsize=7)
+    bx.set_title("medians", fontsize=9)
+    cx.plot(np.log2(ds), [r["ks_distance"] for r in rows], "o-", color="C0", label="chain vs limit")
+    cx.plot(np.log2(ds), [r["ks_null95"] for r in rows], "s:", color="0.5", label="95 % of limit vs itself")
+    cx.set_xticks(np.log2(ds))
+    cx.set_xticklabels([f"$2^{{{int(v)}}}$" for v in np.log2(ds)])
+    cx.set_xlabel("$d$")
+    cx.set_ylabel("KS distance (below the cut)")
+    cx.set_ylim(0, max(0.4, 1.2 * max(r["ks_distance"] for r in rows)))
+    cx.legend(loc="upper right", fontsize=7)
+    cx.set_title("distance to the limit law", fontsize=9)
+    fig.tight_layout()
+    (ROOT / "docs/figures").mkdir(parents=True, exist_ok=True)
+    fig.savefig(ROOT / "docs/figures/chain_limit.png", dpi=150)
+
+
 def main(dims=None):
     t0 = time.time()
     dims = {d: DIMS[d] for d in (DIMS if dims is None else dims)}
@@ -140,59 +196,9 @@ def main(dims=None):
                      "tau < cut of |F_chain - F_limit| (tau null: censored, passed after cut; median_ci95 upper end null: "
                      "above the cut); ks_null95, ks_pvalue: "
                      "the same statistic for samples of the limit itself (1000 draws, same size and cut)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+    write_file(path, json.dumps(out, indent=1))  # atomic: a killed run leaves the old file whole
 
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(13, 4.2), gridspec_kw=dict(width_ratios=[1.5, 1, 1]))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(rows)))
-    for row, col in zip(rows, colors):
-        x = as_tau(row["tau"])
-        x = x[np.isfinite(x)]
-        ax.step(np.concatenate([[0], x]), np.arange(0, x.size + 1) / row["seeds"], where="post", color=col, lw=1.3,
-                label=f"chain, $d=2^{{{int(np.log2(row['d']))}}}$ ({row['seeds']} seeds)")
-    ax.plot(lim_tau, np.arange(1, lim_tau.size + 1) / lim.tau.size, "k--", lw=2, label=r"limit $\tau^*$ (SDE, 8000 paths)")
-    ax.axhline(STOP, color="0.6", lw=0.8, ls=":")
-    ax.text(0.02, STOP + 0.015, "chain runs stop here (60 % passed)", fontsize=7, color="0.4", transform=ax.get_yaxis_transform())
-    ax.set_xlim(0, 2.0)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel(r"$n^*/d^{2}$  (first $\rho \geq 0.5$)")
-    ax.set_ylabel("empirical CDF")
-    ax.set_title(r"$s=3$: He$_3$ link and activation, correlation loss, step $0.5\,d^{-3/2}$", fontsize=9)
-    ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
-    ds = np.array([r["d"] for r in rows], float)
-    med = np.array([r["median"] for r in rows])
-    cuts = np.array([r["cut"] for r in rows])
-    ci = np.array([[r["median_ci95"][0], r["median_ci95"][1] if r["median_ci95"][1] is not None else np.nan]
-                   for r in rows]).T
-    open_hi = np.isnan(ci[1])
-    ci[1] = np.where(open_hi, cuts, ci[1])
-    xs = ds ** -0.5
-    bx.errorbar(xs, med, yerr=[med - ci[0], ci[1] - med], fmt="o", color="C0", capsize=3, label="chain median (95 % CI)")
-    if open_hi.any():
-        bx.plot(xs[open_hi], ci[1][open_hi], "^", color="C0", ms=6, label="CI open above (censored)")
-    bx.axhline(lim_med, color="k", ls="--", label=r"limit median $\tau^*$")
-    xx = np.linspace(0, xs.max() * 1.1, 50)
-    bx.plot(xx, lim_med + D * xx, color="C3", lw=1, label=r"limit $+\,D\,d^{-1/2}$")
-    for r_, x_ in zip(rows, xs):
-        bx.annotate(f"$2^{{{int(np.log2(r_['d']))}}}$", (x_, r_["median"]), textcoords="offset points", xytext=(5, 3), fontsize=7)
-    bx.set_xlim(0, xs.max() * 1.15)
-    bx.set_ylim(0.2, max(1.3, ci[1].max() * 1.08))
-    bx.set_xlabel(r"$d^{-1/2}$")
-    bx.set_ylabel(r"median $n^*/d^{2}$")
-    bx.legend(loc="lower left", fontsize=7)
-    bx.set_title("medians", fontsize=9)
-    cx.plot(np.log2(ds), [r["ks_distance"] for r in rows], "o-", color="C0", label="chain vs limit")
-    cx.plot(np.log2(ds), [r["ks_null95"] for r in rows], "s:", color="0.5", label="95 % of limit vs itself")
-    cx.set_xticks(np.log2(ds))
-    cx.set_xticklabels([f"$2^{{{int(v)}}}$" for v in np.log2(ds)])
-    cx.set_xlabel("$d$")
-    cx.set_ylabel("KS distance (below the cut)")
-    cx.set_ylim(0, max(0.4, 1.2 * max(r["ks_distance"] for r in rows)))
-    cx.legend(loc="upper right", fontsize=7)
-    cx.set_title("distance to the limit law", fontsize=9)
-    fig.tight_layout()
-    (ROOT / "docs/figures").mkdir(parents=True, exist_ok=True)
-    fig.savefig(ROOT / "docs/figures/chain_limit.png", dpi=150)
+    plot(rows, lim_tau, int(lim.tau.size), lim_med, D)
     print(f"total {time.time() - t0:.0f} s")
 
 
