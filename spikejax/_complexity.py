@@ -25,6 +25,7 @@ import numpy as np
 
 from ._data import draw, prefix_mask
 from ._population import rho as _rho
+from ._chain import float64_on
 from ._problem import check, check_choice, check_int, check_real
 from ._saveat import SaveAt
 from ._simulate import advance, init, prepare, simulate, state_axes
@@ -532,7 +533,7 @@ def passage_n(
           "(sj.Online, sj.Reused); for full-batch training on n fixed samples use sj.search_n")
     check_real("dt", dt, lo=0.0, lo_open=True)
     check_int("steps", steps, 1)
-    chain = kwargs.get("reduced") is True and jnp.zeros(()).dtype == jnp.float64  # the chain's times are float64
+    chain = kwargs.get("reduced") is True and float64_on()  # the chain's times are float64
     most = MAX_PASSAGE_STEPS_64 if chain else MAX_PASSAGE_STEPS
     check("steps", steps, steps <= most,
           f"allowed: at most {most} (passage times t = k dt are {jnp.zeros(()).dtype}); use a larger batch")

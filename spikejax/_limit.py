@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._chain import float64_on
 from ._hermite import _enable_x64, gauss_hermite, hermite_function
 from ._problem import check, check_choice, check_int, check_real
 
@@ -312,7 +313,7 @@ def limit_passage(link, activation, *, c, loss: str = "squared", noise=0.0, path
     check_real("m_stop", m_stop, lo=10.0)
     check_real("dtau", dtau, lo=0.0, hi=0.1, lo_open=True)
     check_real("max_tau", max_tau, lo=0.0, lo_open=True)
-    check("jax_enable_x64", False, jnp.zeros(()).dtype == jnp.float64,
+    check("jax_enable_x64", False, float64_on(),
           "allowed: True; call jax.config.update(\"jax_enable_x64\", True) first (the limit runs in float64)")
     tau, coarse, m0 = _run_jit(sde, key, paths, float(m_stop), float(dtau), float(max_tau), bool(all_signs), chunk)
     tau, coarse = np.asarray(tau, float), np.asarray(coarse, float)
