@@ -159,7 +159,7 @@ def profile_pieces(cfg, results_nc=None):
     about what it takes on an idle core, whatever the load."""
     out = {}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import jax, spikejax.cli, spikejax._sweep; jax.devices()"],
+    subprocess.run([sys.executable, "-c", "import jax, spikejax.cli; jax.devices()"],
                    check=True, env=cli_env())
     out["startup_s"] = time.perf_counter() - t  # process start, imports, backend
     (g,) = suite.sweep_groups(cfg)

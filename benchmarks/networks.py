@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 import spikejax as sj
-from spikejax import _committee
+from spikejax.internal import committee
 from suite import _peak_fn, interleaved
 
 KEY = jax.random.key(0)
@@ -80,13 +80,13 @@ def reduced(m=16, d=256, configs=256, steps=2000, repeat=2, degree=32):
     kappas = jnp.linspace(1.0, 100.0, configs, dtype=jnp.float32)
     engine, fast = engine_of(trained), engine_of(zero)
     engine(kappas)  # traced with the real pair sums
-    real = _committee._pair_sums
-    _committee._pair_sums = lambda ci, cj, corr: jnp.zeros(ci.shape[:1] + corr.shape, corr.dtype)
+    real = committee._pair_sums
+    committee._pair_sums = lambda ci, cj, corr: jnp.zeros(ci.shape[:1] + corr.shape, corr.dtype)
     try:
         rest = engine_of(trained)
         rest(kappas)
     finally:
-        _committee._pair_sums = real
+        committee._pair_sums = real
     pfn, pa, pflop = _peak_fn()
     flops = 9 * m * m * (degree + 1)
     out = dict(m=m, configs=configs, steps=steps, pair_sum_flops=flops)

@@ -111,17 +111,17 @@ def sweep_groups(config, chunk=None, seed_loop=None):
     dicts with `init(keys, params) -> (arrays, state)` and `chunk(arrays, state) ->
     (state, status)` (jitted), `keys`, `params`, `chunk_len`, `seeds`, `configs`, `steps`,
     `static`, `runner`. Uses the sweep's internals; `seed_loop` as in `Runner`."""
-    from spikejax import _config, _plan, _sweep
+    from spikejax import internal
 
-    cfg = _config.load_config(config)
-    _, groups = _plan.plan(cfg)
+    cfg = sj.load_config(config)
+    _, groups = sj.plan(cfg)
     steps = cfg["steps"][0]
-    chunk = chunk or _plan.default_chunk(steps)
+    chunk = chunk or internal.default_chunk(steps)
     out = []
     for g in groups:
-        runner = _sweep.Runner(g, cfg, chunk, seed_loop=seed_loop)
-        params, _ = _sweep.params_array(g, slice(0, len(g.configs)))
-        out.append(dict(init=runner._init, chunk=runner._chunk, keys=_sweep.seed_keys(g), params=params,
+        runner = internal.Runner(g, cfg, chunk, seed_loop=seed_loop)
+        params, _ = internal.params_array(g, slice(0, len(g.configs)))
+        out.append(dict(init=runner._init, chunk=runner._chunk, keys=internal.seed_keys(g), params=params,
                         chunk_len=chunk, seeds=len(g.seeds), configs=len(g.configs), steps=steps,
                         static=g.static, runner=runner))
     return out

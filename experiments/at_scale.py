@@ -180,13 +180,13 @@ def fullbatch_table(out):
 
 
 def plot_fullbatch(out, docs):
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     rows = out["rows"]
-    with _style.style():
+    with style.style():
         fig, ax = plt.subplots(figsize=(8.0, 3.9))
-        for r, colour, marker in zip(rows, _style.PALETTE, "osD^v"):
+        for r, colour, marker in zip(rows, style.PALETTE, "osD^v"):
             d = np.asarray(r["d"], float)
             ns = np.asarray(r["n_star"], float)
             t = r["target"]
@@ -447,7 +447,7 @@ def grid_table(out) -> str:
 def plot_grid(out, docs):
     """eta against r2, one panel per (s, r1), a series per dynamic, the paper's sufficient exponent dashed."""
     from reproduce import hypothesis_eta
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     cfg = out["config"]
@@ -455,7 +455,7 @@ def plot_grid(out, docs):
     checks = {c["target"]: c for c in out.get("step_checks", [])}
     panels = sorted({(s, r1) for s, r1, _ in cells})
     ss, r1s = sorted({p[0] for p in panels}), sorted({p[1] for p in panels})
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(len(r1s), len(ss), figsize=(3.6 * len(ss), 3.0 * len(r1s) + 0.6), squeeze=False,
                                  sharex=True)
         for (s, r1) in panels:
@@ -464,7 +464,7 @@ def plot_grid(out, docs):
             grid = np.linspace(0, 1, 101)
             ax.plot(grid, [hypothesis_eta(s, r1, x) for x in grid], "k--", lw=1, label="paper (sufficient)")
             for k, dyn in enumerate(cfg["grid"]["dynamic"]):
-                st = _style.dynamic_style(dyn, marker=True)
+                st = style.dynamic_style(dyn, marker=True)
                 rows = [cells[(s, r1, r2)].get(dyn) for r2 in r2s]
                 xs = np.array([r2 for r2, r in zip(r2s, rows) if r is not None]) + (k - 0.5) * 0.025
                 e = np.array([r["eta"] for r in rows if r is not None])

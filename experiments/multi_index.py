@@ -25,7 +25,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spikejax as sj  # noqa: E402
-from spikejax import _style  # noqa: E402
+from spikejax.plot import style  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import load_experiment, replace_block, write_json  # noqa: E402
@@ -96,9 +96,9 @@ def table(rows, cfg) -> str:
 
 def plot(rows, cfg, path):
     k = cfg["k"]
-    with _style.style():
-        fig, axes = _style.plt.subplots(1, 3, figsize=(12.5, 3.8), layout="constrained")
-        colours = _style.PALETTE
+    with style.style():
+        fig, axes = style.plt.subplots(1, 3, figsize=(12.5, 3.8), layout="constrained")
+        colours = style.PALETTE
         styles = dict(zip([r["d"] for r in rows], [":", "--", "-", "-."][: len(rows)]))
         for r in rows:
             t = r["t"][1:]
@@ -118,7 +118,7 @@ def plot(rows, cfg, path):
             med = np.array([_median(x[:, None])[0] for x in times])
             lo, hi = np.nanmin(times, 1), np.nanmax(times, 1)
             axes[2].errorbar(ds * (1 + 0.04 * (i - 1)), med, yerr=[med - lo, hi - med], color=colours[i],
-                             marker=_style.MARKERS[i], capsize=2, label=f"u{i + 1}")
+                             marker=style.MARKERS[i], capsize=2, label=f"u{i + 1}")
         axes[0].set(xscale="log", xlabel="time t", ylabel="risk / risk of f = 0", title="(a) population risk (median)")
         axes[1].set(xscale="log", xlabel="time t", ylabel="coverage of u_i", ylim=(0, 1.02),
                     title=f"(b) each direction, d = {last['d']}")
@@ -127,10 +127,10 @@ def plot(rows, cfg, path):
         axes[0].legend(loc="lower left")
         axes[1].legend(loc="upper left")
         for ax in axes:
-            _style.log_ticks(ax, "both")
+            style.log_ticks(ax, "both")
         fig.suptitle(f"Staircase z1 + z1 z2 + z1 z2 z3, isotropic inputs: width-{cfg['width']} ReLU network, "
                      f"{cfg['dynamic']} rows, population flow ({cfg['seeds']} seeds per d)")
-        return _style.save(fig, path)
+        return style.save(fig, path)
 
 
 def _at(r, t, i):
@@ -259,20 +259,20 @@ flat stretch after `T = {T:g}` is not measured.
 
 
 def long_plot(rows, cfg, path):
-    with _style.style():
-        fig, ax = _style.plt.subplots(1, 1, figsize=(6.4, 3.9), layout="constrained")
+    with style.style():
+        fig, ax = style.plt.subplots(1, 1, figsize=(6.4, 3.9), layout="constrained")
         for i, r in enumerate(rows):
             t = r["t"][1:]
-            ax.plot(t, np.median(r["risk"], 0)[1:], ["--", "-"][i % 2], color=_style.PALETTE[i],
+            ax.plot(t, np.median(r["risk"], 0)[1:], ["--", "-"][i % 2], color=style.PALETTE[i],
                     label=f"d = {r['d']} (median of {cfg['seeds']})")
-            ax.fill_between(t, np.min(r["risk"], 0)[1:], np.max(r["risk"], 0)[1:], color=_style.PALETTE[i], alpha=0.15,
+            ax.fill_between(t, np.min(r["risk"], 0)[1:], np.max(r["risk"], 0)[1:], color=style.PALETTE[i], alpha=0.15,
                             lw=0)
         ax.axvline(cfg["dt"] * cfg["steps"], color="grey", lw=0.8, ls=":")
         ax.set(xscale="log", yscale="log", xlabel="time t", ylabel="population risk",
                title=f"Staircase to T = {cfg['long_horizon']:g} (Dopri5); dotted: experiment 1's horizon")
-        _style.log_ticks(ax, "both")
+        style.log_ticks(ax, "both")
         ax.legend(loc="lower left")
-        return _style.save(fig, path)
+        return style.save(fig, path)
 
 
 def long_main(cfg, args):
@@ -331,29 +331,29 @@ def spike_table(results, cfg) -> str:
 
 def spike_plot(results, cfg, path):
     k = cfg["k"]
-    with _style.style():
-        fig, axes = _style.plt.subplots(1, 2, figsize=(11.5, 3.9), layout="constrained")
+    with style.style():
+        fig, axes = style.plt.subplots(1, 2, figsize=(11.5, 3.9), layout="constrained")
         styles = ["-", "--", ":", "-."]
         for v, (label, rows) in enumerate(results):
             last = rows[-1]
             for i in range(k):
                 axes[0].plot(last["t"][1:], np.median(last["coverage"][:, :, i], 0)[1:], styles[v],
-                             color=_style.PALETTE[i], label=f"u{i + 1}, {label}")
+                             color=style.PALETTE[i], label=f"u{i + 1}, {label}")
                 times = np.array([r["times"][:, i] for r in rows])
                 med = np.array([_median(x[:, None])[0] for x in times])
-                axes[1].plot([r["d"] for r in rows], med, styles[v], color=_style.PALETTE[i],
-                             marker=_style.MARKERS[v], label=f"u{i + 1}, {label}")
+                axes[1].plot([r["d"] for r in rows], med, styles[v], color=style.PALETTE[i],
+                             marker=style.MARKERS[v], label=f"u{i + 1}, {label}")
         axes[0].axhline(cfg["threshold"], color="grey", lw=0.8)
         axes[0].set(xscale="log", xlabel="time t", ylabel="coverage of u_i (median)", ylim=(0, 1.02),
                     title=f"(a) each direction, d = {results[0][1][-1]['d']}")
         axes[1].set(xscale="log", yscale="log", xlabel="d", ylabel=f"time to coverage {cfg['threshold']} (median)",
                     title="(b) learning times")
         for ax in axes:
-            _style.log_ticks(ax, "both")
-        _style.legend_outside(fig, *axes[1].get_legend_handles_labels(), title="colour: direction; line: setting")
+            style.log_ticks(ax, "both")
+        style.legend_outside(fig, *axes[1].get_legend_handles_labels(), title="colour: direction; line: setting")
         fig.suptitle(f"{TARGET_LABELS.get(cfg['g'], cfg['g'])}, one spike on u2 (unit_top: bulk variance 1/(1+kappa)): "
                      f"width-{cfg['width']} ReLU network, {cfg['dynamic']} rows, population flow")
-        return _style.save(fig, path)
+        return style.save(fig, path)
 
 
 TARGET_LABELS = {"staircase": "Staircase z1 + z1 z2 + z1 z2 z3", "parity": "Parity z1 z2 z3"}
@@ -470,21 +470,21 @@ def nstar_fit(rows, cfg):
 
 
 def nstar_plot(cells, cfg, path):
-    with _style.style():
-        fig, ax = _style.plt.subplots(1, 1, figsize=(9.6, 4.4), layout="constrained")
+    with style.style():
+        fig, ax = style.plt.subplots(1, 1, figsize=(9.6, 4.4), layout="constrained")
         for c, cell in enumerate(cells):
             rows, fit = cell["rows"], cell["fit"]
             d = np.array([r["d"] for r in rows], float)
             n = np.stack([r["n"] for r in rows])
             lo = np.nanquantile(np.where(np.isnan(n), np.inf, n), 0.25, axis=1)
             hi = np.nanquantile(np.where(np.isnan(n), np.inf, n), 0.75, axis=1)
-            colour = _style.PALETTE[[2, 4].index(cell["k"]) if cell["k"] in (2, 4) else 0]
+            colour = style.PALETTE[[2, 4].index(cell["k"]) if cell["k"] in (2, 4) else 0]
             ls = "-" if cell["variant"] == 0 else "--"
             x = d * (1 + 0.03 * (c - 1.5))
             pos = fit.n_star > 0  # n* = 0 (covered at the start) has no place on a log axis: the table says it
             x, lo, hi = x[pos], lo[pos], hi[pos]
             ax.errorbar(x, fit.n_star[pos], yerr=[fit.n_star[pos] - lo, np.minimum(hi, 1e12) - fit.n_star[pos]], ls=ls,
-                        color=colour, marker=_style.MARKERS[cell["variant"]], capsize=2,
+                        color=colour, marker=style.MARKERS[cell["variant"]], capsize=2,
                         label=f"k = {cell['k']}, {cell['label']}: eta = {fit.eta:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
         dd = np.array(cfg["ds"], float)
         n0 = cells[0]["fit"].n_star
@@ -493,9 +493,9 @@ def nstar_plot(cells, cfg, path):
         ax.plot(dd, ref, ":", color="grey", label="d log d (from the first point)")
         ax.set(xscale="log", yscale="log", xlabel="d", ylabel=f"n* (samples to smallest principal cosine {cfg['threshold']})",
                title=f"sum_h2, one-pass SGD: median over seeds, bars: quartiles; eta over d >= {cfg.get('fit_min_d', 0)}")
-        _style.log_ticks(ax, "both")
-        _style.legend_outside(fig)
-        return _style.save(fig, path)
+        style.log_ticks(ax, "both")
+        style.legend_outside(fig)
+        return style.save(fig, path)
 
 
 def nstar_table(cells, cfg) -> str:

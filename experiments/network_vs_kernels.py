@@ -211,14 +211,14 @@ def _method_order(methods):
 
 def _look(method, k: int):
     """(line style, marker, k shades light to dark) of a method: a network is its dynamic's
-    look (`_style`), a kernel its own."""
-    from spikejax import _style
+    look (`spikejax.plot.style`), a kernel its own."""
+    from spikejax.plot import style
     import matplotlib
 
     dyn = next((d for d, lab in NETWORK_LABEL.items() if lab == method), None)
     if dyn is not None:
-        st = _style.dynamic_style(dyn, marker=True)
-        return st["linestyle"], st["marker"], _style.shades(dyn, k)
+        st = style.dynamic_style(dyn, marker=True)
+        return st["linestyle"], st["marker"], style.shades(dyn, k)
     st = KERNEL_STYLE[method]
     cmap = matplotlib.colormaps[st["cmap"]]
     return st["linestyle"], st["marker"], [cmap(v) for v in np.linspace(0.45, 0.95, k)] if k > 1 else [cmap(0.9)]
@@ -234,14 +234,14 @@ def _setting(cfg):
 def plot(rows, cfg, path):
     """Test MSE above the floor against the labelled samples, one panel per (link, r2):
     a method is a line style, marker and hue, `d` a shade of that hue (light: small d)."""
-    from spikejax import _style
+    from spikejax.plot import style
     from matplotlib.lines import Line2D
 
     plt = pyplot()
     links, r2s, ds = cfg["links"], cfg["r2s"], cfg["ds"]
     floor = cfg["noise"] ** 2
     methods = _method_order({_family(r["method"]) for r in rows})
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(len(links), len(r2s), figsize=(3.4 * len(r2s) + 3.2, 2.9 * len(links) + 0.6),
                                  sharex=True, sharey=True, squeeze=False, layout="constrained")
         for i, link in enumerate(links):
@@ -270,7 +270,7 @@ def plot(rows, cfg, path):
         for ax in axes.flat:
             ax.set_xticks(totals, [f"{t}" for t in totals], rotation=45)
             ax.xaxis.set_minor_formatter(plt.NullFormatter())
-            _style.log_ticks(ax, "y")
+            style.log_ticks(ax, "y")
         handles = []
         for method in methods:
             ls, mk, colours = _look(method, len(ds))
@@ -278,7 +278,7 @@ def plot(rows, cfg, path):
         greys = [plt.get_cmap("Greys")(v) for v in np.linspace(0.45, 0.95, len(ds))]
         handles += [Line2D([], [], color=c, lw=3, label=f"d = {d}") for d, c in zip(ds, greys)]
         handles.append(Line2D([], [], color="0.5", lw=0.8, label=f"threshold: floor + {cfg['threshold']:g}"))
-        _style.legend_outside(fig, handles, [h.get_label() for h in handles],
+        style.legend_outside(fig, handles, [h.get_label() for h in handles],
                               title="method (style, hue); d (shade: darker = larger)")
         fig.suptitle("Network vs rotationally invariant kernels: test error against samples\n" + _setting(cfg))
         save_figure(fig, path, tight=False)
@@ -287,14 +287,14 @@ def plot(rows, cfg, path):
 def plot_crossings(cross, cfg, path):
     """n* (samples to reach floor + threshold) against d, one panel per (link, r2); a method
     never reaching it within the grid is an open triangle above the grid's top."""
-    from spikejax import _style
+    from spikejax.plot import style
     from matplotlib.lines import Line2D
 
     plt = pyplot()
     links, r2s, ds = cfg["links"], cfg["r2s"], cfg["ds"]
     methods = _method_order({k[2] for k in cross})
     top = max(cfg["totals"])
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(len(links), len(r2s), figsize=(3.1 * len(r2s) + 3.2, 2.8 * len(links) + 0.6),
                                  sharex=True, sharey=True, squeeze=False, layout="constrained")
         for i, link in enumerate(links):
@@ -327,7 +327,7 @@ def plot_crossings(cross, cfg, path):
         handles = [Line2D([], [], linestyle=_look(m, 1)[0], marker=_look(m, 1)[1], color=_look(m, 1)[2][-1], label=m)
                    for m in methods]
         handles.append(Line2D([], [], ls="", marker="^", mfc="white", color="0.3", label=f"not reached by {top}"))
-        _style.legend_outside(fig, handles, [h.get_label() for h in handles])
+        style.legend_outside(fig, handles, [h.get_label() for h in handles])
         fig.suptitle("Samples to reach the noise floor + " + f"{cfg['threshold']:g}, interpolated between grid totals\n"
                      + _setting(cfg))
         save_figure(fig, path, tight=False)

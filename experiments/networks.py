@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spikejax as sj  # noqa: E402
-from spikejax import _style  # noqa: E402
+from spikejax.plot import style  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import load_experiment, pyplot, replace_block, save_figure, write_json  # noqa: E402
@@ -242,10 +242,10 @@ def _jl_report(cfg, out, check=None):
     name, ns, thr = cfg["name"], np.asarray(cfg["ns"]), cfg["threshold"]
     plt = pyplot()
     cells, r2s = cfg["cells"], cfg["r2s"]
-    styles = {"joint": dict(color=_style.PALETTE[0], linestyle="-", marker="o", label=f"joint GD (m = {cfg['width']})"),
-              "layerwise": dict(color=_style.PALETTE[1], linestyle="--", marker="s", markerfacecolor="none",
+    styles = {"joint": dict(color=style.PALETTE[0], linestyle="-", marker="o", label=f"joint GD (m = {cfg['width']})"),
+              "layerwise": dict(color=style.PALETTE[1], linestyle="--", marker="s", markerfacecolor="none",
                                 label=f"layer-wise (m = {cfg['width']}, n/2 + n/2)")}
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(len(cells), len(r2s), figsize=(3.0 * len(r2s) + 2.2, 2.7 * len(cells)), sharex=True,
                                  sharey=True, squeeze=False)
         for i, cell in enumerate(cells):
@@ -318,14 +318,14 @@ def _label(cfg, model):
 def _spherical_report(cfg, out):
     name, kap, r1s = cfg["name"], np.asarray(cfg["kappas"]), np.asarray(cfg["r1s"])
     plt = pyplot()
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(1, len(r1s), figsize=(3.3 * len(r1s) + 1.8, 3.2), sharey=True, squeeze=False)
         for j, r1 in enumerate(r1s):
             ax = axes[0, j]
             for i, model in enumerate(cfg["models"]):
                 for dyn in cfg["dynamics"]:
                     r = out[f"{model}/{dyn}"]
-                    color = _style.dynamic_style(dyn)["color"]
+                    color = style.dynamic_style(dyn)["color"]
                     if model == "single":
                         ax.plot(kap, np.median(r["cos_u"][:, j], -1), label=f"single neuron, {dyn}", color=color,
                                 linestyle="-", marker="o")
@@ -335,7 +335,7 @@ def _spherical_report(cfg, out):
                     ax.plot(kap, np.median(r["cos_u_mean"][:, j], -1), label=f"m = {_label(cfg, model)}, mean, {dyn}",
                             color=color, linestyle=":", marker="^")
             ax.set_xscale("log")
-            _style.log_ticks(ax, "x")
+            style.log_ticks(ax, "x")
             ax.set_xlabel("kappa")
             ax.set_title(f"r1 = {r1:g}")
             ax.set_ylim(0, 1.05)
@@ -377,13 +377,13 @@ def _width_report(cfg, out, ns, check=None):
     thr = cfg["threshold"]
     plt = pyplot()
     links = [lk["link"] for lk in cfg["links"]]
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(1, len(links), figsize=(3.6 * len(links) + 1.6, 3.2), squeeze=False)
         for j, lk in enumerate(links):
             ax = axes[0, j]
             for i, m in enumerate(cfg["widths"]):
                 frac = np.mean(out[f"{lk}/{m}"]["rho"] >= thr, -1)
-                ax.plot(ns[lk], frac, label=f"m = {m}", color=_style.PALETTE[i % len(_style.PALETTE)],
+                ax.plot(ns[lk], frac, label=f"m = {m}", color=style.PALETTE[i % len(style.PALETTE)],
                         marker="os^Dv"[i % 5], linestyle=["-", "--", "-.", ":"][i % 4])
             ax.set_xscale("log", base=2)
             ax.set_xticks(ns[lk], [str(n) for n in ns[lk]])

@@ -182,17 +182,17 @@ def spherical_vs_normalized_table(out):
 
 
 def plot_spherical_vs_normalized(out, docs):
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     cfg = out["config"]
     rows = out["rows"]
     d = np.array([r["d"] for r in rows], float)
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8), layout="constrained")
         for ax, m in zip(axes, ("cos_u", "rho")):
             for k, dyn in enumerate(("spherical", "normalized")):
-                st = _style.dynamic_style(dyn, marker=True, index=k)
+                st = style.dynamic_style(dyn, marker=True, index=k)
                 ax.plot(d, [r[dyn][f"{m}_med"] for r in rows], color=st["color"], linestyle=st["linestyle"],
                         marker=st["marker"], label=f"{dyn}, population flow")
                 fbr = [r for r in out["fullbatch"] if r["n_over_d"] == max(cfg.get("fb_n_over_d", [0]))]
@@ -212,7 +212,7 @@ def plot_spherical_vs_normalized(out, docs):
         axes[1].set_ylim(0.8, 1.005)  # every |rho| measured here is above 0.85
         axes[0].set_title("Euclidean overlap |<w_T, u>|", fontsize=9)
         axes[1].set_title("Sigma-geometry overlap |rho(w_T)|", fontsize=9)
-        _style.legend_outside(fig)
+        style.legend_outside(fig)
         fig.suptitle(f"Experiment 1: spherical against normalized, r1 = 0, {cfg['link']}/{cfg['activation']}, "
                      f"T = {cfg['horizon']:g} (1 + kappa)", fontsize=10)
         save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
@@ -374,14 +374,14 @@ def three_stage_table(out):
 
 def plot_three_stage(out, docs):
     from reproduce import hypothesis_eta, plot_fit
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     cfg = out["config"]
     rows = out["rows"]
-    with _style.style():
+    with style.style():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11.5, 4.0), layout="constrained")
-        for r, colour, marker in zip(rows, _style.PALETTE, _style.MARKERS * 2):
+        for r, colour, marker in zip(rows, style.PALETTE, style.MARKERS * 2):
             d = np.asarray(r["d"], float)
             a1.plot(d, r["n_star"], marker, color=colour, label=f"r2 = {r['r2']:g}", zorder=3)
             a1.plot(d, [p["n_flow"] for p in r["points"]], ":", color=colour, lw=1)
@@ -402,9 +402,9 @@ def plot_three_stage(out, docs):
         xx = np.linspace(0, 1, 101)
         a2.plot(xx, [hypothesis_eta(2, 0.0, x) for x in xx], "k--", lw=1, label="paper's hypothesis 2 - r2 (claim 4, s = 2)")
         a2.plot(xx, 1 + xx, color="0.5", ls=":", lw=1.2, label="bulk reading 1 + r2")
-        a2.errorbar(r2s, eta, yerr=err, fmt="o", color=_style.PALETTE[0], capsize=3, label=f"measured, |cos_u| >= {cfg['threshold']:g}")
+        a2.errorbar(r2s, eta, yerr=err, fmt="o", color=style.PALETTE[0], capsize=3, label=f"measured, |cos_u| >= {cfg['threshold']:g}")
         e9 = [r.get("at_0.9", {}).get("eta", np.nan) for r in rows]
-        a2.plot(r2s + 0.015, e9, "s", mfc="white", color=_style.PALETTE[1], label="measured, |cos_u| >= 0.9")
+        a2.plot(r2s + 0.015, e9, "s", mfc="white", color=style.PALETTE[1], label="measured, |cos_u| >= 0.9")
         a2.plot(r2s - 0.015, [r["eta_flow"] for r in rows], "x", color="0.3", label="flow limit's slope")
         if all("flow_wide" in r for r in rows):
             fd = [p["d"] for p in rows[0]["flow_wide"]["points"]]
@@ -414,7 +414,7 @@ def plot_three_stage(out, docs):
         a2.set_ylabel("eta  (n* ~ d^eta)")
         a2.set_xlim(-0.02, 1.02)
         a2.set_title(f"eta against r2 over d = {cfg['d'][0]}..{cfg['d'][-1]}", fontsize=9)
-        _style.legend_outside(fig)
+        style.legend_outside(fig)
         fig.suptitle(f"Experiment 2: {cfg['dynamic']} online SGD, r1 = 0, {cfg['target']['link']}/{cfg['target']['activation']}",
                      fontsize=10)
         save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
@@ -513,21 +513,21 @@ def nongaussian_failure_table(out):
 
 
 def plot_nongaussian_failure(out, docs):
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     cfg = out["config"]
     rows = out["rows"]
     laws = list(dict.fromkeys(r["law"] for r in rows))
     kappas = cfg["kappa"]
-    with _style.style():
+    with style.style():
         fig, axes = plt.subplots(1, len(kappas), figsize=(4.2 * len(kappas) + 2.8, 3.8), layout="constrained",
                                  sharey=True, squeeze=False)
         x = np.arange(len(laws))
         for ax, kappa in zip(axes.flat, kappas):
             sel = {r["law"]: r for r in rows if r["kappa"] == kappa}
             for k, (dyn, off) in enumerate((("spherical", -0.18), ("normalized", 0.18))):
-                st = _style.dynamic_style(dyn, marker=True, index=k)
+                st = style.dynamic_style(dyn, marker=True, index=k)
                 for metric, fill, dx in (("cos_u", True, 0.0), ("rho", False, 0.06)):
                     y = [sel[l][dyn][f"{metric}_med"] for l in laws]
                     ax.plot(x + off + dx, y, st["marker"], color=st["color"], mfc=st["color"] if fill else "white",
@@ -541,7 +541,7 @@ def plot_nongaussian_failure(out, docs):
             ax.set_title(f"kappa = {kappa:g}", fontsize=9)
             ax.set_ylim(0, 1.05)
         axes.flat[0].set_ylabel("median final overlap")
-        _style.legend_outside(fig)
+        style.legend_outside(fig)
         fig.suptitle(f"Claims 1-2 under non-Gaussian inputs: full-batch GD, d = {cfg['d']}, n = {out['n']}, theta = u",
                      fontsize=10)
         save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)

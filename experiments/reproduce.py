@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import tomllib
@@ -384,7 +385,7 @@ def _rerun(x, h):
 def plot_scaling(out, docs):
     """n* against d per (s, r1, dynamic) panel, with the fitted lines, and eta against r2:
     the project's style (colour-blind palette, plain log ticks, legends outside the data)."""
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     cfg = out["config"]
@@ -392,9 +393,9 @@ def plot_scaling(out, docs):
     pts = out["points"]
     panels = sorted({(p["s"], p["r1"], p["dynamic"]) for p in pts})
     r2_values = sorted({p["r2"] for p in pts})
-    colour = {r2: _style.PALETTE[i % len(_style.PALETTE)] for i, r2 in enumerate(r2_values)}
+    colour = {r2: style.PALETTE[i % len(style.PALETTE)] for i, r2 in enumerate(r2_values)}
     targets = {t["s"]: t for t in cfg.get("targets", [])} if isinstance(cfg.get("targets"), list) else {}
-    with _style.style():
+    with style.style():
         cols = min(4, len(panels))
         rows = -(-len(panels) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 2.4, 3.1 * rows), squeeze=False,
@@ -405,7 +406,7 @@ def plot_scaling(out, docs):
                 d = np.asarray(p["d"], float)
                 ns = np.asarray(p["rho"]["n_star"], float)
                 e = p["rho"]
-                ax.plot(d, ns, _style.MARKERS[r2_values.index(p["r2"]) % len(_style.MARKERS)], color=colour[p["r2"]],
+                ax.plot(d, ns, style.MARKERS[r2_values.index(p["r2"]) % len(style.MARKERS)], color=colour[p["r2"]],
                         label=f"r2={p['r2']:g}")
                 if np.isfinite(e["eta"]):
                     ax.plot(d, np.exp(e["log_c"]) * d ** e["eta"], "-", color=colour[p["r2"]], lw=1.2)
@@ -414,7 +415,7 @@ def plot_scaling(out, docs):
                             fontsize=7, color=colour[p["r2"]], va="top")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            _style.log_ticks(ax, "both")
+            style.log_ticks(ax, "both")
             t = targets.get(s, {})
             what = f"{t.get('link', '')}/{t.get('activation', '')}, " if t else ""
             ax.set_title(f"s={s} ({what}r1={r1:g}), {dyn}", fontsize=9)
@@ -423,7 +424,7 @@ def plot_scaling(out, docs):
         for ax in list(axes.flat)[len(panels):]:
             ax.axis("off")
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        _style.legend_outside(fig, handles, labels, title="spike r2 (kappa = d^r2)")
+        style.legend_outside(fig, handles, labels, title="spike r2 (kappa = d^r2)")
         fig.suptitle("Empirical full-batch GD: n* against d with least-squares fits and 90% bootstrap intervals")
         save_figure(fig, docs / "figures" / f"{name}_nstar.png", tight=False)
 
@@ -439,7 +440,7 @@ def plot_scaling(out, docs):
                 sel = [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]
                 if not sel:
                     continue
-                st = _style.dynamic_style(dyn, marker=True, index=k)
+                st = style.dynamic_style(dyn, marker=True, index=k)
                 r2 = np.array([p["r2"] for p in sel]) + off
                 eta = np.array([p["rho"]["eta"] for p in sel])
                 lo = np.array([p["rho"]["lo"] for p in sel])
@@ -454,7 +455,7 @@ def plot_scaling(out, docs):
             ax.set_xlabel("r2  (kappa = d^r2)")
         axes.flat[0].set_ylabel("eta  (n* ~ d^eta)")
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        _style.legend_outside(fig, handles, labels)
+        style.legend_outside(fig, handles, labels)
         fig.suptitle("Fitted exponents against the spike, 90% intervals (full-batch GD)")
         save_figure(fig, docs / "figures" / f"{name}_eta.png", tight=False)
 
@@ -561,16 +562,16 @@ def plot_preconditioning(out, docs):
     """n* against 1 + kappa (true Sigma) and against n_unlabelled (SigmaHat), normalized against
     preconditioned, rho filled and cos_u open; a cell not reached on the grid is drawn at the
     grid's top with an upward triangle."""
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     cfg = out["config"]
     t, d = cfg["target"], cfg["d"]
     top = float(_n_grid(d, t)[-1])
-    with _style.style():
+    with style.style():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 3.9), layout="constrained")
         for k, dyn in enumerate(("normalized", "preconditioned")):
-            st = _style.dynamic_style(dyn, marker=True, index=k)
+            st = style.dynamic_style(dyn, marker=True, index=k)
             for ax, sel, x_of in ((a1, [r for r in out["kappa_rows"] if r["dynamic"] == dyn], lambda r: 1 + r["kappa"]),
                                   (a2, [r for r in out["unlabelled_rows"] if r["dynamic"] == dyn], lambda r: r["n_unlabelled"])):
                 x = np.array([x_of(r) for r in sel], float)
@@ -598,7 +599,7 @@ def plot_preconditioning(out, docs):
             ax.axhline(top, color="0.6", lw=0.8, zorder=0)
             ax.text(0.02, top * 1.12, f"grid top {top:.0f} (triangles: not reached on the grid)",
                     transform=ax.get_yaxis_transform(), fontsize=7, color="0.35", va="bottom")
-            _style.log_ticks(ax, "both")
+            style.log_ticks(ax, "both")
             ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
             ax.set_ylabel("n*  (median seed reaches 0.9)")
         a1.set_xlabel("condition number 1 + kappa  (kappa = d^r2)")
@@ -608,7 +609,7 @@ def plot_preconditioning(out, docs):
         a2.set_xlabel("unlabelled samples for SigmaHat")
         a1.set_title("true Sigma, kappa swept")
         a2.set_title(f"SigmaHat at r2={cfg['r2_unlabelled']:g} (1 + kappa = {1 + d ** cfg['r2_unlabelled']:.0f})")
-        _style.legend_outside(fig)
+        style.legend_outside(fig)
         fig.suptitle(f"Claim 5, preconditioning: {_setting5(cfg)}")
         save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
 
@@ -984,11 +985,10 @@ def run_passage(cfg, docs: Path, bar):
             checks = {c["target"]: c for c in old.get("step_checks", []) + out["step_checks"]}
             out["step_checks"] = [checks[t["name"]] for t in cfg["targets"] if t["name"] in checks]
         out["rerun"] = dict(targets=sorted(new_rows), seconds=out["seconds"], cpu_seconds=out["cpu_seconds"])
-        out["seconds"] = old["seconds"] - sum(r["seconds"] for n, r in old_rows.items() if n in new_rows) + out["seconds"]
-        # CPU seconds add up when the rerun only adds targets; a replaced target's share is not known
-        added = not any(n in old_rows for n in new_rows)
-        out["cpu_seconds"] = old.get("cpu_seconds", 0.0 if not old_rows else float("nan")) + out["cpu_seconds"] \
-            if added else float("nan")
+        # the time to science is what the points took to compute (a cached point keeps its own seconds);
+        # CPU seconds are known only when nothing came from the cache or an earlier run
+        out["seconds"] = sum(r["seconds"] for r in out["rows"])
+        out["cpu_seconds"] = float("nan")
         out["config"] = {k: v for k, v in cfg.items() if k != "only_targets"}
     write_file(docs / "data" / f"{cfg['name']}.json", json.dumps(out, indent=1, default=_json_default))
     render_passage(out, docs)
@@ -1043,8 +1043,10 @@ def passage_table(out):
         f"n* = samples consumed when |rho| first reaches {cfg['threshold']:g} (median over seeds; odd s: right-sign "
         f"seeds only); eta = c batch d^(-s/2) with c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V (see docs/decisions.md); "
         f"step budget {cfg['horizon']:g} x the flow's escape time; 90% bootstrap intervals over seeds. "
-        f"Time to science: {out['seconds']:.0f} s wall, {out.get('cpu_seconds', float('nan')):.0f} s CPU "
-        "(all cores; the wall time depends on the machine's other load).", "",
+        f"Time to science: {out['seconds']:.0f} s wall" + (
+            f", {out['cpu_seconds']:.0f} s CPU" if math.isfinite(out.get("cpu_seconds", float("nan"))) else
+            " (the points' own compute time; CPU time is not recorded across reruns)")
+        + " (all cores; the wall time depends on the machine's other load).", "",
         "| algorithm | s (link / activation, loss) | r1 | kappa | d | n* at each d | eta [90% CI] | known isotropic rate | "
         "paper's hypothesis (sufficient n) | verdict | seeds, not passed | c, batch |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -1115,17 +1117,17 @@ def plot_fit(ax, d, r, colour, *, alpha, line_label=None, band_label=None):
 
 
 def plot_passage(out, docs):
-    from spikejax import _style
+    from spikejax.plot import style
 
     plt = _pyplot()
     rows = out["rows"]
-    with _style.style():
+    with style.style():
         lines = -(-len(rows) // 4)  # at most 4 panels a row, the rows as even as they go
         cols = -(-len(rows) // lines)
         fig, axes = plt.subplots(lines, cols, figsize=(4.2 * cols, 3.8 * lines), squeeze=False)
         for ax in axes.flat[len(rows):]:
             ax.set_visible(False)
-        for ax, r, colour in zip(axes.flat, rows, _style.PALETTE * 2):
+        for ax, r, colour in zip(axes.flat, rows, style.PALETTE * 2):
             d = np.asarray(r["d"], float)
             ns = np.asarray(r["n_star"], float)
             for p in r["points"]:

@@ -49,10 +49,27 @@ from ._hermite import (
     second_moment as second_moment,
 )
 from ._inputs import AbstractInputs as AbstractInputs, Gaussian as Gaussian, Rademacher as Rademacher, StudentT as StudentT
-from ._network import TwoLayer as TwoLayer, neuron_norm as neuron_norm
+from ._loss import AbstractLoss as AbstractLoss, Correlation as Correlation, Squared as Squared
+from ._network import TwoLayer as TwoLayer
+from ._neuron import (
+    AbstractNeuron as AbstractNeuron,
+    Plain as Plain,
+    SigmaHatNorm as SigmaHatNorm,
+    SigmaNorm as SigmaNorm,
+    neuron_norm as neuron_norm,
+)
 from ._population import correlation as correlation, population_risk as population_risk, reduce as reduce, rho as rho
 from ._problem import Problem as Problem, make_problem as make_problem
-from ._registry import DYNAMICS as DYNAMICS, INPUTS as INPUTS, SOLVERS as SOLVERS, SOURCES as SOURCES
+from ._registry import (
+    DYNAMICS as DYNAMICS,
+    INPUTS as INPUTS,
+    LOSSES as LOSSES,
+    NEURONS as NEURONS,
+    SOLVERS as SOLVERS,
+    SOURCES as SOURCES,
+    register as register,
+)
+from ._source_base import SourceCost as SourceCost
 from ._saveat import (
     METRICS as METRICS,
     STATUS as STATUS,
@@ -151,6 +168,7 @@ from ._readout import (
 from ._version import __version__ as __version__
 from ._config import load_config as load_config, read_toml as read_toml
 from ._io import atomic_write as atomic_write, load_results as load_results, merge_parts as merge_parts
-from ._plan import plan as plan, preflight as preflight
-from ._results import SWEEP_STATUS as SWEEP_STATUS
+from ._grid import plan as plan
+from ._plan import SweepPlan as SweepPlan, preflight as preflight
+from ._spec import SweepSpec as SweepSpec
 from ._sweep import run as run, sweep as sweep

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._covariance import SpikedCovariance, dot
-from ._network import neuron_norm
+from ._neuron import neuron_norm
 from ._source_base import AbstractSource, batch_key, check_count, pointwise_losses
 from ._target import SingleIndex
 
@@ -182,8 +182,8 @@ def check_chain(problem, dynamic, solver, *, n_unlabelled=0, neuron=None, networ
     if n_unlabelled:
         raise refuse(f"n_unlabelled={n_unlabelled!r}", "SigmaHat does not commute with the rotations that fix "
                      "u and theta, so the chain needs the true Sigma (n_unlabelled=0)")
-    if neuron not in (None, "plain", "sigma"):
-        raise refuse(f"neuron={neuron!r}", "the chain's neuron is 'plain' or 'sigma' (the true Sigma)")
+    if neuron is not None and not neuron.closed_form:
+        raise refuse(f"neuron={neuron.name!r}", "the chain's neuron is 'plain' or 'sigma' (the true Sigma)")
     if type(solver) is not Euler:
         raise refuse(f"solver={type(solver).__name__}", "an optimiser with per-coordinate state (Adam, "
                      "momentum) leaves the frame: the chain runs sj.Euler() (SGD) only")

@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _chain
-from ._network import neuron_norm
+from ._neuron import neuron_norm
 from ._source_base import AbstractSource, batch_key, check_count, pointwise_losses
-from ._target import SingleIndex, project
+from ._target import project
 
 
 def size(m: int) -> int:
@@ -168,7 +168,6 @@ class NetworkChain(AbstractSource):
         return self
 
     def reduce(self, problem, w0):
-        m = self.width
         if problem.dim is not None:  # already in frame coordinates: (m, 2 + m) or (m, 2 + 2m)
             x0 = _chain.pad(w0, self.size)
         else:

@@ -46,12 +46,8 @@ import jax.numpy as jnp
 import jax.scipy.stats as jst
 import numpy as np
 
-from ._hermite import MAX_DEGREE, _RUNTIME_NODES, _relu, gauss_hermite, hermite_basis, relu_coeffs
-from ._network import neuron_norm
-
-
-def _is_relu(f) -> bool:
-    return f.fn is _relu
+from ._hermite import MAX_DEGREE, RUNTIME_NODES, gauss_hermite, hermite_basis, horner, is_relu, relu_coeffs
+from ._neuron import Plain, neuron_norm
 
 
 def _arccos_parts(corr):
@@ -85,7 +81,7 @@ def _relu_coeffs_at_zero(scale, degree: int):
 
 def _zero_bias_relu(problem, b) -> bool:
     """Whether the exact arc-cosine path applies: `b is None` (zero, frozen) and ReLU."""
-    return b is None and _is_relu(problem.activation)
+    return b is None and is_relu(problem.activation)
 
 
 def _hermite_scan(x, degree: int):
@@ -104,19 +100,11 @@ def _hermite_scan(x, degree: int):
     return jnp.concatenate([jnp.ones_like(x)[..., None], x[..., None], jnp.moveaxis(rest, 0, -1)], -1)
 
 
-def _horner(coeffs, x):
-    """`sum_k coeffs[..., k] x^k` (coefficients on the last axis) as a `lax.scan`."""
-    top = coeffs[..., -1]
-    rest = jnp.moveaxis(coeffs[..., :-1], -1, 0)[::-1]
-    out, _ = jax.lax.scan(lambda acc, ck: (acc * x + ck, None), top * jnp.ones_like(x), rest)
-    return out
-
-
 def shifted_coeffs(f, b, s, degree: int = MAX_DEGREE):
     """`c_k(b, s) = E[f(s Z + b) h_k(Z)]`, k = 0..degree, for arrays `b`, `s > 0` of one
     shape: shape `b.shape + (degree + 1,)`. Differentiable in `b` and `s`."""
     b, s = jnp.broadcast_arrays(jnp.asarray(b), jnp.asarray(s))
-    if _is_relu(f):
+    if is_relu(f):
         t = b / s
         pdf, cdf = jst.norm.pdf(t), jst.norm.cdf(t)
         c = [t * cdf + pdf, cdf]
@@ -125,7 +113,7 @@ def shifted_coeffs(f, b, s, degree: int = MAX_DEGREE):
             sign = np.where(k % 2 == 0, 1.0, -1.0) / np.sqrt(k * (k - 1.0))
             c.extend(jnp.moveaxis(pdf[..., None] * _hermite_scan(t, degree - 2) * sign, -1, 0))
         return s[..., None] * jnp.stack(c[: degree + 1], -1)
-    x, w = gauss_hermite(max(_RUNTIME_NODES, 2 * degree + 32))
+    x, w = gauss_hermite(max(RUNTIME_NODES, 2 * degree + 32))
     wb = jnp.asarray(w[:, None] * hermite_basis(x, degree, xp=np), b.dtype)
     return f.fn(s[..., None] * jnp.asarray(x, b.dtype) + b[..., None]) @ wb
 
@@ -133,10 +121,10 @@ def shifted_coeffs(f, b, s, degree: int = MAX_DEGREE):
 def shifted_second_moment(f, b, s):
     """`E[f(s Z + b)^2]`, computed directly (not from the truncated series)."""
     b, s = jnp.broadcast_arrays(jnp.asarray(b), jnp.asarray(s))
-    if _is_relu(f):
+    if is_relu(f):
         t = b / s
         return s**2 * ((1 + t**2) * jst.norm.cdf(t) + t * jst.norm.pdf(t))
-    x, w = gauss_hermite(_RUNTIME_NODES)
+    x, w = gauss_hermite(RUNTIME_NODES)
     return f.fn(s[..., None] * jnp.asarray(x, b.dtype) + b[..., None]) ** 2 @ jnp.asarray(w, b.dtype)
 
 
@@ -153,7 +141,7 @@ def overlaps(w, problem, cov=None):
 
 def _mehler(c, corr):
     """`sum_k c_ik c_jk corr_ij^k` by Horner's rule in `k`."""
-    return _horner(c[:, None, :] * c[None, :, :], corr)
+    return horner(c[:, None, :] * c[None, :, :], corr)
 
 
 def committee_moments(problem, gram, cross, scale, b, degree: int = MAX_DEGREE):
@@ -196,10 +184,9 @@ def target_moment(problem):
 
 
 def risk_from_moments(problem, a, q, v):
-    """The network's population risk from `(Q, v)`: squared or correlation loss."""
-    if problem.loss == "correlation":
-        return -(a @ v)
-    return 0.5 * (a @ q @ a) - a @ v + 0.5 * target_moment(problem)
+    """The network's population risk from `(Q, v)`: the loss's `population` of `E[f^2] =
+    a^T Q a`, `E[y f] = a^T v` and `E[y^2]`."""
+    return problem.loss.population(a @ q @ a, a @ v, target_moment(problem))
 
 
 def network_risk(w, a, b, problem, cov=None, degree: int = MAX_DEGREE):
@@ -247,8 +234,8 @@ def _pair_sums(ci, cj, corr):
 def _coeffs_by_degree(f, b, s, degree: int):
     """`shifted_coeffs` with the degree on the leading axis, `(degree + 1, m)`, for the
     fast path (forward only): slices contiguous in `m`."""
-    if not _is_relu(f):
-        x, w = gauss_hermite(max(_RUNTIME_NODES, 2 * degree + 32))
+    if not is_relu(f):
+        x, w = gauss_hermite(max(RUNTIME_NODES, 2 * degree + 32))
         wb = jnp.asarray(w[:, None] * hermite_basis(x, degree, xp=np), b.dtype)
         return wb.T @ f.fn(jnp.asarray(x, b.dtype)[:, None] * s + b)
     t = b / s
@@ -263,9 +250,9 @@ def _coeffs_by_degree(f, b, s, degree: int):
     return jnp.concatenate([low, s * pdf * jnp.moveaxis(_hermite_scan(t, degree - 2), -1, 0) * sign])
 
 
-def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DEGREE):
-    """`(dR/dw, dR/da, dR/db)` of `network_risk` by hand, for the `"plain"` (`N = 1`) or
-    `"sigma"` (`N = ||w||_Sigma`) neuron: the fast path of population training.
+def committee_grad(w, a, b, problem, neuron=Plain(), degree: int = MAX_DEGREE):
+    """`(dR/dw, dR/da, dR/db)` of `network_risk` by hand, for a `neuron` with `closed_form`:
+    `Plain()` (`N = 1`) or `SigmaNorm()` (`N = ||w||_Sigma`): the fast path of population training.
 
     The series' derivatives are series of the same kind (Stein's identity for the
     coefficients: `dc_k/db = sqrt(k+1) c_{k+1} / s`, `dc_k/ds = (sqrt((k+1)(k+2)) c_{k+2}
@@ -290,7 +277,7 @@ def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DE
     n = jnp.sqrt(jnp.diagonal(gram))
     corr = gram / (n[:, None] * n[None, :])
     r = x / n
-    s = n if neuron == "plain" else jnp.ones_like(n)
+    s = jnp.ones_like(n) if neuron.unit_scale else n
     m, la = w.shape[0], alpha.shape[-1]
     if _zero_bias_relu(problem, b):
         ga, gs, gr, gamma = _zero_bias_relu_grads(problem, a, corr, r, s, alpha.astype(dtype))
@@ -311,7 +298,7 @@ def committee_grad(w, a, b, problem, neuron: str = "plain", degree: int = MAX_DE
     dv_dr = jnp.sum(al[1:] * k[1:la] * c[1:la] * rk[: la - 1], 0)
     dv_db = jnp.sum(al * e[:la] * rk, 0)
     dv_ds = jnp.sum(al * f[:la] * rk, 0)
-    if problem.loss == "correlation":
+    if not problem.loss.quadratic:  # the correlation loss: -a^T v, no Q
         ga, gb, gs, gr, gamma = -v, -a * dv_db, -a * dv_ds, -a * dv_dr, jnp.zeros_like(gram)
     else:
         kk = degree + 1
@@ -344,7 +331,7 @@ def _zero_bias_relu_grads(problem, a, corr, r, s, alpha):
     v = s * (rk @ (alpha * c))
     dv_dr = s * (rk[:, : la - 1] @ (alpha[1:] * c[1:] * np.arange(1, la)))
     gr = -a * dv_dr
-    if problem.loss == "correlation":
+    if not problem.loss.quadratic:
         ga = -v
         return ga, a * ga / s, gr, jnp.zeros_like(corr)
     m = corr.shape[0]
@@ -360,7 +347,7 @@ def _zero_bias_relu_grads(problem, a, corr, r, s, alpha):
 
 def _to_rows(gamma, gs, gr, corr, r, n, sw, su, neuron):
     """dR/dw from dR/dC (each ordered pair), dR/ds and dR/dr, by the chain rule through
-    `C = G / (n n^T)`, `r = x / n`, `s = n` (plain) or 1 (sigma)."""
-    gn = -2.0 * jnp.sum(gamma * corr, -1) / n - gr * r / n + (gs if neuron == "plain" else 0.0)
+    `C = G / (n n^T)`, `r = x / n`, `s = n` (plain) or 1 (sigma: `unit_scale`)."""
+    gn = -2.0 * jnp.sum(gamma * corr, -1) / n - gr * r / n + (0.0 if neuron.unit_scale else gs)
     ggram = gamma / (n[:, None] * n[None, :]) + jnp.diag(gn / (2 * n))
     return 2.0 * ggram @ sw + (gr / n)[:, None] * su[None, :]

@@ -478,6 +478,27 @@ MAX_PASSAGE_STEPS = 2**22  # first-passage times are stored as t = k dt in float
 MAX_PASSAGE_STEPS_64 = 2**44  # in float64 (the exact chain runs there)
 
 
+def _check_passage_run(source, dt, steps, chunk, stop_fraction, kwargs):
+    """`passage_n`'s own arguments: a sampled source, a fixed-step solver, a step budget
+    whose passage times the float type holds (float64 on the exact chain)."""
+    check("source", source, isinstance(source, AbstractSource),
+          "give a source that draws fresh samples: sj.Online(batch) or sj.Reused(batch, reuse)")
+    check("source", source, not source.deterministic and source.samples_used(1) is not None,
+          "first passages measure sample complexity only for a source that draws fresh samples "
+          "(sj.Online, sj.Reused); for full-batch training on n fixed samples use sj.search_n")
+    check_real("dt", dt, lo=0.0, lo_open=True)
+    check_int("steps", steps, 1)
+    chain = kwargs.get("reduced") is True and float64_on()  # the chain's times are float64
+    most = MAX_PASSAGE_STEPS_64 if chain else MAX_PASSAGE_STEPS
+    check("steps", steps, steps <= most,
+          f"allowed: at most {most} (passage times t = k dt are {jnp.zeros(()).dtype}); use a larger batch")
+    check_int("chunk", chunk, 1)
+    check_real("stop_fraction", stop_fraction, 0.5, 1.0, lo_open=True)
+    check("solver", kwargs.get("solver"), kwargs.get("solver") is None or not kwargs["solver"].adaptive,
+          "first passages of a sampled source need a fixed-step solver (sj.Euler() or sj.Optax)")
+    check("saveat", kwargs.get("saveat"), "saveat" not in kwargs, "passage_n sets saveat itself")
+
+
 def passage_n(
     problem,
     dynamic,
@@ -526,22 +547,7 @@ def passage_n(
     check_choice("metric", metric, SEARCH_METRICS)
     check_choice("sign", sign, SIGN_RULES)
     th = _thresholds(thresholds)
-    check("source", source, isinstance(source, AbstractSource),
-          "give a source that draws fresh samples: sj.Online(batch) or sj.Reused(batch, reuse)")
-    check("source", source, not source.deterministic and source.samples_used(1) is not None,
-          "first passages measure sample complexity only for a source that draws fresh samples "
-          "(sj.Online, sj.Reused); for full-batch training on n fixed samples use sj.search_n")
-    check_real("dt", dt, lo=0.0, lo_open=True)
-    check_int("steps", steps, 1)
-    chain = kwargs.get("reduced") is True and float64_on()  # the chain's times are float64
-    most = MAX_PASSAGE_STEPS_64 if chain else MAX_PASSAGE_STEPS
-    check("steps", steps, steps <= most,
-          f"allowed: at most {most} (passage times t = k dt are {jnp.zeros(()).dtype}); use a larger batch")
-    check_int("chunk", chunk, 1)
-    check_real("stop_fraction", stop_fraction, 0.5, 1.0, lo_open=True)
-    check("solver", kwargs.get("solver"), kwargs.get("solver") is None or not kwargs["solver"].adaptive,
-          "first passages of a sampled source need a fixed-step solver (sj.Euler() or sj.Optax)")
-    check("saveat", kwargs.get("saveat"), "saveat" not in kwargs, "passage_n sets saveat itself")
+    _check_passage_run(source, dt, steps, chunk, stop_fraction, kwargs)
     keys = jnp.asarray(keys)
     check("keys", keys.shape, keys.ndim == 1 and keys.shape[0] >= 1, "allowed: a 1-D array of PRNG keys, one per seed")
     s = problem.link.information_exponent()

@@ -17,25 +17,43 @@ sweep records. `target`, `k`, `terms` and `spikes` are single values (the datase
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import math
 import tomllib
+import warnings
 from pathlib import Path
 
 import jax
 
 from ._covariance import NORMALISATIONS
-from ._hermite import BUILTIN_FUNCTIONS
+from ._hermite import FUNCTIONS
 from ._multi_index import BUILTIN_TARGETS
-from ._problem import LOSSES, check
-from ._registry import DYNAMICS, INPUTS
+from ._problem import check
+from ._simulate import START_RULES
+from ._registry import DYNAMICS, INPUTS, LOSSES, SOLVERS, SOURCES, TARGETS as REGISTERED_TARGETS, build
+from ._source_base import AbstractSource
 from ._train import A_INITS, BIASES, SCALINGS, SECOND_LAYER
 
-SOURCES = ("population", "empirical", "online", "reused")
 SINGLE = "single_index"  # the paper's target, `link(<u, x> / ||u||_Sigma)`
-TARGETS = (SINGLE, *BUILTIN_TARGETS, "parity3", "custom")
-INPUT_DISTS = tuple(INPUTS)
+
+
+class Names:
+    """Live choices: fixed names and a registry's, so a name registered after import is accepted."""
+
+    def __init__(self, fixed: tuple, table: dict):
+        self.fixed, self.table = fixed, table
+
+    def __contains__(self, name) -> bool:
+        return name in self.fixed or name in self.table
+
+    def __iter__(self):
+        yield from self.fixed
+        yield from self.table
+
+
+TARGETS = Names((SINGLE, *BUILTIN_TARGETS, "parity3", "custom"), REGISTERED_TARGETS)
 
 # key -> (kind, default, may be a list). kinds: int, real, choice tuple.
 SCHEMA = {
@@ -52,16 +70,17 @@ SCHEMA = {
     "dt": ("real", 0.05, True),
     "steps": ("int", 1000, False),
     "record": ("int", 32, False),
-    "link": (BUILTIN_FUNCTIONS, "h2", True),
-    "activation": (BUILTIN_FUNCTIONS, "relu", True),
+    "link": (FUNCTIONS, "h2", True),
+    "activation": (FUNCTIONS, "relu", True),
     "loss": (LOSSES, "squared", True),
     "dynamic": (DYNAMICS, "normalized", True),  # the live registry: a class a user adds is accepted
-    "source": (SOURCES, "population", True),
+    "source": (SOURCES, "population", True),  # live registries, as for `dynamic`
     "normalisation": (NORMALISATIONS, "unit_top", True),
-    "input_dist": (INPUT_DISTS, "gaussian", True),
+    "input_dist": (INPUTS, "gaussian", True),
     "nu": ("real", 5.0, False),
     "reduced": ("bool", False, False),
-    "solver": (("auto", "euler", "dopri5"), "auto", False),
+    "w0": (START_RULES, "random", True),  # the rule for w(0): "orthogonal" starts at rho(0) = 0
+    "solver": (Names(("auto",), SOLVERS), "auto", False),
     "rtol": ("real", 1e-6, False),
     "max_steps": ("int", 1_000_000, False),
     "max_norm": ("real", 1e6, False),
@@ -184,6 +203,7 @@ def resolve(config: dict) -> dict:
             for v in values:
                 _check_value(key, kind, v)
         out[key] = values
+    _check_objects(config, out)
     _check_target(config, out)
     if out["target"][0] == SINGLE:
         check("kappa/r2", (config.get("kappa"), config.get("r2")),
@@ -191,14 +211,6 @@ def resolve(config: dict) -> dict:
               "give exactly one of kappa and r2 (kappa = d**r2)")
     else:
         out["r1"] = [None]  # the spikes carry their own r1, r2
-    for src in out["source"]:
-        if src == "empirical":
-            check("n", config.get("n"), config.get("n") is not None, "source='empirical' needs n")
-        if src in ("online", "reused"):
-            check("batch", config.get("batch"), config.get("batch") is not None, f"source={src!r} needs batch")
-    if out["solver"][0] == "dopri5":
-        check("solver", "dopri5", not {"online", "reused"} & set(out["source"]),
-              "an adaptive solver needs a deterministic field: source='online'/'reused' draw fresh samples")
     _check_keys_apply(config, out)
     if not out["network"][0]:
         check("width", out["width"], len(out["width"]) == 1,
@@ -216,19 +228,19 @@ def resolve(config: dict) -> dict:
 
 
 def _check_reduced(config: dict, out: dict):
-    """`reduced = true`: the population's 3 coordinates, or for online/reused sources the exact
-    chain (`sj.Chain`), which runs in float64 (`precision` follows unless set to float32)."""
-    sampled = {"online", "reused"} & set(out["source"])
-    check("reduced", True, set(out["source"]) <= {"population", "online", "reused"} and out["n_unlabelled"] == [0],
-          "the reduced forms need source='population' (3 coordinates) or 'online'/'reused' (the exact chain), "
-          "and n_unlabelled=0")
-    if not sampled:
+    """`reduced = true`: each source's own reduced form (the population's 3 coordinates, the
+    exact chain of online and reused sources, `sj.Chain`); the chain runs in float64
+    (`precision` follows unless set to float32). What the engine refuses (Student-t inputs,
+    an adaptive solver on the chain, ...) it refuses when the pre-flight traces the groups."""
+    check("reduced", True, out["n_unlabelled"] == [0], "the reduced forms need the true Sigma: n_unlabelled=0")
+    for src in out["source"]:
+        check("reduced", True, SOURCES[src].reduced is not AbstractSource.reduced,
+              f"not with source={src!r}: it has no exact reduced form")
+    if not any(SOURCES[src].reduces_in_frame for src in out["source"]):
         return
     for key, ok, why in (
-        ("input_dist", out["input_dist"] == ["gaussian"], "the chain needs Gaussian inputs"),
         ("target", out["target"] == [SINGLE], "the chain covers single-index targets"),
         ("network", out["network"] == [False], "the chain runs one neuron"),
-        ("solver", out["solver"][0] in ("auto", "euler"), "the chain runs SGD (solver='euler')"),
         ("precision", config.get("precision", "float64") == "float64", "the chain keeps its state in float64"),
     ):
         check("reduced", True, ok, f"not with {key}={out[key][0]!r}: {why}")
@@ -244,6 +256,9 @@ def multi_target(static: dict) -> tuple:
         return {tuple(t["alpha"]): t["coeff"] for t in terms}, len(terms[0]["alpha"])
     if name == "parity3":
         return "parity", 3
+    if name in REGISTERED_TARGETS:  # `sj.register("target", name, {alpha: coeff})`
+        g = REGISTERED_TARGETS[name]
+        return g, len(next(iter(g)))
     return name, k
 
 
@@ -257,7 +272,7 @@ def _check_target(config: dict, out: dict):
         for key in multi_keys:
             if key in config:
                 check(key, config[key], False, f"{key} applies only with a multi-index target "
-                      f"(target = one of {', '.join(map(repr, TARGETS[1:]))}); remove it")
+                      f"(target = one of {', '.join(map(repr, list(TARGETS)[1:]))}); remove it")
         return
     for key in ("link", "kappa", "r2", "r1"):
         if key in config:
@@ -284,16 +299,24 @@ def _check_target(config: dict, out: dict):
             check("terms", terms, False, f"terms applies only with target = 'custom' (here target = {name!r})")
         if name == "parity3":
             check("k", k, k in (None, 3), "target = 'parity3' has k = 3 (target = 'parity' takes any k)")
+        elif name in REGISTERED_TARGETS:
+            k_own = multi_target({"target": name, "k": k, "terms": None})[1]
+            check("k", k, k in (None, k_own), f"target = {name!r} has k = {k_own} directions: give k = {k_own} or none")
         else:
             check("k", k, k is not None, f"target = {name!r} needs k, its number of directions (an integer >= 1)")
     from ._multi_problem import multi_index_problem
 
     g, k = multi_target({"target": name, "k": k, "terms": terms})
+    sources = [build(SOURCES[src], {key: v[0] for key, v in out.items()}) for src in out["source"]]
     for d in out["d"]:
         for act in out["activation"]:
             try:
-                multi_index_problem(d, key=jax.random.key(0), g=g, k=k, spikes=out["spikes"][0] or (), activation=act,
-                                    normalisation=out["normalisation"][0])
+                problem = multi_index_problem(d, key=jax.random.key(0), g=g, k=k, spikes=out["spikes"][0] or (),
+                                              activation=act, normalisation=out["normalisation"][0])
+                with warnings.catch_warnings():  # a sampled source's warning comes once, when the run is built
+                    warnings.simplefilter("ignore")
+                    for source in sources:
+                        source.check(problem)  # the population refuses an activation blind to the target
             except ValueError as err:
                 msg = str(err)
                 if msg.startswith("g"):  # the target's own message names its g: here the config's key
@@ -313,12 +336,34 @@ def _check_known_keys(config: dict):
     check(key, config[key], False, f"unknown key; {hint}allowed keys: {', '.join(SCHEMA)}")
 
 
-# key -> (the sources (or other setting) it applies to, a test on the resolved config)
+# the keys that name registered classes; a class's constructor fields that are config keys
+# (`Empirical.n`, `Online.batch`, `Reused.reuse`, `StudentT.nu`) are filled from the config
+OBJECT_KEYS = {"source": SOURCES, "input_dist": INPUTS}
+
+
+def config_fields(cls) -> dict:
+    """A class's constructor fields that are config keys -> whether the field is required."""
+    return {f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            for f in dataclasses.fields(cls) if f.init and f.name in SCHEMA}
+
+
+def _check_objects(config: dict, out: dict):
+    """Each named class's required fields given, and a deterministic source under an adaptive
+    solver: read from the registered classes, so a user's own class is checked the same way."""
+    for kind, table in OBJECT_KEYS.items():
+        for name in out[kind]:
+            for key, required in config_fields(table[name]).items():
+                check(key, config.get(key), not required or config.get(key) is not None,
+                      f"{kind}={name!r} needs {key}")
+    if out["solver"][0] != "auto" and SOLVERS[out["solver"][0]].adaptive:
+        for src in out["source"]:
+            check("solver", out["solver"][0], SOURCES[src].deterministic,
+                  f"an adaptive solver needs a deterministic field: source={src!r} draws fresh samples")
+
+
+# key -> (what it applies to, a test on the resolved config); a registered class's field
+# applies where a class using it is chosen
 _APPLIES = {
-    "n": ("source='empirical'", lambda out: "empirical" in out["source"]),
-    "batch": ("source='online' or 'reused'", lambda out: bool({"online", "reused"} & set(out["source"]))),
-    "reuse": ("source='reused'", lambda out: "reused" in out["source"]),
-    "nu": ("input_dist='student_t'", lambda out: "student_t" in out["input_dist"]),
     "n_val": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
     "n_test": ("phase 2 (n2)", lambda out: out["n2"] != [None]),
     **{k: ("network = true", lambda out: out["network"][0])
@@ -333,9 +378,14 @@ def _check_keys_apply(config: dict, out: dict):
     or add an axis of identical results), naming what it applies to."""
     for key, (applies_to, applies) in _APPLIES.items():
         if key in config and not applies(out):
-            here = {"n": "source", "batch": "source", "reuse": "source", "nu": "input_dist"}.get(key)
-            now = f" (here {here}={config.get(here, SCHEMA[here][1])!r})" if here else ""
-            check(key, config[key], False, f"{key} applies only with {applies_to}{now}; remove it")
+            check(key, config[key], False, f"{key} applies only with {applies_to}; remove it")
+    for kind, table in OBJECT_KEYS.items():
+        for key in set(config) & {f for cls in table.values() for f in config_fields(cls)}:
+            users = [name for name, cls in table.items() if key in config_fields(cls)]
+            if not set(users) & set(out[kind]):
+                now = config.get(kind, SCHEMA[kind][1])
+                check(key, config[key], False, f"{key} applies only with {kind}="
+                      + " or ".join(map(repr, users)) + f" (here {kind}={now!r}); remove it")
 
 
 def read_toml(path) -> dict:

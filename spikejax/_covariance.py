@@ -90,6 +90,11 @@ class AbstractCovariance(eqx.Module):
         """Rows spanning the non-identity part, or None when there is no such low-rank part."""
         return None
 
+    def spike(self):
+        """The one spike direction `theta` that `cos_theta` reads, or None (no spike, or several)."""
+        rows = self.directions()
+        return rows[0] if rows is not None and rows.shape[0] == 1 else None
+
     def restrict(self, basis):
         """This covariance in the coordinates of `basis` (r, d), orthonormal rows spanning
         `directions()`. Only low-rank-plus-identity covariances have it."""

@@ -51,6 +51,11 @@ class AbstractDynamic(eqx.Module):
     def retract(self, w_new, w_old, sim):
         """Map `w_new` back onto the set the flow keeps invariant."""
 
+    def lift(self, w, sim):
+        """The final iterate in the caller's coordinates: the source's (`AbstractSource.lift`)
+        by default; a network's dynamic returns its `TwoLayer`."""
+        return sim.source.lift(w, sim)
+
 
 def _rescale(w_new, sq_length):
     """`w_new` rescaled to squared length `sq_length` (one square root a step)."""

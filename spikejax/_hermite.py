@@ -19,14 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 
 try:
-    _enable_x64 = jax.enable_x64
+    enable_x64 = jax.enable_x64
 except AttributeError:  # older jax
-    from jax.experimental import enable_x64 as _enable_x64
+    from jax.experimental import enable_x64
 
 MAX_DEGREE = 32  # truncation of coefficient vectors of non-polynomial functions
 _QUAD_NODES = 160  # nodes for coefficients at construction (float64 numpy)
-_RUNTIME_NODES = 96  # nodes for sigma-dependent quadrature inside compiled code
-_TOL = 1e-10  # a coefficient below this is zero
+RUNTIME_NODES = 96  # nodes for sigma-dependent quadrature inside compiled code
+TOL = 1e-10  # a coefficient below this is zero
 
 
 def hermite_basis(x, degree: int, xp=jnp):
@@ -37,6 +37,15 @@ def hermite_basis(x, degree: int, xp=jnp):
     return xp.stack(h[: degree + 1], axis=-1)
 
 
+def horner(coeffs, x):
+    """`sum_k coeffs[..., k] x^k` (coefficients on the last axis) as a `lax.scan`: Mehler's
+    series in a correlation, with a graph whose size does not grow with the degree."""
+    top = coeffs[..., -1]
+    rest = jnp.moveaxis(coeffs[..., :-1], -1, 0)[::-1]
+    out, _ = jax.lax.scan(lambda acc, ck: (acc * x + ck, None), top * jnp.ones_like(x), rest)
+    return out
+
+
 def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights with `sum_q w_q f(x_q) ~= E[f(Z)]`, `Z ~ N(0, 1)`."""
     x, w = np.polynomial.hermite_e.hermegauss(num)
@@ -45,10 +54,10 @@ def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _values64(fn: Callable, x: np.ndarray) -> np.ndarray:
     """`fn` at the nodes `x`, evaluated in float64 even when JAX runs in float32: float32
-    values leave about 1e-8 of quadrature noise in every coefficient, above `_TOL`, so a
+    values leave about 1e-8 of quadrature noise in every coefficient, above `TOL`, so a
     user callable such as `x**3 - 3*x` would read as information exponent 1. Evaluated
     eagerly even when a problem is built inside a trace (a sweep builds it under `jit`)."""
-    with jax.ensure_compile_time_eval(), _enable_x64(True):
+    with jax.ensure_compile_time_eval(), enable_x64(True):
         return np.asarray(fn(jnp.asarray(x, jnp.float64)), dtype=np.float64)
 
 
@@ -71,7 +80,7 @@ def relu_coeffs(degree: int = MAX_DEGREE) -> np.ndarray:
 
 
 def _trim(c: np.ndarray) -> np.ndarray:
-    nz = np.nonzero(np.abs(c) > _TOL)[0]
+    nz = np.nonzero(np.abs(c) > TOL)[0]
     return c[: (nz[-1] + 1 if len(nz) else 1)]
 
 
@@ -107,7 +116,7 @@ class HermiteFunction(eqx.Module):
 def information_exponent(coeffs) -> int | None:
     """`min{j >= 1 : |coeffs_j| > 1e-10}` for concrete coefficients, or None."""
     c = np.asarray(coeffs)
-    nz = [j for j in range(1, len(c)) if abs(c[j]) > _TOL]
+    nz = [j for j in range(1, len(c)) if abs(c[j]) > TOL]
     return nz[0] if nz else None
 
 
@@ -122,6 +131,11 @@ def _relu(x):
     return jnp.maximum(x, 0.0)
 
 
+def is_relu(f: HermiteFunction) -> bool:
+    """Whether `f` is the built-in ReLU (its shifted coefficients and kernel are closed form)."""
+    return f.fn is _relu
+
+
 @functools.cache
 def _series(coeffs: tuple) -> Callable:
     c = np.asarray(coeffs, dtype=np.float64)
@@ -129,6 +143,9 @@ def _series(coeffs: tuple) -> Callable:
 
 
 BUILTIN_FUNCTIONS = ("relu", "tanh") + tuple(f"h{k}" for k in range(1, 9))
+# every function a name reaches (links, activations): the built-ins, and what `sj.register`
+# adds (name -> a callable, coefficients or a HermiteFunction)
+FUNCTIONS: dict = {name: name for name in BUILTIN_FUNCTIONS}
 
 
 def hermite_function(spec, name: str | None = None) -> HermiteFunction:
@@ -156,9 +173,11 @@ def hermite_function(spec, name: str | None = None) -> HermiteFunction:
         elif key.startswith("h") and key[1:].isdigit() and 1 <= int(key[1:]) <= 8:
             k = int(key[1:])
             fn, coeffs, sq = _h_k(k), np.eye(k + 1)[k], 1.0
+        elif spec in FUNCTIONS:  # a registered function
+            return hermite_function(FUNCTIONS[spec], name=name or spec)
         else:
             raise ValueError(
-                f"function {spec!r} is unknown; allowed: {', '.join(BUILTIN_FUNCTIONS)}, "
+                f"function {spec!r} is unknown; allowed: {', '.join(FUNCTIONS)}, "
                 "a callable, or a sequence of Hermite coefficients"
             )
         name = name or key
@@ -189,7 +208,7 @@ def scaled_coeffs(f: HermiteFunction, sigma, degree: int):
     if f.homogeneous:
         c = jnp.asarray(f.coeffs[: degree + 1], dtype=jnp.result_type(sigma))
         return sigma * jnp.pad(c, (0, degree + 1 - c.shape[0]))
-    x, w = gauss_hermite(_RUNTIME_NODES)
+    x, w = gauss_hermite(RUNTIME_NODES)
     basis = hermite_basis(x, degree, xp=np)
     return (jnp.asarray(w) * f.fn(sigma * jnp.asarray(x))) @ jnp.asarray(basis)
 
@@ -198,5 +217,5 @@ def second_moment(f: HermiteFunction, sigma):
     """`E[f(sigma Z)^2]`, differentiable in `sigma > 0`."""
     if f.homogeneous:
         return sigma**2 * f.sq_norm
-    x, w = gauss_hermite(_RUNTIME_NODES)
+    x, w = gauss_hermite(RUNTIME_NODES)
     return jnp.asarray(w) @ f.fn(sigma * jnp.asarray(x)) ** 2

@@ -126,14 +126,23 @@ def config_diff(old: dict, new: dict) -> list[str]:
 FIGURES = "*.png"  # what `spikejax plot` writes into a results directory
 
 
+def paths(out, part=None) -> tuple[Path, Path]:
+    """`(results file, checkpoint directory)` in a results directory: `results.nc` and
+    `checkpoint/`, or `results.part{i}.nc` and `checkpoint-{i}/` for part i of a
+    multi-process sweep. The one rule every reader and writer uses."""
+    out = Path(out)
+    if part is None:
+        return out / "results.nc", out / "checkpoint"
+    return out / f"results.part{part}.nc", out / f"checkpoint-{part}"
+
+
 class Store:
     """A results directory. Refuses one that holds a different configuration unless `force`."""
 
     def __init__(self, out, config: dict, *, resume=False, force=False, part=None):
         self.dir = Path(out)
-        self.ckpt = self.dir / ("checkpoint" if part is None else f"checkpoint-{part}")
+        self.results, self.ckpt = paths(out, part)
         self.part = part
-        self.results = self.dir / ("results.nc" if part is None else f"results.part{part}.nc")
         check_out(out, config, force=force)
         text = json.dumps(config, sort_keys=True)
         cfg_path = self.dir / "config.json"
@@ -220,7 +229,7 @@ class Store:
 
 def saved_plan(out, part=None):
     """The batch plan saved with the checkpoints in `out`, or None."""
-    path = Path(out) / ("checkpoint" if part is None else f"checkpoint-{part}") / "plan.json"
+    path = paths(out, part)[1] / "plan.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 

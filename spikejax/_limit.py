@@ -35,10 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._chain import float64_on
-from ._hermite import _enable_x64, gauss_hermite, hermite_function
-from ._problem import check, check_choice, check_int, check_real
+from ._hermite import enable_x64, gauss_hermite
+from ._loss import AbstractLoss, Correlation
+from ._problem import as_function, check, check_int, check_real
+from ._registry import as_loss
 
-LOSSES = ("squared", "correlation")
 _NODES = 120
 _MEDIAN_ABS_NORMAL = 0.6744897501960817  # median of |N(0, 1)|
 
@@ -97,16 +98,9 @@ class S2Constants(NamedTuple):
         return np.log(self.threshold / M) / self.lam + self.K
 
 
-def _function(name, spec):
-    try:
-        return hermite_function(spec)
-    except ValueError as err:
-        raise ValueError(f"{name}={spec!r} is not allowed; {err}") from None
-
-
 def _values(fn, x):
     """`fn(x)` and `fn'(x)` at the nodes, in float64."""
-    with jax.ensure_compile_time_eval(), _enable_x64(True):
+    with jax.ensure_compile_time_eval(), enable_x64(True):
         xs = jnp.asarray(x, jnp.float64)
         val = jax.vmap(fn)(xs)
         der = jax.vmap(jax.grad(lambda t: fn(t)))(xs)
@@ -114,9 +108,9 @@ def _values(fn, x):
 
 
 def _setup(link, activation, c, loss, noise):
-    f, phi = _function("link", link), _function("activation", activation)
+    f, phi = as_function("link", link), as_function("activation", activation)
     check_real("c", c, lo=0.0, lo_open=True)
-    check_choice("loss", loss, LOSSES)
+    loss = as_loss(loss)
     check_real("noise", noise, lo=0.0)
     s = f.information_exponent()
     check("link", f.name, s is not None and s >= 2,
@@ -127,12 +121,13 @@ def _setup(link, activation, c, loss, noise):
           f"allowed: an activation with beta_s != 0 at the link's s = {s} (it cannot see the target otherwise)")
     check("activation", phi.name, s % 2 == 1 or ab > 0,
           f"allowed at even s = {s}: alpha_s beta_s > 0 (here {ab:.3g}: the drift pulls m back to 0, no escape)")
-    return f, phi, s, ab
+    return f, phi, s, ab, loss
 
 
-def _moments(f, phi, loss, noise, rho=0.0):
+def _moments(f, phi, loss: AbstractLoss, noise, rho=0.0):
     """`E[g^2]` with `(p, xi)` standard Gaussian of correlation `rho`, and (at `rho = 0`)
-    `E[g^2 xi^2]`; the label is `y = f(xi) + noise eps`."""
+    `E[g^2 xi^2]`; the label is `y = f(xi) + noise eps`, `g = (phi(p) - y) phi'(p)` for a
+    `quadratic` loss (squared), `-y phi'(p)` otherwise (correlation)."""
     x, w = gauss_hermite(_NODES)
     fx, _ = _values(f.fn, x)
     if rho == 0.0:
@@ -140,7 +135,7 @@ def _moments(f, phi, loss, noise, rho=0.0):
         E = lambda v: float(w @ v)
         d2 = E(dph**2)
         Ef2, Ef2x2 = E(fx**2), E(fx**2 * x**2)
-        if loss == "correlation":
+        if not loss.quadratic:
             return d2 * (Ef2 + noise**2), d2 * (Ef2x2 + noise**2)
         p2d2, pd2 = E(ph**2 * dph**2), E(ph * dph**2)
         V = p2d2 - 2 * pd2 * E(fx) + d2 * (Ef2 + noise**2)
@@ -150,18 +145,19 @@ def _moments(f, phi, loss, noise, rho=0.0):
     ph, dph = (v.reshape(p.shape) for v in _values(phi.fn, p.ravel()))
     W = w[:, None] * w[None, :]
     y = fx[:, None]
-    g2 = (y**2 if loss == "correlation" else (ph - y) ** 2) * dph**2
+    g2 = ((ph - y) ** 2 if loss.quadratic else y**2) * dph**2
     return float(np.sum(W * g2) + noise**2 * np.sum(W * dph**2)), None
 
 
-def limit_sde(link, activation, *, c, loss: str = "squared", noise=0.0) -> LimitSDE:
+def limit_sde(link, activation, *, c, loss: str | AbstractLoss = "squared", noise=0.0) -> LimitSDE:
     """The limit diffusion's coefficients (see the module docstring).
 
     **Arguments:** `link`, `activation`: as for `make_problem` (a name, a callable, a
     coefficient vector); `c`: the per-sample step is `c d^{-s/2}` (`dt = batch c d^{-s/2}`);
-    `loss`: `"squared"` or `"correlation"`; `noise`: the label noise's standard deviation.
+    `loss`: `"squared"` or `"correlation"` (or `sj.Squared()`, `sj.Correlation()`); `noise`:
+    the label noise's standard deviation.
     """
-    f, phi, s, ab = _setup(link, activation, c, loss, noise)
+    f, phi, s, ab, loss = _setup(link, activation, c, loss, noise)
     V, Vp = _moments(f, phi, loss, float(noise))
     return LimitSDE(s=s, c=float(c), a=s * abs(ab), V=V, Vp=Vp, sign=float(np.sign(ab)))
 
@@ -187,7 +183,7 @@ def passage_shift(link, activation, *, c, threshold=0.5) -> float:
     `alpha_j beta_j = 0` for `s < j <= 2s - 2` (else the correction carries a `log d`).
     Derived, not checked against the chain: it leaves out the retraction at macroscopic `rho`,
     formally of higher order but large at `c = O(1)` and moderate `d` (docs/chain_limit.md)."""
-    f, phi, s, ab = _setup(link, activation, c, "correlation", 0.0)
+    f, phi, s, ab, _ = _setup(link, activation, c, Correlation(), 0.0)
     th = _threshold(threshold)
     check("link", f.name, s >= 3, f"allowed: s >= 3 (this link has s = {s}; at s = 2 use s2_constants)")
     al, be = np.asarray(f.coeffs), np.asarray(phi.coeffs)
@@ -203,7 +199,8 @@ def passage_shift(link, activation, *, c, threshold=0.5) -> float:
     return integral - th ** (2 - s) / (a * c * (s - 2))
 
 
-def s2_constants(link, activation, *, c, loss: str = "squared", noise=0.0, threshold=0.5) -> S2Constants:
+def s2_constants(link, activation, *, c, loss: str | AbstractLoss = "squared", noise=0.0,
+                 threshold=0.5) -> S2Constants:
     """`n* = d (A log d + B)` at `s = 2` (one-pass spherical SGD, per-sample step `c / d`).
 
     Early on `m` is the linear diffusion `dm = lam m dtau + c sqrt(V') dW`, `lam = c(2 alpha_2
@@ -214,7 +211,7 @@ def s2_constants(link, activation, *, c, loss: str = "squared", noise=0.0, thres
     `K = int_0^th [1/F - 1/(lam rho)] d rho`. Raises `ValueError` when `lam <= 0` or `F`
     vanishes below the threshold (a stalled flow: no finite `n*`).
     """
-    f, phi, s, ab = _setup(link, activation, c, loss, noise)
+    f, phi, s, ab, loss = _setup(link, activation, c, loss, noise)
     th = _threshold(threshold)
     check("link", f.name, s == 2, f"allowed: a link with s = 2 (this one has s = {s})")
     V, Vp = _moments(f, phi, loss, float(noise))
@@ -286,7 +283,7 @@ def _run(sde: LimitSDE, key, paths: int, m_stop: float, dtau: float, max_tau: fl
 _run_jit = jax.jit(_run, static_argnums=(0, 2, 3, 4, 5, 6, 7))
 
 
-def limit_passage(link, activation, *, c, loss: str = "squared", noise=0.0, paths: int, key,
+def limit_passage(link, activation, *, c, loss: str | AbstractLoss = "squared", noise=0.0, paths: int, key,
                   m_stop: float = 1e4, dtau: float = 2e-3, max_tau: float = 100.0,
                   all_signs: bool = False, chunk: int = 256) -> LimitPassage:
     """First explosion times `tau*` of the limit diffusion, `paths` of them in one compiled call.

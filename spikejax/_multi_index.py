@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Callable, Mapping
 
 import equinox as eqx
@@ -35,12 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._hermite import _TOL, _enable_x64, gauss_hermite, hermite_basis
-from ._target import AbstractTarget, project
+from ._hermite import TOL, enable_x64, gauss_hermite, hermite_basis
+from ._target import GENERATIVE_ROUTE, AbstractTarget, project, warn_user
 
 RANK_TOL = 1e-6  # smallest singular value of the row-normalised U: below it, not of full rank
 ORTHO_TOL = 1e-5  # largest |Sigma-correlation| between two rows: above it, not Sigma-orthogonal
 BUILTIN_TARGETS = ("sum_h2", "staircase", "parity", "product_h2")
+# targets registered by name (`sj.register("target", name, {alpha: coeff})`): name -> mapping
+REGISTERED_TARGETS: dict = {}
 _MAX_NODES = 2_000_000  # tensor-product quadrature grid points, at most (160 nodes a coordinate at most)
 
 
@@ -99,7 +100,7 @@ def _from_mapping(g: Mapping, k: int):
         c = float(c)
         if not math.isfinite(c):
             raise ValueError(f"g[{alpha!r}]={c!r} is not allowed; allowed: a finite real number")
-        if abs(c) > _TOL:
+        if abs(c) > TOL:
             alphas.append(alpha)
             coeffs.append(c)
     if not alphas:
@@ -116,7 +117,7 @@ def quadrature_expansion(fn: Callable, k: int, degree: int):
     q = max(degree + 1, min(160, int(_MAX_NODES ** (1 / k))))
     x, w = gauss_hermite(q)
     mesh = np.meshgrid(*([x] * k), indexing="ij")
-    with _enable_x64(True):
+    with enable_x64(True):
         vals = np.asarray(fn(*[jnp.asarray(m, jnp.float64) for m in mesh]), np.float64)
     if vals.shape != mesh[0].shape or not np.all(np.isfinite(vals)):
         raise ValueError(f"g={fn!r} is not allowed; a callable g must map k={k} arrays to finite values of their shape")
@@ -198,11 +199,12 @@ class MultiIndex(AbstractTarget):
         k = U.shape[0]
         fn = None
         if isinstance(g, str):
-            if g not in _BUILTINS:
-                raise ValueError(f"g={g!r} is not allowed; choose one of {', '.join(map(repr, BUILTIN_TARGETS))}, "
+            if g not in _BUILTINS and g not in REGISTERED_TARGETS:
+                names = (*BUILTIN_TARGETS, *REGISTERED_TARGETS)
+                raise ValueError(f"g={g!r} is not allowed; choose one of {', '.join(map(repr, names))}, "
                                  "a mapping {alpha: coefficient} or a callable of k arguments")
             name = name or g
-            g = _BUILTINS[g](k)
+            g = REGISTERED_TARGETS[g] if g in REGISTERED_TARGETS else _BUILTINS[g](k)
         if isinstance(g, Mapping):
             lengths = {len(a) for a in g if isinstance(a, tuple)}
             if lengths and lengths != {k}:
@@ -271,24 +273,28 @@ class MultiIndex(AbstractTarget):
                 f"two rows {worst:.3g} > {tol:g}): build it with sj.MultiIndex.make(U, g, cov=covariance)"
             )
 
-    def check_activation(self, beta, name: str = "activation"):
-        """The multi-index analogue of the single-index blind check (`Problem` calls it).
+    def check_activation(self, beta, name: str = "activation", sampled: bool = False):
+        """The multi-index analogue of the single-index blind check (the source calls it,
+        through `Problem.check_activation`).
 
         A term `h_alpha` reaches a neuron `phi(<w, x> + b)` through the coefficient of degree
         `|alpha|` of `phi(s . + b)`: at `b = 0` that is `beta_{|alpha|}`; with a bias it is
         nonzero for some `b` iff some `beta_i != 0` with `i >= |alpha|`. A direction is
-        reachable when some term touching it is. Raises `ValueError` when a direction is
-        unreachable even with biases (a polynomial activation of too low a degree: the target
-        can never be fitted, as the single-index engine refuses `beta_s = 0`); warns when it is
-        unreachable only without bias (ReLU, whose odd `beta_j`, `j >= 3`, vanish, against the
-        staircase's `z1 z2 z3` or the parity): a neuron without bias never learns it, a network
-        with biases (`bias_init > 0`) can."""
+        reachable when some term touching it is. When a direction is unreachable even with
+        biases (a polynomial activation of too low a degree) the population gradient never
+        sees it: refused for the population (`sampled=False`), as the single-index engine
+        refuses `beta_s = 0`, and a warning for a sampled source, which can still learn it by
+        reusing samples (the generative-exponent route). When it is unreachable only without
+        bias (ReLU, whose odd `beta_j`, `j >= 3`, vanish, against the staircase's `z1 z2 z3` or
+        the parity) it warns: a neuron without bias cannot learn it from the population
+        gradient, a network with biases (`bias_init > 0`) can."""
         beta = np.abs(np.asarray(beta, np.float64)) > 1e-8
         tail = np.logical_or.accumulate(beta[::-1])[::-1]  # tail[j]: some beta_i != 0, i >= j
         at_zero = lambda j: j < beta.size and beta[j]  # noqa: E731
         with_bias = lambda j: j < beta.size and tail[j]  # noqa: E731 (beyond the vector: 0, as single-index)
         support = [a for a in self.alphas if any(a)]
         touched = sorted({i for a in support for i, ai in enumerate(a) if ai})
+        route = f"; {GENERATIVE_ROUTE}" if sampled else ""
 
         def unreachable(seen):
             reached = {i for a in support if seen(sum(a)) for i, ai in enumerate(a) if ai}
@@ -301,15 +307,19 @@ class MultiIndex(AbstractTarget):
 
         never = unreachable(with_bias)
         if never:
-            raise ValueError(
-                f"activation={name!r} is not allowed; {describe(never)}, and the activation's beta_j = 0 for every "
-                "j at or above those degrees, so a neuron is blind to them even with a bias; choose an activation "
-                "with a nonzero Hermite coefficient at those degrees")
+            why = (f"{describe(never)}, and the activation's beta_j = 0 for every j at or above those degrees, so a "
+                   "neuron is blind to them even with a bias")
+            if not sampled:
+                raise ValueError(f"activation={name!r} is not allowed; {why}; choose an activation with a nonzero "
+                                 f"Hermite coefficient at those degrees ({GENERATIVE_ROUTE})")
+            warn_user(f"activation={name!r}: {why}{route}")
+            return
         biased = unreachable(at_zero)
         if biased:
-            warnings.warn(
+            warn_user(
                 f"activation={name!r}: {describe(biased)}, where its beta_j = 0: a neuron without bias cannot learn "
-                f"{'it' if len(biased) == 1 else 'them'} (a network with biases, sj.Network(bias_init > 0) or trained biases, can)", stacklevel=2)
+                f"{'it' if len(biased) == 1 else 'them'} from the population gradient (a network with biases, "
+                f"sj.Network(bias_init > 0) or trained biases, can){route}")
 
     def arguments(self, z, cov):
         """`(z_1, ..., z_k)` of base draws `z` (n, d): an array (k, n)."""

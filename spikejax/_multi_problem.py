@@ -25,7 +25,9 @@ import numpy as np
 from ._covariance import NORMALISATIONS, MultiSpikeCovariance
 from ._inputs import AbstractInputs, Gaussian
 from ._multi_index import MultiIndex
-from ._problem import LOSSES, Problem, _function, check, check_choice, check_int, check_real
+from ._loss import AbstractLoss
+from ._problem import Problem, as_function, check, check_choice, check_int, check_real
+from ._registry import as_loss
 
 
 def _spike(spec, i: int, k: int) -> tuple:
@@ -62,7 +64,7 @@ def multi_index_problem(
     k: int | None = None,
     spikes=(),
     activation="relu",
-    loss: str = "squared",
+    loss: str | AbstractLoss = "squared",
     noise=0.0,
     normalisation: str = "unit_top",
     inputs: AbstractInputs | None = None,
@@ -89,7 +91,7 @@ def multi_index_problem(
     check("spikes", spikes, len(aligned) == len(set(aligned)), "each target direction takes at most one spike")
     p = len(specs)
     check("d", d, d >= k + p, f"allowed: d >= k + p = {k + p} (k target directions and one direction per spike)")
-    check_choice("loss", loss, LOSSES)
+    loss = as_loss(loss)
     check_choice("normalisation", normalisation, NORMALISATIONS)
     check_real("noise", noise, lo=0.0)
     inputs = Gaussian() if inputs is None else inputs
@@ -111,7 +113,7 @@ def multi_index_problem(
     scale = 1 / (1 + top) if normalisation == "unit_top" else jnp.ones((), e.dtype)
     cov = MultiSpikeCovariance(thetas=thetas, kappas=kappas, scale=scale)
     target = MultiIndex(e / cov.norm(e)[:, None], g, degree=degree)
-    return Problem(covariance=cov, target=target, activation=_function("activation", activation),
+    return Problem(covariance=cov, target=target, activation=as_function("activation", activation),
                    noise=jnp.asarray(noise, e.dtype), inputs=inputs, loss=loss)
 
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from ._covariance import dot
 from ._hermite import scaled_coeffs, second_moment
-from ._network import neuron_norm
+from ._neuron import neuron_norm
 from ._committee import network_risk
 from ._target import SingleIndex, has_closed_form
 
@@ -59,15 +59,12 @@ def correlation(problem, sigma, rho_):
 
 
 def overlap_risk(problem, sigma, rho_):
-    """The population risk as a function of `(sigma_w, rho)` alone.
-
-    Squared loss: `E[phi^2]/2 - E[phi y] + E[y^2]/2`; correlation loss: `-E[phi y]`.
-    """
-    cross = correlation(problem, sigma, rho_)
-    if problem.loss == "correlation":
-        return -cross
+    """The population risk as a function of `(sigma_w, rho)` alone: the loss's
+    `population` of `E[phi^2]`, `E[phi y]` and `E[y^2]` (squared: `E[phi^2]/2 - E[phi y] +
+    E[y^2]/2`; correlation: `-E[phi y]`)."""
+    second = second_moment(problem.activation, sigma)
     target = problem.link.sq_norm + problem.noise**2
-    return 0.5 * second_moment(problem.activation, sigma) - cross + 0.5 * target
+    return problem.loss.population(second, correlation(problem, sigma, rho_), target)
 
 
 def population_risk(w, problem, cov):
@@ -91,9 +88,10 @@ def spike_constants(problem):
     return ut, jnp.sqrt(cov.scale * (dot(u, u) + cov.kappa * ut * ut))
 
 
-def population_grad(w, problem, neuron: str, constants=None):
-    """`grad R(w) = A Sigma w + C Sigma u` in closed form, for the `"plain"` or `"sigma"`
-    neuron under a `SpikedCovariance` (any coordinates, the reduced ones included).
+def population_grad(w, problem, neuron, constants=None):
+    """`grad R(w) = A Sigma w + C Sigma u` in closed form, for a `neuron` with `closed_form`
+    (`Plain()` or `SigmaNorm()`) under a `SpikedCovariance` (any coordinates, the reduced ones
+    included).
 
     The risk depends on `w` only through `a = ||w||_Sigma^2` and `b = <w, u>_Sigma`, so the
     chain rule leaves two scalars; written this way every operation on the reduced form
@@ -108,11 +106,11 @@ def population_grad(w, problem, neuron: str, constants=None):
     b = scale * (dot(w, u) + kappa * wt * ut)  # <w, u>_Sigma
     root = jnp.sqrt(a)
     r = b / (root * nu)
-    plain = neuron == "plain"
-    sigma = root if plain else jnp.ones_like(root)
+    unit = neuron.unit_scale  # sigma_w = 1 (SigmaNorm), else sqrt(a) (Plain)
+    sigma = jnp.ones_like(root) if unit else root
     r_sigma, r_rho = jax.grad(lambda s_, r_: overlap_risk(problem, s_, r_), argnums=(0, 1))(sigma, r)
     # d rho = Sigma u / (sqrt(a) nu) - rho Sigma w / a ;  d sqrt(a) = Sigma w / sqrt(a)
-    coef_w = -r_rho * r / a + (r_sigma / root if plain else 0.0)
+    coef_w = -r_rho * r / a + (0.0 if unit else r_sigma / root)
     coef_u = r_rho / (root * nu)
     # coef_w Sigma w + coef_u Sigma u, as one combination of w, u and theta
     along = kappa * (coef_w * wt + coef_u * ut)

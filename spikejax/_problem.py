@@ -17,13 +17,14 @@ from jaxtyping import Array
 
 from ._covariance import NORMALISATIONS, AbstractCovariance, SpikedCovariance
 from ._inputs import AbstractInputs, Gaussian
+from ._loss import AbstractLoss, Squared
+from ._registry import as_loss
 from ._target import AbstractTarget, SingleIndex
-from ._hermite import BUILTIN_FUNCTIONS, HermiteFunction, hermite_function
-
-LOSSES = ("squared", "correlation")
+from ._hermite import FUNCTIONS, HermiteFunction, hermite_function
 
 
-def _concrete(x) -> bool:
+def concrete(x) -> bool:
+    """Whether `x` is a value rather than a JAX tracer (only values can be checked)."""
     return not isinstance(x, jax.core.Tracer)
 
 
@@ -39,7 +40,7 @@ def check_choice(name: str, value, choices):
 
 def check_real(name: str, value, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     """Check a real scalar (or array of them) lies in a range; tracers pass unchecked."""
-    if not _concrete(value):
+    if not concrete(value):
         return
     try:
         arr = np.asarray(value, dtype=float)
@@ -63,9 +64,13 @@ class Problem(eqx.Module):
 
     **Fields:** `covariance` (an `AbstractCovariance`); `target` (an `AbstractTarget`);
     `activation` `phi`; `noise` `tau`; `inputs` (the law of `z`, default `Gaussian()`);
-    `loss` (static: `"squared"` or `"correlation"`); `dim`: None, or the ambient dimension
-    when the problem is held in the reduced chain's frame coordinates (`make_problem(...,
-    reduced=True)`): then only `reduced=True` runs accept it.
+    `loss` (static: an `AbstractLoss`, `Squared()` by default; the names `"squared"` and
+    `"correlation"` are accepted); `dim`: None, or the ambient dimension when the problem is
+    held in the reduced chain's frame coordinates (`make_problem(..., reduced=True)`): then
+    only `reduced=True` runs accept it.
+
+    Whether the activation can see the target depends on the source that estimates the
+    gradient, so the source checks it (`check_activation`), not the problem.
     """
 
     covariance: AbstractCovariance
@@ -73,30 +78,21 @@ class Problem(eqx.Module):
     activation: HermiteFunction
     noise: Array
     inputs: AbstractInputs = Gaussian()
-    loss: str = eqx.field(static=True, default="squared")
+    loss: AbstractLoss = eqx.field(static=True, default=Squared(), converter=as_loss)
     dim: Array | None = None
 
     def __check_init__(self):
-        check_choice("loss", self.loss, LOSSES)
         check_real("noise", self.noise, lo=0.0)
         self.target.check(self.covariance)  # e.g. a k-index target's rows Sigma-orthogonal
-        check_activation = getattr(self.target, "check_activation", None)  # a k-index target's blind check
-        if check_activation is not None and _concrete(self.activation.coeffs):
-            check_activation(self.activation.coeffs, self.activation.name)
-        link = getattr(self.target, "link", None)
-        if isinstance(link, HermiteFunction) and _concrete(link.coeffs) and _concrete(self.activation.coeffs):
-            s = link.information_exponent()
-            check("link", link.name, s is not None,
-                  "the link must have a non-constant part (alpha_j != 0 for some j >= 1)")
-            beta = np.asarray(self.activation.coeffs)
-            beta_s = float(beta[s]) if s < beta.shape[0] else 0.0
-            check(
-                "activation",
-                self.activation.name,
-                abs(beta_s) > 1e-8,
-                f"the link has information exponent s={s} and the activation's beta_{s} = 0, "
-                f"so the neuron is blind to it; choose an activation with beta_{s} != 0",
-            )
+
+    def check_activation(self, sampled: bool = False):
+        """Refuse an activation blind to the target where the refusal is exact: for the
+        population source and its reduced flows (`sampled=False`), whose gradient has no
+        signal along a blind direction. A sampled source only warns (`sampled=True`): by
+        reusing samples it can still learn such a target (the generative-exponent route;
+        Dandi et al. 2024, Arnaboldi et al. 2024). See the target's `check_activation`."""
+        if concrete(self.activation.coeffs):
+            self.target.check_activation(self.activation.coeffs, self.activation.name, sampled)
 
     @property
     def d(self) -> int:
@@ -132,7 +128,7 @@ def make_problem(
     r1=0.0,
     link="h2",
     activation="relu",
-    loss: str = "squared",
+    loss: str | AbstractLoss = "squared",
     noise=0.0,
     normalisation: str = "unit_top",
     inputs: AbstractInputs | None = None,
@@ -148,7 +144,7 @@ def make_problem(
     - `r1`: alignment, `c = <u, theta> = d**(-r1)`, in `[0, 1/2]` (`r1 = 0`: `theta = u`).
     - `link`, `activation`: a name (`"relu"`, `"tanh"`, `"h1"`..`"h8"`), a callable, a
       coefficient vector, or a `HermiteFunction`.
-    - `loss`: `"squared"` or `"correlation"`.
+    - `loss`: `"squared"` or `"correlation"` (or an `AbstractLoss`: `sj.Squared()`, `sj.Correlation()`).
     - `noise`: label-noise standard deviation `tau >= 0`.
     - `normalisation`: `"unit_top"` or `"unnormalised"` (see `SpikedCovariance`).
     - `inputs`: the law of the base draws, `Gaussian()` (default), `StudentT(nu)`, `Rademacher()`.
@@ -156,8 +152,9 @@ def make_problem(
       `dim = d` (no d-dimensional vector is formed, so `d` may be 10^9; `key` is unused):
       for `simulate(..., reduced=True)` and `passage_n(..., reduced=True)` only.
 
-    **Raises:** `ValueError` for any argument out of range, and when the activation
-    cannot see the link's information exponent `s` (`beta_s = 0`).
+    **Raises:** `ValueError` for any argument out of range. An activation blind to the link
+    (`beta_s = 0` at its information exponent `s`) is refused later, by the sources for which
+    that is exact (`Population` and its reduced flows); sampled sources warn.
     """
     for name in renamed:
         hint = "renamed: pass inputs=sj.StudentT(nu), sj.Rademacher() or sj.Gaussian()" if name in (
@@ -177,14 +174,14 @@ def make_problem(
         check_real("kappa", kappa, lo=0.0)
     check_real("r1", r1, 0.0, 0.5)
     check_real("noise", noise, lo=0.0)
-    check_choice("loss", loss, LOSSES)
+    loss = as_loss(loss)
     check_choice("normalisation", normalisation, NORMALISATIONS)
     inputs = Gaussian() if inputs is None else inputs
     check("inputs", inputs, isinstance(inputs, AbstractInputs),
           "give an input law object: sj.Gaussian(), sj.StudentT(nu) or sj.Rademacher()")
     check("reduced", reduced, isinstance(reduced, bool), "allowed: True or False")
-    link_f = _function("link", link)
-    act_f = _function("activation", activation)
+    link_f = as_function("link", link)
+    act_f = as_function("activation", activation)
     u, v = jnp.eye(3)[:2] if reduced else directions(key, d)
     c = jnp.asarray(d, float) ** (-jnp.asarray(r1, float))
     c = c.astype(u.dtype)
@@ -208,11 +205,13 @@ def directions(key, d: int):
     return u, v / jnp.linalg.norm(v)
 
 
-def _function(name: str, spec) -> HermiteFunction:
+def as_function(name: str, spec) -> HermiteFunction:
+    """The `HermiteFunction` of a link or activation `spec` given as the argument `name`;
+    a `ValueError` naming the argument and what it allows otherwise."""
     try:
         return hermite_function(spec)
     except ValueError as err:
         raise ValueError(
-            f"{name}={spec!r} is not allowed; choose one of {', '.join(BUILTIN_FUNCTIONS)}, "
+            f"{name}={spec!r} is not allowed; choose one of {', '.join(FUNCTIONS)}, "
             f"a callable, or a sequence of Hermite coefficients ({err})"
         ) from None

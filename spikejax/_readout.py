@@ -17,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._network import NEURONS, TwoLayer, neuron_covariance
-from ._problem import _concrete, check, check_choice, check_int, check_real
+from ._network import TwoLayer
+from ._neuron import AbstractNeuron
+from ._problem import check, check_int, check_real, concrete
+from ._registry import as_neuron
 from ._data import draw, prefix_mask
 
 DEFAULT_RIDGES = tuple(float(r) for r in np.logspace(-8, 2, 11))
@@ -49,7 +51,7 @@ class Readout(eqx.Module):
 
 def check_ridges(ridges, positive: bool = False):
     """A non-empty 1-D grid of finite ridge strengths, `>= 0` (or `> 0` for a Cholesky solve)."""
-    if not _concrete(ridges):
+    if not concrete(ridges):
         return
     arr = np.asarray(ridges, dtype=float)
     check("ridges", ridges, arr.ndim == 1 and arr.size >= 1, "allowed: a non-empty 1-D sequence of ridge strengths")
@@ -115,14 +117,15 @@ def draw_splits(problem, key, n_train: int, n_val: int, n_test: int):
     return tuple(out)
 
 
-def readout(problem, w, b, train, val, test, ridges, cov=None, neuron: str = "plain", mask=None) -> Readout:
+def readout(problem, w, b, train, val, test, ridges, cov=None, neuron: str | AbstractNeuron = "plain",
+            mask=None) -> Readout:
     """Fit `a` by validated ridge on given samples; the core of `fit_readout`.
 
     **Arguments:** `w` (m, d) frozen first layer; `b` (m,) biases; `train`, `val`, `test`
     pairs `(x, y)`; `cov` the covariance of the `neuron` normaliser (None for plain);
     `mask` (n,) the training rows that count (None: all).
     """
-    net = TwoLayer(w=w, a=jnp.zeros_like(b), b=b, activation=problem.activation, neuron=neuron)
+    net = TwoLayer(w=w, a=jnp.zeros_like(b), b=b, activation=problem.activation, neuron=as_neuron(neuron))
     feats = lambda x: net.features(x, cov)
     coefs = ridge_path(feats(train[0]), train[1], ridges, mask)
     pred = lambda x: (feats(x) @ coefs.T).T
@@ -146,7 +149,7 @@ def fit_readout(
     n_val: int,
     n_test: int,
     ridges=DEFAULT_RIDGES,
-    neuron: str = "plain",
+    neuron: str | AbstractNeuron = "plain",
     sigma_hat=None,
     bias=2.0,
     n2_used=None,
@@ -163,8 +166,9 @@ def fit_readout(
     - `n2`, `n_val`, `n_test`: training, validation and test sample sizes (static integers >= 1).
     - `ridges`: grid of ridge strengths `>= 0` for `mean((F a - y)^2) + ridge |a|^2`;
       validation picks one.
-    - `neuron`: normaliser of the pre-activation, `"plain"`, `"sigma"` or `"sigma_hat"`
-      (the last needs `sigma_hat`, a `DenseCovariance`, e.g. `Simulation.sigma_hat`).
+    - `neuron`: normaliser of the pre-activation, `"plain"`, `"sigma"` or `"sigma_hat"` (or an
+      `AbstractNeuron`); the last needs `sigma_hat`, a `DenseCovariance`, e.g.
+      `Simulation.sigma_hat`.
     - `bias`: biases are `Unif[-bias, bias]` (SPEC default 2).
     - `n2_used`: train on the first `n2_used <= n2` samples only (an array is fine: vmap over
       sample sizes at one padded shape; smaller training sets are nested in larger ones).
@@ -177,7 +181,7 @@ def fit_readout(
     """
     check_sizes(n2=n2, n_val=n_val, n_test=n_test)
     check_ridges(ridges)
-    check_choice("neuron", neuron, NEURONS)
+    neuron = as_neuron(neuron)
     check_real("bias", bias, lo=0.0)
     if n2_used is not None:
         check_real("n2_used", n2_used, lo=1, hi=n2)
@@ -188,7 +192,8 @@ def fit_readout(
         shape is not None and len(shape) in (2, 3) and shape[-1] == problem.d,
         f"allowed: first-layer weights of shape (m, d={problem.d}) or candidates (S, m, d={problem.d})",
     )
-    check("sigma_hat", sigma_hat, neuron != "sigma_hat" or sigma_hat is not None, "neuron='sigma_hat' needs a SigmaHat")
+    check("sigma_hat", sigma_hat, not neuron.needs_sigma_hat or sigma_hat is not None,
+          f"neuron={neuron.name!r} needs a SigmaHat")
     single = len(shape) == 2
     fit = phase2(key, problem, w[None] if single else w, n2, n_val, n_test, ridges, neuron, sigma_hat, bias, n2_used)[0]
     return eqx.tree_at(lambda r: r.val_mse, fit, fit.val_mse[0]) if single else fit
@@ -197,7 +202,7 @@ def fit_readout(
 def phase2(key, problem, ws, n2, n_val, n_test, ridges, neuron, sigma_hat, bias, n2_used=None):
     """`fit_readout` for candidates `ws` (S, m, d), without the argument checks; also returns
     the samples `(train, val, test)` and the training mask."""
-    cov = neuron_covariance(neuron, problem.covariance, sigma_hat)
+    cov = neuron.covariance(problem.covariance, sigma_hat)
     k_bias, k_data = jax.random.split(key)
     b = jax.random.uniform(k_bias, (ws.shape[1],), ws.dtype, -bias, bias)
     splits = draw_splits(problem, k_data, n2, n_val, n_test)

@@ -4,59 +4,24 @@ labelled, self-describing `xarray.Dataset` (one dimension per swept key, plus `s
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import xarray as xr
 
+from ._grid import Group
 from ._io import environment
-from ._saveat import METRICS, STATUS, record_schedule
-from ._plan import Group, _float_dtype, grid_shape
-from ._train import NETWORK_METRIC_DOCS, NETWORK_METRICS
-
-SWEEP_STATUS = STATUS + ("error",)
-# A multi-index target (`target` other than "single_index") records these instead of `METRICS`:
-# scalars over (axes..., step), per-direction ones over (axes..., step, direction), and the
-# first passages (time t = k dt) of each direction's coverage (`t_cover`) and best overlap
-# (`t_best`) and of the smallest principal cosine (`t_subspace`) at the config's `threshold`.
-MULTI_METRICS = ("risk", "train_risk")
-DIRECTION_METRICS = ("coverage", "principal_cos", "best")
+from ._saveat import METRIC_DOCS, STATUS, STATUS_MESSAGES
+from ._spec import DIRECTION_METRICS, SweepSpec
+from ._train import NETWORK_METRIC_DOCS
 
 
-def passage_names(k: int, threshold: float) -> dict:
-    """The `SaveAt(passages=...)` of a k-index sweep, in the order its `passages` array keeps."""
-    names = [f"cover{i + 1}" for i in range(k)] + [f"u{i + 1}" for i in range(k)] + ["subspace"]
-    return {name: (threshold,) for name in names}
-
-
-def _multi_k(config: dict):
-    """k of a resolved multi-index config, or None for a single-index one."""
-    from ._config import SINGLE, multi_target
-
-    if config["target"][0] == SINGLE:
-        return None
-    return multi_target({key: config[key][0] for key in ("target", "k", "terms")})[1]
-
-
-def record_names(config: dict) -> tuple:
-    """The recorded observables: `MULTI_METRICS` for a multi-index target, else for a network
-    (`network = true`) the network's summaries `NETWORK_METRICS` (per-neuron overlaps as max,
-    mean and fraction, excess risk, ||a||), else `METRICS`."""
-    if _multi_k(config) is not None:
-        return MULTI_METRICS
-    return NETWORK_METRICS if config.get("network", [False])[0] else METRICS
-
-
-def empty_results(config: dict, axes: list[str]):
+def empty_results(spec: SweepSpec) -> dict:
     """Full-grid host arrays; per-neuron arrays carry the `neuron` axis, `test_mse` not.
-    Floats in JAX's default dtype (float32 unless `jax_enable_x64`)."""
-    shape = grid_shape(config, axes)
-    per_neuron = shape + ((config["width"][0],) if "neuron" in axes else ())
-    r = len(record_schedule(config["steps"][0], config["record"][0]))
-    f = _float_dtype()
-    k = _multi_k(config)
+    Floats in the spec's dtype (float32 unless the sweep runs in float64)."""
+    shape = spec.grid_shape
+    per_neuron = shape + ((spec.width,) if spec.independent else ())
+    r, f, k = len(spec.schedule), spec.float_dtype, spec.k
     out = {
-        "records": np.full(per_neuron + (r, len(record_names(config))), np.nan, f),
+        "records": np.full(per_neuron + (r, len(spec.names)), np.nan, f),
         "status": np.zeros(per_neuron, np.int32),
         "fail_step": np.full(per_neuron, -1, np.int32),
         "test_mse": np.full(shape, np.nan, f),
@@ -77,25 +42,11 @@ def scatter(results, group: Group, sl: slice, batch: dict):
         target[flat] = values
 
 
-# What each variable means: (long_name, description). docs/sweeps.md says the same.
+# What each variable means: (long_name, description); `variables_table` writes the table
+# docs/sweeps.md shows (a test keeps the two equal).
 VARIABLES = {
-    "cos_u": ("cosine to the target direction",
-              "<w, u> / (||w|| ||u||): the Euclidean angle between the neuron and the target direction u"),
-    "rho": ("overlap with the target in the Sigma geometry",
-            "<w, u>_Sigma / (||w||_Sigma ||u||_Sigma): the correlation of the neuron's pre-activation "
-            "<w, x> with the target's index <u, x>; it decides prediction"),
-    "cos_theta": ("cosine to the spike direction",
-                  "<w, theta> / (||w|| ||theta||): the Euclidean angle between the neuron and the spike theta"),
-    "norm": ("weight norm", "||w||, the Euclidean norm of the first-layer weights"),
-    "risk": ("population risk",
-             "the expected loss of the neuron (a = 1, b = 0) on fresh data, in closed form"),
-    "train_risk": ("training risk",
-                   "the mean loss on the n training samples (source='empirical'); NaN for other sources"),
-    "status": ("run status",
-               "ok; nonfinite (a NaN or inf appeared); diverged (||w|| passed max_norm); oscillating (the last "
-               "steps of a fixed-step run alternate: a period-2 orbit of the map, not the flow); max_steps (the "
-               "adaptive solver ran out of attempts before the horizon); error (the configuration's group could "
-               "not run, see the errors attribute)"),
+    **METRIC_DOCS,
+    "status": ("run status", "; ".join(f"{name}: {why}" for name, why in STATUS_MESSAGES.items())),
     "fail_step": ("step of failure", "the first step at which the run was nonfinite or diverged; -1 when ok"),
     "test_mse": ("phase-2 test error",
                  "test mean squared error of the ridge readout trained on n2 fresh samples over the "
@@ -125,17 +76,15 @@ VARIABLES = {
 }
 
 
-def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
+def to_dataset(results, spec: SweepSpec, done=None) -> xr.Dataset:
     """The labelled dataset: one dimension per swept key, plus `step`. Attributes keep their
     types (`fixed_reduced` is a bool); `_io` writes them as netCDF can hold them."""
-    coords = {a: config["seeds" if a == "seed" else a] for a in axes if a != "neuron"}
-    if "neuron" in axes:
-        coords["neuron"] = np.arange(config["width"][0])
-    coords["step"] = record_schedule(config["steps"][0], config["record"][0])
-    dims = tuple(axes)
-    config_dims = tuple(a for a in axes if a != "neuron")
-    k = _multi_k(config)
-    data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(record_names(config))}
+    config, dims, k = spec.config, spec.axes, spec.k
+    coords = {a: spec.values(a) for a in spec.config_axes}
+    if spec.independent:
+        coords["neuron"] = np.arange(spec.width)
+    coords["step"] = np.asarray(spec.schedule)
+    data = {m: (dims + ("step",), results["records"][..., i]) for i, m in enumerate(spec.names)}
     if k is not None:
         coords["direction"] = np.arange(1, k + 1)
         for i, m in enumerate(DIRECTION_METRICS):
@@ -144,25 +93,32 @@ def to_dataset(results, config: dict, axes: list[str], done=None) -> xr.Dataset:
         data["t_cover"] = (dims + ("direction",), passages[..., :k])
         data["t_best"] = (dims + ("direction",), passages[..., k:2 * k])
         data["t_subspace"] = (dims, passages[..., 2 * k])
-    data["status"] = (dims, np.asarray(SWEEP_STATUS, dtype=object)[results["status"]])
+    data["status"] = (dims, np.asarray(STATUS, dtype=object)[results["status"]])
     data["fail_step"] = (dims, results["fail_step"])
-    if config["n2"][0] is not None:
-        data["test_mse"] = (config_dims, results["test_mse"])
+    if spec.fixed("n2") is not None:
+        data["test_mse"] = (spec.config_axes, results["test_mse"])
     if np.isfinite(results["dt_limit"]).any():
-        data["dt_limit"] = (config_dims, results["dt_limit"])
+        data["dt_limit"] = (spec.config_axes, results["dt_limit"])
     if done is not None:
-        data["done"] = (config_dims, done)
-    fixed = {k: v[0] for k, v in config.items() if ("seed" if k == "seeds" else k) not in axes}
-    attrs = {"config": json.dumps(config, sort_keys=True), **{f"fixed_{k}": v for k, v in fixed.items()}}
+        data["done"] = (spec.config_axes, done)
+    fixed = {key: v[0] for key, v in config.items() if ("seed" if key == "seeds" else key) not in dims}
+    attrs = {"config": spec.json(), **{f"fixed_{key}": v for key, v in fixed.items()}}
     attrs.update(environment())
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
-    network = bool(config.get("network", [False])[0])
     for name in list(ds.data_vars) + list(ds.coords):
         long_name, description = VARIABLES.get(name, (name, SCHEMA_MEANING.get(name, name)))
-        if network and name in NETWORK_METRIC_DOCS:
+        if spec.network and name in NETWORK_METRIC_DOCS:
             long_name, description = name, NETWORK_METRIC_DOCS[name]
         ds[name].attrs.update(long_name=long_name, description=description)
     return ds
+
+
+def variables_table() -> str:
+    """The markdown table of the single-index metrics (docs/sweeps.md shows it); the formulas'
+    `|`, `<` and `_` are escaped so that they read as text, not as cells, tags or emphasis."""
+    cell = lambda text: text.replace("|", "\\|").replace("<", "&lt;").replace("_", "\\_")
+    rows = [f"| `{name}` | {cell(VARIABLES[name][0])}: {cell(VARIABLES[name][1])} |" for name in METRIC_DOCS]
+    return "\n".join(["| variable | definition |", "|---|---|", *rows])
 
 
 SCHEMA_MEANING = {
@@ -177,9 +133,9 @@ SCHEMA_MEANING = {
 }
 
 
-def _failed_batch(seeds: int, width: int, results):
+def failed_batch(seeds: int, width: int, results) -> dict:
     """A batch whose group raised: NaN records, status `error`."""
     grid = results["test_mse"].ndim  # per-neuron arrays have extra trailing axes
     lead = (seeds, width)
-    fill = {"status": SWEEP_STATUS.index("error"), "fail_step": 0}
+    fill = {"status": STATUS.index("error"), "fail_step": 0}
     return {name: np.full(lead + a.shape[grid:], fill.get(name, np.nan), a.dtype) for name, a in results.items()}

@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._covariance import dot
+from ._network import TwoLayer
 from ._population import population_risk, rho
 
-STATUS = ("ok", "nonfinite", "diverged", "oscillating", "max_steps")
+STATUS = ("ok", "nonfinite", "diverged", "oscillating", "max_steps", "error")
 STATUS_MESSAGES = {
     "ok": "finished",
     "nonfinite": "w became NaN or infinite; the run reports its last good iterate, later records are NaN",
@@ -29,36 +30,58 @@ STATUS_MESSAGES = {
     "discrete map, or one in transit): the step is above the map's stability limit there; a smaller "
     "dt, or for a population source the Dopri5 flow, removes it",
     "max_steps": "the adaptive solver used max_steps attempts before reaching the horizon",
+    "error": "(sweeps only) the configuration's group could not run; the dataset's errors attribute says why",
 }
-OK, NONFINITE, DIVERGED, OSCILLATING, MAX_STEPS = range(len(STATUS))
+OK, NONFINITE, DIVERGED, OSCILLATING, MAX_STEPS, ERROR = range(len(STATUS))
 
 METRICS = ("cos_u", "rho", "cos_theta", "norm", "risk", "train_risk")
+# name -> (long name, description): the one table that sweeps' datasets and docs/sweeps.md read
 METRIC_DOCS = {
-    "cos_u": "<w, u> / ||w||: Euclidean overlap with the target direction (direction recovery)",
-    "rho": "<w, u>_Sigma / (||w||_Sigma ||u||_Sigma): correlation of the pre-activation with the "
-    "target's index (prediction)",
-    "cos_theta": "<w, theta> / ||w||: Euclidean overlap with the spike direction",
-    "norm": "||w||: Euclidean norm of the first-layer weights",
-    "risk": "population risk of the neuron (closed form; Gaussian inputs)",
-    "train_risk": "risk on the training samples (empirical source; NaN otherwise)",
+    "cos_u": ("cosine to the target direction",
+              "<w, u> / (||w|| ||u||): the Euclidean angle between the neuron and the target direction u"),
+    "rho": ("overlap with the target in the Sigma geometry",
+            "<w, u>_Sigma / (||w||_Sigma ||u||_Sigma): the correlation of the neuron's pre-activation "
+            "<w, x> with the target's index <u, x>; it decides prediction"),
+    "cos_theta": ("cosine to the spike direction",
+                  "<w, theta> / (||w|| ||theta||): the Euclidean angle between the neuron and the spike theta"),
+    "norm": ("weight norm", "||w||, the Euclidean norm of the first-layer weights"),
+    "risk": ("population risk",
+             "the expected loss of the neuron (a = 1, b = 0) on fresh data, in closed form"),
+    "train_risk": ("training risk",
+                   "the mean loss on the n training samples (source='empirical'); NaN for other sources"),
 }
 
 
 def _single(problem) -> bool:
     """Whether the target has one direction `u` (the default observables read it)."""
-    return problem.target.directions().shape[0] == 1 and hasattr(problem.target, "u")
+    return problem.target.index_direction() is not None
+
+
+def _one_direction(w, problem) -> dict:
+    """`cos_u` and `rho` for the direction `u_1` of a k = 1 multi-index target: signed for one
+    neuron `w` (d,), as for a single-index target; for a network's `TwoLayer`, the best
+    neuron's `|cos_u_j|` and `|rho_j|`, as `network_metrics` records them."""
+    u, cov = problem.target.directions()[0], problem.covariance
+    rows = w.w if isinstance(w, TwoLayer) else w
+    cos = dot(rows, u) / jnp.sqrt(dot(rows, rows) * dot(u, u))
+    r = cov.inner(rows, u) / (cov.norm(rows) * cov.norm(u))
+    if isinstance(w, TwoLayer):
+        return {"cos_u": jnp.max(jnp.abs(cos)), "rho": jnp.max(jnp.abs(r))}
+    return {"cos_u": cos, "rho": r}
 
 
 def metrics(w, sim) -> dict:
-    """The default observables (`METRICS`) of `w`; for a k-index target, `subspace_metrics`."""
+    """The default observables (`METRICS`) of `w`; for a k-index target, `subspace_metrics`
+    (with `cos_u` and `rho` of its one direction when k = 1)."""
     p = sim.problem
     if not _single(p):
         from ._subspace import subspace_metrics
 
-        return subspace_metrics(w, sim)
+        out = subspace_metrics(w, sim)
+        return out | _one_direction(w, p) if p.target.directions().shape[0] == 1 else out
     nw = jnp.sqrt(dot(w, w))
     cov = sim.neuron_cov
-    theta = getattr(p.covariance, "theta", None)
+    theta = p.covariance.spike()
     risk = population_risk(w, p, cov) if p.inputs.is_gaussian else jnp.full_like(nw, jnp.nan)
     return {
         "cos_u": dot(w, p.u) / nw,
@@ -72,12 +95,15 @@ def metrics(w, sim) -> dict:
 
 def overlaps(w, sim) -> dict:
     """The cheap observables first passages are taken on: `|rho|` and `|cos_u|` (O(d) a step);
-    for a k-index target, each direction's (`direction_overlaps`)."""
+    for a k-index target, each direction's (`direction_overlaps`, and `|rho|`, `|cos_u|` when k = 1)."""
     p = sim.problem
     if not _single(p):
         from ._subspace import direction_overlaps
 
-        return direction_overlaps(w, sim)
+        out = direction_overlaps(w, sim)
+        if p.target.directions().shape[0] == 1:
+            out |= {name: jnp.abs(v) for name, v in _one_direction(w, p).items()}
+        return out
     return {"rho": jnp.abs(rho(w, p)), "cos_u": jnp.abs(dot(w, p.u)) / jnp.sqrt(dot(w, w))}
 
 

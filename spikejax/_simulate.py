@@ -27,10 +27,11 @@ from jaxtyping import Array
 from ._covariance import dot
 from ._data import estimate_covariance
 from ._dynamics import AbstractDynamic
-from ._network import NEURONS, neuron_covariance
+from ._neuron import AbstractNeuron
 from ._chain import frame_start
 from ._chain_network import frame_start_rows
 from ._problem import Problem, check, check_choice, check_int, check_real
+from ._registry import as_neuron
 from ._saveat import DIVERGED, MAX_STEPS, METRICS, NONFINITE, OK, OSCILLATING, SaveAt
 from ._solvers import AbstractSolver, Dopri5, Euler
 from ._sources import AbstractSource, Population
@@ -99,14 +100,15 @@ class Simulation(eqx.Module):
     sigma_hat: Any
     dt: Array
     basis: Any
-    neuron: str = eqx.field(static=True)
+    neuron: AbstractNeuron = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     schedule: tuple = eqx.field(static=True)
     max_norm: float = eqx.field(static=True)
 
     @property
     def neuron_cov(self):
-        return neuron_covariance(self.neuron, self.problem.covariance, self.sigma_hat)
+        """The covariance whose norm normalises the neuron (None for the plain neuron)."""
+        return self.neuron.covariance(self.problem.covariance, self.sigma_hat)
 
     @property
     def precond(self):
@@ -183,6 +185,59 @@ def default_solver(source) -> AbstractSolver:
     return Dopri5() if isinstance(source, Population) else Euler()
 
 
+def _run_neuron(neuron, dynamic, n_unlabelled: int) -> AbstractNeuron:
+    """The run's normaliser: `neuron` (a name or an `AbstractNeuron`), or else the dynamic's
+    own, in SigmaHat's geometry when one is drawn (`n_unlabelled > 0`)."""
+    if neuron is None:
+        neuron = as_neuron(dynamic.default_neuron)
+        neuron = neuron.estimated() if n_unlabelled else neuron
+    else:
+        neuron = as_neuron(neuron)
+    check("neuron", neuron.name, not neuron.needs_sigma_hat or n_unlabelled > 0,
+          "the sigma_hat neuron needs n_unlabelled > 0 samples to estimate SigmaHat")
+    return neuron
+
+
+START_RULES = ("random", "orthogonal")  # the named rules for w(0): `simulate(..., w0="orthogonal")`
+
+
+def _start(problem, network, w0, key):
+    """`w0` checked against the problem's coordinates, or drawn by a rule: `"random"` (the
+    default) uniform on the sphere (a unit row per neuron of a network; in frame coordinates
+    for a problem held in them), `"orthogonal"` the same made Sigma-orthogonal to every target
+    direction, so that `rho(0) = 0` exactly (`cos_u(0) = 0` too when Sigma = I)."""
+    d, dtype = problem.d, problem.target.directions().dtype
+    shape = (d,) if network is None else (network.width, d)
+    framed_rows = network is not None and problem.dim is not None
+    if framed_rows:  # frame coordinates: (W u, W v, R^T), see NetworkChain
+        shape = (network.width, 2 + network.width)
+    if w0 is not None and not isinstance(w0, str):
+        w0 = jnp.asarray(w0, dtype)
+        check("w0", w0.shape, w0.shape == shape, f"allowed: an array of shape {shape} (the problem's coordinates)")
+        return w0
+    rule = "random" if w0 is None else w0
+    check_choice("w0", rule, START_RULES)
+    check("w0", rule, rule == "random" or not framed_rows,
+          "a network on the exact chain starts at random: its frame rows are not a vector space to project in")
+    if problem.dim is not None:  # uniform on the sphere of R^dim, in frame coordinates
+        w0 = (frame_start(key, problem.dim, dtype) if network is None
+              else frame_start_rows(key, network.width, problem.dim, dtype))
+    else:
+        w0 = jax.random.normal(key, shape, dtype)
+        w0 = w0 / jnp.linalg.norm(w0, axis=-1, keepdims=True)
+    return w0 if rule == "random" else orthogonal_to_target(w0, problem)
+
+
+def orthogonal_to_target(w, problem):
+    """`w` (a vector or rows) with its Sigma-projection on the span of the target directions
+    removed, renormalised: `<w, u_i>_Sigma = 0` for every direction `u_i`."""
+    u = problem.target.directions()  # (k, d)
+    su = problem.covariance.apply(u)  # Sigma u_i
+    c = jnp.linalg.solve(u @ su.T, su @ w.T)  # (k,) or (k, m)
+    w = w - c.T @ u
+    return w / jnp.linalg.norm(w, axis=-1, keepdims=True)
+
+
 def prepare(
     problem: Problem,
     dynamic: AbstractDynamic,
@@ -194,7 +249,7 @@ def prepare(
     steps: int = 1000,
     saveat: SaveAt | None = None,
     n_unlabelled: int = 0,
-    neuron: str | None = None,
+    neuron: str | AbstractNeuron | None = None,
     reduced: bool = False,
     max_norm: float = 1e6,
     init_key=None,
@@ -228,42 +283,16 @@ def prepare(
     check_run(dt=dt, steps=steps, n_unlabelled=n_unlabelled, max_norm=max_norm)
     d = problem.d
     if n_unlabelled:
-        check(
-            "n_unlabelled",
-            n_unlabelled,
-            n_unlabelled >= d,
-            f"SigmaHat must be invertible: give 0 (use the true Sigma) or at least d={d}",
-        )
-    if neuron is None:
-        neuron = dynamic.default_neuron
-        if neuron == "sigma" and n_unlabelled:
-            neuron = "sigma_hat"
-    check_choice("neuron", neuron, NEURONS)
-    check(
-        "neuron",
-        neuron,
-        neuron != "sigma_hat" or n_unlabelled > 0,
-        "the sigma_hat neuron needs n_unlabelled > 0 samples to estimate SigmaHat",
-    )
+        check("n_unlabelled", n_unlabelled, n_unlabelled >= d,
+              f"SigmaHat must be invertible: give 0 (use the true Sigma) or at least d={d}")
+    neuron = _run_neuron(neuron, dynamic, n_unlabelled)
     reduced_source = _reduced_source(problem, dynamic, source, solver, reduced, n_unlabelled=n_unlabelled,
                                      neuron=neuron, network=network)
     schedule = tuple(int(s) for s in saveat.schedule(steps))
 
     k_init, k_data, k_unl = jax.random.split(key, 3)
     k_init = k_init if init_key is None else init_key
-    shape = (d,) if network is None else (network.width, d)  # a network: one unit row per neuron
-    if network is not None and problem.dim is not None:  # frame coordinates: (W u, W v, R^T), see NetworkChain
-        shape = (network.width, 2 + network.width)
-    dtype = problem.target.directions().dtype
-    if w0 is not None:
-        w0 = jnp.asarray(w0, dtype)
-        check("w0", w0.shape, w0.shape == shape, f"allowed: an array of shape {shape} (the problem's coordinates)")
-    elif problem.dim is not None:
-        w0 = (frame_start(k_init, problem.dim, dtype) if network is None  # uniform on the sphere of R^dim, in frame coordinates
-              else frame_start_rows(k_init, network.width, problem.dim, dtype))
-    else:
-        w0 = jax.random.normal(k_init, shape, dtype)
-        w0 = w0 / jnp.linalg.norm(w0, axis=-1, keepdims=True)
+    w0 = _start(problem, network, w0, k_init)
     basis = None
     if reduced_source is not None:
         source = reduced_source
@@ -466,8 +495,7 @@ def result(sim: Simulation, state: State) -> Trajectory:
         status = last
         if sim.source.deterministic:
             status = jnp.where((status == OK) & state.alternating, OSCILLATING, status)
-    lift = getattr(sim.dynamic, "lift", None)  # a network run: its TwoLayer
-    w = lift(w, sim) if lift is not None else sim.source.lift(w, sim)
+    w = sim.dynamic.lift(w, sim)  # a network run: its TwoLayer
     steps = jnp.asarray(sim.schedule, jnp.int32)
     accepted = state.accepted
     if not sim.solver.adaptive:
@@ -498,7 +526,8 @@ def simulate(problem: Problem, dynamic: AbstractDynamic, source: AbstractSource 
     - `dynamic`: `Spherical()`, `Normalized()`, `Preconditioned()`, `Vanilla()` or your own
       `AbstractDynamic`.
     - `source`: `Population()` (default; closed form), `Empirical(n)`, `Online(batch)`,
-      `Reused(batch, reuse)` or your own `AbstractSource`.
+      `Reused(batch, reuse)` or your own `AbstractSource`. `Population()` refuses an
+      activation blind to the target (`beta_s = 0`); a sampled source warns and runs.
     - `key`: PRNG key for `w(0)`, the samples and `SigmaHat`.
     - `solver`: `Dopri5()` (the flow to a tolerance; default for `Population`), `Euler()`
       (gradient descent with step `dt`; default for sampled sources) or `Optax(opt)`.
@@ -506,13 +535,15 @@ def simulate(problem: Problem, dynamic: AbstractDynamic, source: AbstractSource 
     - `saveat`: `SaveAt(steps=32, fn=metrics)`: when and what to record.
     - `n_unlabelled`: samples for `SigmaHat` (0: the true `Sigma`). With it, `Normalized`
       and `Preconditioned` default to the `sigma_hat` neuron and precondition with `SigmaHat`.
-    - `neuron`: override the dynamic's normaliser (`"plain"`, `"sigma"`, `"sigma_hat"`).
+    - `neuron`: override the dynamic's normaliser: `"plain"`, `"sigma"`, `"sigma_hat"` or an
+      `AbstractNeuron` (`sj.Plain()`, `sj.SigmaNorm()`, `sj.SigmaHatNorm()`).
     - `reduced`: run in exact reduced coordinates: the population dynamics in 3 coordinates
       (O(1) a step); `Online`/`Reused` as the exact Markov chain on `(<w,u>, <w,v>,
       |w_perp|)` (O(batch) or O(batch^2) a step, free of `d`; needs float64, see
       `sj.Chain`). `"auto"`: wherever exact, else the d-dimensional form. A refused
       `True` names the reason (non-Gaussian inputs, SigmaHat, Adam, ...).
-    - `w0`: the initial weight in the problem's coordinates (default: uniform on the sphere).
+    - `w0`: the initial weight in the problem's coordinates, or a rule: `"random"` (the default,
+      uniform on the sphere) or `"orthogonal"` (made Sigma-orthogonal to the target: `rho(0) = 0`).
     - `max_norm`: `||w||` above which a run is marked diverged.
     - `init_key`: draw `w(0)` from this key instead of `key` (neurons sharing samples).
     - `network`: `Network(width, scaling, second_layer, lr_ratio, biases, ...)` trains a

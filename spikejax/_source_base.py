@@ -5,6 +5,7 @@ the exact chains in `_chain.py` and `_chain_network.py`; all of them import this
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -14,8 +15,9 @@ from ._population import reduce
 
 
 def pointwise_losses(problem, out, y):
-    """The loss of each sample from the neuron's outputs `out` and labels `y`."""
-    return -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
+    """The loss of each sample from the neuron's outputs `out` and labels `y` (the problem's
+    `loss.pointwise`, in the form the chains take as an argument)."""
+    return problem.loss.pointwise(out, y)
 
 
 def check_count(name, value, lo):
@@ -23,13 +25,45 @@ def check_count(name, value, lo):
         raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= {lo}")
 
 
+@dataclasses.dataclass(frozen=True)
+class SourceCost:
+    """What a sweep budgets for one configuration of a source, one neuron: `per_seed` and
+    `per_config` `(what, bytes)` held on the device, `flops` a step, the `rate` (flop/s) and
+    `compile_s` of the pre-flight's time model, and the size `d` and `itemsize` of the state's
+    coordinates (a frame of fixed size for the exact chain; None: the problem's `d`)."""
+
+    per_seed: tuple = ()
+    per_config: tuple = ()
+    flops: float = 0.0
+    rate: float = 2e9
+    compile_s: float = 4.0
+    d: int | None = None
+    itemsize: int = 4
+
+
 class AbstractSource(eqx.Module):
-    """Expectations for the gradient; `deterministic` when the same at every step."""
+    """Expectations for the gradient; `deterministic` when the same at every step.
+
+    Class attributes a sweep reads: `default_solver` (the registered name of the solver that
+    `solver = "auto"` picks) and `reduces_in_frame` (whether `reduced=True` runs it in a
+    frame of fixed size, so that the problem is built there at any `d`: the exact chain)."""
 
     deterministic = True
+    default_solver = "euler"
+    reduces_in_frame = False
+
+    @classmethod
+    def cost(cls, static: dict, n_pad: int | None) -> SourceCost:
+        """The sweep's budget for one configuration (`static`: the group's config values;
+        `n_pad`: its padded sample size). A source of yours may override it; this default
+        is a population-like O(d) step."""
+        return SourceCost(flops=60 * static["d"])
 
     def check(self, problem):
-        """Raise `ValueError` if this source cannot serve `problem` (called before compiling)."""
+        """Raise `ValueError` if this source cannot serve `problem` (called before compiling).
+        A source that draws samples only warns about an activation blind to the target (it
+        can still learn it by reusing samples); `Population` refuses it."""
+        problem.check_activation(sampled=True)
 
     @abc.abstractmethod
     def init(self, key, problem):
@@ -46,6 +80,12 @@ class AbstractSource(eqx.Module):
     def train_risk(self, w, data, sim):
         """The risk on the training samples, recorded beside the population risk."""
         return jnp.full((), jnp.nan, w.dtype)
+
+    def samples(self, data, k, sim):
+        """`(z, y, weights)`: the base draws, labels and sample weights (None: a plain mean) of
+        step `k`, which a network's training reads (`network=`); None for a source that draws
+        no samples (the population)."""
+        return None
 
     def samples_used(self, steps):
         """Labelled samples consumed by the first `steps` steps (numpy arrays welcome);

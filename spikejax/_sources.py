@@ -20,6 +20,10 @@ checked for oscillation at the end).
 - `Chain(batch, reuse)`: `Online` and `Reused` as the exact Markov chain on the summary
   state (`_chain.py`), at a cost free of `d`; what `reduced=True` runs for them.
 
+Whether the activation can see the target is the source's to say (`check`): the population
+gradient has no signal along a blind direction, so `Population` refuses such a pair; the
+sampled sources warn, since reusing samples can still learn it (the generative-exponent route).
+
 A source's reduced form is its own: `reduced(...)` returns the source that runs in reduced
 coordinates (or raises `ValueError` naming why none is exact), `reduce(problem, w0)` maps
 the problem and the start there, `frame` and `lift` move the iterate within and out of them.
@@ -36,10 +40,10 @@ from . import _chain
 from ._chain import Chain
 from ._chain_network import NetworkChain, check_network_chain
 from ._data import draw, prefix_mask
-from ._network import neuron_norm
+from ._neuron import neuron_norm
 from ._covariance import SpikedCovariance
 from ._population import check_closed_form, population_grad, population_risk, spike_constants
-from ._source_base import AbstractSource, batch_key, check_count, pointwise_losses
+from ._source_base import AbstractSource, SourceCost, batch_key, check_count, pointwise_losses
 from ._target import project
 
 
@@ -53,11 +57,34 @@ def sample_risk(w, z, y, problem, cov, weights=None):
     return jnp.mean(losses) if weights is None else weights @ losses
 
 
+def sampled_cost(static, frame: int, chain_flops: float) -> SourceCost:
+    """The budget of a source that draws `batch` samples a step: O(batch d) in d dimensions, or
+    on the exact chain (`reduced`) O(batch) in a float64 frame of `frame` coordinates."""
+    b, m = static["batch"], static["width"]
+    chain = bool(static["reduced"])
+    d, f = (frame, 8) if chain else (static["d"], 4)
+    return SourceCost(per_seed=((f"the batch x d draws (batch={b}, d={d})", 3 * b * d * f),),
+                      per_config=((f"the per-sample residuals (batch={b})", 10 * m * b * f),),
+                      flops=chain_flops if chain else 44 * b * d,  # a GEMM and the fresh normal draws
+                      rate=2e9 if chain else 1e10, compile_s=3.0 if chain else 8.0,
+                      d=frame if chain else None, itemsize=f)
+
+
 class Population(AbstractSource):
     """Exact expectations in closed form (Gaussian inputs, single-index target)."""
 
+    default_solver = "dopri5"  # a deterministic field: the flow to a tolerance
+
+    @classmethod
+    def cost(cls, static, n_pad):
+        flops = 1000 if static["reduced"] else 60 * static["d"]  # 3 coordinates, or O(d)
+        if static.get("network"):
+            flops += 400 * static["width"]  # the pair sums of the closed form: O(m^2) a step
+        return SourceCost(flops=flops, compile_s=3.0 if static["reduced"] else 4.0)
+
     def check(self, problem):
         check_closed_form(problem)
+        problem.check_activation(sampled=False)  # exact here: no signal along a blind direction
 
     def init(self, key, problem):
         """The loop-invariant constants of the closed-form gradient (one spike), else None."""
@@ -67,7 +94,7 @@ class Population(AbstractSource):
         return population_risk(w, sim.problem, sim.neuron_cov)
 
     def grad(self, w, data, k, sim):
-        if data is not None and sim.neuron in ("plain", "sigma"):
+        if data is not None and sim.neuron.closed_form:
             return population_grad(w, sim.problem, sim.neuron, data)
         return super().grad(w, data, k, sim)
 
@@ -87,6 +114,13 @@ class Empirical(AbstractSource):
 
     n: int = eqx.field(static=True)
     n_used: object = None
+
+    @classmethod
+    def cost(cls, static, n_pad):
+        d, m = static["d"], static["width"]
+        return SourceCost(per_seed=((f"the n x d samples (n={n_pad}, d={d})", 3 * n_pad * d * 4),),
+                          per_config=((f"the per-sample residuals (n={n_pad})", 10 * m * n_pad * 4),),
+                          flops=4 * n_pad * d + 30 * n_pad, rate=2e10, compile_s=8.0)
 
     def __check_init__(self):
         check_count("n", self.n, 1)
@@ -110,6 +144,9 @@ class Empirical(AbstractSource):
     def train_risk(self, w, data, sim):
         return self.risk(w, data, 0, sim)
 
+    def samples(self, data, k, sim):
+        return data  # (z, y, weights): the same samples every step
+
     def samples_used(self, steps):
         return np.where(np.asarray(steps) > 0, self.n, 0) if self.n_used is None else None
 
@@ -123,6 +160,11 @@ class Online(AbstractSource):
     batch: int = eqx.field(static=True)
     projected: bool = eqx.field(static=True, default=False)
     deterministic = False
+    reduces_in_frame = True  # the exact chain (`Chain`)
+
+    @classmethod
+    def cost(cls, static, n_pad):
+        return sampled_cost(static, frame=4, chain_flops=100 * static["batch"])
 
     def __check_init__(self):
         check_count("batch", self.batch, 1)
@@ -130,11 +172,15 @@ class Online(AbstractSource):
             raise ValueError(f"projected={self.projected!r} is not allowed; allowed: True or False")
 
     def check(self, problem):
+        super().check(problem)
         if self.projected:
             check_closed_form(problem, "source=Online(projected=True)")
 
     def init(self, key, problem):
         return key
+
+    def samples(self, data, k, sim):
+        return draw(sim.problem, batch_key(data, k), self.batch) + (None,)
 
     def samples_used(self, steps):
         return self.batch * np.asarray(steps)
@@ -198,6 +244,12 @@ class Reused(AbstractSource):
     batch: int = eqx.field(static=True)
     reuse: int = eqx.field(static=True)
     deterministic = False
+    reduces_in_frame = True  # the exact chain (`Chain`)
+
+    @classmethod
+    def cost(cls, static, n_pad):
+        b = static["batch"]
+        return sampled_cost(static, frame=3 + b, chain_flops=4 * b * (b + 3) + 100 * b)  # + the Bartlett factor
 
     def __check_init__(self):
         check_count("batch", self.batch, 1)
@@ -205,6 +257,9 @@ class Reused(AbstractSource):
 
     def init(self, key, problem):
         return key
+
+    def samples(self, data, k, sim):
+        return draw(sim.problem, batch_key(data, k // self.reuse), self.batch) + (None,)
 
     def samples_used(self, steps):
         """Steps `0 .. k-1` use batches `0 .. (k-1) // reuse`: `batch * ceil(k / reuse)`."""

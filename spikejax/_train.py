@@ -42,13 +42,13 @@ from jaxtyping import Array
 
 from ._chain_network import NetworkChain
 from ._committee import committee_grad, committee_moments, network_risk, overlaps as _overlaps
-from ._data import draw
 from ._dynamics import AbstractDynamic
-from ._network import TwoLayer, neuron_norm
-from ._problem import check, check_choice
+from ._network import TwoLayer
+from ._neuron import neuron_norm
+from ._problem import check, check_choice, concrete
 from ._saveat import metrics as _default_metrics, overlaps as _default_overlaps
-from ._source_base import AbstractSource, batch_key
-from ._sources import Empirical, Online, Population, Reused
+from ._source_base import AbstractSource
+from ._sources import Population
 from ._target import SingleIndex, project
 
 SCALINGS = ("mean_field", "standard")
@@ -69,14 +69,10 @@ NETWORK_METRIC_DOCS = {
     "cos_theta": "max_j |<w_j, theta>| / ||w_j||",
     "norm": "mean_j ||w_j||",
     "risk": "population risk of the whole network (closed form; Gaussian inputs)",
-    "excess_risk": "population risk minus the noise floor tau^2 / 2 (squared loss)",
+    "excess_risk": "population risk minus the loss's noise floor (tau^2 / 2 squared, 0 correlation)",
     "train_risk": "the whole network's risk on the training samples (empirical; NaN otherwise)",
     "a_norm": "||a||: Euclidean norm of the second layer",
 }
-
-
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 class Network(eqx.Module):
@@ -110,7 +106,7 @@ class Network(eqx.Module):
         check_choice("a_init", self.a_init, A_INITS)
         for name, v, lo_ok in (("lr_ratio", self.lr_ratio, lambda x: x > 0), ("bias_init", self.bias_init,
                                                                              lambda x: x >= 0)):
-            if _concrete(v):
+            if concrete(v):
                 arr = np.asarray(v, dtype=float)
                 allowed = "allowed: a finite real number " + ("> 0" if name == "lr_ratio" else ">= 0")
                 check(name, v, bool(np.all(np.isfinite(arr)) and np.all(lo_ok(arr))), allowed)
@@ -203,20 +199,14 @@ class RowWise(AbstractDynamic):
 
 
 def samples(source, data, k, sim):
-    """`(z, y, weights)` of the step-`k` batch of a sampled source (a user's source gives a
-    `samples(data, k, sim)` method)."""
-    if hasattr(source, "samples"):
-        return source.samples(data, k, sim)
-    if isinstance(source, Empirical):
-        return data
-    if isinstance(source, Online):
-        return draw(sim.problem, batch_key(data, k), source.batch) + (None,)
-    if isinstance(source, Reused):
-        return draw(sim.problem, batch_key(data, k // source.reuse), source.batch) + (None,)
-    raise ValueError(
-        f"source={type(source).__name__} is not allowed with network=...; give it a "
-        "`samples(data, k, sim) -> (z, y, weights)` method"
-    )
+    """`(z, y, weights)` of the step-`k` batch of a sampled source (`AbstractSource.samples`)."""
+    out = source.samples(data, k, sim)
+    if out is None:
+        raise ValueError(
+            f"source={type(source).__name__} is not allowed with network=...; give it a "
+            "`samples(data, k, sim) -> (z, y, weights)` method"
+        )
+    return out
 
 
 def network_sample_risk(w, a, b, z, y, problem, cov, weights=None):
@@ -227,7 +217,7 @@ def network_sample_risk(w, a, b, z, y, problem, cov, weights=None):
     s = problem.covariance.sqrt(w) / neuron_norm(w, cov)[:, None]
     feats = problem.activation(project(z, s) + b[:, None])
     out = a @ feats
-    losses = -y * out if problem.loss == "correlation" else 0.5 * (out - y) ** 2
+    losses = problem.loss.pointwise(out, y)
     return jnp.mean(losses) if weights is None else weights @ losses
 
 
@@ -255,10 +245,10 @@ class NetworkSource(AbstractSource):
         return network_sample_risk(W, a, b, z, y, sim.problem, sim.neuron_cov, weights)
 
     def grad(self, w, data, k, sim):
-        """The population gradient by hand (`committee_grad`) for the plain and sigma
-        neurons and a single-index target (biases frozen at zero: the exact zero-bias path);
-        autodiff of the risk otherwise (multi-index)."""
-        if (isinstance(self.inner, Population) and sim.neuron in ("plain", "sigma")
+        """The population gradient by hand (`committee_grad`) for a neuron with
+        `closed_form` (plain, sigma) and a single-index target (biases frozen at zero: the
+        exact zero-bias path); autodiff of the risk otherwise (multi-index, SigmaHat)."""
+        if (isinstance(self.inner, Population) and sim.neuron.closed_form
                 and isinstance(sim.problem.target, SingleIndex)):
             lay = _layout(sim)
             W, a, b = lay.unflatten(w)
@@ -266,7 +256,8 @@ class NetworkSource(AbstractSource):
         return super().grad(w, data, k, sim)
 
     def train_risk(self, w, data, sim):
-        if isinstance(self.inner, Empirical) or hasattr(self.inner, "samples") and self.inner.deterministic:
+        fixed = type(self.inner).samples is not AbstractSource.samples  # it has samples (Empirical)
+        if self.inner.deterministic and fixed:
             return self.risk(w, data, 0, sim)
         return jnp.full((), jnp.nan, w.dtype)
 
@@ -286,11 +277,11 @@ def network_metrics(net: TwoLayer, sim) -> dict:
     risk and its excess over the noise, the training risk and `||a||`."""
     p = sim.problem
     r, c = _abs_rho(net, p), _abs_cos(net, p.u)
-    theta = getattr(p.covariance, "theta", None)
+    theta = p.covariance.spike()
     nan = jnp.full((), jnp.nan, r.dtype)
     if p.inputs.is_gaussian:
         risk = network_risk(net.w, net.a, _layout(sim).biases(net.b), p, sim.neuron_cov)
-        excess = risk - (0.0 if p.loss == "correlation" else 0.5 * p.noise**2)
+        excess = risk - p.loss.noise_floor(p.noise)
     else:
         risk = excess = nan
     flat = _layout(sim).flatten(net.w, net.a, net.b)
@@ -346,7 +337,7 @@ def attach(network: Network, sim, w0, key, basis=None):
     b0 = jnp.asarray(network.bias_init, dtype) * jax.random.uniform(k_b, (m,), dtype, -1.0, 1.0)
     train_a = network.second_layer == "joint"
     train_b = network.biases == "trained"
-    zero_b = not train_b and _concrete(network.bias_init) and not np.any(np.asarray(network.bias_init))
+    zero_b = not train_b and concrete(network.bias_init) and not np.any(np.asarray(network.bias_init))
     lay = Layout(
         m=m, r=r, train_a=train_a, train_b=train_b, zero_b=zero_b, a0=a0, b0=b0,
         lr_w=jnp.asarray(float(m) ** gamma, dtype),

@@ -56,7 +56,7 @@ def _use_cache(args):
 
 def _demo(args):
     from ._demo import spherical_vs_normalized
-    from ._plot import plot_demo
+    from .plot import plot_demo
 
     _use_cache(args)
     kappas = tuple(args.kappa)
@@ -118,16 +118,33 @@ class _Interrupt:
             os._exit(130)
 
 
+def _import_extensions(modules):
+    """Import the user's modules named on the command line (`--import`), so that what they
+    register is known before the config is read. The command line names code; a config never
+    does (configs are data)."""
+    import importlib
+
+    if modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"--import {name!r} is not allowed; it cannot be imported ({err})") from None
+
+
 def _sweep(args):
     import jax
 
+    from ._io import paths
     from ._plan import preflight
-    from ._results import SWEEP_STATUS
+    from ._saveat import STATUS
     from ._sweep import run
 
     interrupt = _Interrupt()
     interrupt.install()
     _use_cache(args)
+    _import_extensions(args.imports)
     devices = None
     if args.coordinator:
         jax.distributed.initialize(args.coordinator, args.process_count, args.process_index)
@@ -147,10 +164,8 @@ def _sweep(args):
     print(f"checked and planned in {time.perf_counter() - t0:.2f} s", flush=True)
     if args.dry_run:
         return 0
-    from pathlib import Path
-
     part = None if args.process_count == 1 else args.process_index
-    interrupt.ckpt = Path(args.out) / ("checkpoint" if part is None else f"checkpoint-{part}")
+    interrupt.ckpt = paths(args.out, part)[1]
     interrupt.total = len(pre.batches)
     interrupt.bar = not args.no_progress
     ds, stats = run(pre, out=args.out, resume=args.resume, force=args.force, progress=not args.no_progress,
@@ -158,7 +173,7 @@ def _sweep(args):
     wall = time.perf_counter() - t0
     n_cfg = int(ds["status"].size)
     steps = int(ds["step"].values[-1])
-    counts = {s: int((ds["status"] == s).sum()) for s in SWEEP_STATUS}
+    counts = {s: int((ds["status"] == s).sum()) for s in STATUS}
     if pre.complete:
         print(f"already complete: {n_cfg} configurations x {steps} steps; nothing computed")
     else:
@@ -167,7 +182,7 @@ def _sweep(args):
         print(f"{n_cfg} configurations x {steps} steps in {wall:.1f} s "
               f"({stats.config_steps:,} config-steps computed here at {rate:.3g} config-steps/s{resumed})")
     print("status: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "ok"))
-    print(f"results: {os.path.join(args.out, 'results.nc' if part is None else f'results.part{part}.nc')}")
+    print(f"results: {paths(args.out, part)[0]}")
     if counts["error"]:
         first = str(ds.attrs.get("errors", "")).splitlines()[:1]
         print(f"spikejax sweep: error: {counts['error']} configuration(s) could not run"
@@ -178,7 +193,7 @@ def _sweep(args):
 
 def _plot(args):
     from ._io import load_results
-    from ._plot import plot_curves, plot_heatmaps
+    from .plot import plot_curves, plot_heatmaps
 
     ds = load_results(args.dir)
     heat = plot_heatmaps(ds, os.path.join(args.dir, "heatmap.png"), x=args.x, y=args.y, var=args.var)
@@ -201,7 +216,7 @@ def _info(args):
     import jax
 
     import spikejax
-    from ._plan import default_memory_budget
+    from ._budget import default_memory_budget
 
     if args.dir is not None:
         return _info_dir(args.dir)
@@ -236,28 +251,8 @@ def _info_dir(path):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="spikejax", description=__doc__, epilog=EXAMPLES, formatter_class=_Help)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,sweep,plot,merge,info}")
-    cache = argparse.ArgumentParser(add_help=False)
-    cache.add_argument("--no-cache", action="store_true",
-                       help=f"do not use the persistent compilation cache ({cache_dir()}; "
-                            "$XDG_CACHE_HOME moves it)")
-    demo = sub.add_parser(
-        "demo", parents=[cache], formatter_class=_Help,
-        help="spherical vs normalized population flows at theta = u",
-        description="Population flows of the spherical and normalized dynamics at theta = u (ReLU neuron, "
-                    "h2 link), final |cos(w, u)| per kappa, and a figure demo.png.",
-        epilog="example:\n  spikejax demo --d 128 --kappa 1 100 --steps 5000 --out out/demo")
-    demo.add_argument("--out", default="out/demo", help="directory for demo.png")
-    demo.add_argument("--d", type=int, default=256, help="dimension")
-    demo.add_argument("--kappa", type=float, nargs="+", default=[1.0, 10.0, 100.0, 1000.0],
-                      help="spike strengths")
-    demo.add_argument("--dt", type=float, default=0.5, help="step size")
-    demo.add_argument("--steps", type=int, default=20_000, help="steps")
-    demo.add_argument("--seeds", type=int, default=4, help="seeds per kappa")
-    demo.set_defaults(func=_demo)
+def _sweep_parser(sub, cache):
+    """The `sweep` command's arguments."""
     sw = sub.add_parser(
         "sweep", parents=[cache], formatter_class=_Help,
         help="run a grid of configurations from a TOML file",
@@ -284,7 +279,35 @@ def main(argv=None):
     sw.add_argument("--process-count", type=int, default=1, help="processes in a multi-process sweep")
     sw.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                     help="address for jax.distributed.initialize (multi-process sweeps)")
+    sw.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                    help="import this module first (from the current directory or PYTHONPATH): your own "
+                         "classes registered with sj.register become names the config can use; repeatable")
     sw.set_defaults(func=_sweep)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="spikejax", description=__doc__, epilog=EXAMPLES, formatter_class=_Help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,sweep,plot,merge,info}")
+    cache = argparse.ArgumentParser(add_help=False)
+    cache.add_argument("--no-cache", action="store_true",
+                       help=f"do not use the persistent compilation cache ({cache_dir()}; "
+                            "$XDG_CACHE_HOME moves it)")
+    demo = sub.add_parser(
+        "demo", parents=[cache], formatter_class=_Help,
+        help="spherical vs normalized population flows at theta = u",
+        description="Population flows of the spherical and normalized dynamics at theta = u (ReLU neuron, "
+                    "h2 link), final |cos(w, u)| per kappa, and a figure demo.png.",
+        epilog="example:\n  spikejax demo --d 128 --kappa 1 100 --steps 5000 --out out/demo")
+    demo.add_argument("--out", default="out/demo", help="directory for demo.png")
+    demo.add_argument("--d", type=int, default=256, help="dimension")
+    demo.add_argument("--kappa", type=float, nargs="+", default=[1.0, 10.0, 100.0, 1000.0],
+                      help="spike strengths")
+    demo.add_argument("--dt", type=float, default=0.5, help="step size")
+    demo.add_argument("--steps", type=int, default=20_000, help="steps")
+    demo.add_argument("--seeds", type=int, default=4, help="seeds per kappa")
+    demo.set_defaults(func=_demo)
+    _sweep_parser(sub, cache)
     pl = sub.add_parser(
         "plot", formatter_class=_Help, help="figures of a results directory",
         description="Draw DIR/curves.{png,pdf} (every configuration, small multiples) and, when two or more "

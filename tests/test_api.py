@@ -94,7 +94,6 @@ BAD_PROBLEMS = [
     (dict(noise=-0.5), "noise"),
     (dict(link="sin"), "link"),
     (dict(activation="gelu"), "activation"),
-    (dict(link="h3", activation="relu"), "activation"),  # ReLU cannot see odd s >= 3
     (dict(loss="hinge"), "loss"),
     (dict(normalisation="none"), "normalisation"),
     (dict(inputs="laplace"), "inputs"),
@@ -142,6 +141,37 @@ def test_bad_run_arguments_raise_naming_parameter(kwargs, name):
     dyn, src = kw.pop("dynamic"), kw.pop("source")
     with pytest.raises(ValueError, match=rf"^{name}="):
         sj.simulate(p, dyn, src, key=KEY, **kw)
+
+
+def test_blind_activation_is_refused_by_the_population_only():
+    """ReLU cannot see the He3 link (beta_3 = 0): the population gradient has no signal along u,
+    so `Population` (and its reduced flow) refuses the pair when the run is prepared; a sampled
+    source can still learn it by reusing samples (the generative-exponent route), so it warns
+    and runs. The problem itself is not refused."""
+    p = sj.make_problem(8, key=KEY, kappa=1.0, link="h3", activation="relu")
+    for reduced in (False, True):
+        with pytest.raises(ValueError, match=r"^activation='relu' is not allowed; .*s=3 .*beta_3 = 0"):
+            sj.simulate(p, sj.Normalized(), key=KEY, steps=4, reduced=reduced)
+    for source in (sj.Empirical(16), sj.Online(4), sj.Reused(4, 2)):
+        with pytest.warns(UserWarning, match=r"^activation='relu': .*generative-exponent route"):
+            tr = sj.simulate(p, sj.Normalized(), source, key=KEY, steps=4)
+        assert np.all(np.isfinite(tr.rho))
+
+
+def test_loss_and_neuron_by_name_or_object():
+    """A loss and a neuron normaliser are objects; their names are accepted at the boundary and
+    resolve to equal objects, so a run by name and a run by object share one compiled program."""
+    by_name = sj.make_problem(8, key=KEY, kappa=1.0, loss="correlation")
+    by_object = sj.make_problem(8, key=KEY, kappa=1.0, loss=sj.Correlation())
+    assert by_name.loss == by_object.loss == sj.LOSSES["correlation"]() and by_name.loss.name == "correlation"
+    assert jax.tree_util.tree_structure(by_name) == jax.tree_util.tree_structure(by_object)
+    a = sj.simulate(by_name, sj.Normalized(), key=KEY, steps=20, neuron="plain")
+    b = sj.simulate(by_object, sj.Normalized(), key=KEY, steps=20, neuron=sj.Plain())
+    np.testing.assert_array_equal(a.rho, b.rho)
+    with pytest.raises(ValueError, match="^loss=3 is not allowed; choose one of 'squared', 'correlation' or give"):
+        sj.make_problem(8, key=KEY, kappa=1.0, loss=3)
+    with pytest.raises(ValueError, match="^neuron='sigma2' is not allowed; choose one of 'plain', 'sigma'"):
+        sj.simulate(by_name, sj.Normalized(), key=KEY, steps=4, neuron="sigma2")
 
 
 BAD_OBJECTS = [

@@ -9,8 +9,7 @@ import pytest
 from scipy import stats
 
 import spikejax as sj
-from spikejax import _chain
-from spikejax._source_base import pointwise_losses
+from spikejax import internal
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +34,9 @@ def _problem(d, loss="squared", r1=0.25, r2=0.5, noise=0.3):
 
 
 def _frame(p, w):
-    """`(u, v, e3)` of the d-dimensional iterate `w`, as `_chain.frame_coordinates` picks them."""
+    """`(u, v, e3)` of the d-dimensional iterate `w`, as the chain's `frame_coordinates` picks them."""
     u = p.u
-    c, s = _chain.spike_cosine(p)
+    c, s = internal.spike_cosine(p)
     v = (p.covariance.theta - c * u) / s
     r = w - (w @ u) * u - (w @ v) * v
     return u, v, r / jnp.linalg.norm(r)
@@ -68,7 +67,7 @@ def _grad_d(sim, w, z, eps):
 
 
 def _chain_grad(sim, x, draw):
-    return jax.grad(_chain.batch_risk)(x, draw, sim, pointwise_losses)
+    return jax.grad(internal.batch_risk)(x, draw, sim, internal.pointwise_losses)
 
 
 @pytest.mark.parametrize("dyn, loss", PATHWISE)
@@ -82,20 +81,20 @@ def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
     sim_d, w = sj.prepare(p, dyn, sj.Online(b), key=jax.random.key(0), w0=w0)
     sim_c, x = sj.prepare(p, dyn, sj.Online(b), key=jax.random.key(0), w0=w0, reduced=True)
     assert isinstance(sim_c.source, sj.Chain) and x.shape == (4,)
-    np.testing.assert_allclose(_chain.canonical(x)[:3], _state(p, w), atol=1e-12)
+    np.testing.assert_allclose(internal.canonical(x)[:3], _state(p, w), atol=1e-12)
     key = jax.random.key(7)
     for k in range(steps):
         key, z, eps, frame, perp = _batch(key, p, w, b)
         # the samples' loss derivatives g_i, then chi = |sum g_i z_perp_i| / sqrt(sum g_i^2)
         pre = z @ (p.covariance.sqrt(w) / sj.neuron_norm(w, sim_d.neuron_cov))
         y = p.labels(z, eps)
-        g = jax.grad(lambda q: jnp.sum(pointwise_losses(p, p.activation(q), y)))(pre)
+        g = jax.grad(lambda q: jnp.sum(internal.pointwise_losses(p, p.activation(q), y)))(pre)
         chi = jnp.linalg.norm(g @ perp) / jnp.sqrt(jnp.where(g @ g > 0, g @ g, 1.0))  # no active sample: no step
-        draw = _chain.ChainDraw(_chain.pad(frame, 4), eps, chi)
-        x = _chain.canonical(x)
+        draw = internal.ChainDraw(internal.pad(frame, 4), eps, chi)
+        x = internal.canonical(x)
         x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
         w = _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
-        np.testing.assert_allclose(np.asarray(_chain.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
+        np.testing.assert_allclose(np.asarray(internal.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
     assert abs(float(x[0] / jnp.linalg.norm(x)) - float(w @ p.u / jnp.linalg.norm(w))) < 1e-9
 
 
@@ -114,23 +113,23 @@ def test_reused_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
     for _ in range(batches):
         key, z, eps, frame, perp = _batch(key, p, w, b)
         L = jnp.linalg.cholesky(perp @ perp.T)
-        draw = _chain.ChainDraw(jnp.concatenate([frame, L], 1), eps, None)
-        x = _chain.canonical(x)
+        draw = internal.ChainDraw(jnp.concatenate([frame, L], 1), eps, None)
+        x = internal.canonical(x)
         for _ in range(reuse):
             x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
             w = _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
-            np.testing.assert_allclose(np.asarray(_chain.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
+            np.testing.assert_allclose(np.asarray(internal.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
 
 
 def test_bartlett_factor_has_the_wishart_moments():
-    """`L L^T` from `_chain.bartlett` has the Wishart mean `df I` and the variance `df` of an
+    """`L L^T` from `internal.bartlett` has the Wishart mean `df I` and the variance `df` of an
     off-diagonal entry, `2 df` of a diagonal one; with `df < b` its rank is `df`."""
     b, df, n = 4, 7.0, 20000
-    L = jax.vmap(lambda k: _chain.bartlett(k, b, df, jnp.float64))(jax.random.split(jax.random.key(0), n))
+    L = jax.vmap(lambda k: internal.bartlett(k, b, df, jnp.float64))(jax.random.split(jax.random.key(0), n))
     W = np.asarray(jnp.einsum("nij,nkj->nik", L, L))
     np.testing.assert_allclose(W.mean(0), df * np.eye(b), atol=4 * np.sqrt(2 * df / n) * 1.5)
     assert abs(W[:, 0, 1].var() / df - 1) < 0.05 and abs(W[:, 2, 2].var() / (2 * df) - 1) < 0.06
-    low = _chain.bartlett(jax.random.key(1), 5, 2.0, jnp.float64)
+    low = internal.bartlett(jax.random.key(1), 5, 2.0, jnp.float64)
     assert np.linalg.matrix_rank(np.asarray(low @ low.T)) == 2
 
 

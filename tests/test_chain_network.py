@@ -1,4 +1,4 @@
-"""The exact chain of a width-m network trained by one-pass SGD (`_chain_network.py`).
+"""The exact chain of a width-m network trained by one-pass SGD (spikejax/_chain_network.py).
 
 (a) pathwise: the chain fed the frame coordinates and the orthogonal parts of the very
 samples a d-dimensional run draws follows that run's overlaps to 1e-9; (b) in law: the
@@ -14,10 +14,7 @@ import pytest
 from scipy import stats
 
 import spikejax as sj
-from spikejax import _chain_network as cn
-from spikejax._simulate import prepare
-from spikejax._source_base import batch_key
-from spikejax._train import samples
+from spikejax import internal
 
 
 @pytest.fixture
@@ -32,7 +29,7 @@ def _problem(d, activation="relu", link="h2"):
     return sj.make_problem(d, key=jax.random.key(3), link=link, activation=activation, kappa=4.0, r1=0.25, noise=0.3)
 
 
-class FedDraw(cn.NetworkDraw):
+class FedDraw(internal.NetworkDraw):
     """A batch given by a d-dimensional run: the chain reads `Y = h^T z_perp` through its
     coordinates in an orthonormal basis of its rows' span (`Y = R^T Q^T`)."""
 
@@ -50,13 +47,13 @@ def _pathwise(dynamic, network, d, batch=6, steps=20, dt=0.1, activation="relu",
     p = _problem(d, activation, link)
     key = jax.random.key(11)
     kw = dict(key=key, network=network, dt=dt, steps=steps)
-    sim_d, w_d = prepare(p, dynamic, sj.Online(batch), **kw)
-    sim_c, w_c = prepare(p, dynamic, sj.Online(batch), reduced=True, **kw)
-    assert isinstance(sim_c.source, cn.NetworkChain)
+    sim_d, w_d = sj.prepare(p, dynamic, sj.Online(batch), **kw)
+    sim_c, w_c = sj.prepare(p, dynamic, sj.Online(batch), reduced=True, **kw)
+    assert isinstance(sim_c.source, internal.NetworkChain)
     lay_d, lay_c = sim_d.dynamic.layout, sim_c.dynamic.layout
     m = network.width
     u = p.u
-    c, s = sj._chain.spike_cosine(p)
+    c, s = internal.spike_cosine(p)
     v = (p.covariance.theta - c * u) / s
     pc = sim_c.problem
 
@@ -68,11 +65,11 @@ def _pathwise(dynamic, network, d, batch=6, steps=20, dt=0.1, activation="relu",
         perp = Wd - jnp.outer(Wd @ u, u) - jnp.outer(Wd @ v, v)
         Et = jnp.linalg.solve(Wc[:, 2:2 + m], perp)  # (m, d): the rows' perpendicular frame, Wd = Wc F^T
         F = jnp.concatenate([u[None], v[None], Et])  # (2 + m, d)
-        z, y, _ = samples(sim_d.source.inner, sim_d.data, k, sim_d)
+        z, y, _ = internal.samples(sim_d.source.inner, sim_d.data, k, sim_d)
         Z = z @ F.T
         eps = (y - p.target(z, p.covariance)) / p.noise
-        draw = FedDraw(z=sj._chain.pad(Z, cn.size(m)), eps=eps, bartlett=jnp.zeros((m, m)), zperp=z - Z @ F)
-        g = jax.grad(cn.chain_risk)(w_c, draw, sim_c)
+        draw = FedDraw(z=internal.pad(Z, internal.size(m)), eps=eps, bartlett=jnp.zeros((m, m)), zperp=z - Z @ F)
+        g = jax.grad(internal.chain_risk)(w_c, draw, sim_c)
         w_c_new = sim_c.dynamic.retract(w_c - dt * sim_c.dynamic.direction(w_c, g, sim_c), w_c, sim_c)
         raw, _, _ = sim_d.solver.step(lambda x: sim_d.field(x, k), w_d, sim_d.dt, None)
         w_d_new = sim_d.dynamic.retract(raw, w_d, sim_d)
@@ -82,7 +79,7 @@ def _pathwise(dynamic, network, d, batch=6, steps=20, dt=0.1, activation="relu",
     for k in range(steps + 1):
         Wd, ad, bd = lay_d.unflatten(w_d)
         Wc, ac, bc = lay_c.unflatten(w_c)
-        for x, y in zip(_invariants(Wd, u, v) + (ad, bd), _invariants(Wc, pc.u, jnp.eye(cn.size(m))[1]) + (ac, bc)):
+        for x, y in zip(_invariants(Wd, u, v) + (ad, bd), _invariants(Wc, pc.u, jnp.eye(internal.size(m))[1]) + (ac, bc)):
             worst = max(worst, float(jnp.max(jnp.abs(x - y))))
         if k == steps:
             break
@@ -92,8 +89,8 @@ def _pathwise(dynamic, network, d, batch=6, steps=20, dt=0.1, activation="relu",
     md, mc = sim_d.measure(w_d), sim_c.measure(w_c)
     for name in ("rho", "rho_mean", "cos_u", "cos_u_mean", "cos_theta", "norm", "risk", "a_norm"):
         assert abs(float(md[name]) - float(mc[name])) < 1e-9, name
-    moved = float(jnp.max(jnp.abs(lay_d.unflatten(w_d)[0] @ u - lay_d.unflatten(prepare(p, dynamic, sj.Online(batch),
-                                                                                       **kw)[1])[0] @ u)))
+    moved = float(jnp.max(jnp.abs(lay_d.unflatten(w_d)[0] @ u - lay_d.unflatten(sj.prepare(p, dynamic, sj.Online(batch),
+                                                                                          **kw)[1])[0] @ u)))
     return worst, moved
 
 
@@ -235,12 +232,12 @@ def test_start_law(x64):
     """`frame_start_rows` has the law of `frame_rows` of uniform rows: the Gram entries' moments."""
     d, m, n = 12, 3, 20000
     keys = jax.random.split(jax.random.key(0), n)
-    a = jax.vmap(lambda k: cn.frame_start_rows(k, m, d, jnp.float64))(keys)
+    a = jax.vmap(lambda k: internal.frame_start_rows(k, m, d, jnp.float64))(keys)
     p = _problem(d)
 
     def rows(k):
         w = jax.random.normal(k, (m, d))
-        return cn.frame_rows(p, w / jnp.linalg.norm(w, axis=1, keepdims=True))[:, : 2 + m]
+        return internal.frame_rows(p, w / jnp.linalg.norm(w, axis=1, keepdims=True))[:, : 2 + m]
 
     b = jax.vmap(rows)(jax.random.split(jax.random.key(1), n))
     for f in (lambda w: w[:, :, 0], lambda w: w[:, :, 1] ** 2, lambda w: (w @ jnp.swapaxes(w, 1, 2))[:, 0, 1],

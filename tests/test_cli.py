@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import spikejax as sj
+import spikejax.internal
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(seeds=2, d=16, kappa=[1.0, 3.0], r1=[0.0, 0.25], dt=0.3, steps=60, record=6)
@@ -85,7 +86,7 @@ def test_a_configuration_in_error_makes_the_command_fail(tmp_path):
     cfg = _toml(tmp_path / "c.toml", TINY)
     code = textwrap.dedent(f"""
         import sys
-        import spikejax._sweep as s
+        import spikejax.internal as s
         real = s.Runner.chunk_fn
         def boom(self, keys, params, state):
             if self.steps and "kappa" in params and float(params["kappa"][0, -1]) > 2:
@@ -137,7 +138,7 @@ def test_resume_of_a_finished_sweep_computes_nothing(tmp_path):
 def test_resume_reports_only_the_work_it_did(tmp_path, monkeypatch):
     """Two batches, the first saved: a resume computes (and counts) only the second."""
     out = tmp_path / "o"
-    monkeypatch.setattr(sj._io.Store, "clear_checkpoints", lambda self: None)
+    monkeypatch.setattr(sj.internal.Store, "clear_checkpoints", lambda self: None)
     sj.sweep(TINY, out=out, progress=False, max_memory=10_000)
     batches = sorted((out / "checkpoint").glob("batch-*.npz"))
     assert len(batches) == 2
@@ -214,7 +215,7 @@ def test_files_are_readable_by_others_and_attributes_keep_their_types(tmp_path):
 
 
 def test_checkpoints_are_readable_by_others(tmp_path, monkeypatch):
-    monkeypatch.setattr(sj._io.Store, "clear_checkpoints", lambda self: None)
+    monkeypatch.setattr(sj.internal.Store, "clear_checkpoints", lambda self: None)
     old = os.umask(0o022)
     try:
         sj.sweep(TINY, out=tmp_path, progress=False)

@@ -356,7 +356,7 @@ def test_median_n_and_bootstrap_passage_recover_a_slope():
 
 
 def test_bracket_window_covers_the_band():
-    from spikejax._complexity import bracket_window
+    from spikejax.internal import bracket_window
 
     g = np.array([8, 16, 32, 64, 128, 256])
     # band [35, 65): the last point below 35 and the first at or above 65

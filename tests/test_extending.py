@@ -9,6 +9,7 @@ claims inline; the tests below check numbers again from its globals.
 
 from __future__ import annotations
 
+import os
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,6 +20,8 @@ from doc_scripts import DOCS, ROOT, coverage_problems, run_script, scripts
 
 EXAMPLES = DOCS / "examples"
 RUN_BY_TESTS = {
+    "docs/examples/my_extensions.py",  # test_every_kind_by_name, with by_name.py
+    "docs/examples/by_name.py",
     "docs/examples/observable.py",
     "docs/examples/two_spikes.py",
     "docs/examples/new_link.py",
@@ -97,3 +100,35 @@ def test_new_source(tmp_path, monkeypatch):
     other = sj.simulate(g["problem"], sj.Normalized(), g["FreshEveryR"](batch=64, reuse=10), key=jax.random.key(4),
                         dt=0.05, steps=200)
     assert not np.allclose(other.w, mine.w, atol=1e-3)
+
+
+def test_every_kind_by_name(tmp_path):
+    """A user's file registers a dynamic, a source, a solver, a loss, an input law, a link and
+    a multi-index target; from a directory outside the repository, by_name.py runs each in
+    `simulate`, a TOML sweep and the searches and checks it against a built-in (a step of the
+    half-speed flow is half a step, the source draws what `sj.Reused` draws, Heun is second
+    order, ...). The command line reaches the same names with `--import`."""
+    import shutil
+    import subprocess
+    import sys
+
+    import xarray as xr
+
+    for name in ("my_extensions.py", "by_name.py"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "by_name.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "registered classes ran in simulate" in done.stdout
+    cli = subprocess.run([sys.executable, "-m", "spikejax.cli", "sweep", "by_name.toml", "--import", "my_extensions",
+                          "--out", "cli_results", "--no-progress"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    api = xr.load_dataset(tmp_path / "by_name_results" / "results.nc", engine="scipy")
+    via_cli = xr.load_dataset(tmp_path / "cli_results" / "results.nc", engine="scipy")
+    np.testing.assert_array_equal(via_cli["rho"].values, api["rho"].values)
+    assert (via_cli["status"].values == "ok").all()
+    unknown = subprocess.run([sys.executable, "-m", "spikejax.cli", "sweep", "by_name.toml", "--out", "x",
+                              "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert unknown.returncode == 2 and "link='h2_plus_h3' is not allowed; choose one of" in unknown.stderr  # no --import

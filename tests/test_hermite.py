@@ -6,6 +6,7 @@ import pytest
 from scipy import integrate
 
 import spikejax as sj
+from spikejax.internal import quadrature_coeffs
 
 
 def _quad_coeff(fn, j):
@@ -39,7 +40,7 @@ def test_relu_known_values():
 @pytest.mark.parametrize("k", range(1, 9))
 def test_hk_coefficients_are_unit_vectors(k):
     f = sj.hermite_function(f"h{k}")
-    quad = sj._hermite.quadrature_coeffs(f.fn, 10)
+    quad = quadrature_coeffs(f.fn, 10)
     expected = np.eye(11)[k]
     np.testing.assert_allclose(quad, expected, atol=1e-10)
     np.testing.assert_allclose(np.asarray(f.coeffs), np.eye(k + 1)[k])

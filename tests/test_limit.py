@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 import spikejax as sj
-from spikejax._limit import limit_passage, limit_sde, passage_shift, s2_constants
+from spikejax import limit_passage, limit_sde, passage_shift, s2_constants
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import spikejax as sj
-from spikejax._committee import committee_moments, network_risk, overlaps
+from spikejax import committee_moments, network_risk, overlaps
 
 D = 8
 
@@ -209,6 +209,16 @@ def test_one_direction_reproduces_the_single_index_engine():
         b = sj.simulate(mi, sj.Normalized(), source, solver=solver, **kw)
         np.testing.assert_allclose(b.ys["w"], a.ys["w"], rtol=0, atol=1e-10)
         assert float(jnp.max(jnp.abs(a.w - a.ys["w"][0]))) > 0.05  # it moved
+    # the default observables of k = 1 carry cos_u and rho of its one direction, as the single index's
+    kw["saveat"] = sj.SaveAt(steps=6, passages={"rho": (0.2,), "cos_u": (0.2,)})
+    for network in (None, sj.Network(width=2)):
+        a = sj.simulate(p, sj.Normalized(), sj.Population(), solver=sj.Euler(), network=network, **kw)
+        b = sj.simulate(mi, sj.Normalized(), sj.Population(), solver=sj.Euler(), network=network, **kw)
+        for name in ("cos_u", "rho"):
+            np.testing.assert_allclose(b.ys[name], a.ys[name], rtol=0, atol=1e-10)
+            np.testing.assert_array_equal(b.passages[name], a.passages[name])
+        assert float(abs(a.ys["rho"][-1])) > float(abs(a.ys["rho"][0])) + 0.05  # it moved
+        assert "overlap" in b.ys  # and the subspace observables stay
 
 
 # ---------------------------------------------------------------- the reduced form
@@ -359,31 +369,47 @@ def test_sum_h2_nstar_passages_from_one_pass_sgd():
 
 
 def test_activation_blind_to_a_direction_is_refused_or_warned():
-    """The k-index blind check (`MultiIndex.check_activation`): ReLU's beta_3 = 0, so at b = 0 it
-    cannot see the staircase's degree-3 term, the only one touching u3 (a warning: a bias lifts
-    it); h2 has no coefficient at or above degree 3 whatever the bias (refused, like the
-    single-index `beta_s = 0`). The warning's claim measured: the population signal on rho_3,
-    d E[y phi(s zeta + b)] / d rho_3, is 0 at b = 0 and not at b = 0.4."""
+    """The k-index blind check (`MultiIndex.check_activation`, run by the source when a run is
+    prepared, not by the problem): ReLU's beta_3 = 0, so at b = 0 it cannot see the staircase's
+    degree-3 term, the only one touching u3 (a warning: a bias lifts it); h2 has no coefficient
+    at or above degree 3 whatever the bias (refused by the population, like the single-index
+    `beta_s = 0`; a sampled source warns: reusing samples can still learn it, the
+    generative-exponent route). k = 1 says the same. The warning's claim measured: the
+    population signal on rho_3, d E[y phi(s zeta + b)] / d rho_3, is 0 at b = 0 and not at b = 0.4."""
     import warnings
 
-    from spikejax._committee import shifted_coeffs
-
     key = jax.random.key(0)
+    run = lambda q, source=None: sj.prepare(q, sj.Normalized(), source, key=key)  # noqa: E731
+    problem = lambda g, k, activation: sj.multi_index_problem(8, key=key, g=g, k=k, activation=activation)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the problems themselves are not judged
+        p = problem("staircase", 3, "relu")
+        parity, h2 = problem("parity", 3, "relu"), problem("staircase", 3, "h2")
     with pytest.warns(UserWarning, match="u3 of g='staircase' appears only in terms of total degree 3, where"):
-        p = sj.multi_index_problem(8, key=key, g="staircase", k=3, activation="relu")
+        run(p)
     with pytest.warns(UserWarning, match="u1, u2, u3 of g='parity' appear only in terms of total degree 3"):
-        sj.multi_index_problem(8, key=key, g="parity", k=3, activation="relu")
+        run(parity)
     with pytest.raises(ValueError, match="activation='h2' is not allowed; u3 of g='staircase' appears only in terms "
                                          "of total degree 3, and the activation's beta_j = 0 for every j at or above"):
-        sj.multi_index_problem(8, key=key, g="staircase", k=3, activation="h2")
+        run(h2)
     with pytest.raises(ValueError, match="activation='h2' is not allowed; u1, u2, u3 of g='parity'"):
         sj.MultiIndex(jnp.eye(3, 8), "parity").check_activation(sj.hermite_function("h2").coeffs, "h2")
+    for source in (sj.Empirical(16), sj.Online(4)):
+        with pytest.warns(UserWarning, match="activation='h2': u3 of g='staircase' .* even with a bias; a sampled "
+                                             "source can still learn it .* generative-exponent route"):
+            run(h2, source)
+    one = problem({(3,): 1.0}, 1, "relu")  # k = 1: the single-index He3 against ReLU
+    with pytest.warns(UserWarning, match="u1 of g='custom' .* cannot learn it from the population gradient") as seen:
+        run(one)
+    assert "generative-exponent" not in str(seen[0].message)
+    with pytest.warns(UserWarning, match="u1 of g='custom' .* generative-exponent route"):
+        run(one, sj.Reused(4, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sj.multi_index_problem(8, key=key, g="sum_h2", k=2, activation="relu")  # beta_2 != 0: nothing to say
-        sj.multi_index_problem(8, key=key, g="parity", k=3, activation="tanh")  # beta_3 != 0
+        run(problem("sum_h2", 2, "relu"))  # beta_2 != 0: nothing to say
+        run(problem("parity", 3, "tanh"))  # beta_3 != 0
     rho = jnp.array([[0.5, 0.3, 0.2]])
     for b, zero in ((0.0, True), (0.4, False)):
-        c = shifted_coeffs(p.activation, jnp.array([b]), jnp.ones(1), p.target.degree)
+        c = sj.shifted_coeffs(p.activation, jnp.array([b]), jnp.ones(1), p.target.degree)
         signal = float(jax.grad(lambda r: p.target.cross_moment(r, c).sum())(rho)[0, 2])
         assert (abs(signal) < 1e-12) == zero, (b, signal)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import spikejax as sj
-from spikejax._committee import committee_grad, committee_moments, network_risk, overlaps, truncation_bound
+from spikejax import committee_moments, network_risk, overlaps, truncation_bound
+from spikejax.internal import committee_grad
 
 
 def _erf():
@@ -138,16 +139,16 @@ def test_hand_written_network_gradient_equals_autodiff(activation, link, loss, n
     four Horner sums) against `jax.grad` of the closed form, in w, a and b."""
     p = _problem(link, activation, loss=loss)
     w, a, b = _network(p, m=5)
-    cov = None if neuron == "plain" else p.covariance
+    cov, normaliser = (None if neuron == "plain" else p.covariance), sj.NEURONS[neuron]()
     auto = jax.grad(lambda w, a, b: network_risk(w, a, b, p, cov), argnums=(0, 1, 2))(w, a, b)
-    hand = committee_grad(w, a, b, p, neuron)
+    hand = committee_grad(w, a, b, p, normaliser)
     tol = 1e-14 if activation == "relu" else 1e-11  # tanh: two quadratures of the coefficients
     for x, y in zip(hand, auto):
         np.testing.assert_allclose(x, y, atol=tol, rtol=0)
         assert float(jnp.max(jnp.abs(y))) > 1e-2  # every block really enters
     # the degree is honoured: a truncation at K = 4 differs, and equals its own autodiff
     g4 = jax.grad(lambda w: network_risk(w, a, b, p, cov, degree=4))(w)
-    np.testing.assert_allclose(committee_grad(w, a, b, p, neuron, degree=4)[0], g4, atol=tol, rtol=0)
+    np.testing.assert_allclose(committee_grad(w, a, b, p, normaliser, degree=4)[0], g4, atol=tol, rtol=0)
     if loss == "squared":
         assert float(jnp.max(jnp.abs(g4 - auto[0]))) > 1e-6
 
@@ -168,7 +169,7 @@ def test_hand_written_gradient_at_width_16_nearly_parallel_rows(activation, neur
     corr = corr / np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
     assert 0.99 < np.max(corr - 2 * np.eye(16)) < 1 and np.min(corr) > 0.9
     auto = jax.grad(lambda w, a, b: network_risk(w, a, b, p, cov), argnums=(0, 1, 2))(w, a, b)
-    for x, y in zip(committee_grad(w, a, b, p, neuron), auto):
+    for x, y in zip(committee_grad(w, a, b, p, sj.NEURONS[neuron]()), auto):
         np.testing.assert_allclose(x, y, atol=1e-10, rtol=0)
         assert float(jnp.max(jnp.abs(y))) > 1e-4  # every block really enters
 
@@ -212,7 +213,7 @@ def test_zero_bias_relu_closed_form_against_monte_carlo_and_the_series(neuron):
 def test_arccos_kernel_slope_is_finite_at_the_ends():
     """`k'(C) = (pi - arccos C) / (2 pi)` (the custom JVP) matches central differences of `k` inside (-1, 1)
     and stays finite at C = +-1, where autodiff of the formula would meet inf - inf."""
-    from spikejax._committee import arccos_kernel
+    from spikejax.internal import arccos_kernel
     c = jnp.linspace(-0.999, 0.999, 41)
     eps = 1e-6
     fd = (arccos_kernel(c + eps) - arccos_kernel(c - eps)) / (2 * eps)
@@ -240,7 +241,7 @@ def test_zero_bias_relu_gradient_equals_autodiff(link, loss, neuron, m, parallel
     cov = None if neuron == "plain" else p.covariance
     risk = lambda w, a: network_risk(w, a, None, p, cov)
     auto = jax.grad(risk, argnums=(0, 1))(w, a)
-    hand = committee_grad(w, a, None, p, neuron)
+    hand = committee_grad(w, a, None, p, sj.NEURONS[neuron]())
     assert hand[2] is None
     for x, y in zip(hand[:2], auto):
         np.testing.assert_allclose(x, y, atol=1e-10, rtol=0)
@@ -249,7 +250,7 @@ def test_zero_bias_relu_gradient_equals_autodiff(link, loss, neuron, m, parallel
     e = jnp.zeros_like(w).at[0, :4].set(jnp.array([1.0, -0.5, 0.3, 2.0]))
     fd = (risk(w + eps * e, a) - risk(w - eps * e, a)) / (2 * eps)
     assert float(jnp.sum(hand[0] * e)) == pytest.approx(float(fd), abs=1e-8)
-    series = committee_grad(w, a, jnp.zeros(m), p, neuron, degree=256)
+    series = committee_grad(w, a, jnp.zeros(m), p, sj.NEURONS[neuron](), degree=256)
     for x, y in zip(hand[:2], series[:2]):
         np.testing.assert_allclose(x, y, atol=1e-5 if parallel else 1e-9, rtol=0)
 
@@ -304,7 +305,7 @@ def test_network_reduction_matches_full_dimension(dynamic, r1, biases):
         assert float(jnp.std(full.w.b)) > 0.1
     else:  # the exact path: the recorded risk is the closed form's, not the series'
         np.testing.assert_array_equal(full.w.b, 0.0)
-        last, cov = full.w, (None if sim.neuron == "plain" else p.covariance)
+        last, cov = full.w, sim.neuron.covariance(p.covariance, None)
         exact = sj.network_risk(last.w, last.a, None, p, cov)
         assert float(full.risk[-1]) == pytest.approx(float(exact), abs=1e-12)
         assert float(jnp.abs(exact - sj.network_risk(last.w, last.a, last.b, p, cov))) > 1e-12

@@ -16,7 +16,8 @@ import xarray as xr
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from spikejax import _plot, _style  # noqa: E402
+from spikejax import plot  # noqa: E402
+from spikejax.plot import style  # noqa: E402
 from spikejax.cli import main  # noqa: E402
 
 STEPS = np.array([0, 1, 2, 5, 10, 30, 100, 300, 1000])
@@ -50,7 +51,7 @@ def config_lines(fig):
 
 
 def test_curves_draw_every_configuration(ds24):
-    fig = _plot.curves_figure(ds24)
+    fig = plot.curves_figure(ds24)
     lines = config_lines(fig)
     assert len(lines) == 24 * 2  # every configuration, for each of rho and cos_u
     labels = {line.get_label() for line in lines}
@@ -70,7 +71,7 @@ def test_curves_draw_every_configuration(ds24):
 
 def test_curves_var_and_panels_left_out_are_stated():
     ds = fake_results(kappa=[1, 10, 100], r1=[0.0, 0.25, 0.5], noise=[0.0, 0.1, 0.2, 0.3], dynamic=["spherical", "normalized"])
-    fig = _plot.curves_figure(ds, var="rho", max_panels=8)
+    fig = plot.curves_figure(ds, var="rho", max_panels=8)
     assert len(fig.axes) == 8
     lines = config_lines(fig)
     assert len(lines) == 8 * 2 * 4  # panels x dynamics x values of the colour axis (noise: 4 values)
@@ -80,7 +81,7 @@ def test_curves_var_and_panels_left_out_are_stated():
 
 
 def test_titles_state_the_setting(ds24):
-    fig = _plot.curves_figure(ds24)
+    fig = plot.curves_figure(ds24)
     title = fig._suptitle.get_text().replace("\n", " ")
     for part in ("d=128", "h2 link (s=2)", "relu activation", "population source", "squared loss", "3 seeds"):
         assert part in title
@@ -94,14 +95,14 @@ def test_title_of_a_multi_index_sweep_names_its_target():
 
     cfg = {"d": [16], "target": ["staircase"], "k": [3], "link": ["h2"], "activation": ["relu"], "dt": [0.05],
            "steps": [400]}
-    title = _style.setting_title(xr.Dataset(attrs={"config": json.dumps(cfg)}))
+    title = style.setting_title(xr.Dataset(attrs={"config": json.dumps(cfg)}))
     assert "staircase target (k=3)" in title and "h2 link" not in title
     cfg["target"] = ["single_index"]
-    assert "h2 link (s=2)" in _style.setting_title(xr.Dataset(attrs={"config": json.dumps(cfg)}))
+    assert "h2 link (s=2)" in style.setting_title(xr.Dataset(attrs={"config": json.dumps(cfg)}))
 
 
 def test_heatmap_honours_x_alone_and_annotates_cells(ds24):
-    fig = _plot.heatmap_figure(ds24, x="kappa")
+    fig = plot.heatmap_figure(ds24, x="kappa")
     panels = [ax for ax in fig.axes if ax.get_images()]
     assert len(panels) == 4  # (rho, cos_u) x (spherical, normalized)
     assert {ax.get_xlabel() for ax in panels} == {"kappa"}
@@ -111,14 +112,14 @@ def test_heatmap_honours_x_alone_and_annotates_cells(ds24):
     colourbars = [ax for ax in fig.axes if not ax.get_images() and ax not in panels]
     assert len(colourbars) == 2  # one per row, beside the panels
     plt.close(fig)
-    fig = _plot.heatmap_figure(ds24, y="kappa", var=["rho"])
+    fig = plot.heatmap_figure(ds24, y="kappa", var=["rho"])
     panels = [ax for ax in fig.axes if ax.get_images()]
     assert len(panels) == 2 and panels[0].get_ylabel() == "kappa" and panels[0].get_xlabel() == "r1"
     plt.close(fig)
     with pytest.raises(ValueError, match="--x='n' is not allowed"):
-        _plot.heatmap_figure(ds24, x="n")
+        plot.heatmap_figure(ds24, x="n")
     with pytest.raises(ValueError, match="--var='nope' is not allowed"):
-        _plot.curves_figure(ds24, var="nope")
+        plot.curves_figure(ds24, var="nope")
 
 
 def test_cli_plot_writes_png_and_pdf(ds24, tmp_path, capsys):
@@ -143,7 +144,7 @@ def test_demo_figure_both_files(tmp_path):
     steps = np.array([0, 1, 3, 10, 50])
     cos = np.tile(np.linspace(0.1, 0.9, 5), (2, 1, 1))
     curves = {"normalized": (steps, cos), "spherical": (steps, cos * 0.7)}
-    png = _plot.plot_demo(curves, (1.0, 10.0), 0.5, tmp_path / "demo.png", d=16)
+    png = plot.plot_demo(curves, (1.0, 10.0), 0.5, tmp_path / "demo.png", d=16)
     assert png == str(tmp_path / "demo.png")
     assert (tmp_path / "demo.png").stat().st_size > 0 and (tmp_path / "demo.pdf").stat().st_size > 0
 
@@ -154,7 +155,7 @@ def test_log_ticks_plain_and_not_overlapping(lo, hi):
     x = np.geomspace(lo, hi, 10)
     ax.plot(x, x)
     ax.set_xscale("log")
-    _style.log_ticks(ax, "x")
+    style.log_ticks(ax, "x")
     fig.canvas.draw()
     assert not [t for t in ax.get_xticklabels(minor=True) if t.get_text()]  # minor ticks unlabelled
     left, right = ax.get_xlim()
@@ -168,9 +169,9 @@ def test_log_ticks_plain_and_not_overlapping(lo, hi):
 
 def test_style_exports():
     for dyn in ("spherical", "normalized", "preconditioned", "vanilla"):
-        kw = _style.dynamic_style(dyn, marker=True)
+        kw = style.dynamic_style(dyn, marker=True)
         assert set(kw) == {"color", "linestyle", "marker"}
-    assert len({_style.dynamic_style(d)["linestyle"] for d in _style.DYNAMIC_STYLE}) == 4
-    assert _style.dynamic_style("my_own", index=1) != _style.dynamic_style("my_own", index=2)
-    with _style.style():
-        assert matplotlib.rcParams["image.cmap"] == _style.SEQUENTIAL
+    assert len({style.dynamic_style(d)["linestyle"] for d in style.DYNAMIC_STYLE}) == 4
+    assert style.dynamic_style("my_own", index=1) != style.dynamic_style("my_own", index=2)
+    with style.style():
+        assert matplotlib.rcParams["image.cmap"] == style.SEQUENTIAL

@@ -130,14 +130,12 @@ def test_stability_limit_closed_form_and_early_stop():
     """Linear link and activation, vanilla GD on the population risk: the Jacobian is Sigma,
     whose top eigenvalue is 1 (Sigma = (I + kappa theta theta^T) / (1 + kappa)), so the Euler
     limit is 2 / 1. The early-stopped power iteration agrees with a 400-iteration one to 1e-3."""
-    from spikejax._simulate import prepare, stability_limit
-
     for kappa in (10.0, 100.0):
         p = sj.make_problem(32, key=jax.random.key(0), kappa=kappa, r1=0.0, link="h1", activation="h1", noise=0.0)
-        sim, w0 = prepare(p, sj.Vanilla(), sj.Population(), key=jax.random.key(1), solver=sj.Euler(), dt=0.1, steps=10)
-        assert float(stability_limit(sim, w0)) == pytest.approx(2.0, rel=1e-4)
+        sim, w0 = sj.prepare(p, sj.Vanilla(), sj.Population(), key=jax.random.key(1), solver=sj.Euler(), dt=0.1, steps=10)
+        assert float(sj.stability_limit(sim, w0)) == pytest.approx(2.0, rel=1e-4)
     p = sj.make_problem(64, key=jax.random.key(0), kappa=100.0, r1=0.25, link="h2", activation="relu", noise=0.25)
-    sim, w0 = prepare(p, sj.Normalized(), sj.Empirical(512), key=jax.random.key(1), solver=sj.Euler(), dt=0.1, steps=10)
-    full = float(stability_limit(sim, w0, iters=400, rtol=0.0))
+    sim, w0 = sj.prepare(p, sj.Normalized(), sj.Empirical(512), key=jax.random.key(1), solver=sj.Euler(), dt=0.1, steps=10)
+    full = float(sj.stability_limit(sim, w0, iters=400, rtol=0.0))
     assert 0.1 < full < 1.0  # the spike makes it stiff: well below the isotropic 2
-    assert float(stability_limit(sim, w0)) == pytest.approx(full, rel=1e-3)
+    assert float(sj.stability_limit(sim, w0)) == pytest.approx(full, rel=1e-3)

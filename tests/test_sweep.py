@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import spikejax as sj
+import spikejax.internal
 
 ROOT = Path(__file__).resolve().parents[1]
 POP = dict(seeds=2, d=32, kappa=[1.0, 30.0], r1=[0.0, 0.25], dynamic=["spherical", "normalized"],
@@ -101,10 +102,10 @@ def test_seeds_one_by_one_equal_seeds_batched_and_share_their_samples(source):
     cfg = sj.load_config(dict(seeds=[3, 5, 7], d=12, kappa=[1.0, 30.0], r1=0.25, noise=0.2, source=source,
                               dynamic="spherical", dt=0.2, steps=20, record=6, **sizes))
     _, (g,) = sj.plan(cfg)
-    keys, (params, _) = sj._sweep.seed_keys(g), sj._sweep.params_array(g, slice(0, g.size))
+    keys, (params, _) = sj.internal.seed_keys(g), sj.internal.params_array(g, slice(0, g.size))
     out = {}
     for mode in ("map", "vmap"):
-        runner = sj._sweep.Runner(g, cfg, 7, seed_loop=mode)
+        runner = sj.internal.Runner(g, cfg, 7, seed_loop=mode)
         state = runner.init(keys, params)
         for _ in range(3):
             state, status = runner.chunk_fn(keys, params, state)
@@ -140,14 +141,14 @@ def test_failures_are_flagged_and_the_rest_completes():
 
 
 def test_a_group_that_raises_is_marked_error(monkeypatch):
-    real = sj._sweep.Runner.init
+    real = sj.internal.Runner.init
 
     def boom(self, keys, params):
         if self.steps and "kappa" in params and float(params["kappa"][0, 0]) > 5:
             raise RuntimeError("synthetic failure")
         return real(self, keys, params)
 
-    monkeypatch.setattr(sj._sweep.Runner, "init", boom)
+    monkeypatch.setattr(sj.internal.Runner, "init", boom)
     cfg = dict(seeds=1, d=16, kappa=[1.0, 10.0], dynamic=["spherical", "normalized"], steps=20)
     with pytest.warns(UserWarning, match="synthetic failure"):
         ds = sj.sweep(cfg, progress=False, max_memory=3_000)
@@ -247,9 +248,9 @@ def test_two_processes_on_loopback_merge_to_the_single_process_result(tmp_path):
 
 def test_resume_keeps_the_saved_batch_plan(tmp_path):
     """Resuming with another memory budget or chunk must not renumber the batches."""
-    store = sj._io.Store(tmp_path, sj.load_config(POP))
+    store = sj.internal.Store(tmp_path, sj.load_config(POP))
     plan = store.plan({"chunk": 7, "max_memory": 3000, "devices": 1})
-    again = sj._io.Store(tmp_path, sj.load_config(POP), resume=True)
+    again = sj.internal.Store(tmp_path, sj.load_config(POP), resume=True)
     assert again.plan({"chunk": 50, "max_memory": 10**9, "devices": 1}) == plan
     with pytest.raises(ValueError, match="^devices="):
         again.plan({"chunk": 50, "max_memory": 10**9, "devices": 8})

@@ -25,11 +25,13 @@ assert link.information_exponent() == 2 and np.isclose(link.sq_norm, 1.25)  # E[
 c0 = float(sj.hermite_function(lambda x: jnp.tanh(x) ** 2).coeffs[0])
 even = sj.hermite_function(lambda x: jnp.tanh(x) ** 2 - c0, name="tanh2")
 assert even.information_exponent() == 2 and abs(even.coeffs[0]) < 1e-12
-# An odd cubic, He3 itself: exponent 3, and ReLU (beta_3 = 0) cannot see it, so the problem is refused.
+# An odd cubic, He3 itself: exponent 3, and ReLU (beta_3 = 0) cannot see it: the population gradient has
+# no signal along u, so the population source refuses the run (a sampled source would warn and run).
 cubic = sj.hermite_function(lambda x: x**3 - 3 * x, name="he3")
 assert cubic.information_exponent() == 3
+blind = sj.make_problem(32, key=jax.random.key(0), kappa=1.0, link=cubic, activation="relu")
 try:
-    sj.make_problem(32, key=jax.random.key(0), kappa=1.0, link=cubic, activation="relu")
+    sj.simulate(blind, sj.Normalized(), sj.Population(), key=jax.random.key(1))
 except ValueError as err:
     refusal = str(err)
 print("refused:", refusal)

@@ -16,19 +16,19 @@ readable in print, in greyscale and for colour-blind readers:
   (`setting_title` for a sweep's dataset).
 - **Saving**: `save(fig, path)` writes `path` as PNG *and* PDF and closes the figure.
 
-To adopt it in a script (`experiments/`):
+To adopt it in a script:
 
 ```python
-from spikejax import _style
+from spikejax.plot import style
 
-with _style.style():                        # or _style.apply_style() once, globally
+with style.style():                         # or style.apply_style() once, globally
     fig, ax = plt.subplots(layout="constrained")
     for dyn in ("spherical", "normalized"):
-        ax.plot(x, y[dyn], label=dyn, **_style.dynamic_style(dyn))
+        ax.plot(x, y[dyn], label=dyn, **style.dynamic_style(dyn))
     ax.set_xscale("log"); ax.set_yscale("log")
-    _style.log_ticks(ax, "both")            # after the data are drawn
-    _style.legend_outside(fig)
-    _style.save(fig, "out/figure.png")      # out/figure.png and out/figure.pdf
+    style.log_ticks(ax, "both")             # after the data are drawn
+    style.legend_outside(fig)
+    style.save(fig, "out/figure.png")       # out/figure.png and out/figure.pdf
 ```
 """
 
@@ -46,6 +46,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from cycler import cycler  # noqa: E402
 from matplotlib import ticker  # noqa: E402
+
+from .._config import SINGLE  # noqa: E402
+from .._registry import SOLVERS, SOURCES, constructor_fields  # noqa: E402
 
 # Okabe & Ito (2008), "Color Universal Design"; black and yellow last (yellow is faint on white).
 OKABE_ITO = {
@@ -217,7 +220,7 @@ def save(fig, path) -> str:
 
 def _information_exponent(link):
     try:
-        from ._hermite import hermite_function
+        from .._hermite import hermite_function
 
         return hermite_function(str(link)).information_exponent()
     except Exception:  # a name the built-ins do not know: leave s out of the title
@@ -264,7 +267,7 @@ def setting_title(ds, *, reduced: str = "", extra=(), width: int = 100) -> str:
             parts.append(f"{key}={_fmt(fixed[key])}")
     link = fixed.get("link")
     target = fixed.get("target")
-    if target not in (None, "single_index"):  # a multi-index target: its link key does not apply
+    if target not in (None, SINGLE):  # a multi-index target: its link key does not apply
         parts.append(f"{target} target" + (f" (k={fixed['k']})" if fixed.get("k") is not None else ""))
     elif link is not None:
         s = _information_exponent(link)
@@ -274,20 +277,21 @@ def setting_title(ds, *, reduced: str = "", extra=(), width: int = 100) -> str:
     if fixed.get("activation") is not None:
         parts.append(f"{fixed['activation']} activation")
     source = fixed.get("source")
-    if source is not None:
-        size = {"empirical": "n", "online": "batch"}.get(source)
-        count = f" {size}={_fmt(fixed[size])}" if size and fixed.get(size) is not None else ""
+    if source is not None:  # with its size: the registered class's `n` or `batch` field
+        sizes = [k for k in ("n", "batch") if source in SOURCES and k in constructor_fields(SOURCES[source])]
+        count = "".join(f" {k}={_fmt(fixed[k])}" for k in sizes if fixed.get(k) is not None)
         parts.append(f"{source} source{count}")
     if fixed.get("loss") is not None:
         parts.append(f"{fixed['loss']} loss")
     if fixed.get("noise"):
         parts.append(f"noise={_fmt(fixed['noise'])}")
     solver = fixed.get("solver", "euler")
-    if solver == "auto":
-        solver = "dopri5" if fixed.get("source", "population") == "population" else "euler"
+    if solver == "auto" and fixed.get("source", "population") in SOURCES:
+        solver = SOURCES[fixed.get("source", "population")].default_solver
     if fixed.get("dt") is not None and fixed.get("steps") is not None:
-        if solver == "dopri5":
-            parts.append(f"flow to T={_fmt(fixed['dt'] * fixed['steps'])} (Dopri5, rtol {fixed.get('rtol', 1e-6):g})")
+        if solver in SOLVERS and SOLVERS[solver].adaptive:
+            parts.append(f"flow to T={_fmt(fixed['dt'] * fixed['steps'])} ({SOLVERS[solver].__name__}, "
+                         f"rtol {fixed.get('rtol', 1e-6):g})")
         else:
             parts.append(f"dt={_fmt(fixed['dt'])}, {fixed['steps']} steps")
     seeds = ds.sizes.get("seed", 1)

@@ -1,7 +1,7 @@
-"""Figures: the demo, a sweep's curves and its heatmaps (style: `_style.py`).
+"""Figures: the demo, a sweep's curves and its heatmaps, in the package style (`style.py`).
 
 Each `*_figure` function builds a matplotlib figure from data and returns it; each
-`plot_*` function builds one and writes it as PNG and PDF (`_style.save`), returning the
+`plot_*` function builds one and writes it as PNG and PDF (`style.save`), returning the
 PNG's path.
 """
 
@@ -11,8 +11,20 @@ import itertools
 
 import numpy as np
 
-from . import _style
-from ._style import plt
+from .style import (
+    SEQUENTIAL,
+    dynamic_style,
+    legend_height,
+    legend_outside,
+    log_ticks,
+    plt,
+    save,
+    setting,
+    setting_title,
+    shades,
+    style,
+    title_width,
+)
 
 # Axes over which a configuration is repeated: drawn as a median line and a min-max band.
 REPLICATES = ("seed", "neuron")
@@ -33,24 +45,24 @@ def _time_axis(steps):
 def demo_figure(curves, kappas, dt, d=None):
     """`|cos(w, u)|` against time: one hue and line style per dynamic, darker for larger
     `kappa`; seed median with a min-max band."""
-    fig, ax = plt.subplots(figsize=(7.5, max(4.2, _style.legend_height(2 * len(kappas) + 1) + 0.8)),
+    fig, ax = plt.subplots(figsize=(7.5, max(4.2, legend_height(2 * len(kappas) + 1) + 0.8)),
                            layout="constrained")
     seeds = 1
     for dynamic in ("normalized", "spherical"):
         steps, cos = curves[dynamic]
         seeds = cos.shape[1]
         t = _time_axis(steps) * dt
-        colours = _style.shades(dynamic, len(kappas))
+        colours = shades(dynamic, len(kappas))
         for i, kappa in enumerate(kappas):
             c = cos[i]
-            ax.plot(t, np.median(c, 0), color=colours[i], linestyle=_style.dynamic_style(dynamic)["linestyle"],
+            ax.plot(t, np.median(c, 0), color=colours[i], linestyle=dynamic_style(dynamic)["linestyle"],
                     label=f"{dynamic}, kappa={kappa:g}", gid="config")
             ax.fill_between(t, c.min(0), c.max(0), color=colours[i], alpha=0.15, linewidth=0)
     if d is not None:
         ax.axhline(1 / np.sqrt(d), color="grey", lw=0.8, ls=":", label="1/sqrt(d): random guess")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
-    _style.log_ticks(ax, "x")
+    log_ticks(ax, "x")
     ax.set_xlabel("time t = k dt")
     ax.set_ylabel("|cos(w, u)|")
     where = f"d={d}, " if d is not None else ""
@@ -59,14 +71,14 @@ def demo_figure(curves, kappas, dt, d=None):
         f"{where}h2 link (s=2), relu activation, squared loss, flows solved by Dopri5 (rtol 1e-6), {seeds} seed{'s' * (seeds != 1)} "
         f"(median, min-max band)"
     )
-    _style.legend_outside(fig)
+    legend_outside(fig)
     return fig
 
 
 def plot_demo(curves, kappas, dt, path, d=None):
     """The demo figure (`demo_figure`) written to `path` as PNG and PDF."""
-    with _style.style():
-        return _style.save(demo_figure(curves, kappas, dt, d=d), path)
+    with style():
+        return save(demo_figure(curves, kappas, dt, d=d), path)
 
 
 def _check_vars(ds, var):
@@ -112,19 +124,19 @@ def curves_figure(ds, *, var=None, max_panels=8):
     facet_axes = [a for a in rest if a != colour_axis]
     facets = list(itertools.product(*(range(ds.sizes[a]) for a in facet_axes)))
     shown = facets[:max_panels]
-    dynamics = list(ds["dynamic"].values) if style_axis else [ds.attrs.get("fixed_dynamic") or _style.setting(ds).get("dynamic", "")]
+    dynamics = list(ds["dynamic"].values) if style_axis else [ds.attrs.get("fixed_dynamic") or setting(ds).get("dynamic", "")]
     colours_n = ds.sizes[colour_axis] if colour_axis else 1
 
     # Small multiples wrap after 5 columns (4 a row when there are more than 5 panels).
     ncols = len(shown) if len(shown) <= 5 else 4
     nrows = -(-len(shown) // ncols)
     entries = len(dynamics) * colours_n + 1
-    height = max(0.8 + 2.6 * nrows * len(var), _style.legend_height(entries) + 0.8)
+    height = max(0.8 + 2.6 * nrows * len(var), legend_height(entries) + 0.8)
     fig, axs = plt.subplots(nrows * len(var), ncols, figsize=(2.6 + 2.9 * ncols, height),
                             layout="constrained", squeeze=False)
-    dt = _style.setting(ds).get("dt")  # a fixed dt: the axis is time t = k dt, comparable across steps
+    dt = setting(ds).get("dt")  # a fixed dt: the axis is time t = k dt, comparable across steps
     steps = np.maximum(ds["step"].values * dt, dt / 2) if dt else _time_axis(ds["step"].values)
-    d_values = np.atleast_1d(ds["d"].values) if "d" in ds.dims else [_style.setting(ds).get("d")]
+    d_values = np.atleast_1d(ds["d"].values) if "d" in ds.dims else [setting(ds).get("d")]
     for vi, v in enumerate(var):
         for j, facet in enumerate(shown):
             row, col = vi * nrows + j // ncols, j % ncols
@@ -132,8 +144,8 @@ def curves_figure(ds, *, var=None, max_panels=8):
             sub = ds[v].isel({a: i for a, i in zip(facet_axes, facet)})
             for k, dyn in enumerate(dynamics):
                 sd = sub.sel(dynamic=dyn) if style_axis else sub
-                colours = _style.shades(dyn, colours_n, index=k)
-                linestyle = _style.dynamic_style(dyn, index=k)["linestyle"]
+                colours = shades(dyn, colours_n, index=k)
+                linestyle = dynamic_style(dyn, index=k)["linestyle"]
                 for c in range(colours_n):
                     da = sd.isel({colour_axis: c}) if colour_axis else sd
                     vals = _reduce_replicates(abs(da) if v in OVERLAPS else da)
@@ -152,7 +164,7 @@ def curves_figure(ds, *, var=None, max_panels=8):
             if v in OVERLAPS:
                 ax.set_ylim(0, 1.02)
             ax.set_xscale("log")
-            _style.log_ticks(ax, "x")
+            log_ticks(ax, "x")
             if j >= len(shown) - ncols:
                 ax.set_xlabel("time t = k dt" if dt else "step k")
             if col == 0:
@@ -163,20 +175,20 @@ def curves_figure(ds, *, var=None, max_panels=8):
     for vi in range(len(var)):
         for j in range(len(shown), nrows * ncols):
             axs[vi * nrows + j // ncols, j % ncols].set_visible(False)
-    title = _style.setting_title(ds, reduced="median, min-max band", width=_style.title_width(fig))
+    title = setting_title(ds, reduced="median, min-max band", width=title_width(fig))
     if len(shown) < len(facets):
         left = facets[len(shown):]
         missing = "; ".join(", ".join(f"{a}={_fmt_value(ds[a].values[i])}" for a, i in zip(facet_axes, f)) for f in left)
         title += f"\nNOT SHOWN ({len(left)} of {len(facets)} panels): {missing}"
     fig.suptitle(title)
-    _style.legend_outside(fig)
+    legend_outside(fig)
     return fig
 
 
 def plot_curves(ds, path, *, var=None, max_panels=8):
     """`curves_figure` written to `path` as PNG and PDF."""
-    with _style.style():
-        return _style.save(curves_figure(ds, var=var, max_panels=max_panels), path)
+    with style():
+        return save(curves_figure(ds, var=var, max_panels=max_panels), path)
 
 
 def heatmap_axes(ds, x=None, y=None, var="rho"):
@@ -219,7 +231,7 @@ def heatmap_figure(ds, *, var=None, x=None, y=None):
                             figsize=(1.8 + (nx * cell + 1.0) * len(dynamics), 1.0 + (ny * cell + 0.9) * len(var)),
                             layout="constrained", squeeze=False)
     annotate = nx <= 16 and ny <= 16
-    cmap = plt.get_cmap(_style.SEQUENTIAL)
+    cmap = plt.get_cmap(SEQUENTIAL)
     for row, v in enumerate(var):
         final = ds[v].isel(step=-1).isel(held)
         final = abs(final) if v in OVERLAPS else final
@@ -238,7 +250,7 @@ def heatmap_figure(ds, *, var=None, x=None, y=None):
             ax.set_xlabel(x)
             if col == 0:
                 ax.set_ylabel(y)
-            name = dyn if dyn is not None else _style.setting(ds).get("dynamic", "")
+            name = dyn if dyn is not None else setting(ds).get("dynamic", "")
             ax.set_title(f"{name}: final {_label(v)}")
             if annotate:
                 size = 7 if max(nx, ny) <= 8 else 5.5
@@ -250,7 +262,7 @@ def heatmap_figure(ds, *, var=None, x=None, y=None):
                     else:
                         ax.text(ix, iy, "nan", ha="center", va="center", fontsize=6, color="red")
         fig.colorbar(im, ax=list(axs[row, :]), label=f"final {_label(v)}", shrink=0.9)
-    title = _style.setting_title(ds, reduced="mean", width=_style.title_width(fig))
+    title = setting_title(ds, reduced="mean", width=title_width(fig))
     if held:
         title += "\nheld at: " + ", ".join(
             f"{a}={_fmt_value(ds[a].values[0])} (first of {ds.sizes[a]})" for a in held)
@@ -260,6 +272,6 @@ def heatmap_figure(ds, *, var=None, x=None, y=None):
 
 def plot_heatmaps(ds, path, x=None, y=None, *, var=None):
     """`heatmap_figure` written to `path` as PNG and PDF; None when there is no heatmap to draw."""
-    with _style.style():
+    with style():
         fig = heatmap_figure(ds, var=var, x=x, y=y)
-        return None if fig is None else _style.save(fig, path)
+        return None if fig is None else save(fig, path)
