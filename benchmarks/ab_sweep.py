@@ -1,6 +1,6 @@
 """The `spikejax sweep` command line from two source trees, alternated (A B A B ...) in one run.
 
-    python benchmarks/ab_sweep.py --base DIR [--rounds 3]
+    python benchmarks/ab_sweep.py --base DIR [--rounds 3] [--grids population empirical online]
 
 `DIR` is another checkout of spikejax (say `git worktree add /tmp/base <commit>`); this tree
 is the other. Each round runs, for each of three small grids (population, empirical, online),
@@ -55,16 +55,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, help="the other source tree (a checkout of spikejax)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--grids", nargs="+", default=list(GRIDS), choices=list(GRIDS))
     args = ap.parse_args(argv)
+    grids = {g: GRIDS[g] for g in args.grids}
     trees = {"base": os.path.abspath(args.base), "this": ROOT}
-    out = {(g, t): [] for g in GRIDS for t in trees}
+    out = {(g, t): [] for g in grids for t in trees}
     with tempfile.TemporaryDirectory() as workdir:
         for _ in range(args.rounds):
-            for grid, toml in GRIDS.items():
+            for grid, toml in grids.items():
                 for name, tree in trees.items():
                     out[grid, name].append(run_cli(tree, toml, workdir))
     print(f"{'grid':<11} {'base wall s':>12} {'this wall s':>12} {'this/base rate (median)':>24} {'rounds':>7}")
-    for grid in GRIDS:
+    for grid in grids:
         base, this = out[grid, "base"], out[grid, "this"]
         med = lambda xs: sorted(xs)[len(xs) // 2]
         ratios = sorted(t[1] / b[1] for b, t in zip(base, this))

@@ -45,6 +45,7 @@ def test_fair_numpy_loop_matches_the_old_one():
     np.testing.assert_allclose(new, old, atol=1e-5)
 
 
+@pytest.mark.slow  # 20 s; the empirical benchmark's agreement stays in the default run
 def test_population_benchmark_agrees():
     rows, per_dim = suite.population(configs=(50,), steps=30, d=32, full_configs=20, full_steps=30,
                                      loop_configs=3, dims=(), repeat=1)
@@ -77,6 +78,7 @@ def test_compile_benchmark_runs():
     np.testing.assert_array_less(0, [r["bytes_per_config"] or 1 for r in rows])
 
 
+@pytest.mark.slow  # 13 s; the engine and the numpy loop agree in test_empirical_benchmark_agrees (the CLI: tests/test_cli.py)
 def test_end_to_end_cli_agrees_with_numpy(tmp_path):
     """The sweep CLI in a fresh process, then the numpy spherical loop on the engine's draws."""
     import xarray as xr

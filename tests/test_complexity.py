@@ -129,6 +129,7 @@ def scaling_run(ds, seeds, steps, dt=0.5):
     return sj.bootstrap_exponent(ds, np.array(grids), np.array(vals), valid=np.array(valid), n_boot=200)
 
 
+@pytest.mark.slow  # 22 s; the scaling fits are checked on synthetic data by default
 def test_real_scaling_linear_link_eta_near_one():
     """Linear link, normalized, r2 = 0: n* ~ d (a real run, about 30 s on 2 cores)."""
     fit = scaling_run([16, 32, 64, 128], seeds=12, steps=100)
@@ -535,6 +536,7 @@ def test_verdict_against_the_bound_allows_its_log_factor():
     assert at_scale._vs_paper(0.9, 1.1, 1.0, d) == "consistent"
 
 
+@pytest.mark.slow  # 32 s; test_scaling_run_on_windows_records_them_and_fits runs windows by default
 def test_windowed_search_equals_the_whole_grid_on_its_window():
     """A window of the grid (samples drawn at the grid's top) gives the whole grid's columns there
     and the same n*; a window predicted too low or too high moves until it holds n*."""
