@@ -18,6 +18,7 @@ import numpy as np
 from harness import pyplot as _pyplot, replace_block, save_figure, seed_keys, setting, write_file
 from spikejax import DYNAMICS, bootstrap_exponent, make_problem, search_n
 from window import predict_n, windowed_search
+from theory import vs_paper as _vs_paper
 
 
 def _n_grid(d, target):
@@ -33,7 +34,7 @@ def fullbatch_point(cfg, target, d, n_pred=None):
     step `dt`, horizon `cfg['horizon']` times the flow's escape time from `0.5 / sqrt(d)` (so it
     scales with `d` as the theory says), right-sign seeds only for odd `s >= 3`. With a target's
     `window`, only that many grid points run, around `n_pred` (`experiments/window.py`)."""
-    from reproduce import escape_time, noise_constant
+    from theory import escape_time, noise_constant
 
     s = target["s"]
     p = make_problem(d, key=jax.random.key(d), kappa=cfg.get("kappa", 0.0), r1=cfg.get("r1", 0.0),
@@ -193,7 +194,7 @@ def plot_fullbatch(out, docs):
             label = f"s = {t['s']}, {t.get('loss', 'squared')}: eta = {_f(r['eta'])} [{_f(r['lo'])}, {_f(r['hi'])}]"
             ax.plot(d, ns, marker, color=colour, label=label, zorder=3)
             if np.isfinite(r["eta"]):
-                from reproduce import plot_fit
+                from harness import plot_fit
 
                 plot_fit(ax, d, r, colour, alpha=0.18)
         d = np.array(sorted({float(x) for r in rows for x in r["d"]}))
@@ -239,7 +240,7 @@ def _summary_row(name, cfg, r):
         known_k = max(1, s - 1)
         known = {2: "d log d"}.get(s, f"d^{known_k}") + (" (one-pass)" if reuse == 1 else " (one-pass; reuse at a vanishing step)")
     lo, hi, eta = r["lo"], r["hi"], r["eta"]
-    from reproduce import hypothesis_eta
+    from theory import hypothesis_eta
 
     r1, r2 = t.get("r1", cfg.get("r1", 0.0)), t.get("r2", cfg.get("r2"))  # a passage target may carry its own
     hyp = hypothesis_eta(s, r1, r2 or 0.0)  # the paper's sufficient d^{eta}: s at r2 = 0
@@ -248,7 +249,7 @@ def _summary_row(name, cfg, r):
     else:
         vs_known = "agrees" if lo <= known_k <= hi else ("below" if hi < known_k else "above")
         if cfg["kind"] != "fullbatch":  # the flow's own slope over these d (the log at s = 2, the start at small d)
-            from reproduce import flow_exponent, noise_constant
+            from theory import flow_exponent, noise_constant
 
             ab, _ = noise_constant(t["link"], t["activation"], loss, cfg["noise"])
             flow = flow_exponent(s, abs(ab), r["d"])[0]
@@ -263,20 +264,6 @@ def _summary_row(name, cfg, r):
     return (f"| {family} | ({s}, {r1:g}, {spike}) | {r['d'][0]}..{r['d'][-1]} | "
             f"{_f(eta)} [{_f(lo)}, {_f(hi)}] | {known} | d^{hyp:g} (sufficient) | vs known: {vs_known}; vs the paper's "
             f"bound: {vs_paper} | `{name}` ({cfg.get('scale', '?')}) |")
-
-
-def _vs_paper(lo, hi, hyp, d) -> str:
-    """The verdict of an interval `[lo, hi]` against the paper's sufficient `d^hyp`, which holds up to
-    a polylog factor: one `log d` adds `ln(ln d1 / ln d0) / ln(d1 / d0)` to a slope fitted over `d0..d1`."""
-    d0, d1 = float(min(d)), float(max(d))
-    log_slope = np.log(np.log(d1) / np.log(d0)) / np.log(d1 / d0)
-    if hi < hyp:
-        return "consistent, tighter"
-    if lo <= hyp:
-        return "consistent"
-    if lo <= hyp + log_slope:
-        return f"consistent up to the bound's log factor (one log d adds {log_slope:.2f} to the slope here)"
-    return "VIOLATES"
 
 
 CLAIM4_SOURCES = ("complexity_3_eta_vs_r2", "complexity_4_s_independence", "complexity_16_claim4_fullbatch",
@@ -328,7 +315,7 @@ def summary_table(docs: Path) -> str:
 
 def _three_stage_row(name, cfg, r):
     """A row of the paper's experiment 2 (`complexity_13`): n* for cos_u >= threshold at kappa = d^r2."""
-    from paper import verdict  # (imports this module)
+    from theory import verdict
 
     lo, hi = r["lo"], r["hi"]
     return (f"| {cfg['dynamic']} online SGD (squared), n* on cos_u >= {cfg['threshold']:g} | (2, 0, r2 = {r['r2']:g}) | "
@@ -396,7 +383,7 @@ def grid_table(out) -> str:
     """Claims 4-5 with one-pass SGD: per (s, r1, r2), each dynamic's eta with its interval and
     verdict against the paper's sufficient exponent, n* at the largest d and the ratio
     normalized / preconditioned there (claim 5 expects up to 1 + kappa), and the step check."""
-    from reproduce import hypothesis_eta
+    from theory import hypothesis_eta
 
     cfg = out["config"]
     checks = {c["target"]: c for c in out.get("step_checks", [])}
@@ -446,7 +433,7 @@ def grid_table(out) -> str:
 
 def plot_grid(out, docs):
     """eta against r2, one panel per (s, r1), a series per dynamic, the paper's sufficient exponent dashed."""
-    from reproduce import hypothesis_eta
+    from theory import hypothesis_eta
     from spikejax.plot import style
 
     plt = _pyplot()

@@ -129,3 +129,32 @@ def _replace_block(md_path, name: str, text: str):
     else:
         body = body.rstrip() + "\n\n" + block + "\n"
     write_file(md_path, body)
+
+
+def fmt(x, nd=2):
+    """A number for a table: `nd` decimals, `n/a` when missing or not finite."""
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+def json_default(x):
+    """numpy scalars and arrays as JSON (the `default` of `json.dumps`)."""
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    raise TypeError(type(x))
+
+
+def plot_fit(ax, d, r, colour, *, alpha, line_label=None, band_label=None):
+    """The fitted `n* = exp(log_c) d^eta` over the range of `d`, through the centre of the
+    data in log d, and its 90% interval band (slopes `lo`..`hi` pivoting there)."""
+    x = np.log(d)
+    xm, ym = x.mean(), r["log_c"] + r["eta"] * x.mean()
+    xx = np.linspace(x.min(), x.max(), 50)
+    ax.plot(np.exp(xx), np.exp(ym + r["eta"] * (xx - xm)), "-", color=colour, zorder=2, label=line_label)
+    if np.isfinite(r["lo"]):
+        lo, hi = ym + r["lo"] * (xx - xm), ym + r["hi"] * (xx - xm)
+        ax.fill_between(np.exp(xx), np.exp(np.minimum(lo, hi)), np.exp(np.maximum(lo, hi)),
+                        color=colour, alpha=alpha, lw=0, label=band_label)

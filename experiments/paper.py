@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from at_scale import _vs_paper
+from theory import verdict
 from harness import pyplot as _pyplot, replace_block, save_figure, write_json
 from spikejax import DYNAMICS, Dopri5, Empirical, Euler, SaveAt, make_problem, simulate
 
@@ -218,7 +218,6 @@ def plot_spherical_vs_normalized(out, docs):
         save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
 
 
-
 # ---------------------------------------------------------------- experiment 2
 
 
@@ -253,7 +252,8 @@ def hypothesis_eta_cos(r2, s=2):
 
 def run_three_stage(cfg, docs: Path, bar):
     """Experiment 2: one-pass `n*` for `|cos_u| >= threshold` against `d` at each `r2` (`r1 = 0`), `eta(r2)`."""
-    from reproduce import hypothesis_eta, passage_point
+    from passage import passage_point
+    from theory import hypothesis_eta
     from spikejax import bootstrap_passage
 
     t_all, cpu_all = time.time(), time.process_time()
@@ -314,15 +314,6 @@ def three_stage_units(cfg):
     return len(cfg["r2"]) * len(cfg["d"]) + len(cfg.get("check_r2", []))
 
 
-def verdict(lo, hi, bound, d):
-    """Against a sufficient (upper-bound) exponent `d^bound`, fitted over `d`: `at_scale._vs_paper`
-    (below is consistent and tighter, above by more than the bound's log factor violates), or
-    "no interval"."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "no interval"
-    return _vs_paper(lo, hi, bound, d)
-
-
 def three_stage_table(out):
     cfg = out["config"]
     t = cfg["target"]
@@ -373,7 +364,8 @@ def three_stage_table(out):
 
 
 def plot_three_stage(out, docs):
-    from reproduce import hypothesis_eta, plot_fit
+    from harness import plot_fit
+    from theory import hypothesis_eta
     from spikejax.plot import style
 
     plt = _pyplot()
@@ -418,7 +410,6 @@ def plot_three_stage(out, docs):
         fig.suptitle(f"Experiment 2: {cfg['dynamic']} online SGD, r1 = 0, {cfg['target']['link']}/{cfg['target']['activation']}",
                      fontsize=10)
         save_figure(fig, docs / "figures" / f"{cfg['name']}.png", tight=False)
-
 
 
 # ---------------------------------------------------------------- claims 1-2 under non-Gaussian inputs

@@ -38,6 +38,17 @@ from ._dynamics import (
     Spherical as Spherical,
     Vanilla as Vanilla,
 )
+from ._estimators import (
+    CELL_STATUSES as CELL_STATUSES,
+    Slope as Slope,
+    TailFit as TailFit,
+    cell_status as cell_status,
+    censored_median as censored_median,
+    censored_quantile as censored_quantile,
+    interval_text as interval_text,
+    local_slopes as local_slopes,
+    tail_fit as tail_fit,
+)
 from ._hermite import (
     HermiteFunction as HermiteFunction,
     gauss_hermite as gauss_hermite,

@@ -160,7 +160,9 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    import passage
     import reproduce as rp
+    import theory
 
     configs = sorted((Path(__file__).parent.parent / "configs").glob("complexity_*.toml"))
     assert len(configs) >= 6
@@ -180,13 +182,13 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     # A key given per target only (here the step's ratio) is read from the target; given nowhere, refused by name.
     cfg10 = rp.load_config(Path(__file__).parent.parent / "configs" / "complexity_10_precond_online.toml", "small")
     t10, bare = cfg10["targets"][0], {k: v for k, v in cfg10.items() if k != "ratio"}
-    assert rp.step_constant(dict(t10, ratio=0.05), bare) == pytest.approx(rp.step_constant(t10, cfg10) * 0.05 / cfg10["ratio"])
+    assert passage.step_constant(dict(t10, ratio=0.05), bare) == pytest.approx(passage.step_constant(t10, cfg10) * 0.05 / cfg10["ratio"])
     with pytest.raises(ValueError, match="^ratio is missing"):
-        rp.step_constant(t10, bare)
+        passage.step_constant(t10, bare)
     # The step check: n* c with c halved over n* c; within 30% passes.
-    chk = rp.step_check("x", dict(d=64, n_star=1000.0, c=0.1), dict(n_star=2500.0, c=0.05, never=0.0, seconds=1.0))
+    chk = passage.step_check("x", dict(d=64, n_star=1000.0, c=0.1), dict(n_star=2500.0, c=0.05, never=0.0, seconds=1.0))
     assert chk["ratio"] == pytest.approx(1.25) and chk["ok"]
-    chk = rp.step_check("x", dict(d=64, n_star=1000.0, c=0.1), dict(n_star=1200.0, c=0.05, never=0.0, seconds=1.0))
+    chk = passage.step_check("x", dict(d=64, n_star=1000.0, c=0.1), dict(n_star=1200.0, c=0.05, never=0.0, seconds=1.0))
     assert chk["ratio"] == pytest.approx(0.6) and not chk["ok"]
     with pytest.raises(ValueError, match="^scale="):
         rp.load_config(configs[0], "huge")
@@ -201,14 +203,14 @@ def test_reproduce_configs_load_and_blocks_replace(tmp_path):
     rp.replace_block(md, "y", "other")
     assert md.read_text().endswith("<!-- BEGIN y -->\nother\n<!-- END y -->\n")
     # The calibration's constants: (alpha_s beta_s, V = E[g^2]) by quadrature, against closed forms.
-    ab, v = rp.noise_constant("h3", "h3", "correlation", 0.25)
+    ab, v = theory.noise_constant("h3", "h3", "correlation", 0.25)
     assert ab == pytest.approx(1.0) and v == pytest.approx(3 * (1 + 0.25**2), rel=1e-6)  # E[h3'^2] = 3
-    ab, v = rp.noise_constant("h2", "relu", "squared", 0.25)
+    ab, v = theory.noise_constant("h2", "relu", "squared", 0.25)
     # g = (relu(p) - y) 1[p > 0]: E[relu^2] = 1/2, E[y^2] P(p > 0) = (1 + tau^2) / 2
     assert ab == pytest.approx(1 / np.sqrt(4 * np.pi)) and v == pytest.approx(0.5 + (1 + 0.25**2) / 2, rel=1e-3)
     # The hypothesised curve: s below r1, 1 at r2 = 1, continuous at the regime boundaries.
-    assert rp.hypothesis_eta(3, 0.25, 0.1) == 3 and rp.hypothesis_eta(3, 0.25, 1.0) == pytest.approx(1)
-    assert rp.hypothesis_eta(3, 0.25, 0.5) == pytest.approx(1 + 2 * 2 * 0.25)
+    assert theory.hypothesis_eta(3, 0.25, 0.1) == 3 and theory.hypothesis_eta(3, 0.25, 1.0) == pytest.approx(1)
+    assert theory.hypothesis_eta(3, 0.25, 0.5) == pytest.approx(1 + 2 * 2 * 0.25)
 
 
 # ---------------------------------------------------------------- first passages (passage_n)
@@ -444,14 +446,16 @@ def _experiments():
 
     sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
     import at_scale
+    import passage
     import reproduce
+    import theory
 
-    return reproduce, at_scale
+    return reproduce, at_scale, passage, theory
 
 
 def test_flow_time_matches_the_closed_forms():
     """d rho/dt = s ab rho^{s-1} (1 - rho^2): closed forms at s = 2 and s = 4."""
-    rp, _ = _experiments()
+    rp, _, passage, theory = _experiments()
     ab, r0, end = 0.7, np.array([0.05, -0.2, 0.95]), 0.9
 
     def f2(r):
@@ -460,27 +464,27 @@ def test_flow_time_matches_the_closed_forms():
     def f4(r):
         return (-0.5 / r**2 + np.log(r) - 0.5 * np.log(1 - r * r)) / (4 * ab)
 
-    t2, t4 = rp.flow_time(2, ab, r0, end), rp.flow_time(4, ab, r0, end)
+    t2, t4 = theory.flow_time(2, ab, r0, end), theory.flow_time(4, ab, r0, end)
     np.testing.assert_allclose(t2[:2], f2(end) - f2(np.abs(r0[:2])), rtol=1e-7)
     np.testing.assert_allclose(t4[:2], f4(end) - f4(np.abs(r0[:2])), rtol=1e-7)
     assert t2[2] == 0.0 and t4[2] == 0.0  # a start past the threshold takes no time
 
 
 def test_flow_ratio_counts_a_seed_that_never_passed_as_slowest():
-    rp, _ = _experiments()
+    rp, _, passage, theory = _experiments()
     d, s, ab, c = 64, 4, 1.0, 0.2
     rho0 = np.full(4, 0.1)
-    t = rp.flow_time(s, ab, rho0)[0]
+    t = theory.flow_time(s, ab, rho0)[0]
     n = np.array([1.0, 2.0, np.nan, np.nan]) * t / (c * d ** (-s / 2))  # times 1, 2 and never, never
-    ratios, med = rp.flow_ratio(n, np.ones(4, bool), rho0, c, d, s, ab)
+    ratios, med = passage.flow_ratio(n, np.ones(4, bool), rho0, c, d, s, ab)
     np.testing.assert_allclose(ratios[:2], [1.0, 2.0], rtol=1e-9)
     assert med == pytest.approx(2.0)  # half of the seeds passed by ratio 2 ("at least half", as median_n)
-    _, med = rp.flow_ratio(n, np.array([True, False, True, True]), rho0, c, d, s, ab)
+    _, med = passage.flow_ratio(n, np.array([True, False, True, True]), rho0, c, d, s, ab)
     assert np.isnan(med)  # two of the three counted seeds never passed: no median
 
 
 def test_passage_rerun_of_one_target_keeps_the_others(tmp_path, monkeypatch):
-    rp, _ = _experiments()
+    rp, _, passage, theory = _experiments()
     import json
 
     docs = tmp_path / "docs"
@@ -500,11 +504,11 @@ def test_passage_rerun_of_one_target_keeps_the_others(tmp_path, monkeypatch):
                         flow_ratio_median=1.0, stopped_early=False)
         return point
 
-    monkeypatch.setattr(rp, "passage_point", fake(1.0))
-    rp.run_passage(cfg, docs, _Bar())
-    monkeypatch.setattr(rp, "passage_point", fake(5.0))
-    assert rp.passage_units(dict(cfg, only_targets=["b"])) == 5
-    rp.run_passage(dict(cfg, only_targets=["b"]), docs, _Bar())
+    monkeypatch.setattr(passage, "passage_point", fake(1.0))
+    passage.run_passage(cfg, docs, _Bar())
+    monkeypatch.setattr(passage, "passage_point", fake(5.0))
+    assert passage.passage_units(dict(cfg, only_targets=["b"])) == 5
+    passage.run_passage(dict(cfg, only_targets=["b"]), docs, _Bar())
     out = json.loads((docs / "data" / "cal.json").read_text())
     assert [r["target"]["name"] for r in out["rows"]] == ["a", "b"]
     assert out["rows"][0]["n_star"][0] == pytest.approx(8**1.5 * 1.1)  # kept from the first run
@@ -515,7 +519,7 @@ def test_passage_rerun_of_one_target_keeps_the_others(tmp_path, monkeypatch):
 
 
 def test_fullbatch_grid_and_generative_rates():
-    _, at = _experiments()
+    _, at, _, _ = _experiments()
     assert at._n_grid(32, dict(log2_n_over_d=[-1, 2])).tolist() == [16, 32, 64, 128]
     with pytest.raises(ValueError, match="^log2_n_over_d="):
         at._n_grid(2, dict(log2_n_over_d=[-2, 1]))
@@ -526,7 +530,7 @@ def test_fullbatch_grid_and_generative_rates():
 def test_verdict_against_the_bound_allows_its_log_factor():
     """n = d log d over d = 32..256 fits a slope of 1.22: within the log factor of a d^1 bound;
     a slope past it violates; an interval below is tighter."""
-    _, at_scale = _experiments()
+    _, at_scale, _, _ = _experiments()
     d = np.array([32, 64, 128, 256])
     slope = np.polyfit(np.log(d), np.log(d * np.log(d)), 1)[0]
     assert slope == pytest.approx(1.22, abs=0.01)
@@ -584,7 +588,7 @@ def test_windowed_search_equals_the_whole_grid_on_its_window():
 def test_fullbatch_run_resumes_and_fits_the_exponent(tmp_path, monkeypatch):
     """run_fullbatch writes after every d; a run killed mid-row resumes without rerunning finished
     points, `--targets` runs one row and keeps the other; the fit recovers n* ~ d^1.5."""
-    _, at = _experiments()
+    _, at, _, _ = _experiments()
     calls = []
 
     def fake_point(cfg, target, d, n_pred=None):  # success (rho 0.95) from n = 10 d^1.5 on, for every seed
@@ -625,7 +629,7 @@ def test_fullbatch_run_resumes_and_fits_the_exponent(tmp_path, monkeypatch):
 def test_scaling_run_on_windows_records_them_and_fits(tmp_path, monkeypatch):
     """A scaling target with `window` runs K grid points at each d (the whole grid at the first two),
     stores the windows run per d, and fits n* ~ d^1.5 from the windowed columns."""
-    rp, _ = _experiments()
+    rp, _, passage, theory = _experiments()
     ran = []
 
     def fake_search(p, dyn, *, n_grid, keys, n_draw=None, **kw):  # success from n = 10 d^1.5 on

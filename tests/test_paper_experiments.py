@@ -12,6 +12,7 @@ import spikejax as sj
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import paper  # noqa: E402
+import passage  # noqa: E402
 import reproduce  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -89,7 +90,7 @@ def test_precond_online_r1_target_uses_its_own_r1():
     cfg = reproduce.load_config(CONFIGS / "complexity_10_precond_online.toml", "small")
     target = next(t for t in cfg["targets"] if t["name"] == "prec_cos_r025")
     target = dict(target, seeds=2)
-    pt = reproduce.passage_point(cfg, target, 16)
+    pt = passage.passage_point(cfg, target, 16)
     assert target["r1"] == 0.25
     assert pt["n"][0] == _post_hoc_n(cfg, target, pt, 0, 0.9)
     p0 = dict(target, r1=0.0)
