@@ -20,16 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+import spikejax as sj
+from passage import ragged
 from harness import pyplot, replace_block, save_figure, write_file
 
 NAME = "complexity_19_chain_calibration"
-
-
-def median_censored(n, valid):
-    """The median of the counted seeds with a censored seed (NaN) above every passed one;
-    infinite when half or more are censored."""
-    x = np.where(np.isnan(n), np.inf, n)[valid]
-    return float(np.median(x)) if x.size else np.nan
 
 
 def known_slope(s, d1, d2):
@@ -38,24 +33,12 @@ def known_slope(s, d1, d2):
     return float(max(1, s - 1))
 
 
-def local_slopes(points, n_boot, rng):
-    """`[(d1, d2, slope, lo, hi)]` from consecutive points, 90% bootstrap over each d's seeds."""
-    out = []
-    meds = []
-    for p in points:
-        n, valid = np.asarray(p["n"], float), np.asarray(p["valid"], bool)
-        idx = np.flatnonzero(valid)
-        boots = np.array([median_censored(n[rng.choice(idx, idx.size)], np.ones(idx.size, bool))
-                          for _ in range(n_boot)])
-        meds.append((median_censored(n, valid), boots))
-    for (a, ba), (b, bb), p1, p2 in zip(meds, meds[1:], points, points[1:]):
-        r = np.log(p2["d"] / p1["d"])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = np.log(b / a) / r
-            boot = np.log(bb / ba) / r  # inf / -inf where a median is censored: kept
-        lo, hi = np.percentile(boot, [5, 95])
-        out.append(dict(d1=p1["d"], d2=p2["d"], slope=float(slope), lo=float(lo), hi=float(hi)))
-    return out
+def local_slopes(points, n_boot, seed):
+    """`[(d1, d2, slope, lo, hi)]` from consecutive points: `sj.local_slopes` (censored seeds above
+    every passed one, 90% bootstrap over each d's counted seeds, every resample kept)."""
+    n, valid = ragged(points, "n", np.nan), ragged(points, "valid", False).astype(bool)
+    slopes = sj.local_slopes([p["d"] for p in points], n, valid, n_boot=n_boot, ci=0.9, seed=seed)
+    return [dict(d1=int(x.d1), d2=int(x.d2), slope=x.slope, lo=x.lo, hi=x.hi) for x in slopes]
 
 
 def main(argv=None):
@@ -65,11 +48,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     docs = Path(args.docs)
     data = json.loads((docs / "data" / f"{NAME}.json").read_text())
-    rng = np.random.default_rng(0)
     series = []
     for row in data["rows"]:
         t = row["target"]
-        slopes = local_slopes(row["points"], args.n_boot, rng)
+        slopes = local_slopes(row["points"], args.n_boot, seed=len(series))
         for x in slopes:
             x["known"] = known_slope(t["s"], x["d1"], x["d2"])
         series.append(dict(name=t["name"], s=t["s"], link=t["link"], activation=t["activation"], loss=t["loss"],
@@ -80,21 +62,18 @@ def main(argv=None):
     replace_block(docs / "results.md", "chain_calibration_slopes", table(series))
 
 
-def _fmt(x):
-    return "inf" if np.isinf(x) else f"{x:.2f}"
-
-
 def table(series):
     lines = ["![local slopes](figures/chain_calibration_slopes.png)", "",
-             "Local slope of the median n* between consecutive d (90% seed bootstrap, every resample kept: "
-             "`inf` marks an interval open at the top, a resample whose median is censored), beside the known "
+             "Local slope of the median n* between consecutive d (`sj.local_slopes`: a censored seed above every "
+             "passed one, the median the ceil(S/2)-th smallest; 90% seed bootstrap, every resample kept: `open` "
+             "marks an interval open at that end, a resample whose median is censored), beside the known "
              "one-pass rate's own local slope over the same d (d log d at s = 2; d^{s-1} at s >= 3).", "",
              "| s (link / activation, loss) | d1 -> d2 | local slope [90% CI] | known rate's slope | seeds at d2 |",
              "|---|---|---|---|---|"]
     for sr in series:
         for x, seeds in zip(sr["slopes"], sr["seeds"][1:]):
             lines.append(f"| {sr['s']} ({sr['link']} / {sr['activation']}, {sr['loss']}) | {x['d1']} -> {x['d2']} | "
-                         f"{x['slope']:.2f} [{_fmt(x['lo'])}, {_fmt(x['hi'])}] | {x['known']:.2f} | {seeds} |")
+                         f"{x['slope']:.2f} {sj.interval_text(x['lo'], x['hi'])} | {x['known']:.2f} | {seeds} |")
     return "\n".join(lines)
 
 

@@ -116,7 +116,7 @@ def _only(cfg):
     return [t for t in cfg["targets"] if names is None or t["name"] in names]
 
 
-def _ragged(pts, key, fill) -> np.ndarray:
+def ragged(pts, key, fill) -> np.ndarray:
     """`[p[key] for p in pts]` as one array, the seed axis padded with `fill` to the longest."""
     rows = [np.asarray(p[key], float) for p in pts]
     out = np.full((len(rows), max(len(r) for r in rows)) + rows[0].shape[1:], fill, float)
@@ -150,20 +150,20 @@ def cached_point(cfg, target, d, ratio=None, batch=None):
 def passage_row(cfg, target, ds, pts) -> dict:
     """The fits of one target from its points: `n*` at the main threshold, at every threshold, start-corrected
     (each seed's `n` times the flow time from the median start over the flow time from its own), `n*/log d` at `s = 2`."""
-    n = _ragged(pts, "n", np.nan)  # (D, S): seed counts may differ per d (`seeds_by_d`); padded seeds do not count
-    valid = _ragged(pts, "valid", False).astype(bool)
+    n = ragged(pts, "n", np.nan)  # (D, S): seed counts may differ per d (`seeds_by_d`); padded seeds do not count
+    valid = ragged(pts, "valid", False).astype(bool)
     fit = bootstrap_passage(ds, n, valid=valid, n_boot=cfg.get("n_boot", 500))
     row = dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
                n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts))
     if all("n_all" in p for p in pts) and len(cfg["thresholds"]) > 1:  # the exponent at every threshold
-        nall = _ragged(pts, "n_all", np.nan)  # (D, S, P)
+        nall = ragged(pts, "n_all", np.nan)  # (D, S, P)
         row["by_threshold"] = []
         for j, th in enumerate(cfg["thresholds"]):
             fj = bootstrap_passage(ds, nall[:, :, j], valid=valid, n_boot=cfg.get("n_boot", 500))
             row["by_threshold"].append(dict(threshold=th, eta=fj.eta, lo=fj.lo, hi=fj.hi, n_star=fj.n_star.tolist()))
     if all("rho0" in p for p in pts) and target["s"] >= 3:  # each seed moved to the median start
         ab, _ = noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
-        adj = _ragged([dict(a=np.asarray(p["n"], float) * flow_time(target["s"], abs(ab), 0.674 / np.sqrt(p["d"]),
+        adj = ragged([dict(a=np.asarray(p["n"], float) * flow_time(target["s"], abs(ab), 0.674 / np.sqrt(p["d"]),
                                                                  cfg["threshold"])
                             / np.maximum(flow_time(target["s"], abs(ab), p["rho0"], cfg["threshold"]), 1e-12))
                        for p in pts], "a", np.nan)
