@@ -26,6 +26,7 @@ import numpy as np
 from ._data import draw, prefix_mask
 from ._population import rho as _rho
 from ._chain import float64_on
+from ._estimators import censored_median
 from ._problem import check, check_choice, check_int, check_real
 from ._saveat import SaveAt
 from ._simulate import advance, init, prepare, simulate, state_axes
@@ -190,12 +191,7 @@ def median_n(n, valid=None) -> float:
     counted seeds have passed (the `ceil(S/2)`-th smallest; the median for odd `S`), the
     same "at least half succeed" rule as `critical_n`, without a grid. A run that never
     passed (NaN) counts as infinite, so `n*` is NaN when more than half never passed."""
-    n = np.asarray(n, float)
-    if valid is not None:
-        n = n[np.asarray(valid, bool)]
-    if n.size == 0:
-        return float("nan")
-    m = float(np.sort(np.where(np.isnan(n), np.inf, n))[(n.size + 1) // 2 - 1])
+    m = censored_median(n, valid)  # `+inf` there while half or more never passed
     return m if np.isfinite(m) else float("nan")
 
 
