@@ -19,13 +19,12 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ._config import load_config
 from ._grid import Group
 from ._io import Store, load_results, paths
 from ._plan import SweepPlan, preflight
 from ._results import empty_results, failed_batch, scatter, to_dataset
 from ._runner import Runner, params_array, seed_keys
-from ._spec import DIRECTION_METRICS
+from ._spec import DIRECTION_METRICS, SweepSpec
 
 
 @dataclass
@@ -75,8 +74,9 @@ def sweep(
     the engine refuses, one that does not fit the memory budget, or an `out` that holds a
     different configuration.
     """
-    with precision(load_config(config)):  # before the spec: its float type follows the precision
-        pre = preflight(config, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
+    spec = SweepSpec.of(config)  # resolved once; its float type follows `precision`
+    with precision(spec.config):
+        pre = preflight(spec, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
                         devices=devices, process_index=process_index, process_count=process_count)
         return run(pre, out=out, resume=resume, force=force, progress=progress)[0]
 

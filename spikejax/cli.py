@@ -150,12 +150,13 @@ def _sweep(args):
         jax.distributed.initialize(args.coordinator, args.process_count, args.process_index)
         devices = jax.local_devices()
     t0 = time.perf_counter()
-    from ._config import load_config
+    from ._spec import SweepSpec
 
-    if load_config(args.config)["precision"][0] == "float64":
+    spec = SweepSpec.of(args.config)  # resolved once; its float type follows `precision`
+    if spec.fixed("precision") == "float64":
         jax.config.update("jax_enable_x64", True)  # this process runs this one sweep
     pre = preflight(
-        args.config, out=args.out, resume=args.resume, force=args.force, max_memory=args.max_memory,
+        spec, out=args.out, resume=args.resume, force=args.force, max_memory=args.max_memory,
         chunk=args.chunk, devices=devices, process_index=args.process_index, process_count=args.process_count,
         trace=False,
     )
