@@ -13,7 +13,10 @@ dynamic, h2 link, ReLU; d = 256, n = 4096, 500 steps by default) it times, in tu
 - the numpy loop (`suite.numpy_spherical`) on a few configurations with independent data
   each (their draw included), on 2 and on 1 BLAS threads, extrapolated to S x B.
 
-Then a profile in this process of where the CLI's time goes (startup, compile, data draw,
+Each CLI run of this tree is run with `--profile`, so every row also holds the CLI's own
+account of its phases (start-up, plan, init's compile and run, the step limit, waits for a
+background compile, steps, checkpoints) and of each program's compile. Then a profile in
+this process of where the CLI's time goes (startup, compile, data draw,
 steady state, checkpoints, write), from the sweep's own compiled functions, and the
 agreement of the CLI's final rho with the numpy loop run on the engine's own draws.
 """
@@ -90,6 +93,9 @@ def cli_run(toml, out, poll=0.01, root=ROOT, cache=None):
     shutil.rmtree(out, ignore_errors=True)
     first = os.path.join(out, "checkpoint", "current.npz")
     cmd = [sys.executable, "-m", "spikejax.cli", "sweep", toml, "--out", out, "--force", "--no-progress"]
+    profiled = root == ROOT  # another checkout's CLI may not have --profile
+    if profiled:
+        cmd.append("--profile")
     if cache is None:
         cmd.append("--no-cache")
     cpu0 = os.times()
@@ -108,7 +114,14 @@ def cli_run(toml, out, poll=0.01, root=ROOT, cache=None):
     found = re.search(r"steps in ([0-9.]+) s", stdout)
     inproc = float(found.group(1)) if found else None
     cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
-    return dict(wall=wall, first_chunk=t_first, in_process=inproc, cpu=cpu)
+    row = dict(wall=wall, first_chunk=t_first, in_process=inproc, cpu=cpu)
+    if profiled:  # the CLI's own account of its phases (`--profile`), the write excepted
+        import spikejax as sj
+
+        totals = sj.load_results(out).attrs["profile"]["totals"]
+        row["phases"] = {k: v for k, v in totals.items() if not isinstance(v, dict)}
+        row["programs"] = totals["programs"]
+    return row
 
 
 def numpy_configs(cfg, count, rng):
@@ -271,6 +284,7 @@ def measure(grids, base, rounds, numpy_count, log=print, baseline=None):
                        numpy_note=f"1 config (2 BLAS threads) and {numpy_count} (1 thread) a round, extrapolated",
                        max_abs_drho=diff, profile=prof, profiles=profs)
             row["cli_warm_s"] = min(x["wall"] for x in warm)
+            row["cli_warm_all"] = warm
             row["cli_warm_s_median"] = float(np.median([x["wall"] for x in warm]))
             row["cli_cpu_s"] = min(x["cpu"] for x in runs)
             if baseline:
@@ -381,6 +395,14 @@ def report(r):
     total = sum(v for _, v in parts)
     print("  profile: " + "; ".join(f"{k} {v:.2f} s" for k, v in parts) +
           f"; sum {total:.2f} s vs CLI {r['cli_s']:.2f} s")
+    for name, runs in (("cold", r["cli_all"]), ("warm", r.get("cli_warm_all", []))):
+        best = min(runs, key=lambda x: x["wall"]) if runs and "phases" in runs[0] else None
+        if best is not None:  # the CLI's own --profile of its fastest run
+            ph = best["phases"]
+            print(f"  CLI --profile ({name}, {best['wall']:.2f} s): " + "; ".join(
+                f"{k} {ph[k]:.2f}" for k in ("start-up", "plan", "prepare", "init compile", "init run", "step limit",
+                                            "compile wait", "steps", "checkpoints", "readout") if ph.get(k))
+                  + f"; compile {ph['compile']:.2f} s, {ph['compile hidden']:.2f} s of it in the background")
     print(f"  agreement: max |rho_T(CLI) - rho_T(numpy on the engine's draws)| = {r['max_abs_drho']:.1e}")
 
 

@@ -14,7 +14,9 @@ then in process CPU seconds (steadier when other processes share the cores). Flo
 configuration-step: 4 batch d (the neuron's forward and backward products, as in the
 empirical benchmark); the step also computes each configuration's labels of the fresh
 batch, one more (B, d) x (d, batch) product (2 batch d), reported beside it. Agreement:
-one configuration of the sweep against `sj.simulate` alone with the same source.
+one configuration of the sweep against `sj.simulate` alone with the same source. Last,
+an account of the online chunk's CPU time (`account`): the draws alone, the forward and
+backward products alone, and the rest (per-configuration elementwise work).
 """
 
 from __future__ import annotations
@@ -113,6 +115,38 @@ def measure(configs, d, batch, reuse, chunk, repeat, log=print):
     return rows
 
 
+def account(configs, d, batch, chunk, repeat, log=print):
+    """Where an online chunk's CPU time goes, timed in turn in this process: the chunk, the
+    fresh batches' draws alone (`chunk` draws of batch x d float32 normals), and the step's
+    products alone, forward (B, d) x (d, batch) and backward (B, batch) x (batch, d), each
+    `chunk` times (the labels' product has the forward shape: counted once more). What is left is the per-configuration elementwise work on (B, d) arrays
+    (the covariance's root, the dynamic's update and normalisation, the records)."""
+    import jax
+    import jax.numpy as jnp
+
+    run, _, _ = chunk_case(config("online", configs, d, batch, 1, 10**6), chunk)
+
+    def draws(key):
+        body = lambda c, k: (c + jax.random.normal(jax.random.fold_in(key, k), (batch, d), jnp.float32).sum(), None)
+        return jax.lax.scan(body, jnp.float32(0), jnp.arange(chunk))[0]
+
+    rng = np.random.default_rng(0)
+    w, r, z = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((configs, d), (configs, batch), (batch, d)))
+    fwd = jax.jit(lambda w, z: jax.lax.dot_general(w, z, (((1,), (1,)), ((), ()))))
+    bwd = jax.jit(lambda r, z: r @ z)
+    cases = [(run,), (jax.jit(draws), jax.random.key(0)), (fwd, w, z), (bwd, r, z)]
+    best, _, _ = suite.interleaved(cases, repeat=repeat, stats=True, clock=time.process_time)
+    parts = dict(chunk=best[0], draws=best[1], forward=best[2] * chunk, backward=best[3] * chunk)
+    parts["labels"] = parts["forward"]  # each configuration's labels: one more product of the forward shape
+    parts["rest"] = parts["chunk"] - sum(parts[k] for k in ("draws", "forward", "backward", "labels"))
+    flop = 2 * configs * d * batch
+    log(f"  [cpu] online chunk of {chunk} steps, B={configs}, d={d}, batch={batch}: {parts['chunk']:.3f} CPU s = "
+        + ", ".join(f"{k} {v:.3f} ({100 * v / parts['chunk']:.0f}%)" for k, v in parts.items() if k != "chunk")
+        + f"; GEMM rates forward {flop / best[2] / 1e9:.0f}, backward {flop / best[3] / 1e9:.0f} GFLOP per CPU s; "
+        + suite.load())
+    return parts
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
@@ -132,10 +166,12 @@ def main(argv=None):
     print(f"  agreement with sj.simulate alone (d={min(args.d, 64)}, 4 configurations, 40 steps): max |drho| "
           + ", ".join(f"{s} {v:.1e}" for s, v in diff.items()))
     rows = measure(args.configs, args.d, args.batch, args.reuse, args.chunk, args.repeat)
+    parts = account(args.configs, args.d, args.batch, args.chunk, args.repeat)
     print("end:", suite.machine())
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(machine=suite.machine(), agreement=diff, rows=rows), f, indent=1, default=float)
+            json.dump(dict(machine=suite.machine(), agreement=diff, rows=rows, account=parts), f, indent=1,
+                      default=float)
     return rows, diff
 
 

@@ -104,6 +104,7 @@ from ._simulate import (
     step_limit as step_limit,
     state_axes as state_axes,
 )
+from ._extragradient import ExtraGradient as ExtraGradient, ExtraGradientChain as ExtraGradientChain
 from ._solvers import AbstractSolver as AbstractSolver, Dopri5 as Dopri5, Euler as Euler, Optax as Optax
 from ._sources import (
     AbstractSource as AbstractSource,
@@ -133,6 +134,7 @@ from ._target import AbstractTarget as AbstractTarget, SingleIndex as SingleInde
 from ._multi_index import (
     BUILTIN_TARGETS as BUILTIN_TARGETS,
     MultiIndex as MultiIndex,
+    TargetFunction as TargetFunction,
     multi_hermite as multi_hermite,
     parity as parity,
     product_h2 as product_h2,

@@ -66,6 +66,7 @@ SCHEMA = {
     "n_unlabelled": ("int", 0, True),
     "batch": ("int", None, True),
     "reuse": ("int", 1, False),
+    "displacement": ("real", None, True),  # source = "extragradient": rho d (Arnaboldi et al.'s rho_prefactor)
     "noise": ("real", 0.0, True),
     "dt": ("real", 0.05, True),
     "steps": ("int", 1000, False),
@@ -113,6 +114,7 @@ def _validators() -> dict:
     from ._saveat import SaveAt
     from ._simulate import check_run
     from ._solvers import Dopri5
+    from ._extragradient import ExtraGradient
     from ._sources import Empirical, Online, Reused
     from ._train import Network
 
@@ -124,6 +126,7 @@ def _validators() -> dict:
         "n": lambda v: Empirical(v),
         "batch": lambda v: Online(v),
         "reuse": lambda v: Reused(1, v),
+        "displacement": lambda v: ExtraGradient(1, v),
         "nu": lambda v: StudentT(v),
         "rtol": lambda v: Dopri5(rtol=v, atol=v * 1e-3),
         "max_steps": lambda v: Dopri5(max_steps=v),

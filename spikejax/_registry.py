@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax.numpy as jnp
+
 from ._dynamics import AbstractDynamic, Normalized, Preconditioned, Spherical, Vanilla
+from ._extragradient import ExtraGradient
 from ._hermite import FUNCTIONS
 from ._inputs import AbstractInputs, Gaussian, Rademacher, StudentT
 from ._loss import AbstractLoss, Correlation, Squared
-from ._multi_index import REGISTERED_TARGETS
+from ._multi_index import REGISTERED_TARGETS, TargetFunction
 from ._neuron import AbstractNeuron, Plain, SigmaHatNorm, SigmaNorm
 from ._solvers import AbstractSolver, Dopri5, Euler
 from ._source_base import AbstractSource
 from ._sources import Empirical, Online, Population, Reused
 
 DYNAMICS = {"spherical": Spherical, "normalized": Normalized, "preconditioned": Preconditioned, "vanilla": Vanilla}
-SOURCES = {"population": Population, "empirical": Empirical, "online": Online, "reused": Reused}
+SOURCES = {"population": Population, "empirical": Empirical, "online": Online, "reused": Reused,
+           "extragradient": ExtraGradient}
 SOLVERS = {"euler": Euler, "dopri5": Dopri5}
 INPUTS = {"gaussian": Gaussian, "student_t": StudentT, "rademacher": Rademacher}
 LOSSES = {"squared": Squared, "correlation": Correlation}
@@ -47,6 +51,19 @@ KINDS = {
 }
 
 
+def he3(x):
+    """`He_3(x) = x^3 - 3x`, the probabilists' Hermite polynomial unnormalised (`sqrt(6) h3`): the
+    target of Arnaboldi et al.'s reuse experiments, by name `link = "he3"` (docs/reuse.md)."""
+    return x**3 - 3 * x
+
+
+def tanh_z1_he3_z2(z1, z2):
+    """`tanh(z_1 + He_3(z_2))`, `He_3(x) = x^3 - 3x` unnormalised: the two-index target of Dandi et
+    al. 2024 (IdePHICS/benefit-reusing-batch), by name `target = "tanh_z1_he3_z2"` (k = 2;
+    docs/reuse.md)."""
+    return jnp.tanh(z1 + he3(z2))
+
+
 def register(key: str, name: str, obj):
     """Make `obj` reachable as `name` wherever a config, the command line or the Python API
     names a `key` (`"dynamic"`, `"source"`, `"solver"`, `"input_dist"`, `"loss"`, `"neuron"`:
@@ -59,9 +76,9 @@ def register(key: str, name: str, obj):
         raise ValueError(f"name={name!r} is not allowed; a name is an identifier (letters, digits, _)")
     if name in table and table[name] is not obj:
         raise ValueError(f"name={name!r} is not allowed; {key} {name!r} is already registered")
-    if base is dict:
-        ok = isinstance(obj, dict) and len(obj) > 0
-        what = "a mapping {alpha: coeff} of Hermite degrees per direction to coefficients"
+    if base is dict:  # a TargetFunction's series is computed on first use, not here
+        ok = isinstance(obj, TargetFunction) or isinstance(obj, dict) and len(obj) > 0
+        what = "a mapping {alpha: coeff} of Hermite degrees per direction to coefficients (or a TargetFunction)"
     elif base is not None:
         ok = isinstance(obj, type) and issubclass(obj, base)
         what = f"a subclass of sj.{base.__name__}"
@@ -118,3 +135,9 @@ def as_loss(spec) -> AbstractLoss:
 def as_neuron(spec) -> AbstractNeuron:
     """A neuron normaliser from its name (`"plain"`, `"sigma"`, `"sigma_hat"`) or an `AbstractNeuron`."""
     return _resolve("neuron", NEURONS, AbstractNeuron, spec)
+
+
+register("link", "he3", he3)  # one function object: a static field, so no recompile per problem
+# a function, not a finite series: labels from the function, the closed forms from its series to
+# degree 6 (exact for ReLU without bias, whose odd Hermite coefficients above 1 vanish: g is odd)
+register("target", "tanh_z1_he3_z2", TargetFunction(tanh_z1_he3_z2, k=2))

@@ -26,6 +26,7 @@ from ._data import config_keys
 from ._depends import depends_on
 from ._grid import ARRAY_KEYS, Group
 from ._multi_problem import multi_index_problem
+from ._profile import NO_PROFILE
 from ._problem import check_choice, make_problem
 from ._readout import fit_readout
 from ._registry import DYNAMICS, INPUTS, SOLVERS, SOURCES, build
@@ -145,7 +146,7 @@ class Runner:
     def __init__(self, group: Group, spec, chunk: int, mesh=None, seed_loop: str | None = None):
         spec = SweepSpec.of(spec)
         self.steps, self.record_count, self.chunk = spec.steps, len(spec.schedule), chunk
-        self.seed_loop = seed_loop or ("map" if jax.default_backend() == "cpu" else "vmap")
+        self.seed_loop = seed_loop or self.default_seed_loop()
         check_choice("seed_loop", self.seed_loop, ("map", "vmap"))
         self.parts = Parts.of(group, spec)
         self.adaptive = self.parts.solver.adaptive
@@ -160,7 +161,14 @@ class Runner:
         self._layout = None
         self._arrays = self._limits = None
         self._pending = {}
+        self.profile = NO_PROFILE  # `run` sets a `Profile` to time init, the step limit and compile waits
         self._programs()
+
+    @staticmethod
+    def default_seed_loop() -> str:
+        """`"map"` on CPU (a seed's samples stay in cache through a chunk: x1.2-6 over a
+        `vmap` of seeds, BENCHMARKS.md), `"vmap"` on accelerators (one batched GEMM)."""
+        return "map" if jax.default_backend() == "cpu" else "vmap"
 
     def _programs(self):
         """Jit the batch's programs: `init`, the step `limit`, a `chunk` of steps, the final
@@ -198,14 +206,16 @@ class Runner:
             return _seed_map(inner, seed_in, seed_out)
 
         arrays = lambda: self.layout()[0]  # the simulation's C axes, traced on first use
-        self._init = jax.jit(lambda k, p: nest(init_one, 0, (0, sax), (None, 0), (arrays(), sax))(k, p))
+        self._init = jax.jit(_named("init", lambda k, p: nest(init_one, 0, (0, sax), (None, 0), (arrays(), sax))(k, p)))
         # a separate program (not inside init) so that the three compile in parallel (`precompile`)
-        self._limit = jax.jit(lambda a, w: nest(limit_one, 0, 0, (arrays(), 0), 0)(a, w)) if self.checked else None
-        self._chunk = jax.jit(lambda a, s: nest(chunk_one, (0, sax), (sax, 0), (arrays(), sax), (sax, 0))(a, s),
-                              donate_argnums=1)
-        self._status = jax.jit(lambda a, s: nest(status_one, (0, sax), 0, (arrays(), sax), 0)(a, s))
+        self._limit = jax.jit(_named("step_limit", lambda a, w: nest(limit_one, 0, 0, (arrays(), 0), 0)(a, w))
+                              ) if self.checked else None
+        self._chunk = jax.jit(_named("chunk", lambda a, s: nest(chunk_one, (0, sax), (sax, 0), (arrays(), sax),
+                                                                (sax, 0))(a, s)), donate_argnums=1)
+        self._status = jax.jit(_named("status", lambda a, s: nest(status_one, (0, sax), 0, (arrays(), sax), 0)(a, s)))
         vnest = lambda f, a_in, a_out: jax.vmap(jax.vmap(f, a_in[1], a_out), a_in[0], a_out)
-        self._readout = jax.jit(vnest(parts.readout, ((0, 0, sax), (None, 0, sax)), 0)) if self.n2 else None
+        self._readout = jax.jit(_named("readout", vnest(parts.readout, ((0, 0, sax), (None, 0, sax)), 0))
+                                ) if self.n2 else None
 
     def layout(self):
         """`(axes, static)` of a configuration's `Simulation`: `axes` is 0 on the array
@@ -256,17 +266,20 @@ class Runner:
     def _wait(self, name):
         thread = self._pending.pop(name, None)
         if thread is not None:
-            thread.join()
+            with self.profile.span("compile wait"):
+                thread.join()
 
     def init(self, keys, params):
         """The batch's state at step 0; builds and keeps its simulations for `chunk_fn`,
         and estimates the step limits at step 0 (`step_limits`)."""
-        self._arrays, state = self._init(self._place(keys), self._place(params))
+        with self.profile.span("init"):
+            self._arrays, state = jax.block_until_ready(self._init(self._place(keys), self._place(params)))
         if self._limit is None:
             self._limits = np.full(np.shape(params["dt"]), np.nan)
         else:
             self._wait("limit")
-            self._limits = np.asarray(self._limit(self._arrays, state.w))
+            with self.profile.span("step limit"):
+                self._limits = np.asarray(self._limit(self._arrays, state.w))
         return state
 
     def chunk_fn(self, keys, params, state):
@@ -293,6 +306,12 @@ class Runner:
         if self._readout is None:
             return None
         return self._readout(self._place(keys), self._place(params), self._place(state))
+
+
+def _named(name: str, f):
+    """`f` under the name its compile is reported by (`jax.monitoring`, `--profile`)."""
+    f.__name__ = f.__qualname__ = name
+    return f
 
 
 def _seed_map(f, in_axes, out_axes):

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ._grid import Group
 from ._io import Store, load_results, paths
 from ._plan import SweepPlan, preflight
+from ._profile import NO_PROFILE, Profile
 from ._results import empty_results, failed_batch, scatter, to_dataset
 from ._runner import Runner, params_array, seed_keys
 from ._spec import DIRECTION_METRICS, SweepSpec
@@ -49,6 +50,7 @@ def sweep(
     devices=None,
     process_index: int = 0,
     process_count: int = 1,
+    profile: bool = False,
 ) -> xr.Dataset:
     """Run every configuration of a grid and return the labelled results.
 
@@ -65,6 +67,8 @@ def sweep(
     - `devices`: shard the configuration axis over these (default `jax.devices()`).
     - `process_index`, `process_count`: this process's share of a multi-process sweep;
       each writes `results.part{index}.nc`, and `merge_parts(out)` assembles them.
+    - `profile`: time the sweep's phases and compiles (`spikejax.internal.Profile`) into the dataset's
+      attribute `profile` (JSON: totals and the timeline up to writing).
 
     **Returns:** an `xarray.Dataset` with `cos_u`, `rho`, `cos_theta`, `norm`, `risk`,
     `train_risk` over (swept axes..., `step`), and per configuration `status` (`ok`,
@@ -74,11 +78,13 @@ def sweep(
     the engine refuses, one that does not fit the memory budget, or an `out` that holds a
     different configuration.
     """
+    prof = Profile() if profile else NO_PROFILE
     spec = SweepSpec.of(config)  # resolved once; its float type follows `precision`
     with precision(spec.config):
-        pre = preflight(spec, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
-                        devices=devices, process_index=process_index, process_count=process_count)
-        return run(pre, out=out, resume=resume, force=force, progress=progress)[0]
+        with prof.span("plan"):
+            pre = preflight(spec, out=out, resume=resume, force=force, max_memory=max_memory, chunk=chunk,
+                            devices=devices, process_index=process_index, process_count=process_count)
+        return run(pre, out=out, resume=resume, force=force, progress=progress, profile=prof)[0]
 
 
 @contextlib.contextmanager
@@ -97,9 +103,10 @@ def precision(config: dict):
             jax.config.update("jax_enable_x64", False)
 
 
-def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, log=None):
+def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, log=None, profile=NO_PROFILE):
     """Run a planned sweep (`preflight`); returns `(dataset, RunStats)`. `log(line)` gets
-    one-line notes (resuming, compiling); by default they go to the progress bar."""
+    one-line notes (resuming, compiling); by default they go to the progress bar. A
+    `Profile` times the phases and compiles (the dataset's attribute `profile`)."""
     t0 = time.perf_counter()
     stats = RunStats()
     spec, part = pre.spec, pre.part
@@ -119,62 +126,87 @@ def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, l
     if saved_count:
         say(f"resuming: {saved_count} of {len(pre.batches)} batches done")
     errors = []
-    for bi, g, sl in pre.batches:
-        width = sl.stop - sl.start
-        saved = store.finished(bi) if store else None
-        if saved is None:
-            try:
-                saved, work = _run_batch(pre, g, sl, store, bi, bar, say)
-                stats.config_steps += work
-                stats.batches_run += 1
-            except Exception as err:  # noqa: BLE001 (one bad group must not kill the sweep)
-                warnings.warn(f"a group of the sweep failed and is marked 'error': {err!r}", stacklevel=2)
-                errors.append(f"{g.static}: {err!r}")
-                saved = failed_batch(len(g.seeds), width, results)
-            if store:
-                store.save_finished(bi, **saved)
-        else:
-            stats.batches_resumed += 1
-            bar.update(len(g.seeds) * width * steps)
-        scatter(results, g, sl, saved)
-        done.reshape(-1)[g.flat[:, sl]] = True
+    with profile.listening():
+        for bi, g, sl in pre.batches:
+            saved = _batch(pre, bi, g, sl, store, bar, say, stats, errors, results, profile)
+            scatter(results, g, sl, saved)
+            done.reshape(-1)[g.flat[:, sl]] = True
     bar.close()
     ds = to_dataset(results, spec, done=None if part is None else done)
+    ds.attrs["runner"] = runner_attrs(pre)
     if errors:
         ds.attrs["errors"] = "\n".join(errors)
+    if isinstance(profile, Profile):
+        ds.attrs["profile"] = profile.record()
     if store:
-        store.write_results(ds)
-        store.clear_checkpoints()
+        with profile.span("write"):
+            store.write_results(ds)
+            store.clear_checkpoints()
     stats.seconds = time.perf_counter() - t0
     return ds, stats
 
 
-def _run_batch(pre: SweepPlan, g: Group, sl: slice, store, bi, bar, say):
+def _batch(pre, bi, g, sl, store, bar, say, stats, errors, results, profile):
+    """One batch's host arrays: from its finished checkpoint, or run (an error marks the
+    batch's configurations `error` and the sweep goes on)."""
+    width = sl.stop - sl.start
+    saved = store.finished(bi) if store else None
+    if saved is not None:
+        stats.batches_resumed += 1
+        bar.update(len(g.seeds) * width * pre.spec.steps)
+        return saved
+    try:
+        saved, work = _run_batch(pre, g, sl, store, bi, bar, say, profile)
+        stats.config_steps += work
+        stats.batches_run += 1
+    except Exception as err:  # noqa: BLE001 (one bad group must not kill the sweep)
+        warnings.warn(f"a group of the sweep failed and is marked 'error': {err!r}", stacklevel=3)
+        errors.append(f"{g.static}: {err!r}")
+        saved = failed_batch(len(g.seeds), width, results)
+    if store:
+        with profile.span("checkpoints"):
+            store.save_finished(bi, **saved)
+    return saved
+
+
+def runner_attrs(pre: SweepPlan) -> dict:
+    """How the sweep ran (the dataset's attribute `runner`): the seed loop (a `lax.map` over
+    seeds on CPU, a `vmap` on accelerators), the chunk, the batches and the memory budget."""
+    loops = sorted({r.seed_loop for r in pre.runners.values()})
+    return {"seed_loop": ", ".join(loops) or Runner.default_seed_loop(), "chunk": pre.chunk,
+            "batches": len(pre.batches), "max_memory": pre.max_memory}
+
+
+def _run_batch(pre: SweepPlan, g: Group, sl: slice, store, bi, bar, say, profile=NO_PROFILE):
     """Run (or continue) one batch through all its chunks; returns its host arrays and the
     config-steps computed here."""
     runners, key = pre.runners, id(g)
     fresh = key not in runners or not runners[key].compiled
-    if key not in runners:
-        runners[key] = Runner(g, pre.spec, pre.chunk, pre.mesh)
-    runner = runners[key]
-    if fresh:
-        bar.set_description_str("compiling…", refresh=True)
-        if bar.disable:
-            say(f"compiling group {list(runners).index(key) + 1}…")
-    params, _ = params_array(g, sl, pre.n_dev)
-    keys = seed_keys(g)
-    if fresh:
-        runner.precompile(keys, params)
+    with profile.span("prepare"):
+        if key not in runners:
+            runners[key] = Runner(g, pre.spec, pre.chunk, pre.mesh)
+        runner = runners[key]
+        runner.profile = profile
+        if fresh:
+            bar.set_description_str("compiling…", refresh=True)
+            if bar.disable:
+                say(f"compiling group {list(runners).index(key) + 1}…")
+        params, _ = params_array(g, sl, pre.n_dev)
+        keys = seed_keys(g)
+        if fresh:
+            runner.precompile(keys, params)  # traces the chunk here; compiles it in the background
     state = runner.init(keys, params)
     width = sl.stop - sl.start
     limits = runner.step_limits(keys, params)
     _warn_above_limit(limits[:, :width], np.asarray(params["dt"])[:, :width], bi, say)
     state, status, work = _chunks(pre, runner, g, width, keys, params, state, store, bi, bar, fresh)
     keep = slice(0, width)
-    test_mse = runner.readout(keys, params, state)
+    with profile.span("readout"):
+        test_mse = runner.readout(keys, params, state)
+        status = np.asarray(runner.status(keys, params, state) if status is None else status)
     saved = {
         "records": np.stack([np.asarray(state.records[m]) for m in pre.spec.names], -1)[:, keep],
-        "status": np.asarray(runner.status(keys, params, state) if status is None else status)[:, keep],
+        "status": status[:, keep],
         "fail_step": np.asarray(state.fail_step)[:, keep],
         "test_mse": np.full((len(g.seeds), width), np.nan) if test_mse is None else np.asarray(test_mse)[:, keep],
         "dt_limit": limits[:, keep],
@@ -205,10 +237,11 @@ def _chunks(pre, runner, g, width, keys, params, state, store, bi, bar, fresh):
         state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), [jnp.asarray(x) for x in leaves])
         bar_done = len(g.seeds) * width * min(done, steps) if not runner.adaptive else 0
         bar.update(bar_done)
-    status = None
+    status, profile = None, runner.profile
     while done < (pre.spec.fixed("max_steps") if runner.adaptive else steps):
         state, status = runner.chunk_fn(keys, params, state)
-        jax.block_until_ready(state)
+        with profile.span("steps"):
+            jax.block_until_ready(state)
         if fresh:
             runner.compiled, fresh = True, False
             bar.set_description_str("", refresh=False)
@@ -229,7 +262,8 @@ def _chunks(pre, runner, g, width, keys, params, state, store, bi, bar, fresh):
         if finished:
             break
         if store:
-            store.save_in_flight(bi, done, jax.tree_util.tree_leaves(state))
+            with profile.span("checkpoints"):
+                store.save_in_flight(bi, done, jax.tree_util.tree_leaves(state))
     bar.update(len(g.seeds) * width * steps - bar_done)
     work += len(g.seeds) * width * steps - bar_done
     return state, status, work

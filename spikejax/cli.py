@@ -133,11 +133,24 @@ def _import_extensions(modules):
             raise ValueError(f"--import {name!r} is not allowed; it cannot be imported ({err})") from None
 
 
+def _start_profile():
+    """A `Profile` whose first span is the start-up: from the process's start (or, where
+    that is unknown, from now) to the command's first step after its imports."""
+    from ._profile import Profile, process_start
+
+    start = process_start()
+    profile = Profile(start)
+    if start is not None:
+        profile.add("start-up", start, time.time())
+    return profile
+
+
 def _sweep(args):
     import jax
 
     from ._io import paths
     from ._plan import preflight
+    from ._profile import NO_PROFILE, Profile
     from ._saveat import STATUS
     from ._sweep import run
 
@@ -152,16 +165,18 @@ def _sweep(args):
     t0 = time.perf_counter()
     from ._spec import SweepSpec
 
-    spec = SweepSpec.of(args.config)  # resolved once; its float type follows `precision`
-    if spec.fixed("precision") == "float64":
-        jax.config.update("jax_enable_x64", True)  # this process runs this one sweep
-    pre = preflight(
-        spec, out=args.out, resume=args.resume, force=args.force, max_memory=args.max_memory,
-        chunk=args.chunk, devices=devices, process_index=args.process_index, process_count=args.process_count,
-        trace=False,
-    )
-    print(pre.summary(), flush=True)
-    pre.trace()
+    profile = _start_profile() if args.profile else NO_PROFILE
+    with profile.span("plan"):
+        spec = SweepSpec.of(args.config)  # resolved once; its float type follows `precision`
+        if spec.fixed("precision") == "float64":
+            jax.config.update("jax_enable_x64", True)  # this process runs this one sweep
+        pre = preflight(
+            spec, out=args.out, resume=args.resume, force=args.force, max_memory=args.max_memory,
+            chunk=args.chunk, devices=devices, process_index=args.process_index, process_count=args.process_count,
+            trace=False,
+        )
+        print(pre.summary(), flush=True)
+        pre.trace()
     print(f"checked and planned in {time.perf_counter() - t0:.2f} s", flush=True)
     if args.dry_run:
         return 0
@@ -170,7 +185,7 @@ def _sweep(args):
     interrupt.total = len(pre.batches)
     interrupt.bar = not args.no_progress
     ds, stats = run(pre, out=args.out, resume=args.resume, force=args.force, progress=not args.no_progress,
-                    log=lambda line: print(line, file=sys.stderr, flush=True))
+                    log=lambda line: print(line, file=sys.stderr, flush=True), profile=profile)
     wall = time.perf_counter() - t0
     n_cfg = int(ds["status"].size)
     steps = int(ds["step"].values[-1])
@@ -184,6 +199,8 @@ def _sweep(args):
               f"({stats.config_steps:,} config-steps computed here at {rate:.3g} config-steps/s{resumed})")
     print("status: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "ok"))
     print(f"results: {paths(args.out, part)[0]}")
+    if isinstance(profile, Profile):
+        print("where the time went (also in the results' attribute `profile`, up to writing):\n" + profile.table())
     if counts["error"]:
         first = str(ds.attrs.get("errors", "")).splitlines()[:1]
         print(f"spikejax sweep: error: {counts['error']} configuration(s) could not run"
@@ -276,6 +293,9 @@ def _sweep_parser(sub, cache):
                     help="device memory a batch may use, e.g. 4G (default: half the device's or host's)")
     sw.add_argument("--chunk", type=int, default=None, help="steps per compiled chunk (default: about steps/20)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.add_argument("--profile", action="store_true",
+                    help="print where the time went (start-up, plan, compile, data, steps, checkpoints, writing) "
+                         "and store it in the results' attribute `profile`")
     sw.add_argument("--process-index", type=int, default=0, help="this process's index in a multi-process sweep")
     sw.add_argument("--process-count", type=int, default=1, help="processes in a multi-process sweep")
     sw.add_argument("--coordinator", default=None, metavar="HOST:PORT",

@@ -40,4 +40,6 @@ from ._budget import default_chunk as default_chunk
 from ._results import variables_table as variables_table
 from ._runner import Runner as Runner, params_array as params_array, seed_keys as seed_keys
 from ._io import Store as Store
-from ._registry import KINDS as REGISTRY_KINDS
+from ._profile import PHASES as PROFILE_PHASES, Profile as Profile
+from ._registry import KINDS as REGISTRY_KINDS, TARGETS as REGISTERED_TARGETS
+from ._saveat import overlaps as passage_overlaps

@@ -23,7 +23,8 @@ def test_vmap_over_kappa_matches_loop():
     assert len(set(np.round(np.asarray(batched), 6))) == 3
 
 
-@pytest.mark.parametrize("dynamic", [sj.Spherical(), sj.Normalized(), sj.Preconditioned()])
+@pytest.mark.parametrize("dynamic", [sj.Spherical(), pytest.param(sj.Normalized(), marks=pytest.mark.slow),
+                                     pytest.param(sj.Preconditioned(), marks=pytest.mark.slow)])
 def test_grad_wrt_dt_and_kappa_matches_finite_differences(dynamic):
     f = jax.jit(lambda k, dt: _final_risk(k, dt, dynamic, reduced=False))
     dt = 0.02  # mid-flight after 200 steps, so the final risk still depends on dt

@@ -196,7 +196,7 @@ def test_another_config_is_refused_naming_the_keys_and_force_clears_figures(tmp_
 
 def test_files_are_readable_by_others_and_attributes_keep_their_types(tmp_path):
     cfg = _toml(tmp_path / "c.toml", dict(TINY, reduced=False))
-    proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress", umask=0o022)
+    proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress", "--profile", umask=0o022)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("results.nc", "config.json"):
         assert stat.S_IMODE((tmp_path / "o" / name).stat().st_mode) == 0o644, name
@@ -212,6 +212,43 @@ def test_files_are_readable_by_others_and_attributes_keep_their_types(tmp_path):
     docs = (ROOT / "docs" / "sweeps.md").read_text()
     for metric in sj.METRICS:
         assert f"`{metric}`" in docs, metric
+    assert ds.attrs["runner"] == {"seed_loop": "map", "chunk": ds.attrs["runner"]["chunk"], "batches": 1,
+                                  "max_memory": ds.attrs["runner"]["max_memory"]}
+    _check_profile(ds.attrs["profile"], proc.stdout)
+
+
+def _check_profile(prof, stdout):
+    """`--profile`: the table is printed, and the attribute's phases tile the run: the
+    main thread's spans never overlap, and they cover the wall time up to writing."""
+    assert "where the time went" in stdout and "init" in stdout
+    totals, spans = prof["totals"], prof["spans"]
+    assert totals["start-up"] > 0 and totals["plan"] > 0 and totals["init"] > 0 and totals["steps"] > 0
+    assert {"init", "chunk"} <= set(totals["programs"])
+    assert totals["programs"]["chunk"]["hidden"] > 0  # compiled in a background thread
+    main = sorted((s, e) for phase, s, e, thread, _ in spans if phase in sj.internal.PROFILE_PHASES
+                  and thread == "MainThread")
+    assert all(e0 <= s1 + 1e-6 for (_, e0), (s1, _) in zip(main, main[1:])), main
+    covered = sum(e - s for s, e in main)
+    assert 0.9 * totals["wall"] <= covered <= totals["wall"] + 1e-6, (covered, totals["wall"])
+
+
+def test_profile_totals_are_the_spans_summed_by_phase_and_thread():
+    import threading
+
+    prof = sj.internal.Profile(start=100.0)
+    prof.add("plan", 100.0, 101.0)
+    prof.add("init", 101.0, 104.0)
+    prof.add("compile", 101.5, 103.0, "init")  # init's own compile, on the main thread
+    worker = threading.Thread(target=prof.add, args=("compile", 101.0, 103.5, "chunk"))
+    worker.start()
+    worker.join()
+    prof.add("steps", 104.0, 110.0)
+    t = prof.totals()
+    assert t["wall"] == 10.0 and t["plan"] == 1.0 and t["steps"] == 6.0
+    assert t["init compile"] == 1.5 and t["init run"] == 1.5
+    assert t["programs"]["chunk"] == {"trace": 0.0, "lower": 0.0, "compile": 2.5, "hidden": 2.5}
+    assert t["compile"] == 4.0 and t["compile hidden"] == 2.5
+    assert "chunk" in prof.table() and "(background)" in prof.table()
 
 
 def test_checkpoints_are_readable_by_others(tmp_path, monkeypatch):

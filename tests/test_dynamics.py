@@ -20,7 +20,7 @@ def _reduced_risk_minimiser(kappa):
     return minimize_scalar(risk, bounds=(0, 1), method="bounded", options=dict(xatol=1e-12)).x
 
 
-@pytest.mark.parametrize("kappa", [10.0, 100.0, 1000.0])
+@pytest.mark.parametrize("kappa", [pytest.param(10.0, marks=pytest.mark.slow), pytest.param(100.0, marks=pytest.mark.slow), 1000.0])
 def test_spherical_failure_fixed_point(kappa):
     p = sj.make_problem(64, key=jax.random.key(0), kappa=kappa, r1=0.0, link="h2", activation="relu")
     run = jax.jit(lambda p, dyn, steps: sj.simulate(p, dyn, key=jax.random.key(1), dt=0.5, steps=steps),

@@ -44,6 +44,7 @@ def _clean_env():
     return env
 
 
+@pytest.mark.slow  # 29 s under load: builds and installs the wheel (make test-all)
 def test_wheel_installs_and_runs_demo(tmp_path):
     pytest.importorskip("build", reason="the test extra installs build")
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

@@ -36,6 +36,7 @@ def test_phase_diagram(tmp_path, monkeypatch):
     np.testing.assert_allclose(back.rho.values, ds.rho.values)
 
 
+@pytest.mark.slow  # 67 s under load; sj.search_n and passage_n keep their own tests (test_complexity.py)
 def test_sample_complexity(tmp_path, monkeypatch):
     g = run_script(TUTORIALS / "sample_complexity.py", tmp_path, monkeypatch)
     fit = g["fit"]
@@ -77,6 +78,7 @@ def test_inside_jax(tmp_path, monkeypatch):
     assert (tmp_path / "inside_jax.png").exists()
 
 
+@pytest.mark.slow  # 44 s under load; a registered dynamic runs by name in test_extending.py
 def test_new_dynamic(tmp_path, monkeypatch):
     """Tutorial 4 = docs/extending.md (a): sign descent through simulate, sweep and search_n."""
     try:
