@@ -2,11 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# `make reproduce` runs configs/complexity_*.toml at this scale (`small`; `large`: larger d and
-# more seeds, and the configs committed at `large` only, e.g. the claims 4-5 grids
-# complexity_15/16, which `small` skips), in 2 processes (one per core). Measured whole at small
-# scale on 2026-11-29 on the 2 quiet cores: 21 min 20 s wall, every committed number reproduced.
-# horizon_check = "none" in a config drops its step/horizon checks (complexity_3's are the most).
+# `make reproduce` runs the claim configs, configs/claims/*.toml, through the one entry point
+# `python -m experiments.run` (one module per kind under experiments/claims/) at this scale
+# (`small`; `large`: larger d and more seeds, and the configs committed at `large` only, e.g. the
+# claims 4-5 grids complexity_15/16, which `small` skips), in 2 processes (one per core). Measured
+# whole at small scale on 2026-11-29 on the 2 quiet cores: 21 min 20 s wall, every committed number
+# reproduced. `python -m experiments.run --render` redraws every table and figure from docs/data
+# without a run. horizon_check = "none" in a config drops its step/horizon checks.
 SCALE ?= small
 
 .PHONY: demo test test-all docs bench bench-quick reproduce clean
@@ -55,7 +57,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/chain.py --quick --seeds 8 --repeat 1
 
 reproduce: $(STAMP)
-	$(PY) experiments/reproduce.py --scale $(SCALE) --jobs 2
+	$(PY) -m experiments.run configs/claims --scale $(SCALE) --jobs 2
 
 clean:
 	rm -rf $(VENV) out .pytest_cache site dist

@@ -1,6 +1,6 @@
-"""Local slopes of the chain calibration (configs/complexity_19_chain_calibration.toml).
+"""Local slopes of the chain calibration (configs/claims/complexity_19_chain_calibration.toml).
 
-    PYTHONPATH=.:experiments python experiments/chain_calibration.py [--docs docs] [--n-boot 2000]
+    python -m experiments.chain_calibration [--render] [--docs docs] [--n-boot 2000]
 
 Reads the committed points (docs/data/complexity_19_chain_calibration.json: every seed's n*,
 censored seeds as NaN) and writes, per series, the local slope between consecutive d,
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import spikejax as sj
-from passage import ragged
-from harness import pyplot, replace_block, save_figure, write_file
+from experiments.harness import pyplot, replace_block, save_figure, write_file
+from experiments.harness.onepass import ragged
 
 NAME = "complexity_19_chain_calibration"
 
@@ -44,6 +44,8 @@ def local_slopes(points, n_boot, seed):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", default="docs")
+    ap.add_argument("--render", action="store_true", help="accepted for the common dialect: this script only ever "
+                    "reads the committed points in docs/data")
     ap.add_argument("--n-boot", type=int, default=2000)
     args = ap.parse_args(argv)
     docs = Path(args.docs)

@@ -13,8 +13,8 @@ largest CDF gap below it; its null law (the limit against itself, same seeds, sa
 the p-value. Medians carry 95 % bootstrap intervals. Writes docs/figures/chain_limit.png and
 docs/data/chain_limit.json. Measured on 2 busy CPU cores: the chain took 29, 17, 43, 120 and 576 s
 at d = 2^8 .. 2^12, the limit (2 x 8000 paths) 40-100 s a run: about 15 minutes in all.
-Run: python experiments/chain_limit.py [d ...]   (only those d, merged into the existing JSON;
-no argument: every d; `plot`: none, re-plot from the JSON). The limit (16000 paths) is recomputed each run with fixed keys.
+Run: python -m experiments.chain_limit [d ...] [--render]   (only those d, merged into the existing JSON;
+no argument: every d; `--render`, or the old `plot`: none, re-plot from the JSON). The limit (16000 paths) is recomputed each run with fixed keys.
 """
 
 import json
@@ -36,8 +36,8 @@ import spikejax as sj  # noqa: E402
 from spikejax import limit_passage, passage_shift  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-from harness import write_file  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from experiments.harness import write_file  # noqa: E402
 C, THRESHOLD, S = 0.5, 0.5, 3
 DIMS = {2**8: 128, 2**9: 128, 2**10: 128, 2**11: 64, 2**12: 64}
 STOP = 0.6
@@ -202,6 +202,17 @@ def main(dims=None):
     print(f"total {time.time() - t0:.0f} s")
 
 
+def cli(argv=None):
+    """The common flag dialect: dimensions to run, or `--render` (re-plot from the JSON, no run)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dims", nargs="*", help="the d to run (default: every d); `plot` = --render")
+    ap.add_argument("--render", action="store_true", help="re-plot from docs/data/chain_limit.json, no run")
+    args = ap.parse_args(argv)
+    render = args.render or args.dims == ["plot"]
+    main([] if render else [int(a) for a in args.dims] or None)
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    main([] if args == ["plot"] else [int(a) for a in args] or None)
+    cli()

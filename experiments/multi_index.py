@@ -27,8 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spikejax as sj  # noqa: E402
 from spikejax.plot import style  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load_experiment, replace_block, write_json  # noqa: E402
+from experiments.harness import load_experiment, replace_block, write_json  # noqa: E402
 
 DYNAMICS = {"vanilla": sj.Vanilla, "normalized": sj.Normalized, "spherical": sj.Spherical}
 REQUIRED = ("seed", "seeds", "ds", "g", "k", "activation", "width", "dynamic", "scaling", "a_init", "bias_init",
@@ -872,7 +871,7 @@ def main(argv=None):
     parser.add_argument("--out", default="out/multi_index")
     parser.add_argument("--figure", default=None, help="default docs/figures/<config name>.png")
     parser.add_argument("--results", default="docs/results.md")
-    parser.add_argument("--replot", action="store_true",
+    parser.add_argument("--render", "--replot", dest="replot", action="store_true",
                         help="experiment 2 (and 1 with --long): redo table, figure and block from the saved JSON")
     parser.add_argument("--long", action="store_true", help="experiment 1: continue the flow to long_horizon at long_ds")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Network vs rotationally invariant kernels (SPEC claim 6): test error against total samples.
 
-    python experiments/network_vs_kernels.py configs/network_vs_kernels.toml [--out DIR] [--figure PNG] [--replot]
+    python experiments/network_vs_kernels.py configs/network_vs_kernels.toml [--out DIR] [--figure PNG] [--render]
 
 For every link, `d`, total sample size `n + n2` and dynamic, one compiled call vmaps
 `spikejax.learn` over `r2` and seeds. The kernel baselines ride along with the first dynamic:
@@ -8,7 +8,7 @@ every dynamic draws the same samples from the same key, so the kernels see exact
 network's `n + n2` training samples and the same validation and test samples. Prints the
 crossing table (the first total at which the median test MSE is within `threshold` of the
 noise floor) and the fitted log-log slope of the crossing against `d`; writes
-`results.json` (and its copy `docs/data/network_vs_kernels.json`, from which `--replot` redraws
+`results.json` (and its copy `docs/data/network_vs_kernels.json`, from which `--render` redraws
 the table and both figures without a run) and the figures, PNG and PDF.
 """
 
@@ -28,8 +28,7 @@ jax.config.update("jax_enable_x64", True)  # kernel ridge is solved in float64
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spikejax as sj  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load_experiment, pyplot, save_figure, write_json  # noqa: E402
+from experiments.harness import load_experiment, pyplot, save_figure, write_json  # noqa: E402
 
 NETWORK_LABEL = {"normalized": "net normalized", "preconditioned": "net preconditioned", "spherical": "net spherical"}
 KERNEL_LABEL = {"arccos": "kernel arc-cos", "rbf": "kernel RBF", "rf": "ReLU random features"}
@@ -340,7 +339,8 @@ def main(argv=None):
     parser.add_argument("--figure", default="docs/figures/network_vs_kernels.png")
     parser.add_argument("--data", default="docs/data/network_vs_kernels.json",
                         help="the run's rows, written beside OUT/results.json (committed: --replot needs no rerun)")
-    parser.add_argument("--replot", action="store_true", help="only redo the table and figures from --data")
+    parser.add_argument("--render", "--replot", dest="replot", action="store_true",
+                        help="only redo the table and figures from --data")
     args = parser.parse_args(argv)
     cfg = load(args.config)
     results = os.path.join(args.out, "results.json")

@@ -33,8 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import spikejax as sj  # noqa: E402
 from spikejax.plot import style  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load_experiment, pyplot, replace_block, save_figure, write_json  # noqa: E402
+from experiments.harness import load_experiment, pyplot, replace_block, save_figure, write_json  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DYNAMICS = {"spherical": sj.Spherical(), "normalized": sj.Normalized()}

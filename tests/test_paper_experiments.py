@@ -1,5 +1,6 @@
-"""The paper's experiments of issue 14 (`experiments/paper.py`) at tiny sizes: each kind runs end
-to end and a number it reports is checked against an independent computation."""
+"""The paper's experiments of issue 14 (`experiments/claims/`: spherical_vs_normalized,
+three_stage, nongaussian_failure) at tiny sizes: each kind runs end to end and a number it reports
+is checked against an independent computation."""
 
 import sys
 from pathlib import Path
@@ -10,43 +11,37 @@ import pytest
 
 import spikejax as sj
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import paper  # noqa: E402
-import passage  # noqa: E402
-import reproduce  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the experiments package, from any cwd
+from experiments import theory  # noqa: E402
+from experiments.claims import KINDS, claim  # noqa: E402
+from experiments.harness.config import load_config  # noqa: E402
+from experiments.harness.onepass import passage_point  # noqa: E402
+from experiments.harness.parallel import QuietBar as _Bar  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-class _Bar:
-    def update(self, k=1):
-        pass
-
-    def set_postfix_str(self, s):
-        pass
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "claims"
 
 
 def _cfg(name, **over):
-    cfg = reproduce.load_config(CONFIGS / f"{name}.toml", "small")
+    cfg = load_config(CONFIGS / f"{name}.toml", "small", kinds=KINDS)
     return dict(cfg, scale="tiny", **over)
 
 
 def test_fixed_point_limit():
     """c*(kappa) falls to 2 beta_2 = 1/sqrt(pi) as kappa grows; rho* = c*/sigma_w."""
-    c, rho = paper.spherical_fixed_point(8.0)
+    c, rho = theory.spherical_fixed_point(8.0)
     assert c == pytest.approx(0.72158, abs=1e-4)
     assert rho == pytest.approx(c / np.sqrt((1 + 8 * c * c) / 9), rel=1e-12)
-    assert paper.spherical_fixed_point(1e8)[0] == pytest.approx(1 / np.sqrt(np.pi), abs=1e-3)
+    assert theory.spherical_fixed_point(1e8)[0] == pytest.approx(1 / np.sqrt(np.pi), abs=1e-3)
 
 
 @pytest.mark.slow
 def test_spherical_vs_normalized_kind_hits_the_fixed_point(tmp_path):
     cfg = _cfg("complexity_12_spherical_vs_normalized", d=[16], seeds=2, fb_d=[16], fb_n_over_d=[8], fb_seeds=2,
                horizon=20)
-    out = paper.run_spherical_vs_normalized(cfg, tmp_path, _Bar())
+    out = claim("spherical_vs_normalized").run(cfg, tmp_path, _Bar())
     row = out["rows"][0]
     assert row["kappa"] == 4.0
-    assert row["spherical"]["cos_u_med"] == pytest.approx(paper.spherical_fixed_point(4.0)[0], abs=1e-3)
+    assert row["spherical"]["cos_u_med"] == pytest.approx(theory.spherical_fixed_point(4.0)[0], abs=1e-3)
     assert row["normalized"]["cos_u_med"] > 0.999
     assert row["spherical"]["change_2T"] < 1e-4 and row["spherical"]["not_ok"] == 0
     assert "complexity_12_spherical_vs_normalized" in (tmp_path / "results.md").read_text()
@@ -70,7 +65,7 @@ def _post_hoc_n(cfg, target, pt, seed, threshold):
 def test_three_stage_kind_first_passages_match_a_recorded_run(tmp_path):
     cfg = _cfg("complexity_13_three_stage", r2=[0.5], d=[8, 12, 16, 24], check_r2=[0.5], n_boot=20, flow_d=[8, 64])
     cfg["target"] = dict(cfg["target"], seeds=2)
-    out = paper.run_three_stage(cfg, tmp_path, _Bar())
+    out = claim("three_stage").run(cfg, tmp_path, _Bar())
     row = out["rows"][0]
     target = dict(cfg["target"], metric="cos_u", dynamic="normalized")
     pt = row["points"][0]
@@ -87,10 +82,10 @@ def test_three_stage_kind_first_passages_match_a_recorded_run(tmp_path):
 @pytest.mark.slow
 def test_precond_online_r1_target_uses_its_own_r1():
     """A complexity_10 target with r1 = 0.25: its first passage is that of the r1 = 0.25 problem."""
-    cfg = reproduce.load_config(CONFIGS / "complexity_10_precond_online.toml", "small")
+    cfg = load_config(CONFIGS / "complexity_10_precond_online.toml", "small", kinds=KINDS)
     target = next(t for t in cfg["targets"] if t["name"] == "prec_cos_r025")
     target = dict(target, seeds=2)
-    pt = passage.passage_point(cfg, target, 16)
+    pt = passage_point(cfg, target, 16)
     assert target["r1"] == 0.25
     assert pt["n"][0] == _post_hoc_n(cfg, target, pt, 0, 0.9)
     p0 = dict(target, r1=0.0)
@@ -101,9 +96,9 @@ def test_precond_online_r1_target_uses_its_own_r1():
 def test_nongaussian_kind_reports_every_law(tmp_path):
     cfg = _cfg("complexity_14_nongaussian_failure", d=8, n_over_d=512, seeds=3, kappa=[10.0], horizon=10,
                laws=[{"inputs": "gaussian"}, {"inputs": "rademacher"}], check=[["gaussian", 0, 10.0]])
-    out = paper.run_nongaussian_failure(cfg, tmp_path, _Bar())
+    out = claim("nongaussian_failure").run(cfg, tmp_path, _Bar())
     gauss, rad = out["rows"]
-    c_star = paper.spherical_fixed_point(10.0)[0]
+    c_star = theory.spherical_fixed_point(10.0)[0]
     # n = 512 d Gaussian samples: the spherical GD settles near the population fixed point ...
     assert gauss["spherical"]["cos_u_med"] == pytest.approx(c_star, abs=0.1)
     # ... and the normalized neuron goes past it

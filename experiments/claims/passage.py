@@ -1,0 +1,402 @@
+"""One-pass and reused-batch SGD (kind `passage`): every seed's first-passage `n*` at each d, the
+fitted exponent, the step checks, and three table forms: one row per target, normalized against
+preconditioned pairs (`compare`), and the claims 4-5 (s, r1, r2) grid (`[experiment.grid]`)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from spikejax import bootstrap_passage
+
+from .. import theory
+from ..harness import figures
+from ..harness.config import setting
+from ..harness.io import data_path, read_data, write_block, write_json
+from ..harness.onepass import cached_point, onepass_verdict, passage_point, ragged, step_check
+from ..harness.tables import fmt, sig
+
+KIND = "passage"
+
+
+def _only(cfg):
+    """The targets this run measures: all, or those named by `--targets` (the others' rows and step
+    checks are kept from the committed `docs/data/<name>.json`)."""
+    names = cfg.get("only_targets")
+    return [t for t in cfg["targets"] if names is None or t["name"] in names]
+
+
+def units(cfg):
+    names = {t["name"] for t in _only(cfg)}
+    return (sum(len(cfg["d"][n]) for n in names)
+            + sum(len(c["ratios"]) for c in cfg.get("c_checks", []) if c["target"] in names)
+            + (len(names) if cfg.get("step_check") == "largest_d" else 0))
+
+
+def _fit(ds, n, valid, cfg):
+    f = bootstrap_passage(ds, n, valid=valid, n_boot=cfg.get("n_boot", 500))
+    return f, dict(eta=f.eta, lo=f.lo, hi=f.hi)
+
+
+def passage_row(cfg, target, ds, pts) -> dict:
+    """The fits of one target from its points: `n*` at the main threshold, at every threshold,
+    start-corrected (each seed's `n` times the flow time from the median start over the flow time from
+    its own), `n*/log d` at `s = 2`."""
+    n = ragged(pts, "n", np.nan)  # (D, S): seed counts may differ per d (`seeds_by_d`); padded seeds do not count
+    valid = ragged(pts, "valid", False).astype(bool)
+    fit, _ = _fit(ds, n, valid, cfg)
+    row = dict(target=target, d=ds, points=pts, eta=fit.eta, lo=fit.lo, hi=fit.hi, log_c=fit.log_c,
+               n_star=fit.n_star.tolist(), seconds=sum(p["seconds"] for p in pts))
+    if all("n_all" in p for p in pts) and len(cfg["thresholds"]) > 1:  # the exponent at every threshold
+        nall = ragged(pts, "n_all", np.nan)  # (D, S, P)
+        row["by_threshold"] = []
+        for j, th in enumerate(cfg["thresholds"]):
+            fj, e = _fit(ds, nall[:, :, j], valid, cfg)
+            row["by_threshold"].append(dict(threshold=th, **e, n_star=fj.n_star.tolist()))
+    if all("rho0" in p for p in pts) and target["s"] >= 3:  # each seed moved to the median start
+        ab, _ = theory.noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
+        ft = lambda r0: theory.flow_time(target["s"], abs(ab), r0, cfg["threshold"])
+        adj = ragged([dict(a=np.asarray(p["n"], float) * ft(0.674 / np.sqrt(p["d"])) / np.maximum(ft(p["rho0"]), 1e-12))
+                      for p in pts], "a", np.nan)
+        fa, e = _fit(ds, adj, valid, cfg)
+        row["start_corrected"] = dict(**e, n_star=fa.n_star.tolist())
+    if target["s"] == 2:  # d log d: the slope of n* / log d
+        row["log_corrected"] = _fit(ds, n / np.log(np.asarray(ds, float))[:, None], valid, cfg)[1]
+    return row
+
+
+def _steps(cfg, out, bar):
+    """The `c_checks` (n* at several step ratios at one d) and, with `step_check = "largest_d"`,
+    every target's step check (c halved at its largest d)."""
+    for chk in cfg.get("c_checks", []):
+        target = next(t for t in cfg["targets"] if t["name"] == chk["target"])
+        if target not in _only(cfg):
+            continue
+        for ratio in chk["ratios"]:
+            bar.set_postfix_str(f"{cfg['name']} c check {target['name']} ratio={ratio}")
+            out["c_checks"].append(dict(target=target["name"], ratio=ratio, **passage_point(cfg, target, chk["d"], ratio=ratio)))
+            bar.update(1)
+    if cfg.get("step_check") == "largest_d":
+        out["step_checks"] = []
+        for target, row in zip(_only(cfg), out["rows"]):
+            d = cfg["d"][target["name"]][-1]
+            bar.set_postfix_str(f"{cfg['name']} step check {target['name']} d={d}")
+            half = passage_point(cfg, target, d, ratio=setting(target, cfg, "ratio") / 2)
+            out["step_checks"].append(step_check(target["name"], row["points"][-1], half))
+            bar.update(1)
+
+
+def _merge(cfg, out, docs):
+    """`--targets`: the rerun rows and checks merged into the committed run, in the config's order."""
+    path = data_path(docs, cfg["name"])
+    old = read_data(docs, cfg["name"]) if path.exists() else dict(rows=[], c_checks=[], seconds=0.0)
+    new_rows = {r["target"]["name"]: r for r in out["rows"]}
+    old_rows = {r["target"]["name"]: r for r in old["rows"]}
+    out["rows"] = [r for r in (new_rows.get(t["name"], old_rows.get(t["name"])) for t in cfg["targets"]) if r is not None]
+    out["c_checks"] = [c for c in old["c_checks"] if c["target"] not in new_rows] + out["c_checks"]
+    if "step_checks" in out:
+        checks = {c["target"]: c for c in old.get("step_checks", []) + out["step_checks"]}
+        out["step_checks"] = [checks[t["name"]] for t in cfg["targets"] if t["name"] in checks]
+    out["rerun"] = dict(targets=sorted(new_rows), seconds=out["seconds"], cpu_seconds=out["cpu_seconds"])
+    # the time to science is what the points took to compute (a cached point keeps its own seconds);
+    # CPU seconds are known only when nothing came from the cache or an earlier run
+    out["seconds"] = sum(r["seconds"] for r in out["rows"])
+    out["cpu_seconds"] = float("nan")
+    out["config"] = {k: v for k, v in cfg.items() if k != "only_targets"}
+
+
+def run(cfg, docs, bar):
+    out = {"config": cfg, "rows": [], "c_checks": []}
+    t_all, cpu_all = time.time(), time.process_time()
+    for target in _only(cfg):
+        ds, pts = cfg["d"][target["name"]], []
+        for d in ds:
+            bar.set_postfix_str(f"{cfg['name']} {target['name']} d={d}")
+            pts.append(cached_point(cfg, target, d, point=passage_point))
+            bar.update(1)
+        out["rows"].append(passage_row(cfg, target, ds, pts))
+    _steps(cfg, out, bar)
+    out["seconds"] = time.time() - t_all
+    out["cpu_seconds"] = time.process_time() - cpu_all
+    if cfg.get("only_targets") is not None:
+        _merge(cfg, out, docs)
+    write_json(data_path(docs, cfg["name"]), out)
+    render(out, docs)
+    return out
+
+
+def refit(out) -> dict:
+    """`--render --refit`: every row refitted from its stored points."""
+    out["rows"] = [dict(passage_row(out["config"], r["target"], r["d"], r["points"]), seconds=r["seconds"])
+                   for r in out["rows"]]
+    return out
+
+
+def render(out, docs):
+    cfg = out["config"]
+    if cfg.get("grid"):
+        plot_grid(out, docs)
+    else:
+        plot(out, docs)
+    write_block(docs, cfg["name"], table(out))
+
+
+def table(out):
+    cfg = out["config"]
+    if cfg.get("grid"):
+        return grid_table(out)
+    return compare_table(out) if cfg.get("compare") else rows_table(out)
+
+
+# ---------------------------------------------------------------- one row per target
+
+
+def _algorithm(target, cfg):
+    reuse = target.get("reuse", 1)
+    what = "online SGD" if reuse == 1 else f"SGD, each batch reused {reuse} steps"
+    law = target.get("inputs", "gaussian")
+    law = "" if law == "gaussian" and "inputs" not in target else f", {law}" + (f" nu = {target['nu']:g}" if "nu" in target else "") + " inputs"
+    return f"{target.get('dynamic', cfg['dynamic'])} {what}{law}"
+
+
+def _eta_text(r, cfg, flow):
+    text = f"{fmt(r['eta'])} [{fmt(r['lo'])}, {fmt(r['hi'])}]; flow over this d range: {flow:.2f}"
+    for bt in r.get("by_threshold", []):
+        if bt["threshold"] != cfg["threshold"]:
+            text += f"; at \\|rho\\| >= {bt['threshold']:g}: {fmt(bt['eta'])} [{fmt(bt['lo'])}, {fmt(bt['hi'])}]"
+    if "start_corrected" in r:
+        sc = r["start_corrected"]
+        text += f"; start-corrected: {fmt(sc['eta'])} [{fmt(sc['lo'])}, {fmt(sc['hi'])}]"
+    return text
+
+
+def _row(r, cfg):
+    t = r["target"]
+    s = t["s"]
+    ab, _ = theory.noise_constant(t["link"], t["activation"], t.get("loss", "squared"), cfg["noise"])
+    flow, nc = theory.flow_exponent(s, abs(ab), r["d"])
+    ratio = np.asarray(r["n_star"], float) * r["points"][0]["c"] / nc
+    verdict = onepass_verdict(r, cfg, flow) + f" (n* c / flow time: {ratio.min():.2f}-{ratio.max():.2f})"
+    own = [p.get("flow_ratio_median") for p in r["points"]]
+    if all(x is not None for x in own):
+        verdict += "; per-seed time / own-start flow time (median): " + ", ".join(fmt(x) for x in own)
+    never = ", ".join(f"{p['never']:.2f}" for p in r["points"])
+    nstar = ", ".join(fmt(x, 0) if not np.isfinite(x) else f"{x:.3g}" for x in r["n_star"])
+    seeds = t.get("seeds", "per d: " + "/".join(map(str, (cfg.get("seeds_by_d") or {}).get(t["name"], []))))
+    return (f"| {_algorithm(t, cfg)} | {s} ({t['link']} / {t['activation']}, {t.get('loss', 'squared')}) | "
+            f"{cfg.get('r1', 0.0):g} | {cfg.get('kappa', 0.0):g} | {r['d'][0]}..{r['d'][-1]} | {nstar} | {_eta_text(r, cfg, flow)} | "
+            f"{theory.known_rate(s)} | d^{s} | {verdict} | {seeds}, {never} | {r['points'][0]['c']:.3g}, {t['batch_over_d']:g} d |")
+
+
+def rows_table(out):
+    cfg = out["config"]
+    lines = [
+        f"![n* against d](figures/{cfg['name']}.png)", "",
+        f"One neuron, `{cfg['dynamic']}`, kappa = {cfg.get('kappa', 0.0):g}, r1 = {cfg.get('r1', 0.0):g}, label noise "
+        f"{cfg['noise']:g}; n* = samples consumed when |rho| first reaches {cfg['threshold']:g} (median over seeds; odd s: "
+        f"right-sign seeds only); eta = c batch d^(-s/2) with c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V (see "
+        f"docs/decisions.md); step budget {cfg['horizon']:g} x the flow's escape time; 90% bootstrap intervals over seeds. "
+        f"Time to science: {out['seconds']:.0f} s wall" + (
+            f", {out['cpu_seconds']:.0f} s CPU" if math.isfinite(out.get("cpu_seconds", float("nan"))) else
+            " (the points' own compute time; CPU time is not recorded across reruns)")
+        + " (all cores; the wall time depends on the machine's other load).", "",
+        "| algorithm | s (link / activation, loss) | r1 | kappa | d | n* at each d | eta [90% CI] | known isotropic rate | "
+        "paper's hypothesis (sufficient n) | verdict | seeds, not passed | c, batch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_row(r, cfg) for r in out["rows"]]
+    if out["c_checks"]:
+        lines += ["", "Step-size check (one d; n* should scale as 1/c once c is small, i.e. n* c constant: "
+                  "a smaller step costs proportionally more samples, the exponent does not move):", "",
+                  "| target | d | drift/signal ratio | c | n* | n* x c | median per-seed SGD time / flow time from its own "
+                  "start | not passed |", "|---|---|---|---|---|---|---|---|"]
+        for c in out["c_checks"]:
+            lines.append(f"| {c['target']} | {c['d']} | {c['ratio']:g} | {c['c']:.3g} | {fmt(c['n_star'], 0)} | "
+                         f"{fmt(c['n_star'] * c['c'], 0)} | {fmt(c.get('flow_ratio_median'))} | {c['never']:.2f} |")
+    return "\n".join(lines)
+
+
+def _panel(ax, r, colour, cfg):
+    d, ns, t = np.asarray(r["d"], float), np.asarray(r["n_star"], float), r["target"]
+    for p in r["points"]:
+        v = np.asarray(p["n"], float)[np.asarray(p["valid"], bool)]
+        ax.plot(np.full(v.size, p["d"]), v, ".", color="0.7", ms=3, zorder=1)
+    ax.plot(d, ns, "o", color=colour, zorder=3, label="n* (median)")
+    if np.isfinite(r["eta"]):
+        figures.plot_fit(ax, d, r, colour, alpha=0.2, line_label=f"fit: eta = {r['eta']:.2f}",
+                         band_label=f"90% CI [{r['lo']:.2f}, {r['hi']:.2f}]")
+        ref = d ** max(1, t["s"] - 1) * (np.log(d) if t["s"] == 2 else 1)
+        ax.plot(d, ref * ns[0] / ref[0], ":", color="k", lw=1, label=f"known rate {theory.known_rate(t['s'])}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(d, [f"{int(v)}" for v in d])
+    ax.minorticks_off()
+    ax.set_xlabel("d")
+    metric = "|cos_u|" if t.get("metric", cfg.get("metric", "rho")) == "cos_u" else "|rho|"
+    ax.set_ylabel(f"samples n* to reach {metric} >= {cfg['threshold']:g}")
+    title = (f"{t.get('dynamic', cfg['dynamic'])} "
+             + (f"SGD, batch reused {t['reuse']}x" if t.get("reuse", 1) > 1 else "online SGD")
+             + (f", kappa = d^{cfg['r2']:g}" if "r2" in cfg else f", kappa = {cfg.get('kappa', 0.0):g}")
+             + (f", {t['inputs']}" + (f" nu = {t['nu']:g}" if "nu" in t else "") if "inputs" in t else "")
+             + (f", r1 = {t['r1']:g}" if "r1" in t else "")
+             + f"\ns = {t['s']}: {t['link']} / {t['activation']}, {t.get('loss', 'squared')} loss")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+
+
+def plot(out, docs):
+    plt, style = figures.pyplot(), figures.style()
+    rows = out["rows"]
+    with style.style():
+        lines = -(-len(rows) // 4)  # at most 4 panels a row, the rows as even as they go
+        cols = -(-len(rows) // lines)
+        fig, axes = plt.subplots(lines, cols, figsize=(4.2 * cols, 3.8 * lines), squeeze=False)
+        for ax in axes.flat[len(rows):]:
+            ax.set_visible(False)
+        for ax, r, colour in zip(axes.flat, rows, style.PALETTE * 2):
+            _panel(ax, r, colour, out["config"])
+        figures.save_figure(fig, figures.figure_path(docs, out["config"]["name"]))
+
+
+# ---------------------------------------------------------------- normalized against preconditioned pairs
+
+
+def compare_table(out) -> str:
+    """Pairs of rows (`cfg['compare']`: [[name_a, name_b], ...]): `n*` of each at every `d`, their
+    ratio against `1 + kappa` (the factor by which the bulk is slower), and each exponent."""
+    cfg = out["config"]
+    rows = {r["target"]["name"]: r for r in out["rows"]}
+    lines = [
+        f"![n* against d](figures/{cfg['name']}.png)", "",
+        f"One neuron, online SGD (`Online(batch, projected=True)`), kappa = d^{cfg.get('r2', 0):g}, r1 = {cfg.get('r1', 0):g}, "
+        f"label noise {cfg['noise']:g}; n* = samples when the metric first reaches {cfg['threshold']:g} (median over seeds); "
+        f"eta = c batch d^(-s/2) with c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V for both dynamics; budget "
+        f"{cfg['horizon']:g} x escape time x (1 + kappa). Scale `{cfg.get('scale', '?')}`. Time to science: "
+        f"{out['seconds']:.0f} s wall, {out.get('cpu_seconds', float('nan')):.0f} s CPU.", "",
+        "| metric | d | 1 + kappa | n* normalized | n* preconditioned | ratio normalized / preconditioned | "
+        "not passed (norm., prec.) |", "|---|---|---|---|---|---|---|",
+    ]
+    fits = []
+    for a, b in cfg["compare"]:
+        ra, rb = rows.get(a), rows.get(b)
+        if ra is None or rb is None:
+            continue
+        metric = ra["target"].get("metric", "rho") + (f", r1 = {ra['target']['r1']:g}" if "r1" in ra["target"] else "")
+        for pa, pb in zip(ra["points"], rb["points"]):
+            ratio = pa["n_star"] / pb["n_star"] if pa["n_star"] and pb["n_star"] else float("nan")
+            lines.append(f"| {metric} | {pa['d']} | {1 + pa['kappa']:.1f} | {sig(pa['n_star'])} | {sig(pb['n_star'])} | "
+                         f"{fmt(ratio)} | {pa['never']:.2f}, {pb['never']:.2f} |")
+        fits += [f"| {r['target'].get('dynamic')} | {metric} | {r['d'][0]}..{r['d'][-1]} | "
+                 f"{fmt(r['eta'])} [{fmt(r['lo'])}, {fmt(r['hi'])}] |" for r in (ra, rb)]
+    lines += ["", "| dynamic | metric | d | eta [90% CI] |", "|---|---|---|---|"] + fits
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- claims 4-5: the (s, r1, r2) grid
+
+
+def _cells(out):
+    """`{(s, r1, r2): {dynamic: row}}` of a grid run, in the config's order."""
+    cells = {}
+    for r in out["rows"]:
+        t = r["target"]
+        cells.setdefault((t["s"], t["r1"], t["r2"]), {})[t["dynamic"]] = r
+    return cells
+
+
+def _grid_cols(r, c, cfg):
+    """One dynamic's columns of a grid row: eta, verdict, n* at the largest d, step check."""
+    if r is None:
+        return ["-"] * 4
+    never = r["points"][-1]["never"]
+    floor = sum(q["n_star"] <= q["batch"] for q in r["points"] if q["n_star"] is not None)
+    verdict = onepass_verdict(r, cfg, float("nan"))
+    if c is not None and not c["ok"]:
+        verdict = f"no verdict (step check failed; measured: {verdict})"
+    if floor:
+        verdict += f"; n* is one batch at {floor} of {len(r['points'])} d (passed in the first step)"
+    return [f"{fmt(r['eta'])} [{fmt(r['lo'])}, {fmt(r['hi'])}]", verdict,
+            sig(r["n_star"][-1]) + (f" ({never:.0%} not passed when the run stopped)" if never > 0 else ""),
+            "-" if c is None else f"{'pass' if c['ok'] else 'FAIL'} (x{fmt(c['ratio'])})"]
+
+
+def grid_table(out) -> str:
+    """Claims 4-5 with one-pass SGD: per (s, r1, r2), each dynamic's eta with its interval and
+    verdict (`theory.verdict`), n* at the largest d and the ratio normalized / preconditioned there
+    (claim 5 expects up to 1 + kappa), and the step check."""
+    cfg = out["config"]
+    checks = {c["target"]: c for c in out.get("step_checks", [])}
+    dyns = list(cfg["grid"]["dynamic"])
+    lines = [
+        f"![eta against r2](figures/{cfg['name']}.png)", "",
+        f"One neuron, one-pass SGD (`Online(batch, projected=True)`: exact in law for Gaussian inputs), kappa = d^r2, "
+        f"<u, theta> = d^-r1, label noise {cfg['noise']:g}; n* = samples when |rho| first reaches {cfg['threshold']:g} "
+        f"(median over seeds; odd s: right-sign seeds only); step eta = c batch d^(-s/2) with the isotropic "
+        f"c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V for every cell and both dynamics; budget {cfg['horizon']:g} x "
+        f"the isotropic escape time x (1 + kappa); stop when {cfg.get('stop_fraction', 1.0):g} of the seeds passed. "
+        f"90% seed-bootstrap intervals. Step check: c halved at each cell's largest d, passes when n* c moves by <= 30%. "
+        f"Scale `{cfg.get('scale', '?')}`. Time to science: {out['seconds']:.0f} s wall, "
+        f"{out.get('cpu_seconds', float('nan')):.0f} s CPU.", "",
+        "| s (link / activation, loss) | r1 | r2 | d | paper's sufficient n | "
+        + " | ".join(f"eta {x} [90% CI] | verdict {x} | n* {x} at largest d | step check {x}" for x in dyns)
+        + " | n* ratio " + " / ".join(dyns) + " at largest d | 1 + kappa there |",
+        "|" + "---|" * (6 + 4 * len(dyns) + 1),
+    ]
+    for (s, r1, r2), by in _cells(out).items():
+        any_r = next(iter(by.values()))
+        t, d = any_r["target"], any_r["d"]
+        cols = sum((_grid_cols(by.get(x), checks.get(by[x]["target"]["name"]) if x in by else None, cfg)
+                    for x in dyns), [])
+        ns = [by[x]["n_star"][-1] if x in by else float("nan") for x in dyns]
+        ratio = ns[0] / ns[1] if len(ns) == 2 and all(np.isfinite(v) and v > 0 for v in ns) else float("nan")
+        lines.append(f"| {s} ({t['link']} / {t['activation']}, {t.get('loss', 'squared')}) | {r1:g} | {r2:g} | "
+                     f"{d[0]}..{d[-1]} | d^{theory.hypothesis_eta(s, r1, r2):g} | " + " | ".join(cols)
+                     + f" | {fmt(ratio)} | {1 + d[-1] ** r2:.3g} |")
+    return "\n".join(lines)
+
+
+def _grid_panel(ax, cells, checks, cfg, s, r1, last):
+    r2s = sorted({r2 for (s_, r1_, r2) in cells if (s_, r1_) == (s, r1)})
+    grid = np.linspace(0, 1, 101)
+    ax.plot(grid, [theory.hypothesis_eta(s, r1, x) for x in grid], "k--", lw=1, label="paper (sufficient)")
+    style = figures.style()
+    for k, dyn in enumerate(cfg["grid"]["dynamic"]):
+        st = style.dynamic_style(dyn, marker=True)
+        rows = [cells[(s, r1, r2)].get(dyn) for r2 in r2s]
+        xs = np.array([r2 for r2, r in zip(r2s, rows) if r is not None]) + (k - 0.5) * 0.025
+        e, lo, hi = (np.array([r[x] for r in rows if r is not None]) for x in ("eta", "lo", "hi"))
+        failed = np.array([not checks.get(r["target"]["name"], {}).get("ok", True) for r in rows if r is not None])
+        ax.errorbar(xs, e, yerr=[np.maximum(e - lo, 0), np.maximum(hi - e, 0)], fmt="none", ecolor=st["color"], capsize=3)
+        ax.plot(xs[~failed], e[~failed], st.get("marker", "o"), color=st["color"], ms=5, ls="none", label=dyn)
+        ax.plot(xs[failed], e[failed], st.get("marker", "o"), color=st["color"], mfc="white", ms=5, ls="none",
+                label=f"{dyn}, step check failed")
+    ax.set_title(f"s = {s}, r1 = {r1:g}", fontsize=9)
+    if last:
+        ax.set_xlabel("r2 (kappa = d^r2)")
+    ax.set_ylabel("eta in n* ~ d^eta")
+
+
+def plot_grid(out, docs):
+    """eta against r2, one panel per (s, r1), a series per dynamic, the paper's sufficient exponent dashed."""
+    plt, style = figures.pyplot(), figures.style()
+    cfg = out["config"]
+    cells = _cells(out)
+    checks = {c["target"]: c for c in out.get("step_checks", [])}
+    panels = sorted({(s, r1) for s, r1, _ in cells})
+    ss, r1s = sorted({p[0] for p in panels}), sorted({p[1] for p in panels})
+    with style.style():
+        fig, axes = plt.subplots(len(r1s), len(ss), figsize=(3.6 * len(ss), 3.0 * len(r1s) + 0.6), squeeze=False,
+                                 sharex=True)
+        for (s, r1) in panels:
+            _grid_panel(axes[r1s.index(r1), ss.index(s)], cells, checks, cfg, s, r1, r1 == r1s[-1])
+        legend = {}
+        for ax in axes.flat:  # every series once, the hollow (failed) markers included wherever they occur
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(lab, h)
+        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), frameon=False, fontsize=8)
+        fig.suptitle("Claims 4-5 with one-pass SGD: fitted exponent of n* (|rho| >= "
+                     f"{cfg['threshold']:g}) against r2, 90% intervals", fontsize=10)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        figures.save_figure(fig, figures.figure_path(docs, cfg["name"]), tight=False)
