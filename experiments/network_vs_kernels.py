@@ -230,9 +230,17 @@ def _setting(cfg):
             f"{cfg['seeds']} seed{'s' if cfg['seeds'] != 1 else ''} (median)")
 
 
+def _curve(rows, link, r2, d, method, floor):
+    """(labelled samples, median test MSE above the floor) of one method at one (link, r2, d)."""
+    pts = sorted((r["total"], np.median(r["test_mse"]) - floor) for r in rows
+                 if r["link"] == link and r["r2"] == r2 and r["d"] == d and _family(r["method"]) == method)
+    return np.array(pts, float).T if pts else (np.array([]), np.array([]))
+
+
 def plot(rows, cfg, path):
-    """Test MSE above the floor against the labelled samples, one panel per (link, r2):
-    a method is a line style, marker and hue, `d` a shade of that hue (light: small d)."""
+    """Small multiples: test MSE above the floor against the labelled samples, one panel per
+    (link, d) row and r2 column, shared axes; every method one colour, line style and marker
+    in every panel (`_look`), the legend outside the panels."""
     from spikejax.plot import style
     from matplotlib.lines import Line2D
 
@@ -240,46 +248,40 @@ def plot(rows, cfg, path):
     links, r2s, ds = cfg["links"], cfg["r2s"], cfg["ds"]
     floor = cfg["noise"] ** 2
     methods = _method_order({_family(r["method"]) for r in rows})
+    looks = {m: _look(m, 1) for m in methods}
+    panels = [(link, d) for link in links for d in ds]
     with style.style():
-        fig, axes = plt.subplots(len(links), len(r2s), figsize=(3.4 * len(r2s) + 3.2, 2.9 * len(links) + 0.6),
+        fig, axes = plt.subplots(len(panels), len(r2s), figsize=(3.0 * len(r2s) + 3.4, 1.9 * len(panels) + 0.9),
                                  sharex=True, sharey=True, squeeze=False, layout="constrained")
-        for i, link in enumerate(links):
+        for i, (link, d) in enumerate(panels):
             for j, r2 in enumerate(r2s):
                 ax = axes[i, j]
                 for method in methods:
-                    ls, mk, colours = _look(method, len(ds))
-                    for d, colour in zip(ds, colours):
-                        pts = sorted(
-                            (r["total"], np.median(r["test_mse"]) - floor)
-                            for r in rows
-                            if r["link"] == link["name"] and r["r2"] == r2 and r["d"] == d and _family(r["method"]) == method
-                        )
-                        if pts:
-                            x, y = np.array(pts).T
-                            ax.plot(x, np.maximum(y, 1e-3), linestyle=ls, marker=mk, color=colour, ms=3, lw=1.2)
+                    ls, mk, colours = looks[method]
+                    x, y = _curve(rows, link["name"], r2, d, method, floor)
+                    if x.size:
+                        ax.plot(x, np.maximum(y, 1e-3), linestyle=ls, marker=mk, color=colours[-1], ms=3.5, lw=1.3)
                 ax.axhline(cfg["threshold"], color="0.5", lw=0.8, zorder=0)
                 ax.set_xscale("log", base=2)
                 ax.set_yscale("log")
-                ax.set_title(f"{link['name']} ({link['link']} link, {link['activation']}), r2 = {r2:g}")
-                if i == len(links) - 1:
+                ax.set_title(f"{link['name']}, d = {d}, r2 = {r2:g}", fontsize=9)
+                if i == len(panels) - 1:
                     ax.set_xlabel("labelled samples n + n2")
                 if j == 0:
-                    ax.set_ylabel("test MSE - noise floor\n(below 0.001 drawn at 0.001)")
+                    ax.set_ylabel("test MSE - floor")
         totals = cfg["totals"]
         for ax in axes.flat:
             ax.set_xticks(totals, [f"{t}" for t in totals], rotation=45)
             ax.xaxis.set_minor_formatter(plt.NullFormatter())
             style.log_ticks(ax, "y")
-        handles = []
-        for method in methods:
-            ls, mk, colours = _look(method, len(ds))
-            handles.append(Line2D([], [], linestyle=ls, marker=mk, color=colours[-1], label=method))
-        greys = [plt.get_cmap("Greys")(v) for v in np.linspace(0.45, 0.95, len(ds))]
-        handles += [Line2D([], [], color=c, lw=3, label=f"d = {d}") for d, c in zip(ds, greys)]
+        handles = [Line2D([], [], linestyle=looks[m][0], marker=looks[m][1], color=looks[m][2][-1], label=m)
+                   for m in methods]
         handles.append(Line2D([], [], color="0.5", lw=0.8, label=f"threshold: floor + {cfg['threshold']:g}"))
-        style.legend_outside(fig, handles, [h.get_label() for h in handles],
-                              title="method (style, hue); d (shade: darker = larger)")
-        fig.suptitle("Network vs rotationally invariant kernels: test error against samples\n" + _setting(cfg))
+        handles.append(Line2D([], [], ls="none", label="below 0.001: drawn at 0.001"))
+        links_text = "; ".join(f"{k['name']}: {k['link']} link, {k['activation']}" for k in links)
+        style.legend_outside(fig, handles, [h.get_label() for h in handles], title="method")
+        fig.suptitle("Network vs rotationally invariant kernels: test error against samples\n"
+                     + links_text + "\n" + _setting(cfg))
         save_figure(fig, path, tight=False)
 
 

@@ -26,6 +26,8 @@ float32's resolution (6e-8), so a float32 chain would lose it entirely.
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -198,26 +200,17 @@ def check_chain(problem, dynamic, solver, *, n_unlabelled=0, neuron=None, networ
                      "float32's resolution): call jax.config.update(\"jax_enable_x64\", True) first")
 
 
-class Chain(AbstractSource):
-    """`Reused(batch, reuse)` (`reuse = 1`: `Online(batch)`) as the exact Markov chain on
-    `(<w,u>, <w,v>, |w_perp|)`: the same law of every iterate's overlaps, at O(batch) a step
-    one-pass and O(batch^2) reused, whatever `d` (see `py`, docs/chain.md). Built by
-    `reduced=True`; its problem is in frame coordinates with `problem.dim = d`, its state
-    in float64, and `Trajectory.w` is the final `(<w,u>, <w,v>, |w_perp|)`."""
+class AbstractFrameChain(AbstractSource):
+    """A sampled source run as an exact chain in a frame of `size` axes (`(u, v, e3)` and the
+    batch's): built by `reduced=True` (refused where not exact, `check_chain`), its problem in
+    frame coordinates and its start padded to the frame."""
 
-    batch: int = eqx.field(static=True)
-    reuse: int = eqx.field(static=True, default=1)
     deterministic = False
 
-    def __check_init__(self):
-        check_count("batch", self.batch, 1)
-        check_count("reuse", self.reuse, 1)
-
     @property
+    @abc.abstractmethod
     def size(self) -> int:
-        """The frame's axes: `(u, v, e3)` plus one for the orthogonal gradient (one-pass) or
-        `batch` for the batch's orthogonal parts (reused)."""
-        return FRAME + (1 if self.reuse == 1 else self.batch)
+        """The frame's axes."""
 
     def reduced(self, problem, dynamic, solver, **run):
         check_chain(problem, dynamic, solver, **run)
@@ -229,6 +222,27 @@ class Chain(AbstractSource):
 
     def init(self, key, problem):
         return key
+
+
+class Chain(AbstractFrameChain):
+    """`Reused(batch, reuse)` (`reuse = 1`: `Online(batch)`) as the exact Markov chain on
+    `(<w,u>, <w,v>, |w_perp|)`: the same law of every iterate's overlaps, at O(batch) a step
+    one-pass and O(batch^2) reused, whatever `d` (see `py`, docs/chain.md). Built by
+    `reduced=True`; its problem is in frame coordinates with `problem.dim = d`, its state
+    in float64, and `Trajectory.w` is the final `(<w,u>, <w,v>, |w_perp|)`."""
+
+    batch: int = eqx.field(static=True)
+    reuse: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        check_count("batch", self.batch, 1)
+        check_count("reuse", self.reuse, 1)
+
+    @property
+    def size(self) -> int:
+        """The frame's axes: `(u, v, e3)` plus one for the orthogonal gradient (one-pass) or
+        `batch` for the batch's orthogonal parts (reused)."""
+        return FRAME + (1 if self.reuse == 1 else self.batch)
 
     def samples_used(self, steps):
         return self.batch * (-(-np.asarray(steps) // self.reuse))

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._chain import DRAW_DTYPE, FRAME, bartlett, canonical, check_chain, frame_coordinates, frame_problem, pad
+from ._chain import DRAW_DTYPE, FRAME, AbstractFrameChain, bartlett, canonical, check_chain
 from ._data import draw
 from ._source_base import AbstractSource, batch_key, check_count, pointwise_losses
 from ._sources import sample_risk, sampled_cost
@@ -136,7 +136,7 @@ class ExtraGradient(AbstractSource):
         return ExtraGradientChain(self.batch, self.displacement)
 
 
-class ExtraGradientChain(AbstractSource):
+class ExtraGradientChain(AbstractFrameChain):
     """`ExtraGradient(batch, displacement)` as the exact Markov chain on
     `(<w,u>, <w,v>, |w_perp|)` (Gaussian inputs, one spike, single index, `sj.Euler()`; see
     `sj.Chain`): each step a fresh batch in the frame `(u, v, e3, f_1 .. f_b)`, its
@@ -146,7 +146,6 @@ class ExtraGradientChain(AbstractSource):
 
     batch: int = eqx.field(static=True)
     displacement: float = eqx.field(static=True)
-    deterministic = False
 
     def __check_init__(self):
         check_count("batch", self.batch, 1)
@@ -156,17 +155,6 @@ class ExtraGradientChain(AbstractSource):
     def size(self) -> int:
         """The frame's axes: `(u, v, e3)` and one per sample for the batch's orthogonal parts."""
         return FRAME + self.batch
-
-    def reduced(self, problem, dynamic, solver, **run):
-        check_chain(problem, dynamic, solver, **run)
-        return self
-
-    def reduce(self, problem, w0):
-        x0 = w0 if problem.dim is not None else frame_coordinates(problem, w0)
-        return frame_problem(problem, self.size), pad(x0, self.size), None
-
-    def init(self, key, problem):
-        return key
 
     def samples_used(self, steps):
         return self.batch * np.asarray(steps)

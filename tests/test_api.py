@@ -212,6 +212,7 @@ def test_user_functions_and_coefficients_as_links():
     assert np.all(np.isfinite(np.asarray(tr.rho)))
 
 
+@pytest.mark.slow  # 9.5 s; masked sample sizes stay checked by test_sweep.py's grid tests
 def test_masked_sample_size_equals_smaller_data_set():
     """n_used = 100 of 256 padded samples is exactly the run on those first 100 samples."""
     p = sj.make_problem(16, key=KEY, kappa=5.0, noise=0.2)

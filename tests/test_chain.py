@@ -133,7 +133,8 @@ def test_bartlett_factor_has_the_wishart_moments():
     assert np.linalg.matrix_rank(np.asarray(low @ low.T)) == 2
 
 
-@pytest.mark.parametrize("dyn", [pytest.param(sj.Spherical(), marks=pytest.mark.slow), sj.Normalized()],
+@pytest.mark.slow  # 24 s; the chain stays checked pathwise and in distribution by default
+@pytest.mark.parametrize("dyn", [sj.Spherical(), sj.Normalized()],
                          ids=lambda d: type(d).__name__)
 def test_one_step_mean_and_variance_of_the_overlap_match_monte_carlo(dyn):
     """One step from a fixed `w`: the mean and variance of `<w', u>` over the chain's own draws
@@ -216,6 +217,7 @@ def test_reduced_problem_runs_at_any_dimension_and_matches_the_full_problem_in_l
             assert stats.ks_2samp(np.asarray(a[name][:, i]), np.asarray(c[name][:, i])).pvalue > 1e-3
 
 
+@pytest.mark.slow  # 29 s; passage_n itself stays in test_complexity.py, the chain in the pathwise tests
 def test_passage_n_runs_on_the_chain():
     """`passage_n(..., reduced=True)` at d = 2^14: every seed passes, and n* at s = 2 lies within
     a factor 4 of d log d."""

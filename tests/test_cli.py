@@ -124,6 +124,7 @@ def test_sigint_while_compiling_leaves_a_resumable_directory(tmp_path):
     assert (sj.load_results(out)["status"] == "ok").all()
 
 
+@pytest.mark.slow  # 20 s; resuming stays in test_resume_reports_only_the_work_it_did
 def test_resume_of_a_finished_sweep_computes_nothing(tmp_path):
     cfg = _toml(tmp_path / "c.toml", TINY)
     first = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress")
@@ -171,6 +172,7 @@ def test_keys_that_do_not_apply_are_refused_naming_the_source(tmp_path, capsys, 
     assert f"n={n!r} is not allowed; n applies only with source='empirical' (here source='population')" in line
 
 
+@pytest.mark.slow  # 9 s; refusals before anything is written stay in test_user_errors_are_one_line
 def test_failed_preflight_leaves_nothing_and_the_corrected_config_runs(tmp_path):
     big = _toml(tmp_path / "big.toml", dict(TINY, d=32, n=4096, source="empirical"))
     line = one_line_error(spikejax(tmp_path, "sweep", big, "--out", "o", "--max-memory", "1M"))
@@ -183,6 +185,7 @@ def test_failed_preflight_leaves_nothing_and_the_corrected_config_runs(tmp_path)
     assert ok.returncode == 0, ok.stderr[-2000:]
 
 
+@pytest.mark.slow  # 13 s; the config guard stays in test_sweep.py::test_out_directory_roundtrip_and_config_guard
 def test_another_config_is_refused_naming_the_keys_and_force_clears_figures(tmp_path):
     sj.sweep(TINY, out=tmp_path / "o", progress=False)
     (tmp_path / "o" / "curves.png").write_bytes(b"old figure")
@@ -300,6 +303,7 @@ def test_every_help_has_descriptions_defaults_and_an_example(capsys):
     assert "--dry-run" in sweep_help and "--no-cache" in sweep_help and "(default:" in sweep_help
 
 
+@pytest.mark.slow  # 7 s; float64 sweeps stay in test_chain.py's reduced sweep
 def test_precision_float64_runs_that_sweep_in_double(tmp_path, capsys):
     """`precision = "float64"`: the CLI's run and `sj.sweep` store float64; the setting does
     not leak out of `sj.sweep` into the caller's process."""

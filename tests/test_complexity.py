@@ -713,3 +713,20 @@ def test_population_passage_time_matches_the_1d_flow_at_kappa_0():
     np.testing.assert_allclose(out["time"], theory.flow_time(3, abs(ab), out["rho0"], 0.9), rtol=3e-3)
     assert flows.crossing([0.0, 1.0, 2.0], [0.1, 0.5, 0.9], 0.7) == pytest.approx(1.5)
     assert np.isnan(flows.crossing([0.0, 1.0], [0.1, 0.5], 0.9)) and flows.crossing([0.0, 1.0], [0.95, 1.0], 0.9) == 0.0
+
+
+def test_figure_cell_statuses_mark_start_censored_failed_and_falling_cells():
+    """The exponent figures' markers: a hand-made series over five d whose cells are, in turn,
+    start-dominated (n* under 3 batches), measured, non-monotone (below the previous d),
+    step-check-failed and censored; a falling series is flagged, a rising one is not."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from experiments.harness import figures
+
+    n = [100.0, 400.0, 300.0, 900.0, np.inf]
+    got = figures.statuses(n, batch=[50.0] * 5, failed=[False, False, False, True, True])
+    assert got == ["start-dominated", "measured", "non-monotone", "step check failed", "censored"]
+    assert figures.non_monotone(n) and not figures.non_monotone([1.0, 2.0, np.inf, 4.0])
+    assert figures.statuses([10.0, 20.0], first_n=[10.0, 10.0]) == ["start-dominated", "measured"]

@@ -75,6 +75,7 @@ def test_spherical_stays_on_sphere_and_vanilla_leaves_it():
     assert abs(float(van.norm[-1]) - 1.0) > 0.05
 
 
+@pytest.mark.slow  # 29 s; the empirical gradient against numpy stays in test_sources.py
 def test_empirical_gradient_converges_like_inverse_sqrt_n():
     p = sj.make_problem(16, key=jax.random.key(0), kappa=5.0, r1=0.2, link="h2", noise=0.5)
     w = jax.random.normal(jax.random.key(1), (16,))

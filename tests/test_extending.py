@@ -13,6 +13,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import spikejax as sj
 
@@ -56,6 +57,7 @@ def test_observable(tmp_path, monkeypatch):
                                rtol=1e-6)
 
 
+@pytest.mark.slow  # 21 s; the multi-spike covariance stays in test_data.py
 def test_two_spikes(tmp_path, monkeypatch):
     g = run_script(EXAMPLES / "two_spikes.py", tmp_path, monkeypatch)
     assert isinstance(g["problem"].covariance, sj.MultiSpikeCovariance)
@@ -88,6 +90,7 @@ def test_user_link_exponent_in_float32():
     np.testing.assert_allclose(cubic.coeffs, [0, 0, 0, np.sqrt(6)], atol=1e-10)
 
 
+@pytest.mark.slow  # 18 s; a registered source stays checked in test_extragradient.py and test_sources.py
 def test_new_source(tmp_path, monkeypatch):
     g = run_script(EXAMPLES / "new_source.py", tmp_path, monkeypatch)
     mine, builtin = g["mine"], g["builtin"]
@@ -102,6 +105,7 @@ def test_new_source(tmp_path, monkeypatch):
     assert not np.allclose(other.w, mine.w, atol=1e-3)
 
 
+@pytest.mark.slow  # 72 s; a registered kind reaches a sweep in test_tutorials.py and test_extragradient.py
 def test_every_kind_by_name(tmp_path):
     """A user's file registers a dynamic, a source, a solver, a loss, an input law, a link and
     a multi-index target; from a directory outside the repository, by_name.py runs each in

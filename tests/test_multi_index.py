@@ -166,6 +166,7 @@ def test_cross_moments_and_second_moment_against_monte_carlo(g, k, activation):
     assert float(p.target.second_moment()) == pytest.approx(sum(c * c for c in p.target.expansion().values()))
 
 
+@pytest.mark.slow  # 8.5 s; network risks against Monte Carlo stay in test_networks.py
 def test_width_three_network_risk_against_monte_carlo():
     p = _problem("staircase", noise=0.2)
     w = 1.3 * _rows(p, seed=5)
@@ -193,6 +194,7 @@ def test_single_index_cross_moment_is_the_mehler_series():
 # ---------------------------------------------------------------- k = 1 is the single-index engine
 
 
+@pytest.mark.slow  # 27 s: eight compiled runs; the k-index engine stays checked against Monte Carlo and the reduced form
 def test_one_direction_reproduces_the_single_index_engine():
     p = sj.make_problem(12, key=jax.random.key(0), kappa=3.0, r1=0.25, link="h2")
     mi = sj.Problem(covariance=p.covariance, target=sj.MultiIndex(p.u[None], {(2,): 1.0}),
@@ -243,6 +245,7 @@ def test_reduced_form_matches_full_dimension(width):
 # ---------------------------------------------------------------- sources and observables
 
 
+@pytest.mark.slow  # 11 s; Reused against Empirical stays in test_sources.py
 def test_reused_batch_for_every_step_is_the_empirical_run():
     p = _problem("sum_h2", k=2)
     kw = dict(key=jax.random.key(1), dt=0.2, steps=10, saveat=sj.SaveAt(steps=2, fn=sj.subspace_metrics))
@@ -325,7 +328,8 @@ def test_bad_spikes_are_refused(kwargs, match):
         sj.multi_index_problem(d, key=jax.random.key(0), g="parity", k=3, **kwargs)
 
 
-@pytest.mark.parametrize("width", [None, pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.slow  # 8-30 s; subspace_metrics stay checked in test_reduced_form_matches_full_dimension and the CLI's multi-index test
+@pytest.mark.parametrize("width", [None, 3])
 def test_default_observables_follow_the_target(width):
     """With no `SaveAt(fn=)`, a k-index run records the subspace observables (the single-index
     metrics read a `u` it does not have), and first passages are taken per direction."""

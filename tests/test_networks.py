@@ -46,8 +46,10 @@ def _monte_carlo(p, w, a, b, cov, n=1_000_000, key=7):
     return feats, y
 
 
-@pytest.mark.parametrize("activation,link", [("relu", "h2"), ("relu", "h3"), ("tanh", "h2"), ("tanh", "h1")])
-@pytest.mark.parametrize("neuron", ["plain", "sigma"])
+@pytest.mark.parametrize("activation,link,neuron", [
+    (a, f, n) if i % 3 == 0 else pytest.param(a, f, n, marks=pytest.mark.slow)  # one in three by default
+    for i, (a, f, n) in enumerate((a, f, n) for a, f in [("relu", "h2"), ("relu", "h3"), ("tanh", "h2"), ("tanh", "h1")]
+                                  for n in ("plain", "sigma"))])
 def test_committee_moments_against_monte_carlo(activation, link, neuron):
     p = _problem(link, activation)
     w, a, b = _network(p)
@@ -85,7 +87,7 @@ def _saad_solla(p, w, a, cov):
     return q, v, 0.5 * a @ q @ a - a @ v + 0.5 * (tt + p.noise**2)
 
 
-@pytest.mark.parametrize("neuron", ["plain", "sigma"])
+@pytest.mark.parametrize("neuron", [pytest.param("plain", marks=pytest.mark.slow), "sigma"])
 def test_erf_committee_machine_matches_arcsin_formula(neuron):
     p = _problem(ERF, ERF, noise=0.2)
     w, a, _ = _network(p, m=5, length=0.8)

@@ -9,6 +9,12 @@ import pytest
 import spikejax as sj
 
 ACTIVATIONS = ["relu", "tanh", "h3"]
+
+
+def thin(cases, every):
+    """Every `every`-th case in the default run, the others under `slow` (make test-all)."""
+    return [c if i % every == 0 else pytest.param(*c, marks=pytest.mark.slow) for i, c in enumerate(cases)]
+
 LINKS = ["h2", "h3", "tanh"]
 
 
@@ -26,8 +32,8 @@ def _neuron(p, seed=1):
     return 1.3 * (w / jnp.linalg.norm(w) + 0.8 * p.u)
 
 
-@pytest.mark.parametrize("activation,link", list(itertools.product(ACTIVATIONS, LINKS)))
-@pytest.mark.parametrize("neuron", ["plain", "sigma"])
+@pytest.mark.parametrize("activation,link,neuron", thin([(a, f, n) for a, f in itertools.product(ACTIVATIONS, LINKS)
+                                                     for n in ("plain", "sigma")], 3))
 def test_population_risk_against_monte_carlo(activation, link, neuron):
     p = _problem(link, activation)
     w = _neuron(p)
@@ -45,9 +51,8 @@ def test_population_risk_against_monte_carlo(activation, link, neuron):
     assert abs(-float(corr.mean()) - exact_c) < 4 * float(corr.std() / np.sqrt(n))
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("neuron", ["plain", "sigma"])
-@pytest.mark.parametrize("loss", ["squared", "correlation"])
+@pytest.mark.parametrize("activation,neuron,loss", thin(list(itertools.product(ACTIVATIONS, ("plain", "sigma"),
+                                                                         ("squared", "correlation"))), 3))
 def test_population_gradient_against_finite_differences(activation, neuron, loss):
     p = _problem("h2" if activation != "h3" else "h3", activation, loss=loss)
     w = _neuron(p, seed=3)
@@ -59,9 +64,8 @@ def test_population_gradient_against_finite_differences(activation, neuron, loss
     np.testing.assert_allclose(g, fd, atol=1e-8, rtol=1e-6)
 
 
-@pytest.mark.parametrize("dynamic", [sj.Spherical(), sj.Normalized(), sj.Preconditioned(), sj.Vanilla()])
-@pytest.mark.parametrize("r1", [0.0, 0.3])
-@pytest.mark.parametrize("solver", [sj.Euler(), sj.Dopri5()])
+@pytest.mark.parametrize("dynamic,r1,solver", thin(list(itertools.product(
+    [sj.Spherical(), sj.Normalized(), sj.Preconditioned(), sj.Vanilla()], (0.0, 0.3), (sj.Euler(), sj.Dopri5()))), 3))
 def test_three_coordinate_form_matches_full_dimension(dynamic, r1, solver):
     p = sj.make_problem(64, key=jax.random.key(0), kappa=20.0, r1=r1, link="h2",
                         activation="relu", noise=0.1)

@@ -176,12 +176,19 @@ def plot(out, docs):
     rows, cfg = out["rows"], out["config"]
     with style.style():
         fig, ax = plt.subplots(figsize=(8.0, 3.9))
+        seen, bent_any = [], False
         for r, colour, marker in zip(rows, style.PALETTE, "osD^v"):
-            d, t = np.asarray(r["d"], float), r["target"]
-            label = f"s = {t['s']}, {t.get('loss', 'squared')}: eta = {fmt(r['eta'])} [{fmt(r['lo'])}, {fmt(r['hi'])}]"
-            ax.plot(d, np.asarray(r["n_star"], float), marker, color=colour, label=label, zorder=3)
+            d, t, ns = np.asarray(r["d"], float), r["target"], np.asarray(r["n_star"], float)
+            # the searched grid's (or the last window's) ends: a bottom n* is start-dominated, none censored
+            ends = [(p["windows"] or [p["n_grid"]])[-1] if p.get("windows") else p["n_grid"] for p in r["points"]]
+            status = figures.statuses(ns, first_n=[e[0] for e in ends])
+            bent = figures.non_monotone(ns)
+            label = (f"s = {t['s']}, {t.get('loss', 'squared')}: eta = {fmt(r['eta'])} [{fmt(r['lo'])}, {fmt(r['hi'])}]"
+                     + (", non-monotone" if bent else ""))
+            figures.plot_cells(ax, d, ns, status, colour, marker, top=[e[-1] for e in ends], label=label)
+            seen, bent_any = seen + status, bent_any or bent
             if np.isfinite(r["eta"]):
-                figures.plot_fit(ax, d, r, colour, alpha=0.18)
+                figures.plot_fit(ax, d, r, colour, alpha=0.18, dashed=bent)
         d = np.array(sorted({float(x) for r in rows for x in r["d"]}))
         firsts = [np.asarray(r["n_star"], float)[0] for r in rows]
         ref = float(np.nanmin(firsts)) if np.any(np.isfinite(firsts)) else float("nan")
@@ -195,5 +202,7 @@ def plot(out, docs):
         ax.set_xlabel("d")
         ax.set_ylabel("samples n* to reach rho >= 0.9")
         ax.set_title(f"Full-batch {cfg['dynamic']} GD, kappa = {cfg.get('kappa', 0.0):g}: n* against d", fontsize=9)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        handles, _ = ax.get_legend_handles_labels()
+        handles += figures.status_handles(seen, bent_any)
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
         figures.save_figure(fig, figures.figure_path(docs, cfg["name"]))

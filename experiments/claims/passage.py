@@ -218,14 +218,21 @@ def rows_table(out):
     return "\n".join(lines)
 
 
-def _panel(ax, r, colour, cfg):
+def _panel(ax, r, colour, cfg, check=None):
+    """One target's n* against d: every seed (grey), the medians by status (`figures.statuses`: hollow
+    where not a measurement; `check`: its step check at the largest d), the fit (dashed through
+    non-monotone medians) and the known rate."""
     d, ns, t = np.asarray(r["d"], float), np.asarray(r["n_star"], float), r["target"]
     for p in r["points"]:
         v = np.asarray(p["n"], float)[np.asarray(p["valid"], bool)]
         ax.plot(np.full(v.size, p["d"]), v, ".", color="0.7", ms=3, zorder=1)
-    ax.plot(d, ns, "o", color=colour, zorder=3, label="n* (median)")
+    failed = [check is not None and not check["ok"] and i == len(d) - 1 for i in range(len(d))]
+    status = figures.statuses(ns, batch=[p["batch"] for p in r["points"]], failed=failed)
+    figures.plot_cells(ax, d, ns, status, colour, top=[p["budget"] for p in r["points"]], label="n* (median)")
+    bent = figures.non_monotone(ns)
     if np.isfinite(r["eta"]):
-        figures.plot_fit(ax, d, r, colour, alpha=0.2, line_label=f"fit: eta = {r['eta']:.2f}",
+        figures.plot_fit(ax, d, r, colour, alpha=0.2, dashed=bent,
+                         line_label=f"fit: eta = {r['eta']:.2f}" + (" (non-monotone medians)" if bent else ""),
                          band_label=f"90% CI [{r['lo']:.2f}, {r['hi']:.2f}]")
         ref = d ** max(1, t["s"] - 1) * (np.log(d) if t["s"] == 2 else 1)
         ax.plot(d, ref * ns[0] / ref[0], ":", color="k", lw=1, label=f"known rate {theory.known_rate(t['s'])}")
@@ -243,7 +250,10 @@ def _panel(ax, r, colour, cfg):
              + (f", r1 = {t['r1']:g}" if "r1" in t else "")
              + f"\ns = {t['s']}: {t['link']} / {t['activation']}, {t.get('loss', 'squared')} loss")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    handles, _ = ax.get_legend_handles_labels()
+    if any(x not in ("measured", "non-monotone") for x in status):
+        handles += figures.status_handles(status)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
 
 
 def plot(out, docs):
@@ -255,8 +265,9 @@ def plot(out, docs):
         fig, axes = plt.subplots(lines, cols, figsize=(4.2 * cols, 3.8 * lines), squeeze=False)
         for ax in axes.flat[len(rows):]:
             ax.set_visible(False)
+        checks = {c["target"]: c for c in out.get("step_checks", [])}
         for ax, r, colour in zip(axes.flat, rows, style.PALETTE * 2):
-            _panel(ax, r, colour, out["config"])
+            _panel(ax, r, colour, out["config"], checks.get(r["target"]["name"]))
         figures.save_figure(fig, figures.figure_path(docs, out["config"]["name"]))
 
 
@@ -357,6 +368,15 @@ def grid_table(out) -> str:
     return "\n".join(lines)
 
 
+def _grid_marks(r, checks):
+    """How a grid cell's eta is drawn: `step` (its step check failed: half hollow), `partial` (a d's
+    n* start-dominated or censored, `figures.statuses`: hollow), `bent` (non-monotone medians: dashed
+    interval)."""
+    status = figures.statuses(r["n_star"], batch=[p["batch"] for p in r["points"]])
+    return dict(step=not checks.get(r["target"]["name"], {}).get("ok", True),
+                partial=any(x in ("start-dominated", "censored") for x in status), bent=figures.non_monotone(r["n_star"]))
+
+
 def _grid_panel(ax, cells, checks, cfg, s, r1, last):
     r2s = sorted({r2 for (s_, r1_, r2) in cells if (s_, r1_) == (s, r1)})
     grid = np.linspace(0, 1, 101)
@@ -364,18 +384,36 @@ def _grid_panel(ax, cells, checks, cfg, s, r1, last):
     style = figures.style()
     for k, dyn in enumerate(cfg["grid"]["dynamic"]):
         st = style.dynamic_style(dyn, marker=True)
-        rows = [cells[(s, r1, r2)].get(dyn) for r2 in r2s]
-        xs = np.array([r2 for r2, r in zip(r2s, rows) if r is not None]) + (k - 0.5) * 0.025
-        e, lo, hi = (np.array([r[x] for r in rows if r is not None]) for x in ("eta", "lo", "hi"))
-        failed = np.array([not checks.get(r["target"]["name"], {}).get("ok", True) for r in rows if r is not None])
-        ax.errorbar(xs, e, yerr=[np.maximum(e - lo, 0), np.maximum(hi - e, 0)], fmt="none", ecolor=st["color"], capsize=3)
-        ax.plot(xs[~failed], e[~failed], st.get("marker", "o"), color=st["color"], ms=5, ls="none", label=dyn)
-        ax.plot(xs[failed], e[failed], st.get("marker", "o"), color=st["color"], mfc="white", ms=5, ls="none",
-                label=f"{dyn}, step check failed")
+        mk, c = st.get("marker", "o"), st["color"]
+        for r2 in r2s:
+            r = cells[(s, r1, r2)].get(dyn)
+            if r is None:
+                continue
+            x, e, m = r2 + (k - 0.5) * 0.025, r["eta"], _grid_marks(r, checks)
+            eb = ax.errorbar([x], [e], yerr=[[max(e - r["lo"], 0)], [max(r["hi"] - e, 0)]], fmt="none", ecolor=c,
+                             capsize=3)
+            if m["bent"]:
+                eb.lines[2][0].set_linestyle((0, (2, 1.5)))
+            look = (dict(mfc="white") if m["partial"] else
+                    dict(fillstyle="left", mfcalt="white") if m["step"] else {})
+            ax.plot([x], [e], mk, color=c, ms=6, ls="none", mew=1.2, label=dyn if not look else None, **look)
+            if m["bent"]:
+                ax.annotate("nm", (x, e), xytext=(4, -2), textcoords="offset points", fontsize=7, color=c)
     ax.set_title(f"s = {s}, r1 = {r1:g}", fontsize=9)
     if last:
         ax.set_xlabel("r2 (kappa = d^r2)")
     ax.set_ylabel("eta in n* ~ d^eta")
+
+
+def _grid_legend():
+    """What hollow, half hollow and `nm` mean on the grid figure."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], marker="o", color="0.3", mfc="white", ls="none",
+                   label="hollow: a d's n* start-dominated (under 3 batches) or censored"),
+            Line2D([], [], marker="o", color="0.3", fillstyle="left", mfcalt="white", ls="none",
+                   label="half hollow: step check failed"),
+            Line2D([], [], color="0.3", ls=(0, (2, 1.5)), label="nm, dashed interval: fitted through non-monotone medians")]
 
 
 def plot_grid(out, docs):
@@ -395,8 +433,10 @@ def plot_grid(out, docs):
         for ax in axes.flat:  # every series once, the hollow (failed) markers included wherever they occur
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(lab, h)
-        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), frameon=False, fontsize=8)
+        for h in _grid_legend():
+            legend[h.get_label()] = h
+        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, frameon=False, fontsize=8)
         fig.suptitle("Claims 4-5 with one-pass SGD: fitted exponent of n* (|rho| >= "
                      f"{cfg['threshold']:g}) against r2, 90% intervals", fontsize=10)
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         figures.save_figure(fig, figures.figure_path(docs, cfg["name"]), tight=False)

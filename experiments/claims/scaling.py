@@ -159,39 +159,67 @@ def plot(out, docs):
         _plot_eta(out, docs)
 
 
+def _tops(p, targets):
+    """The grid's (or the last window's) top at each d of a point: where a censored n* is drawn."""
+    if "windows" in p:
+        return [w[-1][-1] for w in p["windows"]]
+    return [search.n_grid(d, targets[p["s"]])[-1] for d in p["d"]]
+
+
+def _nstar_series(ax, p, k, colour, targets):
+    """One (cell, r2) series: n* by status (`figures.statuses`: hollow at the grid's bottom, past its
+    top or where the step/horizon check failed), its fit (dashed through non-monotone medians) and
+    its eta; returns the statuses and whether the medians are non-monotone."""
+    style = figures.style()
+    d, e = np.asarray(p["d"], float), p["rho"]
+    ns = np.asarray(e["n_star"], float)
+    failed = [i == len(d) - 1 and p.get("horizon_ok") is False for i in range(len(d))]
+    status = figures.statuses(ns, first_n=_bottoms(p, targets), failed=failed)
+    figures.plot_cells(ax, d, ns, status, colour[p["r2"]], style.MARKERS[k % len(style.MARKERS)],
+                       top=_tops(p, targets))
+    bent = figures.non_monotone(ns)
+    if np.isfinite(e["eta"]):
+        ax.plot(d, np.exp(e["log_c"]) * d ** e["eta"], "--" if bent else "-", color=colour[p["r2"]], lw=1.2)
+        ax.text(0.03, 0.97 - 0.09 * k, f"eta={e['eta']:.2f} [{fmt(e['lo'])}, {fmt(e['hi'])}]"
+                + (" non-monotone" if bent else ""), transform=ax.transAxes, fontsize=7, color=colour[p["r2"]], va="top")
+    return status, bent
+
+
 def _plot_nstar(out, docs):
+    from matplotlib.lines import Line2D
+
     plt, style = figures.pyplot(), figures.style()
     cfg, pts = out["config"], out["points"]
     panels = sorted({(p["s"], p["r1"], p["dynamic"]) for p in pts})
     r2_values = sorted({p["r2"] for p in pts})
     colour = {r2: style.PALETTE[i % len(style.PALETTE)] for i, r2 in enumerate(r2_values)}
-    targets = {t["s"]: t for t in cfg.get("targets", [])} if isinstance(cfg.get("targets"), list) else {}
+    targets = {t["s"]: t for t in cfg["targets"]}
     with style.style():
         cols = min(4, len(panels))
         rows = -(-len(panels) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 2.4, 3.1 * rows), squeeze=False,
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 3.4, max(3.1 * rows, 3.6)), squeeze=False,
                                  layout="constrained")
+        seen, bent = [], False
         for ax, (s, r1, dyn) in zip(axes.flat, panels):
-            for p in [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]:
-                d, e, k = np.asarray(p["d"], float), p["rho"], r2_values.index(p["r2"])
-                ax.plot(d, np.asarray(e["n_star"], float), style.MARKERS[k % len(style.MARKERS)], color=colour[p["r2"]],
-                        label=f"r2={p['r2']:g}")
-                if np.isfinite(e["eta"]):
-                    ax.plot(d, np.exp(e["log_c"]) * d ** e["eta"], "-", color=colour[p["r2"]], lw=1.2)
-                    ax.text(0.03, 0.97 - 0.09 * k, f"eta={e['eta']:.2f} [{fmt(e['lo'])}, {fmt(e['hi'])}]",
-                            transform=ax.transAxes, fontsize=7, color=colour[p["r2"]], va="top")
+            sel = [p for p in pts if (p["s"], p["r1"], p["dynamic"]) == (s, r1, dyn)]
+            for p in sel:
+                st, b = _nstar_series(ax, p, r2_values.index(p["r2"]), colour, targets)
+                seen, bent = seen + st, bent or b
             ax.set_xscale("log")
             ax.set_yscale("log")
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi * (hi / lo) ** (0.13 * len(sel)))  # room above the data for the eta lines
             style.log_ticks(ax, "both")
-            t = targets.get(s, {})
-            what = f"{t.get('link', '')}/{t.get('activation', '')}, " if t else ""
-            ax.set_title(f"s={s} ({what}r1={r1:g}), {dyn}", fontsize=9)
+            t = targets[s]
+            ax.set_title(f"s={s} ({t['link']}/{t['activation']}, r1={r1:g}), {dyn}", fontsize=9)
             ax.set_xlabel("d")
             ax.set_ylabel("n* (rho >= 0.9)")
         for ax in list(axes.flat)[len(panels):]:
             ax.axis("off")
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        style.legend_outside(fig, handles, labels, title="spike r2 (kappa = d^r2)")
+        handles = [Line2D([], [], marker=style.MARKERS[k % len(style.MARKERS)], color=colour[r2], ls="-",
+                          label=f"r2={r2:g}") for k, r2 in enumerate(r2_values)]
+        handles += figures.status_handles(seen, bent)
+        style.legend_outside(fig, handles, [h.get_label() for h in handles], title="spike r2 (kappa = d^r2)")
         fig.suptitle("Empirical full-batch GD: n* against d with least-squares fits and 90% bootstrap intervals")
         figures.save_figure(fig, figures.figure_path(docs, f"{cfg['name']}_nstar"), tight=False)
 

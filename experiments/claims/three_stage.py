@@ -172,12 +172,20 @@ def plot(out, docs):
     rows = out["rows"]
     with style.style():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11.5, 4.0), layout="constrained")
+        seen, bent_any = [], False
         for r, colour, marker in zip(rows, style.PALETTE, style.MARKERS * 2):
-            d = np.asarray(r["d"], float)
-            a1.plot(d, r["n_star"], marker, color=colour, label=f"r2 = {r['r2']:g}", zorder=3)
+            d, ns = np.asarray(r["d"], float), np.asarray(r["n_star"], float)
+            status = figures.statuses(ns, batch=[p["batch"] for p in r["points"]])
+            bent = figures.non_monotone(ns)
+            figures.plot_cells(a1, d, ns, status, colour, marker, top=[p["budget"] for p in r["points"]],
+                               label=f"r2 = {r['r2']:g}" + (" (non-monotone)" if bent else ""))
+            seen, bent_any = seen + status, bent_any or bent
             a1.plot(d, [p["n_flow"] for p in r["points"]], ":", color=colour, lw=1)
             if np.isfinite(r["eta"]):
-                figures.plot_fit(a1, d, r, colour, alpha=0.15)
+                figures.plot_fit(a1, d, r, colour, alpha=0.15, dashed=bent)
+        if bent_any or any(x not in ("measured", "non-monotone") for x in seen):
+            for h in figures.status_handles(seen, bent_any):
+                a1.add_line(h)  # no data: a legend entry only
         a1.plot([], [], "k:", lw=1, label="flow limit t_flow d / c")
         a1.set_xscale("log")
         a1.set_yscale("log")
