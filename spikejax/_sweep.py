@@ -67,8 +67,8 @@ def sweep(
     - `devices`: shard the configuration axis over these (default `jax.devices()`).
     - `process_index`, `process_count`: this process's share of a multi-process sweep;
       each writes `results.part{index}.nc`, and `merge_parts(out)` assembles them.
-    - `profile`: time the sweep's phases and compiles (`spikejax.internal.Profile`) into the dataset's
-      attribute `profile` (JSON: totals and the timeline up to writing).
+    - `profile`: time the sweep's phases and compiles (`spikejax.internal.Profile`) into
+      the dataset's attribute `profile` (a dict: totals and the timeline up to writing).
 
     **Returns:** an `xarray.Dataset` with `cos_u`, `rho`, `cos_theta`, `norm`, `risk`,
     `train_risk` over (swept axes..., `step`), and per configuration `status` (`ok`,

@@ -28,6 +28,7 @@ def float32():
     jax.config.update("jax_enable_x64", True)
 
 
+@pytest.mark.slow  # 10 s; the empirical source against numpy stays in test_sources.py and the CLI in test_cli.py
 def test_empirical_benchmark_agrees():
     (row,) = suite.empirical(d=16, n=64, steps=20, configs=(8,), numpy_configs=2, loop_configs=2, check_configs=8,
                              repeat=1, peak=False)

@@ -229,6 +229,7 @@ def test_any_dimension(x64):
     assert float(tr.ys["rho"][0]) < 1e-3  # |rho(0)| ~ d^{-1/2} (kappa is not scaled with d here)
 
 
+@pytest.mark.slow  # 10 s; the network chain stays checked pathwise (test_pathwise)
 def test_start_law(x64):
     """`frame_start_rows` has the law of `frame_rows` of uniform rows: the Gram entries' moments."""
     d, m, n = 12, 3, 20000

@@ -166,6 +166,7 @@ def test_fit_readout_vmaps_and_jits():
     assert batched.a.shape == (3, 6) and batched.val_mse.shape == (3, len(sj.DEFAULT_RIDGES))
 
 
+@pytest.mark.slow  # 7 s; fit_readout stays checked by the other readout tests
 def test_learn_end_to_end_shares_samples_and_reaches_the_floor():
     p = sj.make_problem(16, key=KEY, kappa=16.0, link="h2", activation="relu", noise=0.3)
     run = jax.jit(
