@@ -132,10 +132,11 @@ def test_network_risk_gradients_against_finite_differences(activation, neuron):
     assert np.min(np.abs(g[24:])) > 1e-4  # a and b really enter the risk
 
 
-@pytest.mark.parametrize("activation,link,loss,neuron", [("relu", "h2", "squared", "plain"),
-                                                       ("relu", "h3", "squared", "sigma"),
-                                                       ("relu", "h2", "correlation", "plain"),
-                                                       ("tanh", "h2", "squared", "sigma")])
+@pytest.mark.parametrize("activation,link,loss,neuron", [
+    ("relu", "h2", "squared", "plain"),
+    pytest.param("relu", "h3", "squared", "sigma", marks=pytest.mark.slow),  # one in two by default
+    ("relu", "h2", "correlation", "plain"),
+    pytest.param("tanh", "h2", "squared", "sigma", marks=pytest.mark.slow)])
 def test_hand_written_network_gradient_equals_autodiff(activation, link, loss, neuron):
     """`committee_grad` (the population fast path: Stein's identity for the coefficients,
     four Horner sums) against `jax.grad` of the closed form, in w, a and b."""
@@ -227,7 +228,8 @@ def test_arccos_kernel_slope_is_finite_at_the_ends():
 
 @pytest.mark.parametrize("link,loss,neuron,m,parallel", [("h2", "squared", "plain", 5, False),
                                                          ("h3", "squared", "sigma", 5, False),
-                                                         ("h2", "correlation", "plain", 5, False),
+                                                         pytest.param("h2", "correlation", "plain", 5, False,
+                                                                      marks=pytest.mark.slow),
                                                          pytest.param("h3", "squared", "plain", 16, True,
                                                                       marks=pytest.mark.slow)])
 def test_zero_bias_relu_gradient_equals_autodiff(link, loss, neuron, m, parallel):
