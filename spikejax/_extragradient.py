@@ -33,10 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._chain import DRAW_DTYPE, FRAME, AbstractFrameChain, bartlett, canonical, check_chain
+from ._chain import FRAME, AbstractFrameChain, canonical, check_chain, draw_batch
 from ._data import draw
 from ._source_base import AbstractSource, batch_key, check_count, pointwise_losses
 from ._sources import sample_risk, sampled_cost
+from ._target import project
 
 
 def check_displacement(value):
@@ -70,7 +71,7 @@ def plain_displaced_grad(w, z, y, problem, rho):
     cov = problem.covariance
     total = lambda pre: jnp.sum(pointwise_losses(problem, problem.activation(pre), y))
     slope = jax.grad(total)  # each sample's l_i' (the sum decouples)
-    pre = jax.lax.dot_general(cov.sqrt(w), z, (((0,), (1,)), ((), ())))  # z @ a, as `s @ z^T` (a GEMM under vmap)
+    pre = project(z, cov.sqrt(w))
     sq = jnp.sum(z * cov.apply(z), axis=-1)
     g = slope(pre - rho * slope(pre) * sq)
     return cov.sqrt(g @ z) / y.shape[0]
@@ -166,12 +167,11 @@ class ExtraGradientChain(AbstractFrameChain):
         return canonical(w)[..., :FRAME]
 
     def draw(self, data, k, sim, dtype):
-        """Step `k`'s batch in frame coordinates: `z` (b, 3 + b) and the label noise `eps` (b,)."""
-        kz, ke, kx = jax.random.split(batch_key(data, k), 3)
-        frame = jax.random.normal(kz, (self.batch, FRAME), DRAW_DTYPE).astype(dtype)
-        eps = jax.random.normal(ke, (self.batch,), DRAW_DTYPE).astype(dtype)
-        L = bartlett(kx, self.batch, jnp.asarray(sim.problem.dim, dtype) - FRAME, dtype)
-        return jnp.concatenate([frame, L], axis=1), eps
+        """Step `k`'s batch in frame coordinates: `z` (b, 3 + b) and the label noise `eps` (b,),
+        drawn as a reused batch's (the Bartlett factor of its orthogonal parts): each sample
+        serves twice within the step."""
+        batch = draw_batch(batch_key(data, k), self.batch, 2, sim.problem.dim, dtype)
+        return batch.z, batch.eps
 
     def batch_grad(self, w, z, y, sim):
         """EgD's gradient at a canonical `w` on frame samples `z` (b, 3 + b) with labels `y`."""
