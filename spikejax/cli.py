@@ -38,7 +38,10 @@ def _bytes(text: str) -> int:
 
 
 def cache_dir() -> str:
-    """Where the CLI keeps JAX's persistent compilation cache."""
+    """Where the CLI keeps JAX's persistent compilation cache: JAX's own variable
+    JAX_COMPILATION_CACHE_DIR where it is set, else $XDG_CACHE_HOME/spikejax/jax."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "spikejax", "jax")
 

@@ -11,6 +11,8 @@ from scipy import stats
 import spikejax as sj
 from spikejax import internal
 
+from optimized import compiled
+
 
 @pytest.fixture(autouse=True)
 def x64():
@@ -81,8 +83,9 @@ def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
     sim_c, x = sj.prepare(p, dyn, sj.Online(b), key=jax.random.key(0), w0=w0, reduced=True)
     assert isinstance(sim_c.source, sj.Chain) and x.shape == (4,)
     np.testing.assert_allclose(internal.canonical(x)[:3], _state(p, w), atol=1e-12)
-    key = jax.random.key(7)
-    for k in range(steps):
+
+    @jax.jit  # one compiled step of both runs (op-by-op dispatch made this test 10-25 s)
+    def both(key, x, w):
         key, z, eps, frame, perp = _batch(key, p, w, b)
         # the samples' loss derivatives g_i, then chi = |sum g_i z_perp_i| / sqrt(sum g_i^2)
         pre = z @ (p.covariance.sqrt(w) / sj.neuron_norm(w, sim_d.neuron_cov))
@@ -91,8 +94,11 @@ def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
         chi = jnp.linalg.norm(g @ perp) / jnp.sqrt(jnp.where(g @ g > 0, g @ g, 1.0))  # no active sample: no step
         draw = internal.ChainDraw(internal.pad(frame, 4), eps, chi)
         x = internal.canonical(x)
-        x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
-        w = _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
+        return key, _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt), _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
+
+    key = jax.random.key(7)
+    for k in range(steps):
+        key, x, w = both(key, x, w)
         np.testing.assert_allclose(np.asarray(internal.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
     assert abs(float(x[0] / jnp.linalg.norm(x)) - float(w @ p.u / jnp.linalg.norm(w))) < 1e-9
 
@@ -108,15 +114,24 @@ def test_reused_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
     sim_d, w = sj.prepare(p, dyn, sj.Reused(b, reuse), key=jax.random.key(0), w0=w0)
     sim_c, x = sj.prepare(p, dyn, sj.Reused(b, reuse), key=jax.random.key(0), w0=w0, reduced=True)
     assert x.shape == (3 + b,)
-    key = jax.random.key(8)
-    for _ in range(batches):
+
+    @jax.jit  # one compiled batch of both runs: every reuse step's pair of states
+    def both(key, x, w):
         key, z, eps, frame, perp = _batch(key, p, w, b)
         L = jnp.linalg.cholesky(perp @ perp.T)
         draw = internal.ChainDraw(jnp.concatenate([frame, L], 1), eps, None)
         x = internal.canonical(x)
+        xs, ws = [], []
         for _ in range(reuse):
             x = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
             w = _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
+            xs, ws = xs + [x], ws + [w]
+        return key, xs, ws
+
+    key = jax.random.key(8)
+    for _ in range(batches):
+        key, xs, ws = both(key, x, w)
+        for x, w in zip(xs, ws):
             np.testing.assert_allclose(np.asarray(internal.canonical(x)[:3]), _state(p, w), atol=1e-9, rtol=0)
 
 
@@ -164,9 +179,10 @@ def _ks(d, dyn, source, seeds, steps, dt, times):
     p = _problem(d, r1=0.25, r2=0.5, noise=0.1)
     keys = jax.random.split(jax.random.key(11), seeds)
     sa = sj.SaveAt(steps=times, passages={"rho": (0.5,)})
-    run = lambda reduced: jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, source, key=k, dt=dt, steps=steps,
-                                                                  saveat=sa, reduced=reduced)))(keys)
-    a, c = run(True), run(False)
+    run = lambda reduced: jax.vmap(lambda k: sj.simulate(p, dyn, source, key=k, dt=dt, steps=steps, saveat=sa,
+                                                         reduced=reduced))
+    # the d-dimensional run draws seeds x steps x batch x d normals: compiled optimised
+    a, c = jax.jit(run(True))(keys), compiled(run(False), keys)(keys)
     out = [stats.ks_2samp(np.asarray(a.ys["cos_u"][:, i]), np.asarray(c.ys["cos_u"][:, i])).pvalue
            for i in range(1, len(times))]
     ta, tc = np.asarray(a.passages["rho"][:, 0]), np.asarray(c.passages["rho"][:, 0])

@@ -33,8 +33,8 @@ def _toml(path, cfg):
 
 @pytest.fixture(scope="module", autouse=True)
 def _cache(tmp_path_factory):
-    """One compilation cache for this module's runs (the same tiny programs compile once),
-    never the user's."""
+    """Keep the runs off the user's cache directory. Their compilation cache is the test run's
+    shared one (JAX_COMPILATION_CACHE_DIR, set in conftest, wins over XDG_CACHE_HOME)."""
     global CACHE
     CACHE = tmp_path_factory.mktemp("xdg-cache")
 
@@ -326,7 +326,7 @@ def test_network_keys_run_and_a_width_one_frozen_network_is_the_single_neuron(tm
     before anything compiles."""
     base = dict(seeds=2, d=16, kappa=[1.0, 3.0], r1=0.25, dt=0.3, steps=60, record=6, solver="euler",
                 precision="float64")
-    for src in (dict(), dict(source="empirical", n=64)):
+    for src in (dict(source="empirical", n=64),):  # population: test_networks.py::test_width_one_frozen_network_is_the_single_neuron
         one = sj.sweep(dict(base, **src), progress=False)
         net = sj.sweep(dict(base, **src, network=True), progress=False)
         assert net["rho"].dims == one["rho"].dims  # no neuron axis
