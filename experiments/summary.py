@@ -88,7 +88,8 @@ def _claim4_row(name, cfg, p):
 def _three_stage_row(name, cfg, r):
     """A row of the paper's experiment 2: n* for cos_u >= threshold at kappa = d^r2 (no bound is for it)."""
     verdict = theory.verdict(r["lo"], r["hi"], r["d"], algorithm=theory.ONE_PASS,
-                             observable=f"|cos_u| >= {cfg['threshold']:g}", s=2, r1=0.0, r2=r["r2"])
+                             observable=f"|cos_u| >= {cfg['threshold']:g}", s=2, r1=0.0, r2=r["r2"],
+                             dynamic=cfg.get("dynamic"))
     return (f"| {cfg['dynamic']} online SGD (squared), n* on cos_u >= {cfg['threshold']:g} | (2, 0, r2 = {r['r2']:g}) | "
             f"{r['d'][0]}..{r['d'][-1]} | {fmt(r['eta'])} [{fmt(r['lo'])}, {fmt(r['hi'])}] | none known (kappa > 0); the "
             f"bulk's 1 + r2 = {r['eta_bulk']:.2f} | d^{r['eta_paper']:g} (full-batch GD, reconstructed) | {verdict} | "

@@ -159,7 +159,9 @@ class Bound(NamedTuple):
     """A rate a measured exponent can be judged against.
 
     `sufficient`: an upper bound only (n up to `d^exponent` suffices); otherwise a rate (necessary and
-    sufficient up to logs). `status`: "proved" or "reconstructed" (our reading or extrapolation)."""
+    sufficient up to logs). `status`: "proved", "reconstructed" (our reading or extrapolation) or
+    "derived here (heuristic)" (docs/onepass_spiked.md). `lower`: a rate that holds at the best step
+    while the rows ran at another one, so only its lower side binds them (no step does better)."""
 
     source: str
     algorithm: str
@@ -168,6 +170,7 @@ class Bound(NamedTuple):
     exponent: float
     rate: str
     sufficient: bool
+    lower: bool = False  # a rate at the best step, judged as a lower bound (`vs_lower`): the rows' step may do worse
 
     def label(self) -> str:
         return f"{self.source} ({self.algorithm}, {self.observable}, {self.status}: {self.rate})"
@@ -196,17 +199,105 @@ def reuse_bound(s) -> Bound:
                  f"n ~ d^{k} up to logs", sufficient=False)
 
 
-def bounds_for(algorithm, observable, s, r1, r2, isotropic: bool, gaussian: bool = True) -> tuple[list, str]:
+NORMALIZED, PRECONDITIONED = "normalized", "preconditioned"
+
+
+def _isotropic_like(r1, r2) -> bool:
+    """Normalized, `r2 <= 2 r1 / 3`: the spike changes neither the overlap's drift nor its noise."""
+    return r2 <= 2 * r1 / 3 + 1e-12
+
+
+def spiked_one_pass_scope(s, r1, r2, dynamic) -> str:
+    """Why no spiked one-pass rate is derived for `(s, r1, r2, dynamic)` (docs/onepass_spiked.md);
+    "" where `spiked_one_pass_bound` gives one. Gaussian inputs and the true Sigma are assumed."""
+    if dynamic not in (NORMALIZED, PRECONDITIONED):
+        return f"the spiked one-pass rate is derived for the normalized and preconditioned dynamics, not {dynamic}"
+    if not (0 <= r1 <= 0.5 and 0 <= r2 <= 1):
+        return f"the spiked one-pass rate is derived for 0 <= r1 <= 1/2, 0 <= r2 <= 1 (here r1 = {r1:g}, r2 = {r2:g})"
+    if dynamic == NORMALIZED and not (_isotropic_like(r1, r2) or r2 > 2 * r1 + 1e-12):
+        return (f"the normalized spiked one-pass rate is not derived for 2 r1 / 3 < r2 <= 2 r1 (here r1 = {r1:g}, "
+                f"r2 = {r2:g}): the spike's noise and drift both matter there")
+    return ""
+
+
+def spiked_one_pass_exponent(s, r1, r2, dynamic) -> float:
+    """The exponent of one-pass SGD's sample complexity at the best (d-dependent, constant in time)
+    step, spiked Gaussian inputs, weak recovery on |rho| (docs/onepass_spiked.md; heuristic):
+
+    - preconditioned: isotropic spherical SGD in whitened coordinates from `|rho(0)| ~ d^{-a}`:
+      `1 + 2 (s - 2) a` for `s >= 3`, 1 for `s <= 2` (d log d at `s = 2`);
+    - normalized, `r2 <= 2 r1 / 3`: the spike is invisible to the overlap, Ben Arous-Gheissari-
+      Jagannath's `max(1, s - 1)`;
+    - normalized, `r2 > 2 r1`: that rate in the effective dimension `1 + d^{1 - 2 r2}`:
+      `max(1, s - 1) max(0, 1 - 2 r2)`.
+
+    Raises `ValueError` where it is not derived (`spiked_one_pass_scope`)."""
+    why = spiked_one_pass_scope(s, r1, r2, dynamic)
+    if why:
+        raise ValueError(why)
+    if dynamic == PRECONDITIONED:
+        return 1.0 + 2 * (s - 2) * init_exponent(r1, r2) if s >= 3 else 1.0
+    if _isotropic_like(r1, r2):
+        return float(max(1, s - 1))
+    return max(1, s - 1) * max(0.0, 1 - 2 * r2)
+
+
+def spiked_fixed_step_exponent(s, r1, r2, dynamic) -> float | None:
+    """The exponent at the project's step `c d^{-s/2}` per sample (`s >= 2`): the population flow's
+    time to the threshold times `d^{s/2}` samples per unit time, `s/2 + (s - 2) a - g`, with `d^g`
+    the spike's speed-up of the overlap's drift (`g = r2` normalized with `r2 > 2 r1`, else 0), plus
+    a log at `s = 2`. None where it is not derived (`s = 1`, normalized `r2 > 1/2`, and wherever
+    `spiked_one_pass_scope` excludes the cell)."""
+    if s < 2 or spiked_one_pass_scope(s, r1, r2, dynamic) or (dynamic == NORMALIZED and r2 > 0.5):
+        return None
+    g = r2 if dynamic == NORMALIZED and not _isotropic_like(r1, r2) else 0.0
+    return s / 2 + (s - 2) * init_exponent(r1, r2) - g
+
+
+def _spiked_rate(s, e, dynamic, r2) -> str:
+    if e == 0:
+        return "n = O(1) in d up to logs"
+    base = "d" if e == 1 else f"d^{e:g}"
+    return f"n ~ {base}" + (" log d" if s == 2 and not (dynamic == PRECONDITIONED and r2 == 1) else "")
+
+
+def spiked_one_pass_bound(s, r1, r2, dynamic) -> Bound:
+    """One-pass SGD on spiked Gaussian data (`kappa = d^{r2}`, `<u, theta> = d^{-r1}`, true Sigma)
+    at the best step: `spiked_one_pass_exponent`, a rate (necessary and sufficient up to logs,
+    heuristic: docs/onepass_spiked.md). Raises `ValueError` where it is not derived."""
+    e = spiked_one_pass_exponent(s, r1, r2, dynamic)
+    return Bound(f"spiked one-pass rate, {dynamic}", ONE_PASS, WEAK, "derived here (heuristic)", e,
+                 _spiked_rate(s, e, dynamic, r2) + " at the best step", sufficient=False)
+
+
+def bounds_for(algorithm, observable, s, r1, r2, isotropic: bool, gaussian: bool = True,
+               dynamic: str | None = None) -> tuple[list, str]:
     """The bounds that apply to a measured row, and why none does when the list is empty. The reuse
-    rate (`reuse_bound`) is shown for reference only: it is proved for other algorithms."""
+    rate (`reuse_bound`) is shown for reference only: it is proved for other algorithms. A spiked
+    Gaussian one-pass row of a `dynamic` (normalized, preconditioned) is judged against
+    `spiked_one_pass_bound` where it is derived: as a rate where the rows' step `c d^{-s/2}` is a
+    best step (the fixed-step exponent equals it), else as a lower bound (`Bound.lower`)."""
     if observable != WEAK:
         return [], f"no bound is for {observable}"
     if algorithm == ONE_PASS:
         if isotropic and gaussian:
             return [one_pass_bound(s)], ""
-        return [], ("Ben Arous-Gheissari-Jagannath 2021 assumes Gaussian inputs" if isotropic else
-                    "Ben Arous-Gheissari-Jagannath 2021 is isotropic (here kappa > 0); the paper's claim 4 is for "
-                    "full-batch GD")
+        if isotropic:
+            return [], "Ben Arous-Gheissari-Jagannath 2021 assumes Gaussian inputs"
+        why = ("Ben Arous-Gheissari-Jagannath 2021 is isotropic (here kappa > 0); the paper's claim 4 is for "
+               "full-batch GD")
+        if dynamic is None or r2 is None:
+            return [], why
+        if not gaussian:
+            return [], why + "; the spiked one-pass rate assumes Gaussian inputs"
+        scope = spiked_one_pass_scope(s, r1, r2, dynamic)
+        if scope:
+            return [], why + "; " + scope
+        b = spiked_one_pass_bound(s, r1, r2, dynamic)
+        fixed = spiked_fixed_step_exponent(s, r1, r2, dynamic)
+        if fixed is None or abs(fixed - b.exponent) > 1e-9:
+            b = b._replace(lower=True)
+        return [b], ""
     if algorithm == FULL_BATCH:
         return [paper_bound(s, r1, r2)], ""
     return [], f"no bound is for {algorithm}"
@@ -254,12 +345,25 @@ def vs_rate(lo, hi, rate, d, flow=None, tail=None) -> str:
     return "below: investigate" + (f" (flow over these d: {flow:.2f})" if flow is not None else "")
 
 
+def vs_lower(lo, hi, rate, d) -> str:
+    """An interval against a rate at the best step, the rows having run at another step: at or above
+    it is consistent (no step does better; this one may do worse); below asks to investigate (the
+    rate is heuristic, and a pre-asymptotic slope can lie below it)."""
+    if lo <= rate <= hi:
+        return "consistent (agrees with the best step's rate)"
+    if lo > rate:
+        return "consistent (above the best step's rate: the runs' step is not the best step)"
+    return "below the best step's rate: investigate"
+
+
 def judge(lo, hi, d, bound: Bound, flow=None, tail=None) -> str:
     """`<judgement> vs <bound>`: the interval against one bound that applies."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"no interval (vs {bound.label()})"
     if bound.sufficient:
         word = vs_paper(lo, hi, bound.exponent, d)
+    elif bound.lower:
+        word = vs_lower(lo, hi, bound.exponent, d)
     else:
         word = vs_rate(lo, hi, bound.exponent, d, flow, tail)
     return f"{word} vs {bound.label()}"
@@ -274,14 +378,19 @@ def reference(lo, hi, bound: Bound) -> str:
 
 
 def verdict(lo, hi, d, *, algorithm, observable, s, r1=0.0, r2=None, isotropic=False, gaussian=True,
-            flow=None, tail=None) -> str:
+            flow=None, tail=None, dynamic=None) -> str:
     """Every verdict of a measured row: one `judge` per bound that applies (`bounds_for`; isotropic
     full-batch rows add the reuse rate for reference), or "no bound applies (why)" with the nearest
-    bound for reference."""
-    bounds, why = bounds_for(algorithm, observable, s, r1, r2, isotropic, gaussian)
+    bound for reference. `flow` and `tail` (the isotropic flow's slope, the large-d fit) go only to
+    the isotropic one-pass rate and to a spiked one judged as a rate from the isotropic start
+    (`|rho(0)| ~ d^{-1/2}`, where the overlap's flow is the isotropic one up to constants);
+    `dynamic` selects the spiked one-pass rate."""
+    bounds, why = bounds_for(algorithm, observable, s, r1, r2, isotropic, gaussian, dynamic)
     if bounds:
-        text = "; ".join(judge(lo, hi, d, b, flow if b.algorithm == ONE_PASS else None,
-                               tail if b.algorithm == ONE_PASS else None) for b in bounds)
+        iso = lambda b: b.algorithm == ONE_PASS and (b.source.startswith("Ben Arous") or (
+            b.source.startswith("spiked") and not b.lower and init_exponent(r1, r2) == 0.5
+            and flow is not None and np.isfinite(flow)))
+        text = "; ".join(judge(lo, hi, d, b, flow if iso(b) else None, tail if iso(b) else None) for b in bounds)
         if algorithm == FULL_BATCH and isotropic and gaussian:
             text += "; " + reference(lo, hi, reuse_bound(s))
         return text

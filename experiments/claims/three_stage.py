@@ -114,7 +114,7 @@ def units(cfg):
 def _verdict(r, cfg):
     """No bound is for one-pass SGD on `|cos_u| >= threshold` (`theory.verdict`); the paper's shown for reference."""
     return theory.verdict(r["lo"], r["hi"], r["d"], algorithm=theory.ONE_PASS, observable=f"|cos_u| >= {cfg['threshold']:g}",
-                          s=2, r1=0.0, r2=r["r2"])
+                          s=2, r1=0.0, r2=r["r2"], dynamic=cfg.get("dynamic"))
 
 
 def table(out):

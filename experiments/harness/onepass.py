@@ -179,7 +179,8 @@ def observable(metric, threshold) -> str:
 def onepass_verdict(row, cfg, flow) -> str:
     """The verdicts of one passage row (`theory.verdict`): against Ben Arous-Gheissari-Jagannath
     where it applies (isotropic Gaussian one-pass on |rho|), the fit over the large-d end computed
-    only when the whole-range interval is below the rate and the flow's slope."""
+    only when the whole-range interval is below the rate and the flow's slope; spiked Gaussian rows
+    against the spiked one-pass rate of their dynamic where it is derived (docs/onepass_spiked.md)."""
     t = row["target"]
     s, lo, hi = t["s"], row["lo"], row["hi"]
     r2 = t.get("r2", cfg.get("r2"))
@@ -191,7 +192,8 @@ def onepass_verdict(row, cfg, flow) -> str:
         end = tail(row, cfg.get("n_boot", 1000))
     return theory.verdict(lo, hi, row["d"], algorithm=algorithm(t), observable=observable(
         t.get("metric", cfg.get("metric", "rho")), cfg["threshold"]), s=s, r1=t.get("r1", cfg.get("r1", 0.0)), r2=r2,
-        isotropic=iso, gaussian=t.get("inputs", "gaussian") == "gaussian", flow=flow, tail=end)
+        isotropic=iso, gaussian=t.get("inputs", "gaussian") == "gaussian", flow=flow, tail=end,
+        dynamic=setting_or(t, cfg, "dynamic", None))
 
 
 def point_setup(cfg, target, d) -> dict:
