@@ -246,6 +246,14 @@ class Search(NamedTuple):
         check_choice("metric", metric, SEARCH_METRICS)
         return critical_n(self.n_grid, success_fraction(getattr(self, metric), threshold, self.valid), level)
 
+    def n_per_seed(self, metric: str = "rho", threshold: float = 0.9) -> np.ndarray:
+        """(seeds,) each seed's n*: the smallest `n` of the grid at which `|metric| >= threshold`,
+        `inf` where no grid point reaches it (censored: above the grid's top). Every seed, counted
+        or not: pass `valid` on, `sj.censored_median(search.n_per_seed(), search.valid)`."""
+        check_choice("metric", metric, SEARCH_METRICS)
+        hit = np.abs(np.asarray(getattr(self, metric), float)) >= threshold
+        return np.where(hit.any(1), np.asarray(self.n_grid, float)[np.argmax(hit, 1)], np.inf)
+
 
 def search_n(
     problem,

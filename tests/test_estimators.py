@@ -31,6 +31,23 @@ def test_censored_median_counts_only_valid_seeds_and_agrees_with_median_n():
         assert sj.censored_median(x) == (math.inf if math.isnan(m) else m)
 
 
+def test_a_full_batch_search_gives_each_seed_its_censored_n_star():
+    """`Search.n_per_seed`: the first grid n at which a seed's |rho| reaches the threshold (a dip
+    after it does not undo it), inf where none does; with `valid`, the censored median by hand."""
+    rho = np.array([[0.1, 0.95, 0.5, 0.99],   # first reaches 0.9 at n = 20
+                    [0.1, 0.2, -0.91, 0.99],  # |rho|: at n = 40
+                    [0.1, 0.2, 0.3, 0.4],     # never: censored
+                    [0.92, 0.95, 0.97, 0.99],  # at the grid's bottom, n = 10
+                    [0.1, 0.2, 0.3, 0.95]])   # at n = 80, but not counted
+    res = sj.Search(rho=rho, cos_u=rho, valid=np.array([True, True, True, True, False]), rho0=np.zeros(5),
+                             n_grid=np.array([10, 20, 40, 80]))
+    np.testing.assert_array_equal(res.n_per_seed("rho", 0.9), [20.0, 40.0, math.inf, 10.0, 80.0])
+    assert sj.censored_median(res.n_per_seed("rho", 0.9), res.valid) == 20.0  # 10, 20, 40, inf: the 2nd
+    assert sj.censored_quantile(res.n_per_seed("rho", 0.9), 0.75, res.valid) == 40.0
+    with pytest.raises(ValueError, match="metric='w' is not allowed"):
+        res.n_per_seed("w")
+
+
 def test_censored_quantile_never_averages_a_censored_seed():
     n = [10.0, 20.0, NAN, NAN]
     assert sj.censored_quantile(n, 0.25) == 10.0 and sj.censored_quantile(n, 0.5) == 20.0

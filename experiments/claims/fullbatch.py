@@ -56,7 +56,8 @@ def point(cfg, target, d, n_pred=None):
     else:
         res, windows = run_on(n_grid(d, target), None), None
     return dict(d=d, dt=dt, steps=steps, n_grid=res.n_grid.tolist(), rho=res.rho.tolist(), cos_u=res.cos_u.tolist(),
-                valid=res.valid.tolist(), n_star=res.n_star("rho", cfg["threshold"]), seconds=time.time() - t0,
+                valid=res.valid.tolist(), n_star=res.n_star("rho", cfg["threshold"]),
+                n_seeds=res.n_per_seed("rho", cfg["threshold"]), seconds=time.time() - t0,
                 windows=windows)
 
 

@@ -53,7 +53,7 @@ def _cell(cfg, t, r1, r2, dyn, bar, out):
         bar.update(1)
     point = dict(s=t["s"], link=t["link"], activation=t["activation"], r1=r1, r2=r2, dynamic=dyn, d=ds,
                  eta_hyp=theory.hypothesis_eta(t["s"], r1, r2), valid_fraction=[float(r.valid.mean()) for r in res],
-                 seconds=seconds)
+                 valid=[r.valid for r in res], n_seeds=[r.n_per_seed("rho", th) for r in res], seconds=seconds)
     if "window" in t:
         point["windows"] = [search.MEMO[("windows",) + search.point_key(t, d, r1, r2, dyn, noise, 0,
                                                                          search.steps_at(t, d, ds), t["dt"])] for d in ds]
