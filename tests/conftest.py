@@ -14,29 +14,8 @@ if os.environ.get("SPIKEJAX_TEST_OPTIMIZED") != "1":
              " --xla_cpu_use_fusion_emitters=false")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _fast).strip()
 
-# One persistent compilation cache for the whole run, shared by the xdist workers and the CLI
-# subprocesses (the same small programs recur across tests: test_networks + test_population
-# went from 111 to 93 s wall with it). The controller makes the directory before the workers
-# start, they inherit the variable, and the controller removes it at the end: a run never reads
-# a cache it did not write, so a fresh clone measures what CI measures.
-if "SPIKEJAX_TEST_CACHE" not in os.environ:
-    import tempfile
-
-    os.environ["SPIKEJAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="spikejax-test-cache-")
-    _OWN_CACHE = True
-else:
-    _OWN_CACHE = False
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["SPIKEJAX_TEST_CACHE"])
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-
 import jax  # noqa: E402
 
 # Exactness checks run in float64; the engine itself follows JAX's default dtype.
 jax.config.update("jax_enable_x64", True)
 
-
-def pytest_sessionfinish(session, exitstatus):
-    if _OWN_CACHE and not os.environ.get("PYTEST_XDIST_WORKER"):
-        import shutil
-
-        shutil.rmtree(os.environ["SPIKEJAX_TEST_CACHE"], ignore_errors=True)

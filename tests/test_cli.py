@@ -33,8 +33,8 @@ def _toml(path, cfg):
 
 @pytest.fixture(scope="module", autouse=True)
 def _cache(tmp_path_factory):
-    """Keep the runs off the user's cache directory. Their compilation cache is the test run's
-    shared one (JAX_COMPILATION_CACHE_DIR, set in conftest, wins over XDG_CACHE_HOME)."""
+    """One compilation cache for this module's runs (the same tiny programs compile once),
+    never the user's."""
     global CACHE
     CACHE = tmp_path_factory.mktemp("xdg-cache")
 
