@@ -24,11 +24,12 @@ demo: $(STAMP)
 	$(VENV)/bin/spikejax sweep configs/phase_diagram.toml --out out/phase_diagram --force
 	$(VENV)/bin/spikejax plot out/phase_diagram
 
+# --dist worksteal: an idle worker takes queued tests from the busy one (no tail of one worker)
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m ""
+	$(PY) -m pytest -q -n 2 --dist worksteal -m ""
 
 # The documentation site (mkdocs, material theme, API pages from the docstrings) into site/;
 # --strict turns every warning (broken link or anchor, docstring trouble) into a failure.

@@ -284,7 +284,9 @@ def test_width_one_frozen_network_is_the_single_neuron(source, solver):
 
 
 @pytest.mark.parametrize("dynamic,r1,biases", [pytest.param(sj.Spherical(), 0.0, "trained", marks=pytest.mark.slow),
-                                               (sj.Normalized(), 0.3, "trained"), (sj.Normalized(), 0.3, "zero"),
+                                               (sj.Normalized(), 0.3, "trained"),
+                                               # zero biases: the trained case keeps the reduction covered
+                                               pytest.param(sj.Normalized(), 0.3, "zero", marks=pytest.mark.slow),
                                                pytest.param(sj.Preconditioned(), 0.3, "trained", marks=pytest.mark.slow),
                                                pytest.param(sj.Vanilla(), 0.0, "trained", marks=pytest.mark.slow)])
 def test_network_reduction_matches_full_dimension(dynamic, r1, biases):

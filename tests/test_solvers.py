@@ -89,7 +89,7 @@ def test_grad_through_the_adaptive_solver_wrt_kappa_and_horizon():
     def final_risk(kappa, dt):
         p = sj.make_problem(16, key=KEY, kappa=kappa, r1=0.2, link="h2", noise=0.1)
         tr = sj.simulate(p, sj.Normalized(), key=jax.random.key(5), dt=dt, steps=100, reduced=True,
-                         solver=sj.Dopri5(rtol=1e-10, atol=1e-12, max_steps=400), saveat=sj.SaveAt(steps=2))
+                         solver=sj.Dopri5(rtol=1e-10, atol=1e-12, max_steps=120), saveat=sj.SaveAt(steps=2))
         return tr.risk[-1]
 
     f = jax.jit(final_risk)
