@@ -1,0 +1,61 @@
+"""experiments/reuse_spiked.py: the step convention, the sources it builds, and its table from
+synthetic censored n* with hand-computed answers (no chain run: the default suite stays fast)."""
+
+import math
+
+import numpy as np
+import pytest
+
+import spikejax as sj
+from experiments import reuse_spiked as rs
+
+
+def _point(name, d, r2, n, batch):
+    """A stored point as `rs.point` writes it: null for a censored seed."""
+    return dict(source=name, d=d, r2=r2, batch=batch, budget=256.0 * d, valid=[True] * len(n),
+                n=[None if not np.isfinite(v) else float(v) for v in n], censored=[not np.isfinite(v) for v in n])
+
+
+def test_step_convention_and_sources():
+    cfg = rs.SETTINGS
+    for d in (64, 2048):
+        assert rs.batch_size(cfg, d) == d // 4
+        assert rs.step_of(cfg, d) == pytest.approx(cfg["c"] / 4)  # eta = c b / d: per-sample step c / d
+        assert rs.step_budget(cfg, "reused2", d) == 2 * rs.step_budget(cfg, "online", d)  # same samples
+        assert rs.step_budget(cfg, "online", d) * rs.batch_size(cfg, d) == cfg["budget_over_d"] * d
+    assert isinstance(rs.make_source(cfg, "online", 64), sj.Online)
+    reused = rs.make_source(cfg, "reused2", 64)
+    assert isinstance(reused, sj.Reused) and reused.reuse == 2 and reused.batch == 16
+    egd = rs.make_source(cfg, "egd", 64)
+    assert isinstance(egd, sj.ExtraGradient) and egd.displacement == cfg["c"]  # the reused sample's own shift
+    with pytest.raises(ValueError, match="source='full'"):
+        rs.make_source(cfg, "full", 64)
+
+
+def test_table_from_synthetic_censored_n():
+    inf = math.inf
+    ns = {64: [100, 200, 300, 400], 128: [400, 800, 1200, 1600], 256: [1000, inf, inf, inf]}
+    points = {rs.key_of("online", d, 0.0): _point("online", d, 0.0, n, d // 4) for d, n in ns.items()}
+    r = rs.row(points, "online", 0.0, [64, 128, 256], n_boot=200)
+    # the censored median is the ceil(S/2)-th smallest: 200, 800; 3 of 4 censored at d = 256
+    assert r["n_star"] == [200.0, 800.0, inf]
+    assert r["status"] == ["measured", "measured", "censored"]
+    assert r["not_passed"] == [0.0, 0.0, 0.75]
+    first, second = r["slopes"]
+    assert first["slope"] == pytest.approx(2.0)  # log(800 / 200) / log 2
+    assert first["lo"] <= 2.0 <= first["hi"]
+    assert second["slope"] == inf and second["hi"] == inf  # open at the top, never dropped
+    assert r["whole"]["eta"] == inf and r["tail"]["eta"] == inf  # the last median is censored
+    assert sj.interval_text(second["lo"], second["hi"]).endswith("open]")
+
+
+def test_start_dominated_and_passed_at_start():
+    ns = {64: [10, 10, 20, 30], 128: [200, 300, 400, 500]}
+    points = {rs.key_of("egd", d, 0.5): _point("egd", d, 0.5, n, d // 4) for d, n in ns.items()}
+    r = rs.row(points, "egd", 0.5, [64, 128], n_boot=50)
+    assert r["status"] == ["start-dominated", "measured"]  # 10 < 3 batches of 16
+    assert r["slopes"][0]["slope"] == pytest.approx(math.log(30) / math.log(2))
+    # every seed passed at step 0 (n* = 0: the start is above the threshold): no slope is fitted
+    zero = {rs.key_of("egd", d, 1.0): _point("egd", d, 1.0, [0, 0, 0], d // 4) for d in (64, 128)}
+    r0 = rs.row(zero, "egd", 1.0, [64, 128], n_boot=50)
+    assert r0["status"] == ["start-dominated"] * 2 and "slopes" not in r0
