@@ -297,7 +297,7 @@ def long_main(cfg, args):
 
 
 def block(rows, cfg, figure, check=None) -> str:
-    return f"""## Multi-index: the staircase, direction by direction (issue 13, experiment 1)
+    return f"""## Multi-index: the staircase, direction by direction (experiment 1)
 
 `z1 + z1 z2 + z1 z2 z3` (leap 1; information exponents 1, none, none: `z2` and `z3` are
 invisible until `z1` is learned) on isotropic Gaussian inputs, a width-{cfg['width']} ReLU network
@@ -571,7 +571,7 @@ def nstar_block(cells, cfg, checks, wall, png, args) -> str:
     chk = "; ".join(f"k = {k}, {label}: {a:.0f} -> {b:.0f} ({100 * (b / a - 1):+.0f}%)" for k, label, d, a, b in checks)
     moved = [abs(b / a - 1) for *_, a, b in checks if np.isfinite(a) and np.isfinite(b)]
     ok = len(moved) == len(checks) and max(moved, default=0) <= 0.3
-    return f"""## Multi-index: n* for sum_h2 against d, with and without spikes (issue 13, experiment 3)
+    return f"""## Multi-index: n* for sum_h2 against d, with and without spikes (experiment 3)
 
 `sum_h2` (`h2(z_1) + ... + h2(z_k)`, leap 2, every direction of information exponent 2) at
 k = {' and '.join(map(str, cfg['ks']))}, learned by a width-{cfg['width_per_direction']}k ReLU network ({cfg['scaling']} scaling,
@@ -757,7 +757,7 @@ def fullbatch_block(rows, cfg, wall, args) -> str:
     steep = [str(r["d"]) for r in rows if np.max(np.diff(r["passed"].mean(0))) >= 0.75]
     jumps = "" if not steep else (f" (the success fraction jumps by 0.75 or more in one grid step at d = "
                                   f"{', '.join(steep)}: the grid, not the seeds, limits n* there)")
-    return f"""## Multi-index: full-batch n* for sum_h2, isotropic (issue 13, experiment 3, full batch)
+    return f"""## Multi-index: full-batch n* for sum_h2, isotropic (experiment 3, full batch)
 
 `sum_h2` at k = {sw['k']}, isotropic, on the network of experiment 3's one-pass runs (width {sw['width']},
 {sw['scaling']} scaling, joint second layer, trained biases from `Unif[-{sw['bias_init']:g}, {sw['bias_init']:g}]`, {sw['dynamic']} rows)
@@ -847,7 +847,7 @@ lie in the bulk, whose variance `1/(1+kappa)` slows them: at the sizes where the
 `u1` and `u3` were, at every d and both spikes (its spike block, above). The risk of `f = 0`
 is 0.5 here: a risk at T near 0.5 means nothing of the parity is fitted yet.
 """
-    text = f"""## Multi-index: a spike on the {g}'s second direction (issue 13, experiment 2)
+    text = f"""## Multi-index: a spike on the {g}'s second direction (experiment 2)
 
 {intro}
 with `u2` (`theta = u2` at `r1 = 0`, `kappa = d^r2`, the project's `unit_top` normalisation: the
