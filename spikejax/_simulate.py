@@ -592,8 +592,8 @@ def step_limit(sim: Simulation, w0):
     `stability_limit` at the start `w0` and at the target direction `u` placed on the
     dynamic's constraint (the curvature along the spike and the bulk grows near `u`)."""
     target = sim.dynamic.init(sim.problem.u * jnp.sqrt(dot(w0, w0)), sim)
-    # both points in one vmapped power iteration: one copy of the field's JVP to compile (half
-    # the program), and a lane that has converged keeps its estimate while the other iterates
+    # both points in one vmapped power iteration: one copy of the field's JVP to compile, and a
+    # lane that has converged keeps its estimate while the other iterates
     return jnp.min(jax.vmap(lambda w: stability_limit(sim, w))(jnp.stack([w0, target])))
 
 

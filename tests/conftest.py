@@ -18,4 +18,3 @@ import jax  # noqa: E402
 
 # Exactness checks run in float64; the engine itself follows JAX's default dtype.
 jax.config.update("jax_enable_x64", True)
-

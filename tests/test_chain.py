@@ -94,7 +94,8 @@ def test_online_chain_follows_the_d_dimensional_run_on_the_same_samples(dyn, los
         chi = jnp.linalg.norm(g @ perp) / jnp.sqrt(jnp.where(g @ g > 0, g @ g, 1.0))  # no active sample: no step
         draw = internal.ChainDraw(internal.pad(frame, 4), eps, chi)
         x = internal.canonical(x)
-        return key, _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt), _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
+        x_new = _step(sim_c, dyn, x, _chain_grad(sim_c, x, draw), dt)
+        return key, x_new, _step(sim_d, dyn, w, _grad_d(sim_d, w, z, eps), dt)
 
     key = jax.random.key(7)
     for k in range(steps):

@@ -326,7 +326,8 @@ def test_network_keys_run_and_a_width_one_frozen_network_is_the_single_neuron(tm
     before anything compiles."""
     base = dict(seeds=2, d=16, kappa=[1.0, 3.0], r1=0.25, dt=0.3, steps=60, record=6, solver="euler",
                 precision="float64")
-    for src in (dict(source="empirical", n=64),):  # population: test_networks.py::test_width_one_frozen_network_is_the_single_neuron
+    # the population source: test_networks.py::test_width_one_frozen_network_is_the_single_neuron
+    for src in (dict(source="empirical", n=64),):
         one = sj.sweep(dict(base, **src), progress=False)
         net = sj.sweep(dict(base, **src, network=True), progress=False)
         assert net["rho"].dims == one["rho"].dims  # no neuron axis
