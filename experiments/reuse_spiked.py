@@ -328,6 +328,9 @@ def figure(data, path):
     """n*/d against d, log-log, one panel per r2, one line per source; hollow where not measured."""
     from spikejax.plot import style
 
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
+
     from .harness.figures import plot_cells, pyplot, status_handles
 
     plt = pyplot()
@@ -364,8 +367,7 @@ def figure(data, path):
             style.log_ticks(ax, "y")
             ticks = sorted({int(d) for r in data["table"] if r["r2"] == r2 for d in r["d"]})
             ax.set_xticks(ticks, [str(d) if d <= 4096 or d == ticks[-1] else "" for d in ticks])
-            ax.xaxis.set_minor_formatter(__import__("matplotlib").ticker.NullFormatter())
-        from matplotlib.lines import Line2D
+            ax.xaxis.set_minor_formatter(NullFormatter())
 
         src = [Line2D([], [], color=colours[s], marker=markers[s], label=SOURCE_NAMES[s]) for s in cfg["sources"]]
         src.append(Line2D([], [], color="0.45", ls=":", marker=".", label="one-pass SGD at its own step 0.19 b d^-1.5,\nb = d (complexity_15, same threshold)"))
