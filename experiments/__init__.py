@@ -6,7 +6,7 @@ Layout:
   [--render] [--jobs N] [--only NAME ...]` (no CONFIG: `configs/claims/`, what `make reproduce` runs);
 - `claims/`: one module per config kind (scaling, init_alignment, preconditioning,
   spherical_failure, passage, fullbatch, spherical_vs_normalized, three_stage,
-  nongaussian_failure), each with `KIND`, `units(cfg)`, `run(cfg, docs, bar)`, `render(out, docs)`
+  nongaussian_failure), each with `KIND`, `units(cfg)`, `run(cfg, docs, bar)`, `plot(out, docs)`
   and `table(out)` (see `claims/__init__.py`); no claim module imports another;
 - `harness/`: what the claims share (configs, the JSON writer, tables, figures on
   `spikejax.plot.style`, seed keys, parallel runs, windows, grid searches, one-pass points, flows);

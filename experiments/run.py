@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .claims import KINDS, claim
 from .harness.config import load_config, load_experiment
-from .harness.io import data_path, read_data, write_json
+from .harness.io import data_path, read_data, show, write_json
 from .harness.parallel import run_parallel
 from .summary import write_summary
 
@@ -88,7 +88,7 @@ def render(cfgs, docs, refit=False):
         if refit and hasattr(mod, "refit"):
             out = mod.refit(out)
             write_json(data_path(docs, cfg["name"]), out)
-        mod.render(out, docs)
+        mod.render(out, docs) if hasattr(mod, "render") else show(out, docs, mod.plot, mod.table)
     write_summary(docs)
 
 

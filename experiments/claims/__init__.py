@@ -4,9 +4,12 @@ Every claim module has the same small interface:
 
 - `KIND`: the config kind it runs;
 - `units(cfg) -> int`: progress units of a run (for the bar and for ordering parallel work);
-- `run(cfg, docs, bar) -> dict`: run, write `docs/data/<name>.json`, then `render` it;
-- `render(out, docs)`: figures and the results.md block `<name>` from stored data, no runs;
-- `table(out) -> str`: that block's text.
+- `run(cfg, docs, bar) -> dict`: run, write `docs/data/<name>.json`, then render it;
+- `plot(out, docs)`: its figures from stored data, no runs;
+- `table(out) -> str`: its results.md block `<name>`.
+
+Rendering is `harness.io.show(out, docs, plot, table)`, unless a module defines its own
+`render(out, docs)` (passage, whose figures depend on the config).
 
 Optional: `check(cfg, docs, bar)` and `check_units(cfg)` (`--checks-only`: the step/horizon checks
 of a committed table), `refit(out) -> dict` (`--render --refit`), `MEMO_GROUP = True` (its configs

@@ -15,7 +15,7 @@ from spikejax import DYNAMICS, bootstrap_exponent, make_problem, search_n
 from .. import theory
 from ..harness import figures
 from ..harness.config import setting
-from ..harness.io import as_json, data_path, write_block, write_json
+from ..harness.io import as_json, data_path, show, write_json
 from ..harness.seeds import seed_keys
 from ..harness.tables import fmt
 from ..harness.window import predict_n, windowed_search
@@ -119,13 +119,8 @@ def run(cfg, docs, bar):
     if all("eta" in r for r in out["rows"]) and len(out["rows"]) == len(cfg["targets"]):
         del out["partial"]
     save()
-    render(out, docs)
+    show(out, docs, plot, table)
     return out
-
-
-def render(out, docs):
-    plot(out, docs)
-    write_block(docs, out["config"]["name"], table(out))
 
 
 def _ratio(cfg) -> str:

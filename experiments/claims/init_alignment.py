@@ -11,7 +11,7 @@ from spikejax import rho as rho_of
 
 from .. import theory
 from ..harness import figures
-from ..harness.io import data_path, write_block, write_json
+from ..harness.io import data_path, show, write_json
 
 KIND = "init_alignment"
 
@@ -44,13 +44,8 @@ def run(cfg, docs, bar):
                          mean_abs_rho=m.tolist()))
     out = dict(config=cfg, rows=rows)
     write_json(data_path(docs, cfg["name"]), out)
-    render(out, docs)
+    show(out, docs, plot, table)
     return out
-
-
-def render(out, docs):
-    plot(out, docs)
-    write_block(docs, out["config"]["name"], table(out))
 
 
 def plot(out, docs):

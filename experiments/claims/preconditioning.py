@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from ..harness import figures, search
-from ..harness.io import data_path, write_block, write_json
+from ..harness.io import data_path, show, write_json
 from ..harness.tables import check_row, check_word, fmt, pass_line
 
 KIND = "preconditioning"
@@ -48,13 +48,8 @@ def run(cfg, docs, bar):
             unl.append(cell(dyn, cfg["r2_unlabelled"], int(k * d)))
     out = dict(config=cfg, kappa_rows=rows, unlabelled_rows=unl)
     write_json(data_path(docs, cfg["name"]), out)
-    render(out, docs)
+    show(out, docs, plot, table)
     return out
-
-
-def render(out, docs):
-    plot(out, docs)
-    write_block(docs, out["config"]["name"], table(out))
 
 
 def _setting(cfg):
@@ -190,4 +185,4 @@ def check(cfg, docs, bar):
     bar.update(len(rows) - len(todo))
     out["checks_only"] = True
     write_json(path, out)
-    render(out, docs)
+    show(out, docs, plot, table)

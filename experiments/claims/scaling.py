@@ -13,7 +13,7 @@ from spikejax import bootstrap_exponent
 
 from .. import theory
 from ..harness import figures, search
-from ..harness.io import as_json, data_path, write_block, write_json
+from ..harness.io import as_json, data_path, show, write_json
 from ..harness.tables import check_row, check_word, fmt, pass_line
 from ..harness.window import predict_n
 
@@ -86,13 +86,8 @@ def run(cfg, docs, bar):
         write_json(path, out)
     del out["partial"]
     write_json(path, out)
-    render(out, docs)
+    show(out, docs, plot, table)
     return out
-
-
-def render(out, docs):
-    plot(out, docs)
-    write_block(docs, out["config"]["name"], table(out))
 
 
 def _bottoms(p, targets):
@@ -288,4 +283,4 @@ def check(cfg, docs, bar):
     bar.update(len(out["points"]) - len(todo))
     out["checks_only"] = True
     write_json(path, out)
-    render(out, docs)
+    show(out, docs, plot, table)

@@ -10,7 +10,7 @@ import numpy as np
 from spikejax import DYNAMICS, Dopri5, SaveAt, make_problem, simulate
 
 from ..harness import figures
-from ..harness.io import data_path, write_block, write_json
+from ..harness.io import data_path, show, write_json
 
 KIND = "spherical_failure"
 PANELS = [(a, b) for a in ("spherical", "normalized") for b in ("cos_u", "rho")]
@@ -47,13 +47,8 @@ def run(cfg, docs, bar):
         bar.update(1)
     out = dict(config=cfg, checks=checks, **{f"{k}_{m}": v[m] for k, v in grids.items() for m in ("cos_u", "rho")})
     write_json(data_path(docs, cfg["name"]), out)
-    render(out, docs)
+    show(out, docs, plot, table)
     return out
-
-
-def render(out, docs):
-    plot(out, docs)
-    write_block(docs, out["config"]["name"], table(out))
 
 
 def plot(out, docs):

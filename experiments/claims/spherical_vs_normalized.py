@@ -12,7 +12,7 @@ import numpy as np
 from .. import theory
 from ..harness import figures
 from ..harness.flows import empirical_finals, median_abs, population_finals
-from ..harness.io import data_path, write_block, write_json
+from ..harness.io import data_path, show, write_json
 from ..harness.tables import fmt
 
 KIND = "spherical_vs_normalized"
@@ -66,13 +66,8 @@ def run(cfg, docs, bar):
             fb.append(row)
     out = dict(config=cfg, rows=rows, fullbatch=fb, seconds=time.time() - t_all, cpu_seconds=time.process_time() - cpu_all)
     write_json(data_path(docs, cfg["name"]), out)
-    render(out, docs)
+    show(out, docs, plot, table)
     return out
-
-
-def render(out, docs):
-    plot(out, docs)
-    write_block(docs, out["config"]["name"], table(out))
 
 
 def units(cfg):

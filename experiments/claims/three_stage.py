@@ -14,7 +14,7 @@ from spikejax import DYNAMICS, Dopri5, SaveAt, bootstrap_passage, make_problem, 
 
 from .. import theory
 from ..harness import figures
-from ..harness.io import data_path, write_block, write_json
+from ..harness.io import data_path, show, write_json
 from ..harness.onepass import passage_point
 from ..harness.tables import fmt
 
@@ -98,13 +98,8 @@ def run(cfg, docs, bar):
             bar.update(1)
     out = dict(config=cfg, rows=rows, checks=checks, seconds=time.time() - t_all, cpu_seconds=time.process_time() - cpu_all)
     write_json(data_path(docs, cfg["name"]), out)
-    render(out, docs)
+    show(out, docs, plot, table)
     return out
-
-
-def render(out, docs):
-    plot(out, docs)
-    write_block(docs, out["config"]["name"], table(out))
 
 
 def units(cfg):

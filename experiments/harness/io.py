@@ -75,3 +75,10 @@ def _replace_block(md_path, name: str, text: str):
 def write_block(docs, name: str, text: str):
     """The block `name` of `docs/results.md`."""
     replace_block(Path(docs) / "results.md", name, text)
+
+
+def show(out, docs, plot, table):
+    """A claim's figures (`plot`) and its block `<name>` of docs/results.md (`table`), from its
+    stored data: what a claim module without its own `render` renders."""
+    plot(out, docs)
+    write_block(docs, out["config"]["name"], table(out))
