@@ -132,7 +132,7 @@ def quadrature_expansion(fn: Callable, k: int, degree: int):
     return coeffs, float(np.sum(weights * vals**2))
 
 
-class TargetFunction(dict):
+class TargetFunction(Mapping):
     """A k-index target known by its function `fn(z_1, ..., z_k)`, registered by name like a
     mapping (`register("target", name, TargetFunction(fn, k))`; the built-in
     `"tanh_z1_he3_z2"` is one). As a mapping it is `fn`'s Hermite series `{alpha: g_alpha}` up to
@@ -141,51 +141,36 @@ class TargetFunction(dict):
     `E[fn(Z)^2]` (`norm2`) from the quadrature, as for a callable `g`."""
 
     def __init__(self, fn: Callable, k: int, degree: int = 6):
-        super().__init__()
         if not callable(fn):
             raise ValueError(f"fn={fn!r} is not allowed; allowed: a callable of k arguments")
         for key, v in (("k", k), ("degree", degree)):
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ValueError(f"{key}={v!r} is not allowed; allowed: an integer >= 1")
-        self.fn, self.k, self.degree, self._norm2 = fn, k, degree, None
+        self.fn, self.k, self.degree, self._series, self._norm2 = fn, k, degree, None, None
 
-    def _fill(self):
-        if self._norm2 is None:
+    def _filled(self) -> dict:
+        """The series `{alpha: g_alpha}`, computed (with `norm2`) on first use."""
+        if self._series is None:
             with jax.ensure_compile_time_eval():  # concrete even when first used inside a trace
-                coeffs, norm2 = quadrature_expansion(self.fn, self.k, self.degree)
+                coeffs, self._norm2 = quadrature_expansion(self.fn, self.k, self.degree)
             alphas, c, _ = _from_mapping(coeffs, self.k)
-            dict.update(self, zip(alphas, c.tolist()))
-            self._norm2 = norm2
-        return self
+            self._series = dict(zip(alphas, c.tolist()))
+        return self._series
 
     @property
     def norm2(self) -> float:
         """`E[fn(Z)^2]`, `Z ~ N(0, I_k)` (quadrature)."""
-        return self._fill()._norm2
-
-    def __iter__(self):
-        return dict.__iter__(self._fill())
-
-    def __len__(self):
-        return dict.__len__(self._fill())
+        self._filled()
+        return self._norm2
 
     def __getitem__(self, alpha):
-        return dict.__getitem__(self._fill(), alpha)
+        return self._filled()[alpha]
 
-    def __contains__(self, alpha):
-        return dict.__contains__(self._fill(), alpha)
+    def __iter__(self):
+        return iter(self._filled())
 
-    def get(self, alpha, default=None):
-        return dict.get(self._fill(), alpha, default)
-
-    def keys(self):
-        return dict.keys(self._fill())
-
-    def values(self):
-        return dict.values(self._fill())
-
-    def items(self):
-        return dict.items(self._fill())
+    def __len__(self):
+        return len(self._filled())
 
     def __repr__(self):
         return f"TargetFunction({getattr(self.fn, '__name__', self.fn)!s}, k={self.k}, degree={self.degree})"
