@@ -1,6 +1,6 @@
 """The exact chain's rate in samples per second, against the d-dimensional online source.
 
-    python benchmarks/chain.py [--quick] [--seeds 64] [--repeat 3] [--json PATH]
+    python benchmarks/chain.py [--quick] [--seeds 64] [--repeat 3] [--json PATH] [--layouts]
 
 One neuron, spherical online SGD on h3 / h3 (correlation loss, kappa = d^0.5, r1 = 0.25), the
 per-sample step 0.5 d^{-3/2}, every seed's run vmapped into one compiled call (as `passage_n`
@@ -10,6 +10,10 @@ too, so both do the same arithmetic per coordinate) is timed at d = 256 and 4096
 timed in turn (A B C ... A B C, the best of `repeat` after a warm-up compile) in one process,
 so the ratios are measured under the same load. Samples per second = seeds x steps x batch /
 wall seconds.
+
+`--layouts` instead times JAX's two threefry bit layouts alone (random words and float32 normals
+per second, one (16, 64, 256, 4) draw in a compiled scan): the partitionable default against the
+whole-block layout that the chain draws with (`_chain.whole_blocks`).
 """
 
 from __future__ import annotations
@@ -50,13 +54,49 @@ def case(d: int, batch: int, seeds: int, samples: int, reduced: bool):
     return (lambda: jax.block_until_ready(f(keys))), seeds * steps * batch
 
 
+def layouts(repeat: int = 5):
+    """Random words and float32 normals per second in each threefry layout, timed in turn."""
+    import jax.numpy as jnp
+
+    shape = (16, 64, 256, 4)
+    size = int(np.prod(shape))
+
+    def timed(partitionable, draw):
+        def total(k):  # the layout is chosen inside the trace, as the chain does (a jit key outside)
+            with jax.threefry_partitionable(partitionable):
+                x = draw(k)
+            return x.sum(dtype=x.dtype)
+
+        f = jax.jit(total)
+        jax.block_until_ready(f(jax.random.key(0)))
+        return lambda: jax.block_until_ready(f(jax.random.key(0)))
+
+    draws = dict(words=lambda k: jax.random.bits(k, shape, jnp.uint32),
+                 normals=lambda k: jax.random.normal(k, shape, jnp.float32))
+    cases = {(what, part): timed(part, draw) for what, draw in draws.items() for part in (True, False)}
+    best = dict.fromkeys(cases, np.inf)
+    for _ in range(repeat):
+        for c, run in cases.items():
+            t = time.perf_counter()
+            for _ in range(10):
+                run()
+            best[c] = min(best[c], (time.perf_counter() - t) / 10)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()}, jax {jax.__version__}")
+    for what in draws:
+        fast, slow = size / best[(what, False)], size / best[(what, True)]
+        print(f"{what}: whole blocks {fast:.3g}/s, partitionable (default) {slow:.3g}/s: x{fast / slow:.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     ap.add_argument("--seeds", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--layouts", action="store_true", help="time the two threefry bit layouts alone")
     args = ap.parse_args(argv)
+    if args.layouts:
+        return layouts(args.repeat + 2)
     chain_ds, full_ds, batches = [10**3, 10**6, 10**9], [256, 4096], [1, 16, 256]
     samples = 2**12 if args.quick else 2**16  # per seed and call, chain
     cases = [("chain", d, b, *case(d, b, args.seeds, samples, True)) for d in chain_ds for b in batches]

@@ -27,6 +27,7 @@ float32's resolution (6e-8), so a float32 chain would lose it entirely.
 from __future__ import annotations
 
 import abc
+import functools
 
 import equinox as eqx
 import jax
@@ -44,6 +45,21 @@ FRAME = 3  # (u, v, e3): the coordinates of the state
 # differs from N(0, 1) only by float32's quantisation (no draw beyond about 5.4 sigma, probability
 # 7e-8 a coordinate), as the d-dimensional engine's float32 draws do. The state stays float64.
 DRAW_DTYPE = jnp.float32
+
+
+def whole_blocks(draw):
+    """`draw` with its random bits taken two words per threefry block (JAX's original,
+    non-partitionable layout) instead of one (the default since jax 0.5): the same generator
+    and law at half the hashing, which bounds the chain's rate (x1.8-2.6 measured;
+    BENCHMARKS.md). The layout only matters for sharding one array across devices, which the
+    chain never does. Scoped to the draw: every other stream is JAX's default."""
+
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        with jax.threefry_partitionable(False):
+            return draw(*args, **kwargs)
+
+    return drawn
 
 
 def float64_on() -> bool:
@@ -139,6 +155,7 @@ class ChainDraw(eqx.Module):
     chi: jax.Array | None
 
 
+@whole_blocks
 def draw_batch(key, batch: int, reuse: int, dim, dtype) -> ChainDraw:
     """The batch's frame coordinates with their exact law (see the module docstring)."""
     kz, ke, kx = jax.random.split(key, 3)

@@ -68,6 +68,7 @@ class NetworkDraw(eqx.Module):
         return psd_sqrt(h.T @ h) @ self.bartlett
 
 
+@_chain.whole_blocks
 def draw_batch(key, batch: int, m: int, dim, dtype) -> NetworkDraw:
     """A batch's frame coordinates with their exact law; `dim < m + 2` (a traced `d`
     that the frame cannot hold) gives NaN, so the run is marked non-finite."""

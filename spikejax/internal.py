@@ -14,6 +14,7 @@ from ._chain import (
     bartlett as bartlett,
     batch_risk as batch_risk,
     canonical as canonical,
+    draw_batch as draw_batch,
     pad as pad,
     spike_cosine as spike_cosine,
 )

@@ -148,6 +148,26 @@ def test_bartlett_factor_has_the_wishart_moments():
     assert np.linalg.matrix_rank(np.asarray(low @ low.T)) == 2
 
 
+def test_chain_draws_are_standard_normal_in_whole_blocks_and_leave_other_streams_alone():
+    """A batch's frame coordinates and label noise are independent N(0, 1) (moments within Monte
+    Carlo error), drawn with JAX's non-partitionable bit layout (two words per threefry block);
+    draws outside the chain keep the process's layout."""
+    key, b = jax.random.key(5), 20000
+    draw = internal.draw_batch(key, b, 1, 1000.0, jnp.float64)
+    x = np.column_stack([np.asarray(draw.z[:, :3]), np.asarray(draw.eps)])
+    se = 1 / np.sqrt(b)
+    np.testing.assert_allclose(x.mean(0), 0, atol=4 * se)
+    np.testing.assert_allclose(np.cov(x.T), np.eye(4), atol=4 * np.sqrt(2) * se)
+    assert abs(float(draw.chi) ** 2 / 997 - 1) < 0.2  # chi^2 with 997 degrees of freedom
+    kz = jax.random.split(key, 3)[0]
+    with jax.threefry_partitionable(False):
+        kz_whole = jax.random.split(key, 3)[0]
+        z_whole = jax.random.normal(kz_whole, (b, 3), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(draw.z[:, :3]), np.asarray(z_whole, np.float64))
+    assert not np.array_equal(np.asarray(jax.random.normal(kz, (b, 3), jnp.float32)), np.asarray(z_whole))
+    assert jax.config.jax_threefry_partitionable  # the scope did not leak
+
+
 @pytest.mark.slow  # 24 s; the chain stays checked pathwise and in distribution by default
 @pytest.mark.parametrize("dyn", [sj.Spherical(), sj.Normalized()],
                          ids=lambda d: type(d).__name__)
