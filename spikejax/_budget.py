@@ -107,8 +107,8 @@ def results_bytes(spec: SweepSpec) -> int:
     """Host bytes of the full-grid results (and the plan's index arrays)."""
     width = 1 if spec.network else spec.width  # a network records once, not per neuron
     r, item, k = len(spec.schedule), spec.float_dtype.itemsize, spec.k
-    # a k-index target adds per-direction records and 2k + 1 first passages
-    directions = 0 if k is None else (r * len(DIRECTION_METRICS) * k + 2 * k + 1) * item
+    # a k-index target adds per-direction records, the signed overlaps and 2k + 1 first passages
+    directions = 0 if k is None else (r * (len(DIRECTION_METRICS) + spec.units) * k + 2 * k + 1) * item
     per_config = width * (r * len(spec.names) * item + 8) + directions + 8 + 8 + 8 * len(ARRAY_KEYS)
     return int(np.prod(spec.grid_shape, dtype=np.float64) * per_config)
 

@@ -29,6 +29,7 @@ def empty_results(spec: SweepSpec) -> dict:
     }
     if k is not None:
         out["directions"] = np.full(per_neuron + (r, len(DIRECTION_METRICS), k), np.nan, f)
+        out["overlap"] = np.full(per_neuron + (r, k, spec.units), np.nan, f)
         out["passages"] = np.full(per_neuron + (2 * k + 1,), np.nan, f)
     return out
 
@@ -62,6 +63,9 @@ VARIABLES = {
                       "sorted down, zeros where no neuron reaches (sj.principal_cosines)"),
     "best": ("best overlap of each target direction",
              "max_j |<u_i, w_j>_Sigma| / (||u_i||_Sigma ||w_j||_Sigma): one neuron along u_i"),
+    "overlap": ("signed overlap of each unit with each direction",
+                "<u_i, w_j>_Sigma / (||u_i||_Sigma ||w_j||_Sigma), signed (M_ij of sj.subspace_metrics): over "
+                "(direction, unit) for a network, per neuron for independent neurons"),
     "t_cover": ("first passage of each direction's coverage",
                 "the first time t = k dt at which coverage reaches the config's threshold; NaN if never"),
     "t_best": ("first passage of each direction's best overlap",
@@ -70,6 +74,7 @@ VARIABLES = {
                    "the first time t = k dt at which the smallest principal cosine reaches the config's "
                    "threshold; NaN if never"),
     "direction": ("target direction", "i of u_i, 1..k"),
+    "unit": ("hidden unit", "j of a network's row w_j, 0..width-1"),
     "done": ("computed by this process", "true where this part of a multi-process sweep holds results"),
     "step": ("training step", "the step at which the metrics were recorded (log-spaced, with 0 and the last)"),
     "seed": ("seed", "the configuration's seed: its directions, w(0) and samples depend on it alone"),
@@ -89,6 +94,11 @@ def to_dataset(results, spec: SweepSpec, done=None) -> xr.Dataset:
         coords["direction"] = np.arange(1, k + 1)
         for i, m in enumerate(DIRECTION_METRICS):
             data[m] = (dims + ("step", "direction"), results["directions"][..., i, :])
+        if spec.network:
+            coords["unit"] = np.arange(spec.units)
+            data["overlap"] = (dims + ("step", "direction", "unit"), results["overlap"])
+        else:
+            data["overlap"] = (dims + ("step", "direction"), results["overlap"][..., 0])
         passages = results["passages"]
         data["t_cover"] = (dims + ("direction",), passages[..., :k])
         data["t_best"] = (dims + ("direction",), passages[..., k:2 * k])

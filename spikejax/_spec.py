@@ -23,6 +23,8 @@ from ._train import NETWORK_METRICS
 # (`t_best`) and of the smallest principal cosine (`t_subspace`) at the config's `threshold`.
 MULTI_METRICS = ("risk", "train_risk")
 DIRECTION_METRICS = ("coverage", "principal_cos", "best")
+# ... and the signed overlap `M_ij` of direction i with unit j (sj.subspace_metrics' `overlap`): over
+# (axes..., step, direction, unit) for a network, (axes..., step, direction) per independent neuron.
 
 
 def passage_names(k: int, threshold: float) -> dict:
@@ -87,6 +89,11 @@ class SweepSpec:
     def config_axes(self) -> tuple:
         """The axes of a configuration (all but `neuron`)."""
         return tuple(a for a in self.axes if a != "neuron")
+
+    @property
+    def units(self) -> int:
+        """The rows a record's `overlap` has: a network's `width`, one per independent neuron."""
+        return self.width if self.network else 1
 
     @property
     def independent(self) -> bool:

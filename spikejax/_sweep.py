@@ -213,6 +213,7 @@ def _run_batch(pre: SweepPlan, g: Group, sl: slice, store, bi, bar, say, profile
     }
     if runner.multi:
         saved["directions"] = np.stack([np.asarray(state.records[m]) for m in DIRECTION_METRICS], -2)[:, keep]
+        saved["overlap"] = np.asarray(state.records["overlap"])[:, keep]
         saved["passages"] = np.asarray(state.passage)[:, keep]
     runner.release()
     return saved, work

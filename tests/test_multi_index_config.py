@@ -52,12 +52,13 @@ def test_example_config_through_the_cli_records_what_simulate_records(tmp_path, 
     k = cfg["k"]
     assert ds["coverage"].dims == ("seed", "dt", "step", "direction") and ds.sizes["direction"] == k
     assert ds["t_cover"].dims == ("seed", "dt", "direction") and ds["t_subspace"].dims == ("seed", "dt")
+    assert ds["overlap"].dims == ("seed", "dt", "step", "direction", "unit") and ds.sizes["unit"] == cfg["width"]
     assert (ds["status"] == "ok").all()
     for seed in (1,):  # seed 0 differs only by its keys, checked by the assertions below
         for dt in cfg["dt"]:
             alone = _alone(cfg, seed, dt)
             cell = ds.sel(seed=seed, dt=dt)
-            for name in ("coverage", "principal_cos", "best", "risk"):
+            for name in ("coverage", "principal_cos", "best", "risk", "overlap"):  # overlap: signed, (k, m)
                 np.testing.assert_allclose(cell[name].values, np.asarray(alone.ys[name]), rtol=1e-6, atol=1e-9)
             times = {"t_cover": [alone.passages[f"cover{i + 1}"][0] for i in range(k)],
                      "t_best": [alone.passages[f"u{i + 1}"][0] for i in range(k)]}
