@@ -38,6 +38,22 @@ class RunStats:
     seconds: float = 0.0
 
 
+@dataclass
+class Running:
+    """What every batch of one `run` call shares: the plan, the checkpoint store (None without
+    `out`), the progress bar and where notes go (`say`), the call's stats and errors, the
+    full-grid host results, and the profile."""
+
+    pre: SweepPlan
+    store: Store | None
+    bar: object
+    say: object
+    stats: RunStats
+    errors: list
+    results: dict
+    profile: object = NO_PROFILE
+
+
 def sweep(
     config,
     *,
@@ -125,17 +141,17 @@ def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, l
     saved_count = store.batches_saved() if store else 0
     if saved_count:
         say(f"resuming: {saved_count} of {len(pre.batches)} batches done")
-    errors = []
+    running = Running(pre, store, bar, say, stats, [], results, profile)
     with profile.listening():
         for bi, g, sl in pre.batches:
-            saved = _batch(pre, bi, g, sl, store, bar, say, stats, errors, results, profile)
+            saved = _batch(running, bi, g, sl)
             scatter(results, g, sl, saved)
             done.reshape(-1)[g.flat[:, sl]] = True
     bar.close()
     ds = to_dataset(results, spec, done=None if part is None else done)
     ds.attrs["runner"] = runner_attrs(pre)
-    if errors:
-        ds.attrs["errors"] = "\n".join(errors)
+    if running.errors:
+        ds.attrs["errors"] = "\n".join(running.errors)
     if isinstance(profile, Profile):
         ds.attrs["profile"] = profile.record()
     if store:
@@ -146,25 +162,25 @@ def run(pre: SweepPlan, *, out=None, resume=False, force=False, progress=True, l
     return ds, stats
 
 
-def _batch(pre, bi, g, sl, store, bar, say, stats, errors, results, profile):
+def _batch(running: Running, bi, g: Group, sl: slice):
     """One batch's host arrays: from its finished checkpoint, or run (an error marks the
     batch's configurations `error` and the sweep goes on)."""
-    width = sl.stop - sl.start
+    width, store, stats = sl.stop - sl.start, running.store, running.stats
     saved = store.finished(bi) if store else None
     if saved is not None:
         stats.batches_resumed += 1
-        bar.update(len(g.seeds) * width * pre.spec.steps)
+        running.bar.update(len(g.seeds) * width * running.pre.spec.steps)
         return saved
     try:
-        saved, work = _run_batch(pre, g, sl, store, bi, bar, say, profile)
+        saved, work = _run_batch(running, bi, g, sl)
         stats.config_steps += work
         stats.batches_run += 1
     except Exception as err:  # noqa: BLE001 (one bad group must not kill the sweep)
         warnings.warn(f"a group of the sweep failed and is marked 'error': {err!r}", stacklevel=3)
-        errors.append(f"{g.static}: {err!r}")
-        saved = failed_batch(len(g.seeds), width, results)
+        running.errors.append(f"{g.static}: {err!r}")
+        saved = failed_batch(len(g.seeds), width, running.results)
     if store:
-        with profile.span("checkpoints"):
+        with running.profile.span("checkpoints"):
             store.save_finished(bi, **saved)
     return saved
 
@@ -177,9 +193,10 @@ def runner_attrs(pre: SweepPlan) -> dict:
             "batches": len(pre.batches), "max_memory": pre.max_memory}
 
 
-def _run_batch(pre: SweepPlan, g: Group, sl: slice, store, bi, bar, say, profile=NO_PROFILE):
+def _run_batch(running: Running, bi, g: Group, sl: slice):
     """Run (or continue) one batch through all its chunks; returns its host arrays and the
     config-steps computed here."""
+    pre, bar, say, profile = running.pre, running.bar, running.say, running.profile
     runners, key = pre.runners, id(g)
     fresh = key not in runners or not runners[key].compiled
     with profile.span("prepare"):
@@ -199,7 +216,7 @@ def _run_batch(pre: SweepPlan, g: Group, sl: slice, store, bi, bar, say, profile
     width = sl.stop - sl.start
     limits = runner.step_limits(keys, params)
     _warn_above_limit(limits[:, :width], np.asarray(params["dt"])[:, :width], bi, say)
-    state, status, work = _chunks(pre, runner, g, width, keys, params, state, store, bi, bar, fresh)
+    state, status, work = _chunks(running, bi, g, width, runner, (keys, params, state), fresh)
     keep = slice(0, width)
     with profile.span("readout"):
         test_mse = runner.readout(keys, params, state)
@@ -227,9 +244,12 @@ def _warn_above_limit(limits, dt, bi, say):
             "sit on period-2 orbits (status 'oscillating'); use solver = 'dopri5' for the flow, or a smaller dt")
 
 
-def _chunks(pre, runner, g, width, keys, params, state, store, bi, bar, fresh):
+def _chunks(running: Running, bi, g: Group, width: int, runner, inputs, fresh):
     """Step a batch chunk by chunk to its horizon (a fixed-step run's `steps`, an adaptive
-    one's time or `max_steps` attempts), checkpointing after each; `(state, status, work)`."""
+    one's time or `max_steps` attempts), checkpointing after each; `inputs` is the runner's
+    `(keys, params, state)`. Returns `(state, status, work)`."""
+    pre, store, bar = running.pre, running.store, running.bar
+    keys, params, state = inputs
     steps, chunk = pre.spec.steps, pre.chunk
     done = bar_done = work = 0
     resumed = store.in_flight(bi) if store else None
