@@ -479,7 +479,7 @@ def _thresholds(thresholds) -> tuple:
 
 
 MAX_PASSAGE_STEPS = 2**22  # first-passage times are stored as t = k dt in float32; k is exact below this
-MAX_PASSAGE_STEPS_64 = 2**44  # in float64 (the exact chain runs there)
+MAX_PASSAGE_STEPS_64 = 2**30  # in float64 (the exact chain runs there): the int32 step counter bounds it
 
 
 def _check_passage_run(source, dt, steps, chunk, stop_fraction, kwargs):

@@ -267,6 +267,14 @@ def test_passage_n_runs_on_the_chain():
     assert 0.25 < np.median(n) / (d * np.log(d)) < 4
 
 
+def test_passage_n_on_the_chain_refuses_a_budget_past_the_step_counter():
+    """A step budget past the int32 step counter is refused before anything compiles, naming it."""
+    p = sj.make_problem(2**20, key=None, kappa=0.0, link="h2", reduced=True)
+    with pytest.raises(ValueError, match=r"steps=2147483648 is not allowed; allowed: at most 1073741824"):
+        sj.passage_n(p, sj.Spherical(), sj.Online(64), keys=jax.random.split(jax.random.key(0), 2), dt=1e-9,
+                     steps=2**31, reduced=True)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(inputs=sj.StudentT(5.0)), "inputs="),
     (dict(inputs=sj.Rademacher()), "inputs="),

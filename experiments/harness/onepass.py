@@ -93,7 +93,7 @@ def _setup(cfg, target, d, ratio, batch, run):
     keys = seed_keys(p, dyn, d, seeds_at(cfg, target, d), s % 2 == 1 and s >= 3, **run)
     ab, _ = theory.noise_constant(target["link"], target["activation"], target.get("loss", "squared"), cfg["noise"])
     slow = 1 + kappa if cfg.get("horizon_kappa", False) else 1.0  # the bulk moves 1 + kappa times slower
-    steps = int(min(2**40 if run else 2**22, np.ceil(cfg["horizon"] * slow * theory.escape_time(s, d, abs(ab)) / eta)))
+    steps = int(min(2**30 if run else 2**22, np.ceil(cfg["horizon"] * slow * theory.escape_time(s, d, abs(ab)) / eta)))
     return dict(c=c, b=b, eta=eta, kappa=kappa, p=p, dyn=dyn, keys=keys, ab=abs(ab), steps=steps)
 
 
