@@ -83,7 +83,7 @@ def _steps(cfg, out, bar):
         for target, row in zip(_only(cfg), out["rows"]):
             d = cfg["d"][target["name"]][-1]
             bar.set_postfix_str(f"{cfg['name']} step check {target['name']} d={d}")
-            half = passage_point(cfg, target, d, ratio=setting(target, cfg, "ratio") / 2)
+            half = cached_point(cfg, target, d, ratio=setting(target, cfg, "ratio") / 2, point=passage_point)
             out["step_checks"].append(step_check(target["name"], row["points"][-1], half))
             bar.update(1)
 
@@ -117,7 +117,14 @@ def run(cfg, docs, bar):
             pts.append(cached_point(cfg, target, d, point=passage_point))
             bar.update(1)
         out["rows"].append(passage_row(cfg, target, ds, pts))
+    if cfg.get("step_check") == "largest_d":  # the rows first: a run killed in its step checks keeps them
+        _write(cfg, dict(out, step_checks=[]), docs, t_all, cpu_all)
     _steps(cfg, out, bar)
+    return _write(cfg, out, docs, t_all, cpu_all)
+
+
+def _write(cfg, out, docs, t_all, cpu_all):
+    """Write the run's data (merged into the committed file with `--targets`) and render it."""
     out["seconds"] = time.time() - t_all
     out["cpu_seconds"] = time.process_time() - cpu_all
     if cfg.get("only_targets") is not None:
