@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from spikejax import interval_text
+
 BETA2_RELU = 1 / np.sqrt(4 * np.pi)  # ReLU's h2 coefficient
 
 
@@ -338,8 +340,8 @@ def vs_rate(lo, hi, rate, d, flow=None, tail=None) -> str:
         return f"consistent (below the asymptotic rate, as the flow's {flow:.2f} over these d: pre-asymptotic)"
     if tail is not None:
         d_lo, d_hi, eta, tlo, thi = tail
-        end = f"the fit over d = {d_lo:g}..{d_hi:g} is {eta:.2f} [{tlo:.2f}, {thi:.2f}]"
-        if tlo <= rate <= thi:
+        end = f"the fit over d = {d_lo:g}..{d_hi:g} is {eta:.2f} " + interval_text(tlo, thi)
+        if tlo <= rate <= thi and np.isfinite(tlo) and np.isfinite(thi):  # an open interval settles nothing
             return f"consistent (below over the whole range from its small-d octaves: {end}, which contains {rate:g})"
         return f"below: investigate ({end}" + (f"; flow over these d: {flow:.2f})" if flow is not None else ")")
     return "below: investigate" + (f" (flow over these d: {flow:.2f})" if flow is not None else "")

@@ -330,7 +330,10 @@ def _grid_cols(r, c, cfg):
         return ["-"] * 4
     never = r["points"][-1]["never"]
     floor = sum(q["n_star"] <= q["batch"] for q in r["points"] if q["n_star"] is not None)
-    verdict = onepass_verdict(r, cfg, float("nan"))
+    t = r["target"]
+    ab, _ = theory.noise_constant(t["link"], t["activation"], t.get("loss", "squared"), cfg["noise"])
+    flow = theory.flow_exponent(t["s"], abs(ab), r["d"])[0] if np.isfinite(r["lo"]) and np.isfinite(r["hi"]) else float("nan")
+    verdict = onepass_verdict(r, cfg, flow)  # as the summary judges the row
     if c is not None and not c["ok"]:
         verdict = f"no verdict (step check failed; measured: {verdict})"
     if floor:

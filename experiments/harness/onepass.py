@@ -187,8 +187,8 @@ def onepass_verdict(row, cfg, flow) -> str:
     kappa = cfg.get("kappa", 0.0)
     iso = r2 is None and kappa == 0.0
     known = max(1, s - 1)
-    end = None
-    if iso and np.isfinite(hi) and hi < known and not (lo <= flow <= hi):
+    end = None  # the large-d fit, for a rate judged from the isotropic start (`theory.verdict` says where)
+    if np.isfinite(hi) and hi < known and not (lo <= flow <= hi):
         end = tail(row, cfg.get("n_boot", 1000))
     return theory.verdict(lo, hi, row["d"], algorithm=algorithm(t), observable=observable(
         t.get("metric", cfg.get("metric", "rho")), cfg["threshold"]), s=s, r1=t.get("r1", cfg.get("r1", 0.0)), r2=r2,
