@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from . import theory
 from .harness.io import write_block
-from .harness.onepass import onepass_verdict
+from .harness.onepass import flow_slope, onepass_verdict
 from .harness.tables import fmt
 
 # complexity_19 (the calibration on the exact chain, 64-256 seeds per d) replaces complexity_6/7 here
@@ -51,15 +49,11 @@ def _known(cfg, t):
 
 
 def _verdict(cfg, r):
-    t, s = r["target"], r["target"]["s"]
+    s = r["target"]["s"]
     if cfg["kind"] == "fullbatch":
         return theory.verdict(r["lo"], r["hi"], r["d"], algorithm=theory.FULL_BATCH, observable=theory.WEAK, s=s,
                               r1=cfg.get("r1", 0.0), isotropic=cfg.get("kappa", 0.0) == 0.0)
-    flow = float("nan")
-    if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):  # the flow's own slope over these d (the log at s = 2, the start)
-        ab, _ = theory.noise_constant(t["link"], t["activation"], t.get("loss", "squared"), cfg["noise"])
-        flow = theory.flow_exponent(s, abs(ab), r["d"])[0]
-    return onepass_verdict(r, cfg, flow)
+    return onepass_verdict(r, cfg, flow_slope(r, cfg))
 
 
 def _row(name, cfg, r):

@@ -15,7 +15,7 @@ from .. import theory
 from ..harness import figures
 from ..harness.config import setting
 from ..harness.io import data_path, read_data, write_block, write_json
-from ..harness.onepass import cached_point, onepass_verdict, passage_point, ragged, step_check, tail
+from ..harness.onepass import cached_point, flow_slope, onepass_verdict, passage_point, ragged, step_check, tail
 from ..harness.tables import fmt, sig
 
 KIND = "passage"
@@ -330,10 +330,7 @@ def _grid_cols(r, c, cfg):
         return ["-"] * 4
     never = r["points"][-1]["never"]
     floor = sum(q["n_star"] <= q["batch"] for q in r["points"] if q["n_star"] is not None)
-    t = r["target"]
-    ab, _ = theory.noise_constant(t["link"], t["activation"], t.get("loss", "squared"), cfg["noise"])
-    flow = theory.flow_exponent(t["s"], abs(ab), r["d"])[0] if np.isfinite(r["lo"]) and np.isfinite(r["hi"]) else float("nan")
-    verdict = onepass_verdict(r, cfg, flow)  # as the summary judges the row
+    verdict = onepass_verdict(r, cfg, flow_slope(r, cfg))  # as the summary judges the row
     if c is not None and not c["ok"]:
         verdict = f"no verdict (step check failed; measured: {verdict})"
     if floor:

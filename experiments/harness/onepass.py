@@ -176,6 +176,16 @@ def observable(metric, threshold) -> str:
     return theory.WEAK if metric == "rho" else f"{metric} >= {threshold:g}"
 
 
+def flow_slope(row, cfg) -> float:
+    """The flow's own slope over a row's d (the log at s = 2, the start), what its verdict compares
+    with; NaN where the row has no interval."""
+    t = row["target"]
+    if not (np.isfinite(row["lo"]) and np.isfinite(row["hi"])):
+        return float("nan")
+    ab, _ = theory.noise_constant(t["link"], t["activation"], t.get("loss", "squared"), cfg["noise"])
+    return theory.flow_exponent(t["s"], abs(ab), row["d"])[0]
+
+
 def onepass_verdict(row, cfg, flow) -> str:
     """The verdicts of one passage row (`theory.verdict`): against Ben Arous-Gheissari-Jagannath
     where it applies (isotropic Gaussian one-pass on |rho|), the fit over the large-d end computed
