@@ -11,7 +11,7 @@ from spikejax import rho as rho_of
 
 from .. import theory
 from ..harness import figures
-from ..harness.io import data_path, show, write_json
+from ..harness.io import finish
 
 KIND = "init_alignment"
 
@@ -43,9 +43,7 @@ def run(cfg, docs, bar):
         rows.append(dict(r1=r1, r2=r2, regime=regime, slope=slope, lo=lo, hi=hi, hypothesis=-theory.init_exponent(r1, r2),
                          mean_abs_rho=m.tolist()))
     out = dict(config=cfg, rows=rows)
-    write_json(data_path(docs, cfg["name"]), out)
-    show(out, docs, plot, table)
-    return out
+    return finish(out, docs, plot, table)
 
 
 def plot(out, docs):

@@ -11,7 +11,7 @@ import numpy as np
 from .. import theory
 from ..harness import figures
 from ..harness.flows import empirical_finals, median_abs
-from ..harness.io import data_path, show, write_json
+from ..harness.io import finish
 from ..harness.onepass import input_law
 from ..harness.tables import fmt
 
@@ -60,9 +60,7 @@ def run(cfg, docs, bar):
                     bar.update(1)
             rows.append(row)
     out = dict(config=cfg, rows=rows, checks=checks, n=n, seconds=time.time() - t_all, cpu_seconds=time.process_time() - cpu_all)
-    write_json(data_path(docs, cfg["name"]), out)
-    show(out, docs, plot, table)
-    return out
+    return finish(out, docs, plot, table)
 
 
 def units(cfg):

@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from ..harness import figures, search
-from ..harness.io import data_path, show, write_json
+from ..harness.io import data_path, finish, show, write_json
 from ..harness.tables import check_row, check_word, fmt, pass_line
 
 KIND = "preconditioning"
@@ -47,9 +47,7 @@ def run(cfg, docs, bar):
             bar.set_postfix_str(f"{cfg['name']} n_unlabelled={k}d {dyn}")
             unl.append(cell(dyn, cfg["r2_unlabelled"], int(k * d)))
     out = dict(config=cfg, kappa_rows=rows, unlabelled_rows=unl)
-    write_json(data_path(docs, cfg["name"]), out)
-    show(out, docs, plot, table)
-    return out
+    return finish(out, docs, plot, table)
 
 
 def _setting(cfg):

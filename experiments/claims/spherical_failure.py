@@ -10,7 +10,7 @@ import numpy as np
 from spikejax import DYNAMICS, Dopri5, SaveAt, make_problem, simulate
 
 from ..harness import figures
-from ..harness.io import data_path, show, write_json
+from ..harness.io import finish
 
 KIND = "spherical_failure"
 PANELS = [(a, b) for a in ("spherical", "normalized") for b in ("cos_u", "rho")]
@@ -46,9 +46,7 @@ def run(cfg, docs, bar):
                            not_ok=int(np.sum(status != 0)))
         bar.update(1)
     out = dict(config=cfg, checks=checks, **{f"{k}_{m}": v[m] for k, v in grids.items() for m in ("cos_u", "rho")})
-    write_json(data_path(docs, cfg["name"]), out)
-    show(out, docs, plot, table)
-    return out
+    return finish(out, docs, plot, table)
 
 
 def plot(out, docs):

@@ -12,7 +12,7 @@ import numpy as np
 from .. import theory
 from ..harness import figures
 from ..harness.flows import empirical_finals, median_abs, population_finals
-from ..harness.io import data_path, show, write_json
+from ..harness.io import finish
 from ..harness.tables import fmt
 
 KIND = "spherical_vs_normalized"
@@ -65,9 +65,7 @@ def run(cfg, docs, bar):
                 bar.update(1)
             fb.append(row)
     out = dict(config=cfg, rows=rows, fullbatch=fb, seconds=time.time() - t_all, cpu_seconds=time.process_time() - cpu_all)
-    write_json(data_path(docs, cfg["name"]), out)
-    show(out, docs, plot, table)
-    return out
+    return finish(out, docs, plot, table)
 
 
 def units(cfg):

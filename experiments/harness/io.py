@@ -82,3 +82,10 @@ def show(out, docs, plot, table):
     stored data: what a claim module without its own `render` renders."""
     plot(out, docs)
     write_block(docs, out["config"]["name"], table(out))
+
+
+def finish(out, docs, plot, table) -> dict:
+    """The end of a claim's run: its data written (`docs/data/<name>.json`), then shown."""
+    write_json(data_path(docs, out["config"]["name"]), out)
+    show(out, docs, plot, table)
+    return out
