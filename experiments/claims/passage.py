@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 
-from spikejax import bootstrap_passage, interval_text, local_slopes
+from spikejax import bootstrap_passage
 
 from .. import theory
 from ..harness import figures
 from ..harness.config import setting
 from ..harness.io import data_path, read_data, write_block, write_json
-from ..harness.onepass import cached_point, flow_slope, onepass_verdict, passage_point, ragged, step_check, tail
+from ..harness.onepass import cached_point, flow_slope, onepass_verdict, passage_point, ragged, slopes_text, step_check
 from ..harness.tables import fmt, sig
 
 KIND = "passage"
@@ -65,6 +65,13 @@ def passage_row(cfg, target, ds, pts) -> dict:
     if target["s"] == 2:  # d log d: the slope of n* / log d
         row["log_corrected"] = _fit(ds, n / np.log(np.asarray(ds, float))[:, None], valid, cfg)[1]
     return row
+
+
+def _time_text(out) -> str:
+    """The run's wall and CPU seconds; a run merged from reruns (`--targets`) has no CPU total."""
+    cpu = out.get("cpu_seconds", float("nan"))
+    return f"{out['seconds']:.0f} s wall" + (f", {cpu:.0f} s CPU" if math.isfinite(cpu) else
+                                              " (the points' own compute time; CPU time is not recorded across reruns)")
 
 
 def _steps(cfg, out, bar):
@@ -205,10 +212,7 @@ def rows_table(out):
         f"{cfg['noise']:g}; n* = samples consumed when |rho| first reaches {cfg['threshold']:g} (median over seeds; odd s: "
         f"right-sign seeds only); eta = c batch d^(-s/2) with c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V (see "
         f"docs/decisions.md); step budget {cfg['horizon']:g} x the flow's escape time; 90% bootstrap intervals over seeds. "
-        f"Time to science: {out['seconds']:.0f} s wall" + (
-            f", {out['cpu_seconds']:.0f} s CPU" if math.isfinite(out.get("cpu_seconds", float("nan"))) else
-            " (the points' own compute time; CPU time is not recorded across reruns)")
-        + " (all cores; the wall time depends on the machine's other load).", "",
+        f"Time to science: {_time_text(out)} (all cores; the wall time depends on the machine's other load).", "",
         "| algorithm | s (link / activation, loss) | r1 | kappa | d | n* at each d | eta [90% CI] | known isotropic rate | "
         "paper's hypothesis (sufficient n) | verdict | seeds, not passed | c, batch |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -292,7 +296,7 @@ def compare_table(out) -> str:
         f"label noise {cfg['noise']:g}; n* = samples when the metric first reaches {cfg['threshold']:g} (median over seeds); "
         f"eta = c batch d^(-s/2) with c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V for both dynamics; budget "
         f"{cfg['horizon']:g} x escape time x (1 + kappa). Scale `{cfg.get('scale', '?')}`. Time to science: "
-        f"{out['seconds']:.0f} s wall, {out.get('cpu_seconds', float('nan')):.0f} s CPU.", "",
+        f"{_time_text(out)}.", "",
         "| metric | d | 1 + kappa | n* normalized | n* preconditioned | ratio normalized / preconditioned | "
         "not passed (norm., prec.) |", "|---|---|---|---|---|---|---|",
     ]
@@ -355,8 +359,7 @@ def grid_table(out) -> str:
         f"c = {cfg['ratio']:g} x 2 s alpha_s beta_s / V for every cell and both dynamics; budget {cfg['horizon']:g} x "
         f"the isotropic escape time x (1 + kappa); stop when {cfg.get('stop_fraction', 1.0):g} of the seeds passed. "
         f"90% seed-bootstrap intervals. Step check: c halved at each cell's largest d, passes when n* c moves by <= 30%. "
-        f"Scale `{cfg.get('scale', '?')}`. Time to science: {out['seconds']:.0f} s wall, "
-        f"{out.get('cpu_seconds', float('nan')):.0f} s CPU.", "",
+        f"Scale `{cfg.get('scale', '?')}`. Time to science: {_time_text(out)}.", "",
         "| s (link / activation, loss) | r1 | r2 | d | paper's sufficient n | "
         + " | ".join(f"eta {x} [90% CI] | verdict {x} | n* {x} at largest d | step check {x}" for x in dyns)
         + " | n* ratio " + " / ".join(dyns) + " at largest d | 1 + kappa there |",
@@ -394,12 +397,8 @@ def grid_slopes_table(out) -> list:
              "censored).", "",
              "| s | r1 | r2 | dynamic | local slopes [90% CI] | fit over the large-d end [90% CI] |", "|---|---|---|---|---|---|"]
     for r in out["rows"]:
-        t, pts = r["target"], r["points"]
-        n, valid = ragged(pts, "n", np.nan), ragged(pts, "valid", False).astype(bool)
-        slopes = local_slopes(r["d"], n, valid, n_boot=cfg.get("n_boot", 1000), ci=0.9)
-        local = "; ".join(f"{x.d1:g}->{x.d2:g}: {x.slope:.2f} {interval_text(x.lo, x.hi)}" for x in slopes)
-        end = tail(r, cfg.get("n_boot", 1000))
-        fit = "-" if end is None else f"{end[2]:.2f} {interval_text(end[3], end[4])} over d = {end[0]:g}..{end[1]:g}"
+        t = r["target"]
+        local, fit = slopes_text(r, cfg.get("n_boot", 1000))
         lines.append(f"| {t['s']} | {t['r1']:g} | {t['r2']:g} | {t['dynamic']} | {local} | {fit} |")
     return lines
 
