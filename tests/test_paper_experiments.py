@@ -79,6 +79,30 @@ def test_three_stage_kind_first_passages_match_a_recorded_run(tmp_path):
     assert len(out["checks"]) == 1 and "flow limit alone" in (tmp_path / "results.md").read_text()
 
 
+def test_three_stage_refuses_a_step_check_outside_its_d(tmp_path):
+    cfg = _cfg("complexity_13_three_stage", d=[8, 16], check_d=12)
+    with pytest.raises(ValueError, match=r"check_d=12 is not allowed; choose one of the config's d \[8, 16\]"):
+        claim("three_stage").run(cfg, tmp_path, _Bar())
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+def test_three_stage_on_the_chain_is_in_the_flow_limit_and_checks_the_step_at_check_d(tmp_path, monkeypatch):
+    """Experiment 2 with `reduced = true` (complexity_21): the chain's n* is within 50% of the flow
+    limit t_flow d / c, as the d-dimensional run's is; the step check runs at `check_d`; the table
+    prints local slopes."""
+    monkeypatch.chdir(tmp_path)  # the chain's points are cached under ./out/passage_points
+    cfg = load_config(CONFIGS / "complexity_21_three_stage_chain.toml", "large", kinds=KINDS)
+    cfg = dict(cfg, scale="tiny", r2=[0.5], d=[16, 32, 64], check_r2=[0.5], check_d=32, n_boot=20, flow_d=[16, 64])
+    cfg["target"] = dict(cfg["target"], seeds=8)
+    out = claim("three_stage").run(cfg, tmp_path, _Bar())
+    row = out["rows"][0]
+    assert all(0.5 < p["n_star"] / p["n_flow"] < 1.5 for p in row["points"])
+    assert [c["d"] for c in out["checks"]] == [32] and out["checks"][0]["base_n_star"] == row["points"][1]["n_star"]
+    text = (tmp_path / "results.md").read_text()
+    assert "samples from the exact chain" in text and "16->32: " in text
+
+
 @pytest.mark.slow
 def test_precond_online_r1_target_uses_its_own_r1():
     """A complexity_10 target with r1 = 0.25: its first passage is that of the r1 = 0.25 problem."""

@@ -166,6 +166,21 @@ def tail(row, n_boot=1000):
     return (t.d_lo, t.d_hi, t.eta, t.lo, t.hi)
 
 
+def slopes_text(row, n_boot=1000) -> tuple[str, str]:
+    """A row's local slopes between consecutive d and its fit over the large-d end, as table text
+    (`sj.local_slopes`, `tail`: 90% seed bootstrap, every resample kept, `open` where a resample's
+    median is censored)."""
+    import spikejax as sj
+
+    pts = row["points"]
+    n, valid = ragged(pts, "n", np.nan), ragged(pts, "valid", False).astype(bool)
+    slopes = sj.local_slopes(row["d"], n, valid, n_boot=n_boot, ci=0.9)
+    local = "; ".join(f"{x.d1:g}->{x.d2:g}: {x.slope:.2f} {sj.interval_text(x.lo, x.hi)}" for x in slopes)
+    end = tail(row, n_boot)
+    fit = "-" if end is None else f"{end[2]:.2f} {sj.interval_text(end[3], end[4])} over d = {end[0]:g}..{end[1]:g}"
+    return local, fit
+
+
 def algorithm(target) -> str:
     """`theory`'s algorithm of a one-pass target: one-pass SGD, or reused-batch SGD."""
     return theory.ONE_PASS if target.get("reuse", 1) == 1 else "reused-batch SGD"
@@ -208,5 +223,6 @@ def onepass_verdict(row, cfg, flow) -> str:
 
 def point_setup(cfg, target, d) -> dict:
     """What a one-pass point at `d` runs with (as `passage_point` hands it to `passage_n`): `c`,
-    batch `b`, step `eta`, `kappa`, the problem `p`, the dynamic `dyn`, the seed `keys`, `ab`, the step budget."""
-    return _setup(cfg, target, d, None, None, {})
+    batch `b`, step `eta`, `kappa`, the problem `p`, the dynamic `dyn`, the seed `keys`, `ab`, the step budget
+    (with `reduced = true`, the chain's problem and seeds: the starts its run drew)."""
+    return _setup(cfg, target, d, None, None, {"reduced": True} if setting_or(target, cfg, "reduced", False) else {})
