@@ -447,19 +447,35 @@ def _adaptive_attempt(sim: Simulation, s: State) -> State:
     )
 
 
+PREDRAW_SAMPLES = 2**14  # a pre-drawn block's samples per run: a few hundred kB, whatever the batch
+
+
 def advance(sim: Simulation, state: State, num_steps: int) -> State:
     """Run `num_steps` iterations (a static length) as one `lax.scan`: steps for a
     fixed-step solver (past `sim.steps` they are no-ops), attempts for an adaptive one
-    (no-ops once the horizon is reached)."""
+    (no-ops once the horizon is reached). A source that `predraws` (the one-pass chain at small
+    batches) has its batches drawn a block of steps at a time: the same draws as step by step (the
+    path agrees to float64 rounding), with one random-number kernel a block instead of one a
+    step, which is what bounds the chain's rate at small batches."""
     if sim.solver.adaptive:
-        body = lambda s, _: (_adaptive_attempt(sim, s), None)
-    else:
+        state, _ = jax.lax.scan(lambda s, _: (_adaptive_attempt(sim, s), None), state, None, length=num_steps)
+        return state
 
-        def body(s, _):
-            s = jax.lax.cond(s.k < sim.steps, lambda t: _fixed_step(sim, t), lambda t: t, s)
-            return _fixed_record(sim, s), None
+    def step(s, sim_k):
+        s = jax.lax.cond(s.k < sim.steps, lambda t: _fixed_step(sim_k, t), lambda t: t, s)
+        return _fixed_record(sim, s)
 
-    state, _ = jax.lax.scan(body, state, None, length=num_steps)
+    block = min(num_steps, max(1, PREDRAW_SAMPLES // sim.source.batch)) if sim.source.predraws else 1
+    if block > 1:
+
+        def blocked(s, _):
+            ks = s.k + jnp.arange(block, dtype=s.k.dtype)  # a step past `sim.steps` is a no-op: its draw is unused
+            drawn = jax.vmap(lambda k: sim.source.draw(sim.data, k, sim, s.w.dtype))(ks)
+            return jax.lax.scan(lambda t, batch: (step(t, dataclasses.replace(sim, data=batch)), None), s, drawn)[0], None
+
+        state, _ = jax.lax.scan(blocked, state, None, length=num_steps // block)
+        num_steps %= block
+    state, _ = jax.lax.scan(lambda s, _: (step(s, sim), None), state, None, length=num_steps)
     return state
 
 

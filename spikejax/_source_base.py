@@ -46,11 +46,15 @@ class AbstractSource(eqx.Module):
 
     Class attributes a sweep reads: `default_solver` (the registered name of the solver that
     `solver = "auto"` picks) and `reduces_in_frame` (whether `reduced=True` runs it in a
-    frame of fixed size, so that the problem is built there at any `d`: the exact chain)."""
+    frame of fixed size, so that the problem is built there at any `d`: the exact chain).
+    `predraws`: whether a fixed-step run may draw a block of steps' batches at once
+    (`draw(data, k, sim, dtype)` of step `k` depends on `k` alone, and `risk` takes the drawn
+    batch in place of `data`)."""
 
     deterministic = True
     default_solver = "euler"
     reduces_in_frame = False
+    predraws = False
 
     @classmethod
     def cost(cls, static: dict, n_pad: int | None) -> SourceCost:
