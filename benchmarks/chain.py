@@ -1,6 +1,6 @@
 """The exact chain's rate in samples per second, against the d-dimensional online source.
 
-    python benchmarks/chain.py [--quick] [--seeds 64] [--repeat 3] [--json PATH] [--layouts]
+    python benchmarks/chain.py [--quick] [--seeds 64] [--repeat 3] [--json PATH] [--layouts] [--predraw]
 
 One neuron, spherical online SGD on h3 / h3 (correlation loss, kappa = d^0.5, r1 = 0.25), the
 per-sample step 0.5 d^{-3/2}, every seed's run vmapped into one compiled call (as `passage_n`
@@ -10,6 +10,9 @@ too, so both do the same arithmetic per coordinate) is timed at d = 256 and 4096
 timed in turn (A B C ... A B C, the best of `repeat` after a warm-up compile) in one process,
 so the ratios are measured under the same load. Samples per second = seeds x steps x batch /
 wall seconds.
+
+`--predraw` instead times the chain at d = 1e6 for batches 1..256 with its batches drawn a block of
+steps at a time (the default at batches <= 64, `Chain.predraws`) against step by step, in turn.
 
 `--layouts` instead times JAX's two threefry bit layouts alone (random words and float32 normals
 per second, one (16, 64, 256, 4) draw in a compiled scan): the partitionable default against the
@@ -54,6 +57,39 @@ def case(d: int, batch: int, seeds: int, samples: int, reduced: bool):
     return (lambda: jax.block_until_ready(f(keys))), seeds * steps * batch
 
 
+def timed_in_turn(cases, repeat):
+    """The best of `repeat` wall times of each `(..., run, samples)` case, timed A B C ... A B C."""
+    best = [np.inf] * len(cases)
+    for _ in range(repeat):
+        for i, c in enumerate(cases):
+            t = time.perf_counter()
+            c[-2]()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
+
+
+def predraw(seeds: int, repeat: int, samples: int):
+    """The chain's rate with a block of pre-drawn batches against step-by-step draws, per batch."""
+    from spikejax import _chain, _simulate
+
+    batches, cases, defaults = [1, 4, 16, 64, 256], [], (_chain.PREDRAW_MAX_BATCH, _simulate.PREDRAW_SAMPLES)
+    for b in batches:
+        for block in (True, False):  # read when the call is traced (its warm-up); a block at any batch
+            _chain.PREDRAW_MAX_BATCH, _simulate.PREDRAW_SAMPLES = (2**30, defaults[1]) if block else (defaults[0], 1)
+            run, n = case(10**6, b, seeds, samples, True)
+            run()
+            cases.append((b, block, run, n))
+    _chain.PREDRAW_MAX_BATCH, _simulate.PREDRAW_SAMPLES = defaults
+    best = timed_in_turn(cases, repeat)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()}, {seeds} seeds, d = 1e6, float64")
+    print("| batch | pre-drawn block | step by step | ratio | the default |")
+    print("|---|---|---|---|---|")
+    for i in range(0, len(cases), 2):
+        b = cases[i][0]
+        rb, rs = cases[i][3] / best[i], cases[i + 1][3] / best[i + 1]
+        print(f"| {b} | {rb:.3g} | {rs:.3g} | {rb / rs:.2f}x | {'block' if sj.Chain(b).predraws else 'step by step'} |")
+
+
 def layouts(repeat: int = 5):
     """Random words and float32 normals per second in each threefry layout, timed in turn."""
     import jax.numpy as jnp
@@ -94,9 +130,12 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--layouts", action="store_true", help="time the two threefry bit layouts alone")
+    ap.add_argument("--predraw", action="store_true", help="time the chain's block of pre-drawn batches against step-by-step draws")
     args = ap.parse_args(argv)
     if args.layouts:
         return layouts(args.repeat + 2)
+    if args.predraw:
+        return predraw(args.seeds, args.repeat, 2**12 if args.quick else 2**16)
     chain_ds, full_ds, batches = [10**3, 10**6, 10**9], [256, 4096], [1, 16, 256]
     samples = 2**12 if args.quick else 2**16  # per seed and call, chain
     cases = [("chain", d, b, *case(d, b, args.seeds, samples, True)) for d in chain_ds for b in batches]
@@ -104,12 +143,7 @@ def main(argv=None):
               for d in full_ds for b in batches]
     for c in cases:  # compile and warm up
         c[3]()
-    best = {i: np.inf for i in range(len(cases))}
-    for _ in range(args.repeat):
-        for i, (_, _, _, run, _) in enumerate(cases):
-            t = time.perf_counter()
-            run()
-            best[i] = min(best[i], time.perf_counter() - t)
+    best = timed_in_turn(cases, args.repeat)
     rows = [dict(form=form, d=d, batch=b, samples=n, seconds=best[i], rate=n / best[i])
             for i, (form, d, b, _, n) in enumerate(cases)]
     env = dict(date=time.strftime("%Y-%m-%d %H:%M"), machine=platform.processor() or platform.machine(),

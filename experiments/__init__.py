@@ -18,6 +18,9 @@ redraw from docs/data): `networks.py`, `multi_index.py` and `network_vs_kernels.
 have an `[experiment] kind`, so `python -m experiments.run CONFIG` hands them over), and the
 post-processing of committed data, `chain_calibration.py` (local slopes of complexity_19),
 `chain_limit.py` (the exact chain against its d -> infinity limit) and `step_share.py` (the law
-n* = flow time x samples per unit time against the one-pass grid's points, complexity_15 and 10). Each runs as
-`python -m experiments.<name> ...` from the repository root.
+n* = flow time x samples per unit time against the one-pass grid's points, complexity_15 and 10);
+and two runs of their own on the exact chain: `step_scan.py` (complexity_20's r1 = 0 cells at
+steps doubling from the common one: each dynamic's largest passing step and the law by runs) and
+`reuse_spherical.py` (claim 1's spherical stall under reused batches and extragradient). Each runs
+as `python -m experiments.<name> ...` from the repository root.
 """

@@ -122,14 +122,21 @@ def _point_cache(cfg, target, d, ratio, batch):
     return Path("out/passage_points") / f"{cfg['name']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
+def stored_point(cfg, target, d, ratio=None, batch=None):
+    """A finished point of a `reduced = true` config from out/passage_points/, or None."""
+    path = _point_cache(cfg, target, d, ratio, batch)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def cached_point(cfg, target, d, ratio=None, batch=None, point=None):
     """`point` (default `passage_point`), kept on disk for configs with `reduced = true` (the long chain runs)."""
     point = point or passage_point
     if not setting_or(target, cfg, "reduced", False):
         return point(cfg, target, d, ratio, batch)
+    pt = stored_point(cfg, target, d, ratio, batch)
+    if pt is not None:
+        return pt
     path = _point_cache(cfg, target, d, ratio, batch)
-    if path.exists():
-        return json.loads(path.read_text())
     pt = point(cfg, target, d, ratio, batch)
     write_file(path, json.dumps(pt, default=json_default))
     return pt
