@@ -29,7 +29,7 @@ import numpy as np
 
 from . import theory
 from .harness import figures
-from .harness.io import data_path, read_data, write_block, write_json
+from .harness.io import computed_or_stored, write_block
 from .reuse_spiked import SOURCE_NAMES, batch_size, make_source, step_of
 
 NAME = "reuse_spherical"
@@ -148,9 +148,7 @@ def main(argv=None):
     ap.add_argument("--render", action="store_true", help="redraw the table and figure from docs/data/reuse_spherical.json")
     ap.add_argument("--docs", default="docs")
     args = ap.parse_args(argv)
-    out = read_data(args.docs, NAME) if args.render else compute(dict(SETTINGS))
-    if not args.render:
-        write_json(data_path(args.docs, NAME), out)
+    out = computed_or_stored(args.docs, NAME, args.render, lambda: compute(dict(SETTINGS)))
     plot(out, args.docs)
     write_block(args.docs, NAME, table(out))
 

@@ -31,7 +31,7 @@ from . import theory
 from .claims import KINDS
 from .harness import figures
 from .harness.config import load_config, setting
-from .harness.io import data_path, read_data, write_block, write_json
+from .harness.io import computed_or_stored, read_data, write_block
 from .harness.onepass import cached_point, passage_point, ragged, step_check, stored_point
 from .harness.tables import fmt, sig
 from .step_share import point_law
@@ -212,9 +212,7 @@ def main(argv=None):
     ap.add_argument("--docs", default="docs")
     ap.add_argument("--n-boot", type=int, default=1000)
     args = ap.parse_args(argv)
-    out = read_data(args.docs, NAME) if args.render else compute(args.docs, args.n_boot)
-    if not args.render:
-        write_json(data_path(args.docs, NAME), out)
+    out = computed_or_stored(args.docs, NAME, args.render, lambda: compute(args.docs, args.n_boot))
     plot(out, args.docs)
     write_block(args.docs, NAME, table(out))
 

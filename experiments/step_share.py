@@ -29,7 +29,7 @@ import spikejax as sj
 from . import theory
 from .harness import figures
 from .harness.flows import population_passages
-from .harness.io import data_path, read_data, write_block, write_json
+from .harness.io import computed_or_stored, read_data, write_block
 from .harness.onepass import point_setup, ragged
 from .harness.tables import fmt, sig
 
@@ -253,12 +253,7 @@ def main(argv=None):
     ap.add_argument("--n-boot", type=int, default=500)
     args = ap.parse_args(argv)
     docs = Path(args.docs)
-    if args.render:
-        out = read_data(docs, NAME)
-    else:
-        out = compute(docs, args.n_boot)
-        write_json(data_path(docs, NAME), out)
-    render(out, docs)
+    render(computed_or_stored(docs, NAME, args.render, lambda: compute(docs, args.n_boot)), docs)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,16 @@ def show(out, docs, plot, table):
     write_block(docs, out["config"]["name"], table(out))
 
 
+def computed_or_stored(docs, name, render: bool, compute) -> dict:
+    """A script's results: `compute()`, written to `docs/data/<name>.json`; with `render`, that
+    file read back (the `--render` of the post-processing scripts)."""
+    if render:
+        return read_data(docs, name)
+    out = compute()
+    write_json(data_path(docs, name), out)
+    return out
+
+
 def finish(out, docs, plot, table) -> dict:
     """The end of a claim's run: its data written (`docs/data/<name>.json`), then shown."""
     write_json(data_path(docs, out["config"]["name"]), out)
