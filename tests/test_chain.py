@@ -168,6 +168,7 @@ def test_chain_draws_are_standard_normal_in_whole_blocks_and_leave_other_streams
     assert jax.config.jax_threefry_partitionable  # the scope did not leak
 
 
+@pytest.mark.slow  # 4 compiles; by default the pathwise tests above run the chain with its pre-drawn blocks
 def test_a_block_of_predrawn_batches_is_the_step_by_step_draw(monkeypatch):
     """One-pass chains at small batches draw a block of steps' batches at once (`predraws`): the
     same draws as step by step, so the same first passages and the same path up to float64 rounding
