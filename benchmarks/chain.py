@@ -70,7 +70,7 @@ def timed_in_turn(cases, repeat):
 
 def predraw(seeds: int, repeat: int, samples: int):
     """The chain's rate with a block of pre-drawn batches against step-by-step draws, per batch."""
-    from spikejax import _chain, _simulate
+    from spikejax.internal import chain_module as _chain, simulate_module as _simulate
 
     batches, cases, defaults = [1, 4, 16, 64, 256], [], (_chain.PREDRAW_MAX_BATCH, _simulate.PREDRAW_SAMPLES)
     for b in batches:

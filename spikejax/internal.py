@@ -8,6 +8,11 @@ Collecting them here keeps every underscore module private to the package.
 # The module itself: benchmarks/networks.py swaps its `_pair_sums` to time the rest of a step.
 from . import _committee as committee
 
+# The modules whose settings a test or benchmark swaps: the one-pass chain's pre-drawn blocks
+# (`chain_module.PREDRAW_MAX_BATCH`, `simulate_module.PREDRAW_SAMPLES`, read when a call is
+# traced) and `passage_n`'s cache of compiled calls (`complexity_module._passage_compiled`).
+from . import _chain as chain_module, _complexity as complexity_module, _simulate as simulate_module
+
 # The exact chain of one neuron (_chain.py) and of a width-m network (_chain_network.py).
 from ._chain import (
     ChainDraw as ChainDraw,

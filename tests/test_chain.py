@@ -173,8 +173,7 @@ def test_a_block_of_predrawn_batches_is_the_step_by_step_draw(monkeypatch):
     """One-pass chains at small batches draw a block of steps' batches at once (`predraws`): the
     same draws as step by step, so the same first passages and the same path up to float64 rounding
     (the fused arithmetic rounds differently; the escape from rho ~ d^-1/2 amplifies it to about 1e-10)."""
-    from spikejax import _complexity, _simulate
-
+    _complexity, _simulate = internal.complexity_module, internal.simulate_module
     assert sj.Chain(16).predraws and not sj.Chain(256).predraws and not sj.Chain(16, 2).predraws
     p = sj.make_problem(10**6, key=jax.random.key(0), kappa=3.0, r1=0.0, link="h2", activation="relu", noise=0.25,
                         reduced=True)
