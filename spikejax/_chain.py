@@ -266,8 +266,8 @@ class Chain(AbstractFrameChain):
     def predraws(self) -> bool:
         """One-pass at batches up to `PREDRAW_MAX_BATCH`: step `k`'s batch is drawn from its own
         key, so a block of them can be drawn at once (the same draws: the draw is elementwise in
-        the key). Measured 1.5-2.3x at batches 1-64 and 0.7x at 256, where a step's own arithmetic
-        dominates and the stored block costs memory traffic (BENCHMARKS.md)."""
+        the key). Measured 1.25-2.1x at batches 1-64 and 0.84x at 256, where a step's own arithmetic
+        dominates and the stored block costs memory traffic (BENCHMARKS.md, section 7a)."""
         return self.reuse == 1 and self.batch <= PREDRAW_MAX_BATCH
 
     def samples_used(self, steps):
