@@ -1,4 +1,5 @@
-"""The command line as a user meets it: run as a subprocess, like `spikejax ...` from a shell.
+"""The command line as a user meets it: as a subprocess, like `spikejax ...` from a shell, where a
+fresh interpreter matters (exit codes, signals, file modes); in process for refusals and plans.
 
 Every user error is one line on stderr with a non-zero exit and no traceback; Ctrl-C leaves
 a resumable directory; the dataset round-trips with its types."""
@@ -73,9 +74,9 @@ def one_line_error(proc, code=2):
     return lines[0]
 
 
-def test_blind_activation_is_refused_before_compiling(tmp_path):
+def test_blind_activation_is_refused_before_compiling(tmp_path, capsys):
     cfg = _toml(tmp_path / "b.toml", dict(d=32, kappa=1.0, steps=50, link="h3", activation="h2"))
-    proc = spikejax(tmp_path, "sweep", cfg, "--out", tmp_path / "o")
+    proc = in_process(capsys, "sweep", cfg, "--out", tmp_path / "o")
     line = one_line_error(proc)
     assert line.startswith("spikejax sweep: error: activation='h2' is not allowed;")
     assert not (tmp_path / "o").exists()
@@ -152,9 +153,9 @@ def test_resume_reports_only_the_work_it_did(tmp_path, monkeypatch):
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
-    assert "no results at" in one_line_error(spikejax(tmp_path, "plot", "no-such-dir"))
+    assert "no results at" in one_line_error(in_process(capsys, "plot", tmp_path / "no-such-dir"))
     cfg = _toml(tmp_path / "c.toml", TINY)
-    line = one_line_error(spikejax(tmp_path, "sweep", cfg, "--out", "/proc/spikejax-cannot-write/o"))
+    line = one_line_error(in_process(capsys, "sweep", cfg, "--out", "/proc/spikejax-cannot-write/o"))
     assert "/proc/spikejax-cannot-write" in line
     (tmp_path / "afile").write_text("")
     out = tmp_path / "afile" / "o"
@@ -265,19 +266,19 @@ def test_checkpoints_are_readable_by_others(tmp_path, monkeypatch):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     cfg = _toml(tmp_path / "c.toml", TINY)
-    proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--dry-run")
+    proc = in_process(capsys, "sweep", cfg, "--out", tmp_path / "o", "--dry-run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     for word in ("grid: 8 configurations", "groups: 1", "batches: 1", "memory: about", "time: about"):
         assert word in proc.stdout, proc.stdout
     assert not (tmp_path / "o").exists()
 
 
-def test_a_grid_too_big_for_host_memory_is_refused_at_once(tmp_path):
+def test_a_grid_too_big_for_host_memory_is_refused_at_once(tmp_path, capsys):
     cfg = _toml(tmp_path / "c.toml", dict(seeds=10_000, d=16, kappa=[float(k) for k in range(10_000)]))
     t = time.perf_counter()
-    line = one_line_error(spikejax(tmp_path, "sweep", cfg, "--out", "o", "--dry-run"))
+    line = one_line_error(in_process(capsys, "sweep", cfg, "--out", tmp_path / "o", "--dry-run"))
     assert time.perf_counter() - t < 30
     assert "grid='1e+08 configurations' is not allowed" in line and "GB of host memory" in line
 

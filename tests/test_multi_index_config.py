@@ -41,6 +41,7 @@ def _alone(cfg, seed, dt):
                        reduced=cfg["reduced"], network=net, saveat=sj.SaveAt(steps=cfg["record"], passages=passages))
 
 
+@pytest.mark.slow  # 18 s through the CLI; the reduced multi-index runs stay in test_multi_index.py
 def test_example_config_through_the_cli_records_what_simulate_records(tmp_path, capsys):
     from spikejax.cli import main
 

@@ -83,6 +83,7 @@ def test_retraction_keeps_the_constraint_exactly_along_the_flow():
     assert abs(float(p.covariance.norm(pre.w)) - 1.0) < 1e-8
 
 
+@pytest.mark.slow  # 17 s; grad through the fixed-step solvers stays in test_api.py
 def test_grad_through_the_adaptive_solver_wrt_kappa_and_horizon():
     """Reverse mode through a bounded Dopri5, against central finite differences."""
 
