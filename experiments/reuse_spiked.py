@@ -7,7 +7,8 @@ batches of `b = d/4` samples:
 
 - `online`: `sj.Online(b)`, one-pass SGD;
 - `reused2`: `sj.Reused(b, 2)`, each fresh batch serves two consecutive steps;
-- `egd`: `sj.ExtraGradient(b, c)`, Arnaboldi et al.'s displaced SGD with `displacement = c`.
+- `egd`: `sj.ExtraGradient(b, c)`, Arnaboldi et al.'s displaced SGD with `displacement = c`;
+- `reused4`, `reused8` (any `reusedR`, R >= 2): `sj.Reused(b, R)`, each fresh batch serves R steps.
 
 **One step convention for every source:** a per-sample step `c / d`, i.e. `eta = c b / d` per
 step (`c = 0.05`: `eta = 0.0125` with `b = d/4`, the same at every `d`; the reuse literature's
@@ -51,10 +52,23 @@ import numpy as np
 SOURCE_NAMES = {"online": "one-pass SGD, Online(b)", "reused2": "each batch twice, Reused(b, 2)",
                 "egd": "extragradient, ExtraGradient(b, c)"}
 
+
+def reuse_of(name) -> int:
+    """Steps a fresh batch serves: R for `reusedR` (R >= 2), else 1; a clear error for another name."""
+    if name in ("online", "egd"):
+        return 1
+    if name.startswith("reused") and name[6:].isdigit() and int(name[6:]) >= 2:
+        return int(name[6:])
+    raise ValueError(f"source={name!r} is not allowed; choose online, egd or reusedR with R >= 2 (reused2, reused4, ...)")
+
+
+def source_label(name) -> str:
+    return SOURCE_NAMES.get(name) or f"each batch {reuse_of(name)} times, Reused(b, {reuse_of(name)})"
+
 SETTINGS = dict(
     link="h3", activation="h3", loss="correlation", noise=0.25, dynamic="normalized", r1=0.0,
     r2=[0.0, 0.5, 1.0], d=[64, 128, 256, 512, 1024, 2048], batch_over_d=0.25, c=0.05,
-    sources=["online", "reused2", "egd"], seeds=32, threshold=0.5, budget_over_d=256,
+    sources=["online", "reused2", "egd", "reused4", "reused8"], seeds=32, threshold=0.5, budget_over_d=256,
     high_threshold=0.9, high_threshold_r2=[1.0],
     stop_fraction=0.8, chunk=16, n_boot=1000, ci=0.9,
     step_check=dict(d=256, r2=0.0),
@@ -75,7 +89,7 @@ def grid_d(cfg, name, r2) -> list:
 
 def same_grid(a, b) -> bool:
     """Whether two settings differ at most in the extension beyond the common grid (a rerun keeps its points)."""
-    drop = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in ("d_extra", "d_extra_r2")}  # noqa: E731
+    drop = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in ("d_extra", "d_extra_r2", "sources")}  # noqa: E731
     return a is not None and drop(a) == drop(b)
 
 
@@ -91,20 +105,15 @@ def step_of(cfg, d, c=None) -> float:
 def make_source(cfg, name, d):
     import spikejax as sj
 
-    b = batch_size(cfg, d)
-    if name == "online":
-        return sj.Online(b)
-    if name == "reused2":
-        return sj.Reused(b, 2)
+    b, reuse = batch_size(cfg, d), reuse_of(name)
     if name == "egd":
         return sj.ExtraGradient(b, float(cfg["c"]))
-    raise ValueError(f"source={name!r} is not allowed; choose one of {', '.join(SOURCE_NAMES)}")
+    return sj.Online(b) if reuse == 1 else sj.Reused(b, reuse)
 
 
 def step_budget(cfg, name, d) -> int:
-    """Steps for `budget_over_d * d` samples (a reused batch serves 2 steps)."""
-    per = 2 if name == "reused2" else 1
-    return int(np.ceil(cfg["budget_over_d"] * d / batch_size(cfg, d))) * per
+    """Steps for `budget_over_d * d` samples (a batch reused R times serves R steps)."""
+    return int(np.ceil(cfg["budget_over_d"] * d / batch_size(cfg, d))) * reuse_of(name)
 
 
 def point(cfg, name, d, r2, eta=None) -> dict:
@@ -335,8 +344,9 @@ def figure(data, path):
 
     plt = pyplot()
     cfg = data["settings"]
-    colours = {"online": style.OKABE_ITO["blue"], "reused2": style.OKABE_ITO["orange"], "egd": style.OKABE_ITO["vermillion"]}
-    markers = {"online": "o", "reused2": "s", "egd": "D"}
+    colours = {"online": style.OKABE_ITO["blue"], "reused2": style.OKABE_ITO["orange"], "egd": style.OKABE_ITO["vermillion"],
+               "reused4": style.OKABE_ITO["green"], "reused8": style.OKABE_ITO["purple"]}
+    markers = {"online": "o", "reused2": "s", "egd": "D", "reused4": "^", "reused8": "v"}
     with style.style():
         fig, axes = plt.subplots(1, len(cfg["r2"]), figsize=(11, 4.9), sharey=True, layout="constrained")
         axes = np.atleast_1d(axes)
@@ -352,7 +362,7 @@ def figure(data, path):
                 ok = np.isfinite(y)
                 ax.plot(d[ok], y[ok], "-", color=colours[r["source"]], lw=1.2, zorder=2)
                 plot_cells(ax, d, y, r["status"], colours[r["source"]], markers[r["source"]], top=top,
-                           label=SOURCE_NAMES[r["source"]])
+                           label=source_label(r["source"]))
                 seen += r["status"]
             ref = onepass_reference(r2, th)
             if ref is not None:
@@ -369,7 +379,7 @@ def figure(data, path):
             ax.set_xticks(ticks, [str(d) if d <= 4096 or d == ticks[-1] else "" for d in ticks])
             ax.xaxis.set_minor_formatter(NullFormatter())
 
-        src = [Line2D([], [], color=colours[s], marker=markers[s], label=SOURCE_NAMES[s]) for s in cfg["sources"]]
+        src = [Line2D([], [], color=colours[s], marker=markers[s], label=source_label(s)) for s in cfg["sources"]]
         src.append(Line2D([], [], color="0.45", ls=":", marker=".", label="one-pass SGD at its own step 0.19 b d^-1.5,\nb = d (complexity_15, same threshold)"))
         handles = src + status_handles(seen)
         fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=3, fontsize=8.5)

@@ -28,8 +28,12 @@ def test_step_convention_and_sources():
     assert isinstance(reused, sj.Reused) and reused.reuse == 2 and reused.batch == 16
     egd = rs.make_source(cfg, "egd", 64)
     assert isinstance(egd, sj.ExtraGradient) and egd.displacement == cfg["c"]  # the reused sample's own shift
-    with pytest.raises(ValueError, match="source='full'"):
-        rs.make_source(cfg, "full", 64)
+    more = rs.make_source(cfg, "reused8", 64)
+    assert isinstance(more, sj.Reused) and more.reuse == 8
+    assert rs.step_budget(cfg, "reused8", 64) == 8 * rs.step_budget(cfg, "online", 64)
+    for bad in ("full", "reused1", "reusedx"):
+        with pytest.raises(ValueError, match=f"source='{bad}' is not allowed"):
+            rs.make_source(cfg, bad, 64)
 
 
 def test_table_from_synthetic_censored_n():
