@@ -8,8 +8,9 @@ censored seeds as NaN) and writes, per series, the local slope between consecuti
 kept: a resample whose median is censored (half or more of its seeds never passed) gives an
 infinite n*, so the interval is open at that end (printed as such), never dropped. Beside each
 slope, the known one-pass rate's own local slope over the same octaves (d log d at s = 2: not 1 at
-finite d; d^{s-1} at s >= 3). Writes docs/figures/chain_calibration_slopes.png and the results.md
-block `chain_calibration_slopes`.
+finite d; d^{s-1} at s >= 3), and where each series becomes asymptotic: the first d from which every
+later octave's interval contains the known rate's slope. Writes docs/figures/chain_calibration_slopes.png
+and the results.md block `chain_calibration_slopes` (the section above it shows the figure).
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def local_slopes(points, n_boot, seed):
     return [dict(d1=int(x.d1), d2=int(x.d2), slope=x.slope, lo=x.lo, hi=x.hi) for x in slopes]
 
 
+def asymptotic_from(slopes):
+    """The first `d1` from which every later octave's interval holds the known rate's own slope
+    (`lo <= known <= hi`), or None when the last octave's does not: where the series is asymptotic."""
+    start = None
+    for x in slopes:
+        holds = x["lo"] <= x["known"] <= x["hi"]
+        start = (x["d1"] if start is None else start) if holds else None
+    return start
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", default="docs")
@@ -57,7 +68,7 @@ def main(argv=None):
         for x in slopes:
             x["known"] = known_slope(t["s"], x["d1"], x["d2"])
         series.append(dict(name=t["name"], s=t["s"], link=t["link"], activation=t["activation"], loss=t["loss"],
-                           slopes=slopes, n_star=row["n_star"], d=row["d"],
+                           slopes=slopes, n_star=row["n_star"], d=row["d"], asymptotic_from=asymptotic_from(slopes),
                            seeds=[int(np.sum(p["valid"])) for p in row["points"]]))
     write_file(docs / "data" / "chain_calibration_slopes.json", json.dumps(series, indent=1))
     plot(series, docs)
@@ -65,8 +76,7 @@ def main(argv=None):
 
 
 def table(series):
-    lines = ["![local slopes](figures/chain_calibration_slopes.png)", "",
-             "Local slope of the median n* between consecutive d (`sj.local_slopes`: a censored seed above every "
+    lines = ["Local slope of the median n* between consecutive d (`sj.local_slopes`: a censored seed above every "
              "passed one, the median the ceil(S/2)-th smallest; 90% seed bootstrap, every resample kept: `open` "
              "marks an interval open at that end, a resample whose median is censored), beside the known "
              "one-pass rate's own local slope over the same d (d log d at s = 2; d^{s-1} at s >= 3).", "",
@@ -76,6 +86,12 @@ def table(series):
         for x, seeds in zip(sr["slopes"], sr["seeds"][1:]):
             lines.append(f"| {sr['s']} ({sr['link']} / {sr['activation']}, {sr['loss']}) | {x['d1']} -> {x['d2']} | "
                          f"{x['slope']:.2f} {sj.interval_text(x['lo'], x['hi'])} | {x['known']:.2f} | {seeds} |")
+    lines.append("")
+    for sr in series:
+        start = sr["asymptotic_from"]
+        lines.append(f"- s = {sr['s']}: " + (f"asymptotic from d = {start} (every octave from there holds the known "
+                     "rate's slope in its interval)" if start is not None else "not asymptotic at the largest d "
+                     "(the last octave's interval misses the known rate's slope)"))
     return "\n".join(lines)
 
 
