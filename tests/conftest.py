@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 # The suite is dominated by XLA's compiles (hundreds of small programs, each run a few steps):
 # XLA:CPU's backend at optimisation level 0 compiles them about twice as fast (test_sweep's two
@@ -13,6 +16,13 @@ if os.environ.get("SPIKEJAX_TEST_OPTIMIZED") != "1":
     _fast = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
              " --xla_cpu_use_fusion_emitters=false")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _fast).strip()
+
+# The CLI's persistent compilation cache ($XDG_CACHE_HOME/spikejax/jax) goes to a directory of this
+# run's own, never the user's: in-process CLI tests turn it on for the rest of their worker.
+_CACHE = tempfile.mkdtemp(prefix="spikejax-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import jax  # noqa: E402
 
