@@ -197,7 +197,7 @@ def test_a_block_of_predrawn_batches_is_the_step_by_step_draw(monkeypatch):
     assert np.isfinite(n_block).all()  # every seed passed: the passages are compared, not NaN
 
 
-@pytest.mark.slow  # 24 s; the chain stays checked pathwise and in distribution by default
+@pytest.mark.slow  # 24 s; by default the chain stays checked pathwise (its law: the slow tests below)
 @pytest.mark.parametrize("dyn", [sj.Spherical(), sj.Normalized()],
                          ids=lambda d: type(d).__name__)
 def test_one_step_mean_and_variance_of_the_overlap_match_monte_carlo(dyn):
@@ -244,8 +244,8 @@ def _ks(d, dyn, source, seeds, steps, dt, times):
     return np.array(out)
 
 
-@pytest.mark.parametrize("source", [sj.Online(4), pytest.param(sj.Reused(4, 3), marks=pytest.mark.slow)],
-                         ids=["online", "reused"])
+@pytest.mark.slow  # 12-22 s, the default suite's heaviest; the pathwise tests check the chain's exactness there
+@pytest.mark.parametrize("source", [sj.Online(4), sj.Reused(4, 3)], ids=["online", "reused"])
 def test_chain_and_d_dimensional_runs_agree_in_distribution_at_d64(source):
     """Two-sample KS tests on cos_u at three times and on the first passage of rho over 0.5,
     400 seeds each, the chain's own draws against the d-dimensional engine at d = 64."""
