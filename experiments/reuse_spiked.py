@@ -65,6 +65,7 @@ def reuse_of(name) -> int:
 def source_label(name) -> str:
     return SOURCE_NAMES.get(name) or f"each batch {reuse_of(name)} times, Reused(b, {reuse_of(name)})"
 
+
 SETTINGS = dict(
     link="h3", activation="h3", loss="correlation", noise=0.25, dynamic="normalized", r1=0.0,
     r2=[0.0, 0.5, 1.0], d=[64, 128, 256, 512, 1024, 2048], batch_over_d=0.25, c=0.05,
@@ -88,7 +89,8 @@ def grid_d(cfg, name, r2) -> list:
 
 
 def same_grid(a, b) -> bool:
-    """Whether two settings differ at most in the extension beyond the common grid (a rerun keeps its points)."""
+    """Whether two settings differ at most in the extension beyond the common grid or in the sources
+    (points are keyed by source: a rerun keeps the stored ones and adds the new sources')."""
     drop = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in ("d_extra", "d_extra_r2", "sources")}  # noqa: E731
     return a is not None and drop(a) == drop(b)
 
