@@ -229,6 +229,12 @@ def rows_table(out):
     return "\n".join(lines)
 
 
+def _d_label(v) -> str:
+    """A d tick: the number, or `2^k` past 10^5 (six-digit labels run into each other)."""
+    k = int(round(np.log2(v)))
+    return f"$2^{{{k}}}$" if v >= 1e5 and 2**k == int(v) else f"{int(v)}"
+
+
 def _panel(ax, r, colour, cfg, check=None):
     """One target's n* against d: every seed (grey), the medians by status (`figures.statuses`: hollow
     where not a measurement; `check`: its step check at the largest d), the fit (dashed through
@@ -249,7 +255,7 @@ def _panel(ax, r, colour, cfg, check=None):
         ax.plot(d, ref * ns[0] / ref[0], ":", color="k", lw=1, label=f"known rate {theory.known_rate(t['s'])}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xticks(d, [f"{int(v)}" for v in d])
+    ax.set_xticks(d, [_d_label(v) for v in d])
     ax.minorticks_off()
     ax.set_xlabel("d")
     metric = "|cos_u|" if t.get("metric", cfg.get("metric", "rho")) == "cos_u" else "|rho|"
