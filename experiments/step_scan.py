@@ -40,7 +40,7 @@ NAME = "step_scan"
 SOURCE = "complexity_20_claim4_chain"
 CONFIG = Path("configs/claims") / f"{SOURCE}.toml"
 R2 = (0.0, 0.5, 1.0)
-UP = 4  # at most 2^4 times the common step
+UP = 6  # at most 2^6 times the common step (2^4 until 2026-12-07: s = 4 reached that top at small d)
 MIN_BATCHES = 3  # a step whose n* is under 3 batches measures the start, not a rate: it does not pass
 BUDGET = 2  # a larger step's sample budget, in units of the step before's n* (passing needs <= 0.65)
 
