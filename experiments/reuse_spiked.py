@@ -75,8 +75,9 @@ SETTINGS = dict(
     step_check=dict(d=256, r2=0.0),
     # beyond the common grid, at r2 = 0 only: one-pass SGD is cheap on the chain (O(b) a step),
     # a reused batch costs O(b^2) a step (about 1 s a step for 32 seeds at b = 1024); EgD, which draws
-    # its O(b^2) frame every step, about 3.4 s (extrapolated from 0.85 s at b = 512): not run there
-    d_extra={"online": [4096, 8192, 16384], "reused2": [4096]}, d_extra_r2=[0.0],
+    # its O(b^2) frame every step, about 3.4 s (extrapolated from 0.85 s at b = 512): not run there.
+    # Reuse 4 times needs few steps (n* about 6 d), so it reaches d = 8192 (b = 2048) in minutes
+    d_extra={"online": [4096, 8192, 16384], "reused2": [4096], "reused4": [4096, 8192]}, d_extra_r2=[0.0],
 )
 
 QUICK = dict(SETTINGS, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), d_extra={})
