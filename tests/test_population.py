@@ -33,7 +33,7 @@ def _neuron(p, seed=1):
 
 
 @pytest.mark.parametrize("activation,link,neuron", thin([(a, f, n) for a, f in itertools.product(ACTIVATIONS, LINKS)
-                                                     for n in ("plain", "sigma")], 3))
+                                                     for n in ("plain", "sigma")], 5))
 def test_population_risk_against_monte_carlo(activation, link, neuron):
     p = _problem(link, activation)
     w = _neuron(p)
@@ -52,7 +52,7 @@ def test_population_risk_against_monte_carlo(activation, link, neuron):
 
 
 @pytest.mark.parametrize("activation,neuron,loss", thin(list(itertools.product(ACTIVATIONS, ("plain", "sigma"),
-                                                                         ("squared", "correlation"))), 3))
+                                                                         ("squared", "correlation"))), 5))
 def test_population_gradient_against_finite_differences(activation, neuron, loss):
     p = _problem("h2" if activation != "h3" else "h3", activation, loss=loss)
     w = _neuron(p, seed=3)
@@ -65,7 +65,7 @@ def test_population_gradient_against_finite_differences(activation, neuron, loss
 
 
 @pytest.mark.parametrize("dynamic,r1,solver", thin(list(itertools.product(
-    [sj.Spherical(), sj.Normalized(), sj.Preconditioned(), sj.Vanilla()], (0.0, 0.3), (sj.Euler(), sj.Dopri5()))), 3))
+    [sj.Spherical(), sj.Normalized(), sj.Preconditioned(), sj.Vanilla()], (0.0, 0.3), (sj.Euler(), sj.Dopri5()))), 5))
 def test_three_coordinate_form_matches_full_dimension(dynamic, r1, solver):
     p = sj.make_problem(64, key=jax.random.key(0), kappa=20.0, r1=r1, link="h2",
                         activation="relu", noise=0.1)
