@@ -266,6 +266,7 @@ def search_n(
     sign: str = "auto",
     n_unlabelled: int = 0,
     n_draw: int | None = None,
+    seed_chunk: int | None = None,
     **kwargs,
 ) -> Search:
     """Run empirical training at every sample size of `n_grid` and every seed in ONE compiled call.
@@ -286,6 +287,8 @@ def search_n(
     - `n_draw`: draw each seed's samples at this size and train on their first rows (default
       `max(n_grid)`); a window of a larger grid with `n_draw` = that grid's largest size sees
       exactly that grid's samples (`horizon_check(..., bracket=True)`).
+    - `seed_chunk`: run the seeds this many at a time (the same results; memory is about
+      seeds x max(n_grid) x d numbers, so 24 seeds at d = 256 and n = 2^17 need 17 GB at once).
     - `n_unlabelled`, other keyword arguments: passed to `simulate`.
 
     **Returns:** a `Search`. Failed runs (status != ok) give NaN, which counts as failure.
@@ -310,10 +313,14 @@ def search_n(
     if n_draw is not None:
         check_int("n_draw", n_draw, n_max)
         n_draw = None if int(n_draw) == n_max else int(n_draw)
+    if seed_chunk is not None:
+        check_int("seed_chunk", seed_chunk, 1)
     # Every remaining argument is checked by a tiny eager `prepare` before the heavy compile.
     prepare(problem, dynamic, Empirical(2), key=keys[0], dt=dt, steps=steps, n_unlabelled=n_unlabelled, **kwargs)
     run = _compiled(dynamic, n_max, float(dt), steps, n_unlabelled, tuple(sorted(kwargs.items())), n_draw)
-    rho, cos_u, rho0 = (np.asarray(a, float) for a in run(problem, jnp.asarray(g, jnp.int32), keys))
+    size = keys.shape[0] if seed_chunk is None else int(seed_chunk)
+    parts = [run(problem, jnp.asarray(g, jnp.int32), keys[i: i + size]) for i in range(0, keys.shape[0], size)]
+    rho, cos_u, rho0 = (np.concatenate([np.asarray(part[j], float) for part in parts]) for j in range(3))
     rho0 = rho0[:, 0]
     if sign == "abs":
         rho, cos_u = np.abs(rho), np.abs(cos_u)

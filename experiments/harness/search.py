@@ -61,7 +61,7 @@ def measure_point(target, d, r1, r2, dynamic, noise, n_unlabelled=0, steps=None,
 
         def run(points, n_draw):
             return search_n(p, DYNAMICS[dynamic](), n_grid=points, keys=keys, dt=dt, steps=steps,
-                            n_unlabelled=n_unlabelled, n_draw=n_draw)
+                            n_unlabelled=n_unlabelled, n_draw=n_draw, seed_chunk=target.get("seed_chunk"))
 
         if "window" in target:
             MEMO[key], MEMO[("windows",) + key] = windowed_search(run, n_grid(d, target), n_pred,
@@ -105,7 +105,7 @@ def check_point(target, d, r1, r2, dynamic, noise, threshold, n_unlabelled=0, ba
         t0, c0 = time.time(), time.process_time()
         chk = horizon_check(p, DYNAMICS[dynamic](), n_grid=n_grid(d, target), keys=keys, dt=target["dt"],
                             steps=steps, threshold=threshold, base=base, bracket=True,
-                            n_unlabelled=n_unlabelled)
+                            n_unlabelled=n_unlabelled, seed_chunk=target.get("seed_chunk"))
         MEMO[key] = dict(chk._asdict(), dt=target["dt"], steps=steps, seconds=time.time() - t0,
                          cpu_seconds=time.process_time() - c0)
     return MEMO[key]
