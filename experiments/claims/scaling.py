@@ -14,6 +14,7 @@ from spikejax import bootstrap_exponent
 from .. import theory
 from ..harness import figures, search
 from ..harness.io import as_json, data_path, show, write_json
+from ..harness.onepass import slopes_text
 from ..harness.tables import check_row, check_word, fmt, pass_line
 from ..harness.window import predict_n
 
@@ -120,6 +121,7 @@ def table(out):
     ]
     targets = {t["s"]: t for t in out["config"]["targets"]}
     lines += [_row(p, targets) for p in out["points"]]
+    lines += _slopes_lines(out["points"])
     if out.get("horizon"):
         lines += ["", "Step/horizon check of every cell at its largest d (n* on rho): the search rerun with the "
                   "horizon doubled (2x steps) and with dt halved at that doubled horizon (dt/2, 2x steps), on the grid "
@@ -132,6 +134,25 @@ def table(out):
                   for h in out["horizon"]]
         lines += ["", pass_line(out["horizon"])]
     return "\n".join(lines)
+
+
+def _slopes_lines(points):
+    """Local slopes per octave and the fit over the large-d end of the cells that recorded each
+    seed's n* (`n_seeds`; runs since 2026-12-07), as `slopes_text` gives them for one-pass rows."""
+    rows = [p for p in points if "n_seeds" in p]
+    if not rows:
+        return []
+    lines = ["", "Local slopes between consecutive d and the fit over the large-d end (each seed's n* on rho, "
+             "censored above the window's top; 90% seed bootstrap, every resample kept, `open` where a "
+             "resample's median is censored):", "",
+             "| s | r1 | r2 | dynamic | local slopes [90% CI] | fit over the large-d end [90% CI] |",
+             "|---|---|---|---|---|---|"]
+    for p in rows:
+        pts = [dict(n=np.where(np.isfinite(n), n, np.nan).tolist(), valid=v) for n, v in
+               zip(np.asarray(p["n_seeds"], float), p["valid"])]
+        local, fit = slopes_text(dict(d=p["d"], points=pts))
+        lines.append(f"| {p['s']} | {p['r1']:g} | {p['r2']:g} | {p['dynamic']} | {local} | {fit} |")
+    return lines
 
 
 def _window_note(cfg):
