@@ -2,7 +2,8 @@
 
 He3 target (`link = "h3"`), one neuron with the `h3` activation and the correlation loss (as
 `configs/claims/complexity_15`'s `s = 3` cells, so one-pass SGD can learn it too), `sj.Normalized()`,
-label noise 0.25, `theta = u` (`r1 = 0`), `kappa = d^r2`. Three sources, each drawing fresh
+label noise 0.25, `theta = u` (`r1 = 0`) and, on the common grid, theta off the spike
+(`r1_off`: `<u, theta> = d^-r1`, 0.25), `kappa = d^r2`. Three sources, each drawing fresh
 batches of `b = d/4` samples:
 
 - `online`: `sj.Online(b)`, one-pass SGD;
@@ -78,21 +79,31 @@ SETTINGS = dict(
     # its O(b^2) frame every step, about 3.4 s (extrapolated from 0.85 s at b = 512): not run there.
     # Reuse 4 times needs few steps (n* about 6 d), so it reaches d = 8192 (b = 2048) in minutes
     d_extra={"online": [4096, 8192, 16384], "reused2": [4096], "reused4": [4096, 8192]}, d_extra_r2=[0.0],
+    # theta off the spike: every source, r2 and d of the common grid again at these r1 (r1 = 0 above)
+    r1_off=[0.25],
 )
 
-QUICK = dict(SETTINGS, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), d_extra={})
+QUICK = dict(SETTINGS, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), d_extra={}, r1_off=[])
 
 
-def grid_d(cfg, name, r2) -> list:
-    """The d of the (source, r2) series: the common grid, plus `d_extra` at the r2 in `d_extra_r2`."""
-    extra = cfg.get("d_extra", {}).get(name, []) if r2 in cfg.get("d_extra_r2", []) else []
+def r1_values(cfg) -> list:
+    """The main `r1` (theta = u at 0) and the off-spike ones (`r1_off`, on the common grid)."""
+    return [cfg["r1"]] + [r for r in cfg.get("r1_off", []) if r != cfg["r1"]]
+
+
+def grid_d(cfg, name, r2, r1=None) -> list:
+    """The d of the (source, r2) series: the common grid, plus `d_extra` at the r2 in `d_extra_r2`
+    (at the main r1 only)."""
+    main = r1 is None or r1 == cfg["r1"]
+    extra = cfg.get("d_extra", {}).get(name, []) if main and r2 in cfg.get("d_extra_r2", []) else []
     return sorted(set(cfg["d"]) | set(extra))
 
 
 def same_grid(a, b) -> bool:
-    """Whether two settings differ at most in the extension beyond the common grid or in the sources
-    (points are keyed by source: a rerun keeps the stored ones and adds the new sources')."""
-    drop = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in ("d_extra", "d_extra_r2", "sources")}  # noqa: E731
+    """Whether two settings differ at most in the extension beyond the common grid, in the sources or
+    in the off-spike r1 (points are keyed by source and r1: a rerun keeps the stored ones and adds the new)."""
+    ignored = ("d_extra", "d_extra_r2", "sources", "r1_off")
+    drop = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in ignored}  # noqa: E731
     return a is not None and drop(a) == drop(b)
 
 
@@ -119,7 +130,7 @@ def step_budget(cfg, name, d) -> int:
     return int(np.ceil(cfg["budget_over_d"] * d / batch_size(cfg, d))) * reuse_of(name)
 
 
-def point(cfg, name, d, r2, eta=None) -> dict:
+def point(cfg, name, d, r2, eta=None, r1=None) -> dict:
     """`passage_n` on the chain at one (source, d, r2): every seed's n* at |rho| >= threshold."""
     import jax
 
@@ -129,7 +140,8 @@ def point(cfg, name, d, r2, eta=None) -> dict:
     from .harness.seeds import seed_keys
 
     kappa = float(d**r2)
-    p = sj.make_problem(d, key=None, kappa=kappa, r1=cfg["r1"], link=cfg["link"], activation=cfg["activation"],
+    r1 = cfg["r1"] if r1 is None else r1
+    p = sj.make_problem(d, key=None, kappa=kappa, r1=r1, link=cfg["link"], activation=cfg["activation"],
                         noise=cfg["noise"], loss=cfg["loss"], reduced=True)
     dyn = sj.DYNAMICS[cfg["dynamic"]]()
     keys = seed_keys(p, dyn, d, cfg["seeds"], True, reduced=True)  # right-sign starts only (odd s)
@@ -148,14 +160,14 @@ def point(cfg, name, d, r2, eta=None) -> dict:
         nh = res.n[:, 1]
         extra = dict(n_high=[None if not np.isfinite(v) else float(v) for v in nh], censored_high=(~np.isfinite(nh)).tolist(),
                      n_star_high=sj.censored_median(nh, res.valid))
-    return dict(**extra, thresholds=list(th), source=name, d=d, r2=r2, kappa=kappa, batch=batch_size(cfg, d), eta=eta, steps=steps, ran=int(res.ran),
+    return dict(**extra, thresholds=list(th), source=name, d=d, r1=r1, r2=r2, kappa=kappa, batch=batch_size(cfg, d), eta=eta, steps=steps, ran=int(res.ran),
                 budget=float(res.budget), n=[None if x else float(v) for v, x in zip(n, cens)], censored=cens.tolist(),
                 valid=np.asarray(res.valid).tolist(), rho0=np.asarray(res.rho0).tolist(),
                 n_star=sj.censored_median(n, res.valid), seconds=time.time() - t0, cpu=time.process_time() - c0)
 
 
-def key_of(name, d, r2, tag="main") -> str:
-    return f"{tag}|{name}|{d}|{r2:g}"
+def key_of(name, d, r2, tag="main", r1=0.0) -> str:
+    return f"{tag}|{name}|{d}|{r2:g}" + (f"|r1={r1:g}" if r1 else "")
 
 
 def n_array(pt, field="n") -> np.ndarray:
@@ -172,9 +184,9 @@ def median(pt) -> float:
 # ------------------------------------------------------------------------------------------ table
 
 
-def series(points, name, r2, ds, field="n"):
-    """The (source, r2) series over `ds` (those present): d, (D, S) n* (NaN censored), (D, S) valid, batches."""
-    pts = [points[key_of(name, d, r2)] for d in ds if key_of(name, d, r2) in points]
+def series(points, name, r2, ds, field="n", r1=0.0):
+    """The (source, r1, r2) series over `ds` (those present): d, (D, S) n* (NaN censored), (D, S) valid, batches."""
+    pts = [points[key_of(name, d, r2, r1=r1)] for d in ds if key_of(name, d, r2, r1=r1) in points]
     pts = [p for p in pts if field in p]
     d = np.array([p["d"] for p in pts], float)
     s = max(len(p["n"]) for p in pts) if pts else 0
@@ -186,17 +198,17 @@ def series(points, name, r2, ds, field="n"):
     return d, n, valid, np.array([p["batch"] for p in pts], float), pts
 
 
-def row(points, name, r2, ds, n_boot=1000, ci=0.9, field="n", threshold=0.5) -> dict:
+def row(points, name, r2, ds, n_boot=1000, ci=0.9, field="n", threshold=0.5, r1=0.0) -> dict:
     """Medians, statuses, local slopes, the large-d fit and the whole-range fit of one series."""
     import spikejax as sj
 
-    d, n, valid, b, pts = series(points, name, r2, ds, field)
+    d, n, valid, b, pts = series(points, name, r2, ds, field, r1)
     meds = [sj.censored_median(n[i], valid[i]) for i in range(d.size)]
     status, prev = [], None
     for i, m in enumerate(meds):
         status.append(sj.cell_status(m, batch=b[i], previous=prev))
         prev = m
-    out = dict(source=name, r2=r2, threshold=threshold, d=d.tolist(), n_star=meds, n_star_over_d=[m / x for m, x in zip(meds, d)],
+    out = dict(source=name, r1=r1, r2=r2, threshold=threshold, d=d.tolist(), n_star=meds, n_star_over_d=[m / x for m, x in zip(meds, d)],
                status=status, budget=[p["budget"] for p in pts],
                not_passed=[float(np.mean(np.isnan(n[i][valid[i]]))) for i in range(d.size)])
     if d.size >= 2 and all(m > 0 for m in meds):  # n* = 0 (passed at the start): no slope
@@ -228,16 +240,20 @@ def step_checks(points, cfg) -> list[dict]:
 
 def table(points, cfg) -> list[dict]:
     rows = []
-    for r2 in cfg["r2"]:
+    for r1, r2 in ((r1, r2) for r1 in r1_values(cfg) for r2 in cfg["r2"]):
         for name in cfg["sources"]:
-            r = row(points, name, r2, grid_d(cfg, name, r2), cfg["n_boot"], cfg["ci"], "n", cfg["threshold"])
-            if grid_d(cfg, name, r2) != sorted(cfg["d"]):  # extended: also the fits over the common grid
-                common = row(points, name, r2, cfg["d"], cfg["n_boot"], cfg["ci"], "n", cfg["threshold"])
+            ds = grid_d(cfg, name, r2, r1)
+            if not any(key_of(name, d, r2, r1=r1) in points for d in ds):
+                continue
+            r = row(points, name, r2, ds, cfg["n_boot"], cfg["ci"], "n", cfg["threshold"], r1)
+            if ds != sorted(cfg["d"]):  # extended: also the fits over the common grid
+                common = row(points, name, r2, cfg["d"], cfg["n_boot"], cfg["ci"], "n", cfg["threshold"], r1)
                 r.update({f"{k}_common": common[k] for k in ("whole", "tail") if k in common})
             rows.append(r)
         if r2 in cfg.get("high_threshold_r2", []):
             for name in cfg["sources"]:
-                rows.append(row(points, name, r2, cfg["d"], cfg["n_boot"], cfg["ci"], "n_high", cfg["high_threshold"]))
+                if any(key_of(name, d, r2, r1=r1) in points for d in cfg["d"]):
+                    rows.append(row(points, name, r2, cfg["d"], cfg["n_boot"], cfg["ci"], "n_high", cfg["high_threshold"], r1))
     return rows
 
 
@@ -257,18 +273,19 @@ def run(out, cfg=SETTINGS):
                              cpu_seconds=sum(p["cpu"] for p in points.values()),
                              wall_seconds=sum(p["seconds"] for p in points.values())))
 
-    todo = [(name, d, r2, "main") for name in cfg["sources"] for r2 in cfg["r2"] for d in grid_d(cfg, name, r2)]
+    todo = [(name, d, r2, "main", r1) for r1 in r1_values(cfg) for name in cfg["sources"] for r2 in cfg["r2"]
+            for d in grid_d(cfg, name, r2, r1)]
     sc = cfg["step_check"]
-    todo += [(name, sc["d"], sc["r2"], "half") for name in cfg["sources"]]
+    todo += [(name, sc["d"], sc["r2"], "half", cfg["r1"]) for name in cfg["sources"]]
     big = max(cfg["d"])
     # small d first (a killed run keeps the cheap points), the costly O(b^2) extensions last
-    todo.sort(key=lambda t: (t[1] > big and t[0] != "online", t[1], t[3] != "main"))
-    for name, d, r2, tag in todo:
-        k = key_of(name, d, r2, tag)
+    todo.sort(key=lambda t: (t[1] > big and t[0] != "online", t[1], t[3] != "main", t[4]))
+    for name, d, r2, tag, r1 in todo:
+        k = key_of(name, d, r2, tag, r1)
         if k in points:
             continue
         eta = step_of(cfg, d) / 2 if tag == "half" else None
-        pt = point(cfg, name, d, r2, eta)
+        pt = point(cfg, name, d, r2, eta, r1)
         pt["tag"] = tag
         points[k] = pt
         print(f"{k}: n*/d = {pt['n_star'] / d:.3g}, not passed {np.mean(pt['censored']):.2f}, ran {pt['ran']}/{pt['steps']} "
@@ -292,8 +309,8 @@ def markdown(data) -> str:
     """The table of docs/reuse.md's section: per (r2, source) n*/d at each d with its status, local
     slopes, the whole-range and the large-d fit."""
     cfg = data["settings"]
-    lines = ["| r2 | \\|rho\\| >= | source | n*/d at d = " + ", ".join(str(d) for d in cfg["d"]) + " | local slopes [90% CI] | "
-             "whole range | large-d fit |", "|---|---|---|---|---|---|---|"]
+    lines = ["| r1 | r2 | \\|rho\\| >= | source | n*/d at d = " + ", ".join(str(d) for d in cfg["d"]) + " | local slopes [90% CI] | "
+             "whole range | large-d fit |", "|---|---|---|---|---|---|---|---|"]
     for r in data["table"]:
         def cell(m, st):
             txt = f"{m:.3g}" if np.isfinite(m) else "> budget"
@@ -306,7 +323,7 @@ def markdown(data) -> str:
         fit = lambda f: f"{f['eta']:.2f} {fmt_interval(f['lo'], f['hi'])} (d = {f['d_lo']:g}..{f['d_hi']:g})"  # noqa: E731
         wt = "; ".join(fit(f) for f in (r.get("whole_common"), w) if f)
         tt = "; ".join(fit(f) for f in (r.get("tail_common"), t) if f)
-        lines.append(f"| {r['r2']:g} | {r['threshold']:g} | {r['source']} | {meds} | {sl} | {wt} | {tt} |")
+        lines.append(f"| {r.get('r1', 0.0):g} | {r['r2']:g} | {r['threshold']:g} | {r['source']} | {meds} | {sl} | {wt} | {tt} |")
     sc = data.get("step_check", [])
     if sc:
         lines += ["", "| step check | d | r2 | n* at eta | n* at eta/2 | n*(eta/2) / n*(eta) | (n* eta) ratio | small-step (<= 30%) | n* moves <= 30% |",
@@ -321,15 +338,15 @@ def markdown(data) -> str:
 REFERENCE = "docs/data/complexity_15_claim4_online.json"
 
 
-def onepass_reference(r2, threshold, path=REFERENCE):
+def onepass_reference(r2, threshold, r1=0.0, path=REFERENCE):
     """One-pass normalized SGD at its own calibrated step (`eta = 0.188 b d^{-3/2}`, `b = d`) from
-    `complexity_15` (s = 3, h3 / h3, correlation, r1 = 0): (d, n*) at `threshold`, or None."""
+    `complexity_15` (s = 3, h3 / h3, correlation, the same r1): (d, n*) at `threshold`, or None."""
     p = Path(path)
     if not p.exists():
         return None
     for r in json.loads(p.read_text())["rows"]:
         t = r["target"]
-        if t["s"] == 3 and t["r1"] == 0 and t["dynamic"] == "normalized" and t["r2"] == r2:
+        if t["s"] == 3 and t["r1"] == r1 and t["dynamic"] == "normalized" and t["r2"] == r2:
             for b in r["by_threshold"]:
                 if abs(b["threshold"] - threshold) < 1e-9:
                     return np.array(r["d"], float), np.array(b["n_star"], float)
@@ -337,7 +354,7 @@ def onepass_reference(r2, threshold, path=REFERENCE):
 
 
 def figure(data, path):
-    """n*/d against d, log-log, one panel per r2, one line per source; hollow where not measured."""
+    """n*/d against d, log-log, one panel per (r1, r2), one line per source; hollow where not measured."""
     from spikejax.plot import style
 
     from matplotlib.lines import Line2D
@@ -350,14 +367,17 @@ def figure(data, path):
     colours = {"online": style.OKABE_ITO["blue"], "reused2": style.OKABE_ITO["orange"], "egd": style.OKABE_ITO["vermillion"],
                "reused4": style.OKABE_ITO["green"], "reused8": style.OKABE_ITO["purple"]}
     markers = {"online": "o", "reused2": "s", "egd": "D", "reused4": "^", "reused8": "v"}
+    r1s = [r1 for r1 in r1_values(cfg) if any(r.get("r1", 0.0) == r1 for r in data["table"])]
+    panels = [(i, j, r1, r2) for i, r1 in enumerate(r1s) for j, r2 in enumerate(cfg["r2"])]
     with style.style():
-        fig, axes = plt.subplots(1, len(cfg["r2"]), figsize=(11, 4.9), sharey=True, layout="constrained")
-        axes = np.atleast_1d(axes)
+        fig, axes = plt.subplots(len(r1s), len(cfg["r2"]), figsize=(11, 0.9 + 4.0 * len(r1s)), sharey=True,
+                                 layout="constrained", squeeze=False)
         seen = []
-        for ax, r2 in zip(axes, cfg["r2"]):
+        for i, j, r1, r2 in panels:
+            ax = axes[i][j]
             th = cfg["high_threshold"] if r2 in cfg.get("high_threshold_r2", []) else cfg["threshold"]
             for r in data["table"]:
-                if r["r2"] != r2 or r["threshold"] != th:
+                if r.get("r1", 0.0) != r1 or r["r2"] != r2 or r["threshold"] != th:
                     continue
                 d = np.array(r["d"])
                 y = np.array(r["n_star_over_d"], float)
@@ -367,18 +387,21 @@ def figure(data, path):
                 plot_cells(ax, d, y, r["status"], colours[r["source"]], markers[r["source"]], top=top,
                            label=source_label(r["source"]))
                 seen += r["status"]
-            ref = onepass_reference(r2, th)
+            ref = onepass_reference(r2, th, r1)
             if ref is not None:
                 keep = (ref[1] > 0) & (ref[0] >= min(cfg["d"]))
                 ax.plot(ref[0][keep], ref[1][keep] / ref[0][keep], ":", color="0.45", marker=".", zorder=1)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_title(f"r2 = {r2:g} (kappa = d^{r2:g})\nn* at |rho| >= {th:g}")
-            ax.set_xlabel("d")
-        axes[0].set_ylabel("median n* / d")
-        for ax, r2 in zip(axes, cfg["r2"]):
+            ax.set_title(f"r1 = {r1:g}, r2 = {r2:g} (kappa = d^{r2:g})\nn* at |rho| >= {th:g}", fontsize=9)
+            if i == len(r1s) - 1:
+                ax.set_xlabel("d")
+            if j == 0:
+                ax.set_ylabel("median n* / d")
+        for i, j, r1, r2 in panels:
+            ax = axes[i][j]
             style.log_ticks(ax, "y")
-            ticks = sorted({int(d) for r in data["table"] if r["r2"] == r2 for d in r["d"]})
+            ticks = sorted({int(d) for r in data["table"] if r["r2"] == r2 and r.get("r1", 0.0) == r1 for d in r["d"]})
             ax.set_xticks(ticks, [str(d) if d <= 4096 or d == ticks[-1] else "" for d in ticks])
             ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -386,7 +409,7 @@ def figure(data, path):
         src.append(Line2D([], [], color="0.45", ls=":", marker=".", label="one-pass SGD at its own step 0.19 b d^-1.5,\nb = d (complexity_15, same threshold)"))
         handles = src + status_handles(seen)
         fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=3, fontsize=8.5)
-        fig.suptitle(f"He3 target, h3 neuron, correlation loss, normalized, theta = u, batch d/4, per-sample step "
+        fig.suptitle(f"He3 target, h3 neuron, correlation loss, normalized, theta off u by r1, batch d/4, per-sample step "
                      f"{cfg['c']:g}/d, {cfg['seeds']} seeds (exact chain)", fontsize=10)
         return style.save(fig, path)
 

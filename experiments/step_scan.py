@@ -4,7 +4,7 @@ step, to find each dynamic's largest step that passes the step check, and to che
 
     python -m experiments.step_scan [--render] [--docs docs]
 
-The cells are complexity_20's at r1 = 0 and r2 in `R2`, at their four largest d. At each d the scan runs c0 2^k, k = 1..`UP` (c0 the common step, drift/signal
+The cells are complexity_20's at r1 in `R1` and r2 in `R2` (all 48), at their four largest d. At each d the scan runs c0 2^k, k = 1..`UP` (c0 the common step, drift/signal
 ratio 0.1), and stops at the first step that fails the step check (n* c moves by more than 30%
 against the step before; a censored median fails) or whose n* is under 3 batches (start-dominated).
 Each larger step's budget is twice the step before's n* (a step that passes needs about half of it). The largest passing step `c_max(d)` is the last
@@ -19,6 +19,7 @@ Points are cached under out/passage_points (a killed scan resumes). Writes docs/
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -39,8 +40,9 @@ from .step_share import point_law
 NAME = "step_scan"
 SOURCE = "complexity_20_claim4_chain"
 CONFIG = Path("configs/claims") / f"{SOURCE}.toml"
-R2 = (0.0, 0.5, 1.0)
-UP = 6  # at most 2^6 times the common step (2^4 until 2026-12-07: s = 4 reached that top at small d)
+R1 = (0.0, 0.25)
+R2 = (0.0, 0.5, 0.75, 1.0)  # (0, 0.5, 1) at r1 = 0 until 2026-12-07
+UP = 8  # at most 2^8 times the common step (2^4, then 2^6 until 2026-12-07: s = 4 reached each top)
 MIN_BATCHES = 3  # a step whose n* is under 3 batches measures the start, not a rate: it does not pass
 BUDGET = 2  # a larger step's sample budget, in units of the step before's n* (passing needs <= 0.65)
 
@@ -106,17 +108,17 @@ def scan_cell(cfg, row, check_ok, n_boot, bar) -> dict:
 def claims(cells) -> list:
     """Claim 5 (preconditioned minus normalized, the same cell) and claim 4 (r2 = 0 minus r2, each
     dynamic) at the common step and at each dynamic's own step."""
-    by = {(c["s"], c["r2"], c["dynamic"]): c for c in cells}
+    by = {(c["s"], c["r1"], c["r2"], c["dynamic"]): c for c in cells}
     eta = lambda c, at: np.nan if c is None or c[at] is None else c[at]["eta"]  # noqa: E731
     rows = []
-    for (s, r2, dyn), c in sorted(by.items()):
-        if dyn == "preconditioned" and (s, r2, "normalized") in by:
-            o = by[(s, r2, "normalized")]
-            rows.append(dict(claim=5, s=s, r2=r2, what="preconditioned minus normalized",
+    for (s, r1, r2, dyn), c in sorted(by.items()):
+        if dyn == "preconditioned" and (s, r1, r2, "normalized") in by:
+            o = by[(s, r1, r2, "normalized")]
+            rows.append(dict(claim=5, s=s, r1=r1, r2=r2, what="preconditioned minus normalized",
                              common=eta(c, "common") - eta(o, "common"), own=eta(c, "own") - eta(o, "own")))
-        if r2 != 0.0 and (s, 0.0, dyn) in by:
-            b = by[(s, 0.0, dyn)]
-            rows.append(dict(claim=4, s=s, r2=r2, what=f"r2 = 0 minus r2, {dyn}",
+        if r2 != 0.0 and (s, r1, 0.0, dyn) in by:
+            b = by[(s, r1, 0.0, dyn)]
+            rows.append(dict(claim=4, s=s, r1=r1, r2=r2, what=f"r2 = 0 minus r2, {dyn}",
                              common=eta(b, "common") - eta(c, "common"), own=eta(b, "own") - eta(c, "own")))
     return rows
 
@@ -126,11 +128,11 @@ def compute(docs, n_boot) -> dict:
     cfg = load_config(CONFIG, "large", kinds=KINDS)
     data = read_data(docs, SOURCE)
     ok = {c["target"]: c["ok"] for c in data["step_checks"]}
-    rows = [r for r in data["rows"] if r["target"]["r1"] == 0.0 and r["target"]["r2"] in R2]
+    rows = [r for r in data["rows"] if r["target"]["r1"] in R1 and r["target"]["r2"] in R2]
     t0, cpu = time.time(), time.process_time()
     bar = lambda what: print(f"{time.time() - t0:6.0f} s  {what}", flush=True)  # noqa: E731
     cells = [scan_cell(cfg, r, ok.get(r["target"]["name"], False), n_boot, bar) for r in rows]
-    return dict(source=SOURCE, r2=list(R2), up=UP, cells=cells, claims=claims(cells),
+    return dict(source=SOURCE, r1=list(R1), r2=list(R2), up=UP, cells=cells, claims=claims(cells),
                 seconds=time.time() - t0, cpu_seconds=time.process_time() - cpu)
 
 
@@ -149,7 +151,7 @@ def _cell_row(c) -> str:
     own = "-" if c["own"] is None else ", ".join(sig(x) for x in c["own"]["n_star"])
     law = "-" if c["law_own"] is None else (f"{fmt(c['law_own']['eta'])} = {fmt(c['law_own']['flow'])} + "
                                             f"{fmt(c['law_own']['step'])}")
-    return (f"| {c['s']} | {c['r2']:g} | {c['dynamic']} | {', '.join(map(str, c['d']))} | {kmax} | "
+    return (f"| {c['s']} | {c['r1']:g} | {c['r2']:g} | {c['dynamic']} | {', '.join(map(str, c['d']))} | {kmax} | "
             f"{', '.join(sig(x) for x in c['common']['n_star'])} | {own} | {ladder} | "
             f"{fmt(c['common']['eta'])} {sj.interval_text(c['common']['lo'], c['common']['hi'])} | {_own_text(c)} | {law} |")
 
@@ -157,7 +159,7 @@ def _cell_row(c) -> str:
 def table(out) -> str:
     lines = [
         "![exponents at the common step and at each dynamic's own step](figures/step_scan.png)", "",
-        f"One-pass SGD on the exact chain (`{out['source']}`'s cells at r1 = 0, 64 seeds, its threshold, budget and "
+        f"One-pass SGD on the exact chain (`{out['source']}`'s cells, 64 seeds, its threshold, budget and "
         f"stop rule) at steps c0 2^k, k = 0..{out['up']}, c0 its common step. A step passes when n* c moves by at most "
         "30% against the step before (the step check) and n* is at least 3 batches; c_max(d) / c0 is the largest passing step in the scan (`+`: "
         "the scan's top, a lower bound; `-`: the common step's own check failed at the largest d, or its n* is under 3 "
@@ -165,14 +167,14 @@ def table(out) -> str:
         "n* / n_law: the measured median over the law's T(d) batch / dt, T(d) the population flow's time to the "
         "threshold from the same starts. Exponents: least-squares fits over the four d, 90% seed-bootstrap intervals "
         f"(every resample kept). {out['seconds']:.0f} s wall, {out['cpu_seconds']:.0f} s CPU.", "",
-        "| s | r2 | dynamic | d | c_max / c0 at each d | n* at c0 | n* at c_max | at the largest d, c / c0: n* (n* / n_law) | "
+        "| s | r1 | r2 | dynamic | d | c_max / c0 at each d | n* at c0 | n* at c_max | at the largest d, c / c0: n* (n* / n_law) | "
         "eta at c0 [90% CI] | eta at c_max [90% CI] | law's eta at c_max = flow + step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_cell_row(c) for c in out["cells"]]
     lines += ["", "Each claim's exponent gap at the common step and at each dynamic's own largest passing step:", "",
-              "| claim | s | r2 | gap | at c0 | at c_max |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['claim']} | {r['s']} | {r['r2']:g} | {r['what']} | {r['common']:+.2f} | "
+              "| claim | s | r1 | r2 | gap | at c0 | at c_max |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['s']} | {r.get('r1', 0.0):g} | {r['r2']:g} | {r['what']} | {r['common']:+.2f} | "
               + ("-" if not np.isfinite(r["own"]) else f"{r['own']:+.2f}") + " |" for r in out["claims"]]
     return "\n".join(lines)
 
@@ -180,12 +182,16 @@ def table(out) -> str:
 def plot(out, docs):
     plt, style = figures.pyplot(), figures.style()
     ss = sorted({c["s"] for c in out["cells"]})
+    r1s = out.get("r1", [0.0])
     with style.style():
-        fig, axes = plt.subplots(1, len(ss), figsize=(4.0 * len(ss), 3.6), layout="constrained", squeeze=False)
-        for ax, s in zip(axes[0], ss):
+        fig, axes = plt.subplots(len(r1s), len(ss), figsize=(4.0 * len(ss), 0.4 + 3.2 * len(r1s)),
+                                 layout="constrained", squeeze=False, sharex=True)
+        for (i, r1), (k, s) in itertools.product(enumerate(r1s), enumerate(ss)):
+            ax = axes[i][k]
             for j, dyn in enumerate(("normalized", "preconditioned")):
                 st = style.dynamic_style(dyn, marker=True)
-                cs = sorted((c for c in out["cells"] if c["s"] == s and c["dynamic"] == dyn), key=lambda c: c["r2"])
+                cs = sorted((c for c in out["cells"] if c["s"] == s and c["r1"] == r1 and c["dynamic"] == dyn),
+                            key=lambda c: c["r2"])
                 for at, fill, dx in (("common", True, -0.015), ("own", False, 0.015)):
                     pts = [(c["r2"] + dx + 0.01 * j, c[at]) for c in cs if c[at] is not None]
                     if not pts:
@@ -196,10 +202,12 @@ def plot(out, docs):
                     ax.errorbar(x, e, yerr=err, fmt=st.get("marker", "o"), color=st["color"], capsize=3,
                                 mfc=st["color"] if fill else "white",
                                 label=f"{dyn}, " + ("common step c0" if fill else "own largest passing step"))
-            ax.set_title(f"s = {s}", fontsize=9)
-            ax.set_xlabel("r2  (kappa = d^r2)")
+            ax.set_title(f"s = {s}, r1 = {r1:g}", fontsize=9)
             ax.set_xticks(out["r2"])
-        axes[0][0].set_ylabel("eta  (n* ~ d^eta)")
+            if i == len(r1s) - 1:
+                ax.set_xlabel("r2  (kappa = d^r2)")
+            if k == 0:
+                ax.set_ylabel("eta  (n* ~ d^eta)")
         style.legend_outside(fig)
         fig.suptitle("One-pass SGD on the exact chain: exponents at the common step and at each dynamic's own step",
                      fontsize=10)

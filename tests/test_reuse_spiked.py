@@ -63,3 +63,22 @@ def test_start_dominated_and_passed_at_start():
     zero = {rs.key_of("egd", d, 1.0): _point("egd", d, 1.0, [0, 0, 0], d // 4) for d in (64, 128)}
     r0 = rs.row(zero, "egd", 1.0, [64, 128], n_boot=50)
     assert r0["status"] == ["start-dominated"] * 2 and "slopes" not in r0
+
+
+def test_off_spike_r1_is_its_own_series_on_the_common_grid():
+    cfg = dict(rs.SETTINGS, sources=["online"], r2=[0.0], d=[64, 128], d_extra={"online": [256]}, n_boot=50)
+    assert rs.r1_values(cfg) == [0.0, 0.25]
+    assert rs.grid_d(cfg, "online", 0.0) == [64, 128, 256] and rs.grid_d(cfg, "online", 0.0, 0.25) == [64, 128]
+    assert rs.key_of("online", 64, 0.0) == "main|online|64|0" and rs.key_of("online", 64, 0.0, r1=0.25).endswith("|r1=0.25")
+    # a grid stored before the off-spike layer keeps its points (they are keyed by r1)
+    assert rs.same_grid({k: v for k, v in cfg.items() if k != "r1_off"}, cfg)
+    assert not rs.same_grid(dict(cfg, c=0.1), cfg)
+    on = {d: [d, 2 * d, 3 * d] for d in (64, 128, 256)}  # n* = 2d on theta = u
+    off = {64: [640, 1280, 1920], 128: [2560, 5120, 7680]}  # n* = 20 d^2 / 64 off the spike
+    points = {rs.key_of("online", d, 0.0): _point("online", d, 0.0, n, d // 4) for d, n in on.items()}
+    points.update({rs.key_of("online", d, 0.0, r1=0.25): _point("online", d, 0.0, n, d // 4) for d, n in off.items()})
+    rows = {r["r1"]: r for r in rs.table(points, cfg) if r["threshold"] == cfg["threshold"]}
+    assert rows[0.0]["d"] == [64, 128, 256] and rows[0.25]["d"] == [64, 128]
+    assert [s["slope"] for s in rows[0.0]["slopes"]] == pytest.approx([1.0, 1.0])
+    assert rows[0.25]["slopes"][0]["slope"] == pytest.approx(2.0)
+    assert "| 0.25 | 0 |" in rs.markdown(dict(settings=cfg, table=list(rows.values())))

@@ -46,18 +46,22 @@ def test_start_dominated_steps_and_a_failed_common_step_do_not_pass(monkeypatch)
     assert sc.scan_d(CFG, TARGET, _point(320.0, 0.1), False)["k_max"] is None  # the grid's own check failed
     low = sc.scan_d(CFG, TARGET, _point(32.0, 0.1), True)  # the common step is start-dominated: no scan
     assert low["k_max"] is None and len(low["ladder"]) == 1
-    _ladder(monkeypatch, lambda m: 6400.0 / m)  # the flow limit all the way: the top is a lower bound
-    top = sc.scan_d(CFG, TARGET, _point(6400.0, 0.1), True)
-    assert top["k_max"] == sc.UP and top["at_top"]
+    top_n = 16 * 3 * 2.0**sc.UP  # n* at the top step still 3 batches of 16
+    _ladder(monkeypatch, lambda m: top_n / m)  # the flow limit all the way: the top is a lower bound
+    top = sc.scan_d(CFG, TARGET, _point(top_n, 0.1), True)
+    assert top["k_max"] == sc.UP and top["at_top"] and len(top["ladder"]) == sc.UP + 1
 
 
 def test_claims_compare_the_gaps_at_each_step():
-    def cell(r2, dyn, common, own):
-        return dict(s=3, r2=r2, dynamic=dyn, common=dict(eta=common), own=None if own is None else dict(eta=own))
+    def cell(r2, dyn, common, own, r1=0.0):
+        return dict(s=3, r1=r1, r2=r2, dynamic=dyn, common=dict(eta=common), own=None if own is None else dict(eta=own))
 
     cells = [cell(0.0, "normalized", 2.0, 1.9), cell(0.5, "normalized", 1.2, 1.5),
-             cell(0.0, "preconditioned", 2.1, 1.95), cell(0.5, "preconditioned", 1.6, None)]
-    rows = {(r["claim"], r["r2"], r["what"]): r for r in sc.claims(cells)}
+             cell(0.0, "preconditioned", 2.1, 1.95), cell(0.5, "preconditioned", 1.6, None),
+             cell(0.5, "normalized", 0.2, 0.2, r1=0.25)]  # another r1: no r2 = 0 cell to compare with
+    out = sc.claims(cells)
+    assert all(r["r1"] == 0.0 for r in out) and len(out) == 4
+    rows = {(r["claim"], r["r2"], r["what"]): r for r in out}
     assert rows[(5, 0.5, "preconditioned minus normalized")]["common"] == pytest.approx(0.4)
     assert np.isnan(rows[(5, 0.5, "preconditioned minus normalized")]["own"])
     assert rows[(4, 0.5, "r2 = 0 minus r2, normalized")]["own"] == pytest.approx(0.4)
