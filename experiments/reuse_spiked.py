@@ -79,8 +79,9 @@ SETTINGS = dict(
     # its O(b^2) frame every step, about 3.4 s (extrapolated from 0.85 s at b = 512): not run there.
     # Reuse 4 times needs few steps (n* about 6 d), so it reaches d = 8192 (b = 2048) in minutes
     d_extra={"online": [4096, 8192, 16384], "reused2": [4096], "reused4": [4096, 8192]}, d_extra_r2=[0.0],
-    # theta off the spike: every source, r2 and d of the common grid again at these r1 (r1 = 0 above)
-    r1_off=[0.25],
+    # theta off the spike: every source and r2 again at these r1 (r1 = 0 above), on the common grid up
+    # to r1_off_d_max (at d = 2048 a censored reused point runs its whole budget of O(b^2) steps: hours)
+    r1_off=[0.25], r1_off_d_max=1024,
 )
 
 QUICK = dict(SETTINGS, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), d_extra={}, r1_off=[])
@@ -93,16 +94,17 @@ def r1_values(cfg) -> list:
 
 def grid_d(cfg, name, r2, r1=None) -> list:
     """The d of the (source, r2) series: the common grid, plus `d_extra` at the r2 in `d_extra_r2`
-    (at the main r1 only)."""
-    main = r1 is None or r1 == cfg["r1"]
-    extra = cfg.get("d_extra", {}).get(name, []) if main and r2 in cfg.get("d_extra_r2", []) else []
+    (at the main r1; off the spike, the common grid up to `r1_off_d_max`)."""
+    if r1 is not None and r1 != cfg["r1"]:
+        return [d for d in cfg["d"] if d <= cfg.get("r1_off_d_max", max(cfg["d"]))]
+    extra = cfg.get("d_extra", {}).get(name, []) if r2 in cfg.get("d_extra_r2", []) else []
     return sorted(set(cfg["d"]) | set(extra))
 
 
 def same_grid(a, b) -> bool:
     """Whether two settings differ at most in the extension beyond the common grid, in the sources or
     in the off-spike r1 (points are keyed by source and r1: a rerun keeps the stored ones and adds the new)."""
-    ignored = ("d_extra", "d_extra_r2", "sources", "r1_off")
+    ignored = ("d_extra", "d_extra_r2", "sources", "r1_off", "r1_off_d_max")
     drop = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in ignored}  # noqa: E731
     return a is not None and drop(a) == drop(b)
 
@@ -246,7 +248,7 @@ def table(points, cfg) -> list[dict]:
             if not any(key_of(name, d, r2, r1=r1) in points for d in ds):
                 continue
             r = row(points, name, r2, ds, cfg["n_boot"], cfg["ci"], "n", cfg["threshold"], r1)
-            if ds != sorted(cfg["d"]):  # extended: also the fits over the common grid
+            if set(ds) > set(cfg["d"]):  # extended: also the fits over the common grid
                 common = row(points, name, r2, cfg["d"], cfg["n_boot"], cfg["ci"], "n", cfg["threshold"], r1)
                 r.update({f"{k}_common": common[k] for k in ("whole", "tail") if k in common})
             rows.append(r)
@@ -294,6 +296,47 @@ def run(out, cfg=SETTINGS):
     save()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(f"process CPU {ru.ru_utime + ru.ru_stime:.0f} s")
+
+
+def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=65, r2=0.0) -> dict:
+    """Whether |rho| stays above the threshold after its first passage: every source at `r2` and each
+    `d`, right-sign seeds, |rho| recorded at `records` times over the whole budget. Per source: the
+    median final |rho|, the median largest |rho|, the fraction of seeds that passed, and the median
+    (over seeds that passed) fraction of the records from the first passage on with |rho| >= threshold."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import spikejax as sj
+
+    from .harness.seeds import seed_keys
+
+    rows, t0 = [], time.process_time()
+    th = cfg["threshold"]
+    for d in ds:
+        p = sj.make_problem(d, key=None, kappa=float(d**r2), r1=cfg["r1"], link=cfg["link"], activation=cfg["activation"],
+                            noise=cfg["noise"], loss=cfg["loss"], reduced=True)
+        dyn = sj.DYNAMICS[cfg["dynamic"]]()
+        keys = seed_keys(p, dyn, d, seeds, True, reduced=True)
+        for name in cfg["sources"]:
+            src, steps = make_source(cfg, name, d), step_budget(cfg, name, d)
+            run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=step_of(cfg, d), steps=steps,  # noqa: B023
+                                                         saveat=sj.SaveAt(steps=records), reduced=True).rho))
+            rho = np.abs(np.asarray(run(keys)))
+            hit = (rho >= th).any(1)
+            held = [float(np.mean(r[np.argmax(r >= th):] >= th)) for r, h in zip(rho, hit) if h]
+            rows.append(dict(d=d, r2=r2, source=name, final=float(np.median(rho[:, -1])), peak=float(np.median(rho.max(1))),
+                             passed=float(hit.mean()), held=float(np.median(held)) if held else None))
+            print(rows[-1], flush=True)
+    return dict(threshold=th, seeds=seeds, records=records, rows=rows, cpu_seconds=time.process_time() - t0)
+
+
+def persistence_table(data) -> str:
+    lines = ["| d | source | seeds past the threshold | median fraction of the time above it after the first passage | "
+             "median final \\|rho\\| | median largest \\|rho\\| |", "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        held = "-" if r["held"] is None else f"{r['held']:.2f}"
+        lines.append(f"| {r['d']} | {source_label(r['source'])} | {r['passed']:.2f} | {held} | {r['final']:.2f} | {r['peak']:.2f} |")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------- render
@@ -430,9 +473,18 @@ def main(argv=None):
     g = sub.add_parser("render")
     g.add_argument("data", nargs="?", default="docs/data/reuse_spiked.json")
     g.add_argument("--figure", default="docs/figures/reuse_spiked.png")
+    h = sub.add_parser("persist", help="whether |rho| stays above the threshold after its first passage")
+    h.add_argument("--out", default="docs/data/reuse_persistence.json")
+    h.add_argument("--render", action="store_true", help="print the table from --out, no run")
     a = ap.parse_args(argv)
     if a.cmd == "run":
         run(a.out, QUICK if a.quick else SETTINGS)
+    elif a.cmd == "persist":
+        from .harness.io import write_json
+
+        if not a.render:
+            write_json(Path(a.out), persistence())
+        print(persistence_table(json.loads(Path(a.out).read_text())))
     else:
         render(a.data, a.figure)
 

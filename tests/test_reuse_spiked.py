@@ -82,3 +82,11 @@ def test_off_spike_r1_is_its_own_series_on_the_common_grid():
     assert [s["slope"] for s in rows[0.0]["slopes"]] == pytest.approx([1.0, 1.0])
     assert rows[0.25]["slopes"][0]["slope"] == pytest.approx(2.0)
     assert "| 0.25 | 0 |" in rs.markdown(dict(settings=cfg, table=list(rows.values())))
+
+
+def test_persistence_table_reads_each_source():
+    data = dict(rows=[dict(d=256, source="reused4", passed=0.875, held=0.12, final=0.19, peak=0.75),
+                      dict(d=256, source="online", passed=0.0, held=None, final=0.1, peak=0.2)])
+    lines = rs.persistence_table(data).splitlines()
+    assert lines[2] == "| 256 | each batch 4 times, Reused(b, 4) | 0.88 | 0.12 | 0.19 | 0.75 |"
+    assert lines[3].split(" | ")[3] == "-"  # no seed passed: no time above after a passage
