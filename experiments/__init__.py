@@ -19,8 +19,11 @@ have an `[experiment] kind`, so `python -m experiments.run CONFIG` hands them ov
 post-processing of committed data, `chain_calibration.py` (local slopes of complexity_19),
 `chain_limit.py` (the exact chain against its d -> infinity limit) and `step_share.py` (the law
 n* = flow time x samples per unit time against the one-pass grid's points, complexity_15 and 10);
-and two runs of their own on the exact chain: `step_scan.py` (complexity_20's r1 = 0 cells at
-steps doubling from the common one: each dynamic's largest passing step and the law by runs) and
-`reuse_spherical.py` (claim 1's spherical stall under reused batches and extragradient). Each runs
-as `python -m experiments.<name> ...` from the repository root.
+and runs of their own: on the exact chain, `step_scan.py` (complexity_20's 48 cells at steps
+doubling from the common one: each dynamic's largest passing step and the law by runs),
+`reuse_spherical.py` (claim 1's spherical stall under reused batches and extragradient) and
+`reuse_spiked.py` (reuse and extragradient with a spike on the target, its off-spike layer and
+whether a passage is held); in d dimensions, `reuse_dandi_spiked.py` (Dandi et al.'s two-index
+experiment with a spike on one direction) and `reuse_figures.py` (the published experiments'
+figures). Each runs as `python -m experiments.<name> ...` from the repository root.
 """
