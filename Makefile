@@ -15,7 +15,6 @@ SCALE ?= small
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,docs]'
 	touch $(STAMP)
 

@@ -104,6 +104,7 @@ def test_a_configuration_in_error_makes_the_command_fail(tmp_path):
     assert "could not run" in proc.stderr and "synthetic failure" in proc.stderr
 
 
+@pytest.mark.slow  # CI time: a cheaper sibling keeps the path covered by default
 def test_sigint_while_compiling_leaves_a_resumable_directory(tmp_path):
     cfg = _toml(tmp_path / "c.toml", TINY)
     out = tmp_path / "o"
@@ -137,6 +138,7 @@ def test_resume_of_a_finished_sweep_computes_nothing(tmp_path):
     assert (tmp_path / "o" / "results.nc").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # CI time: a cheaper sibling keeps the path covered by default
 def test_resume_reports_only_the_work_it_did(tmp_path, monkeypatch):
     """Two batches, the first saved: a resume computes (and counts) only the second."""
     out = tmp_path / "o"
@@ -198,6 +200,7 @@ def test_another_config_is_refused_naming_the_keys_and_force_clears_figures(tmp_
     assert not (tmp_path / "o" / "curves.png").exists()
 
 
+@pytest.mark.slow  # CI time: a cheaper sibling keeps the path covered by default
 def test_files_are_readable_by_others_and_attributes_keep_their_types(tmp_path):
     cfg = _toml(tmp_path / "c.toml", dict(TINY, reduced=False))
     proc = spikejax(tmp_path, "sweep", cfg, "--out", "o", "--no-progress", "--profile", umask=0o022)

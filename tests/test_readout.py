@@ -143,6 +143,7 @@ def test_kernel_ridge_against_a_direct_solve():
     np.testing.assert_allclose(r.val_mse, want, rtol=1e-8)
 
 
+@pytest.mark.slow  # CI time: a cheaper sibling keeps the path covered by default
 def test_candidate_first_layers_are_chosen_by_validation():
     p, w = _planted(8, 6, noise=0.3)
     bad = jax.random.normal(KEY, w.shape)

@@ -17,6 +17,7 @@ from doc_scripts import DOCS, run_script
 TUTORIALS = DOCS / "tutorials"
 
 
+@pytest.mark.slow  # CI time: a cheaper sibling keeps the path covered by default
 def test_phase_diagram(tmp_path, monkeypatch):
     g = run_script(TUTORIALS / "phase_diagram.py", tmp_path, monkeypatch)
     ds, final = g["ds"], g["final"]
