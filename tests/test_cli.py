@@ -324,6 +324,7 @@ def test_precision_float64_runs_that_sweep_in_double(tmp_path, capsys):
     assert bool(jax.config.jax_enable_x64) == before
 
 
+@pytest.mark.slow  # CI time: a cheaper sibling keeps the path covered by default
 def test_network_keys_run_and_a_width_one_frozen_network_is_the_single_neuron(tmp_path, capsys):
     """`network = true` trains `width` neurons as one network (one compiled call per group);
     width 1 with a frozen `a = 1`, `b = 0` is the single-neuron sweep; bad values are refused

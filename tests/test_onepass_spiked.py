@@ -145,6 +145,7 @@ def x64():
 BAND = (0.75, 1.3)
 
 
+@pytest.mark.slow  # CI time; the derivation's tables stay in the default run
 def test_normalized_best_step_rate_on_the_chain(x64):
     """d = 2^8, 2^10, 2^12, 32 seeds (about 15 s: one compile, 3 x 2M samples)."""
     slope, med, _ = _best_step_slope([2**8, 2**10, 2**12], seeds=32, steps=2**13)

@@ -47,6 +47,7 @@ def test_masked_rows_are_the_same_as_dropped_rows():
         np.testing.assert_allclose(masked.val_mse, dropped.val_mse, rtol=1e-8)
 
 
+@pytest.mark.slow  # CI time: a cheaper sibling keeps the path covered by default
 def test_readout_chooses_the_ridge_a_direct_solve_would():
     p, w = _planted(8, 10)
     w = w + 0.3 * jax.random.normal(KEY, w.shape)  # not planted exactly: the ridge matters

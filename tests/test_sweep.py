@@ -93,7 +93,8 @@ def test_results_do_not_depend_on_grid_chunk_or_batch():
     _same(full, rechunked)
 
 
-@pytest.mark.parametrize("source", ["empirical", pytest.param("online", marks=pytest.mark.slow)])
+@pytest.mark.slow  # CI time: test_api's chunked advance and the grid invariance test keep the runner covered
+@pytest.mark.parametrize("source", ["empirical", "online"])
 def test_seeds_one_by_one_equal_seeds_batched_and_share_their_samples(source):
     """The CPU default runs a batch's seeds one after another (`lax.map`); the accelerator
     default as one more `vmap`. Both equal one configuration simulated alone, and
