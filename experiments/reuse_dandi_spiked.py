@@ -103,6 +103,8 @@ def table(data) -> str:
 
 def figure(data, path=FIGURE):
     """The last step's mean overlaps with u1, u2 and smallest principal cosine against d, per variant and source."""
+    from matplotlib.lines import Line2D
+
     from spikejax.plot import style
 
     from .harness.figures import pyplot
@@ -128,10 +130,9 @@ def figure(data, path=FIGURE):
             ax.set_xticks(DS, [str(d) for d in DS])
             ax.set_xlabel("d  (n = 3d)")
             ax.set_title(f"{title}, step {data['steps']}", fontsize=9)
-        axes[0].set_ylabel("mean over 32 seeds")
+        seeds = sorted({p["seeds"] for p in data["points"].values()})
+        axes[0].set_ylabel(f"mean over {', '.join(map(str, seeds))} seeds")
         axes[2].set_yscale("log")
-        from matplotlib.lines import Line2D
-
         handles = [Line2D([], [], color=colours[lab], marker="o", label=f"spike on {lab}" if lab != "no spike" else lab)
                    for lab in labels]
         handles += [Line2D([], [], color="0.3", ls="-", marker="o", label="full-batch GD (n = 3d reused)"),

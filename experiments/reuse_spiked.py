@@ -132,8 +132,8 @@ def step_budget(cfg, name, d) -> int:
     return int(np.ceil(cfg["budget_over_d"] * d / batch_size(cfg, d))) * reuse_of(name)
 
 
-def point(cfg, name, d, r2, eta=None, r1=None) -> dict:
-    """`passage_n` on the chain at one (source, d, r2): every seed's n* at |rho| >= threshold."""
+def chain_setup(cfg, d, r2, r1, seeds):
+    """The chain's problem at (d, r2, r1) in float64, the dynamic, and `seeds` right-sign keys (odd s)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -141,12 +141,19 @@ def point(cfg, name, d, r2, eta=None, r1=None) -> dict:
 
     from .harness.seeds import seed_keys
 
-    kappa = float(d**r2)
-    r1 = cfg["r1"] if r1 is None else r1
-    p = sj.make_problem(d, key=None, kappa=kappa, r1=r1, link=cfg["link"], activation=cfg["activation"],
+    p = sj.make_problem(d, key=None, kappa=float(d**r2), r1=r1, link=cfg["link"], activation=cfg["activation"],
                         noise=cfg["noise"], loss=cfg["loss"], reduced=True)
     dyn = sj.DYNAMICS[cfg["dynamic"]]()
-    keys = seed_keys(p, dyn, d, cfg["seeds"], True, reduced=True)  # right-sign starts only (odd s)
+    return p, dyn, seed_keys(p, dyn, d, seeds, True, reduced=True)
+
+
+def point(cfg, name, d, r2, eta=None, r1=None) -> dict:
+    """`passage_n` on the chain at one (source, d, r2): every seed's n* at |rho| >= threshold."""
+    r1 = cfg["r1"] if r1 is None else r1
+    p, dyn, keys = chain_setup(cfg, d, r2, r1, cfg["seeds"])  # float64 on before spikejax is used
+    import spikejax as sj
+
+    kappa = float(d**r2)
     src = make_source(cfg, name, d)
     eta = step_of(cfg, d) if eta is None else eta
     steps = step_budget(cfg, name, d)
@@ -305,18 +312,12 @@ def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=65, r2=0.0) -> d
     (over seeds that passed) fraction of the records from the first passage on with |rho| >= threshold."""
     import jax
 
-    jax.config.update("jax_enable_x64", True)
-    import spikejax as sj
-
-    from .harness.seeds import seed_keys
-
     rows, t0 = [], time.process_time()
     th = cfg["threshold"]
     for d in ds:
-        p = sj.make_problem(d, key=None, kappa=float(d**r2), r1=cfg["r1"], link=cfg["link"], activation=cfg["activation"],
-                            noise=cfg["noise"], loss=cfg["loss"], reduced=True)
-        dyn = sj.DYNAMICS[cfg["dynamic"]]()
-        keys = seed_keys(p, dyn, d, seeds, True, reduced=True)
+        p, dyn, keys = chain_setup(cfg, d, r2, cfg["r1"], seeds)  # float64 on before spikejax is used
+        import spikejax as sj
+
         for name in cfg["sources"]:
             src, steps = make_source(cfg, name, d), step_budget(cfg, name, d)
             run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=step_of(cfg, d), steps=steps,  # noqa: B023
