@@ -86,6 +86,15 @@ SETTINGS = dict(
 
 QUICK = dict(SETTINGS, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), d_extra={}, r1_off=[])
 
+# The held grid: at c = 0.05 the reused and EgD passages are excursions that fall back
+# (`persist`), so their n* is not weak recovery. Here every seed runs its whole budget and n* is
+# also taken at the passage that holds to the end (`held_n`, `sj.passage_n(..., held=True)`), at
+# a 5x smaller step where reuse twice and EgD held at d = 256 (`persist` at c = 0.01).
+HELD = dict(SETTINGS, c=0.01, budget_over_d=1024, held=True, sources=["online", "reused2", "egd", "reused4"],
+            r2=[0.0, 0.5], d=[64, 128, 256, 512, 1024], d_extra={}, r1_off=[], high_threshold_r2=[], stop_fraction=1.0,
+            budget_over_d_at={"0.5": 256})  # every seed runs its whole budget: at r2 = 0.5 n* is a few d
+QUICK_HELD = dict(HELD, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), budget_over_d=256)
+
 
 def r1_values(cfg) -> list:
     """The main `r1` (theta = u at 0) and the off-spike ones (`r1_off`, on the common grid)."""
@@ -127,9 +136,11 @@ def make_source(cfg, name, d):
     return sj.Online(b) if reuse == 1 else sj.Reused(b, reuse)
 
 
-def step_budget(cfg, name, d) -> int:
-    """Steps for `budget_over_d * d` samples (a batch reused R times serves R steps)."""
-    return int(np.ceil(cfg["budget_over_d"] * d / batch_size(cfg, d))) * reuse_of(name)
+def step_budget(cfg, name, d, r2=None) -> int:
+    """Steps for `budget_over_d * d` samples (a batch reused R times serves R steps); at an `r2`
+    in `budget_over_d_at` (keyed by `f"{r2:g}"`), that budget instead."""
+    per_d = cfg.get("budget_over_d_at", {}).get("" if r2 is None else f"{r2:g}", cfg["budget_over_d"])
+    return int(np.ceil(per_d * d / batch_size(cfg, d))) * reuse_of(name)
 
 
 def chain_setup(cfg, d, r2, r1, seeds):
@@ -156,19 +167,20 @@ def point(cfg, name, d, r2, eta=None, r1=None) -> dict:
     kappa = float(d**r2)
     src = make_source(cfg, name, d)
     eta = step_of(cfg, d) if eta is None else eta
-    steps = step_budget(cfg, name, d)
+    steps = step_budget(cfg, name, d, r2)
     t0, c0 = time.time(), time.process_time()
     high = r2 in cfg.get("high_threshold_r2", [])
     th = (cfg["threshold"], cfg["high_threshold"]) if high else (cfg["threshold"],)
-    res = sj.passage_n(p, dyn, src, keys=keys, dt=eta, steps=steps, thresholds=th,
+    held = bool(cfg.get("held", False))
+    res = sj.passage_n(p, dyn, src, keys=keys, dt=eta, steps=steps, thresholds=th, held=held,
                        stop_fraction=cfg["stop_fraction"], chunk=cfg["chunk"], reduced=True)
     n = res.n[:, 0]
     cens = ~np.isfinite(n)
     extra = {}
-    if high:
-        nh = res.n[:, 1]
-        extra = dict(n_high=[None if not np.isfinite(v) else float(v) for v in nh], censored_high=(~np.isfinite(nh)).tolist(),
-                     n_star_high=sj.censored_median(nh, res.valid))
+    for field, nh in (("high", res.n[:, 1] if high else None), ("held", res.held_n[:, 0] if held else None)):
+        if nh is not None:
+            extra |= {f"n_{field}": [None if not np.isfinite(v) else float(v) for v in nh],
+                      f"censored_{field}": (~np.isfinite(nh)).tolist(), f"n_star_{field}": sj.censored_median(nh, res.valid)}
     return dict(**extra, thresholds=list(th), source=name, d=d, r1=r1, r2=r2, kappa=kappa, batch=batch_size(cfg, d), eta=eta, steps=steps, ran=int(res.ran),
                 budget=float(res.budget), n=[None if x else float(v) for v, x in zip(n, cens)], censored=cens.tolist(),
                 valid=np.asarray(res.valid).tolist(), rho0=np.asarray(res.rho0).tolist(),
@@ -259,6 +271,11 @@ def table(points, cfg) -> list[dict]:
                 common = row(points, name, r2, cfg["d"], cfg["n_boot"], cfg["ci"], "n", cfg["threshold"], r1)
                 r.update({f"{k}_common": common[k] for k in ("whole", "tail") if k in common})
             rows.append(r)
+        if cfg.get("held"):
+            for name in cfg["sources"]:
+                if any(key_of(name, d, r2, r1=r1) in points for d in cfg["d"]):
+                    rows.append(dict(row(points, name, r2, cfg["d"], cfg["n_boot"], cfg["ci"], "n_held", cfg["threshold"], r1),
+                                     held=True))
         if r2 in cfg.get("high_threshold_r2", []):
             for name in cfg["sources"]:
                 if any(key_of(name, d, r2, r1=r1) in points for d in cfg["d"]):
@@ -319,7 +336,7 @@ def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=65, r2=0.0) -> d
         import spikejax as sj
 
         for name in cfg["sources"]:
-            src, steps = make_source(cfg, name, d), step_budget(cfg, name, d)
+            src, steps = make_source(cfg, name, d), step_budget(cfg, name, d, r2)
             run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=step_of(cfg, d), steps=steps,  # noqa: B023
                                                          saveat=sj.SaveAt(steps=records), reduced=True).rho))
             rho = np.abs(np.asarray(run(keys)))
@@ -367,7 +384,8 @@ def markdown(data) -> str:
         fit = lambda f: f"{f['eta']:.2f} {fmt_interval(f['lo'], f['hi'])} (d = {f['d_lo']:g}..{f['d_hi']:g})"  # noqa: E731
         wt = "; ".join(fit(f) for f in (r.get("whole_common"), w) if f)
         tt = "; ".join(fit(f) for f in (r.get("tail_common"), t) if f)
-        lines.append(f"| {r.get('r1', 0.0):g} | {r['r2']:g} | {r['threshold']:g} | {r['source']} | {meds} | {sl} | {wt} | {tt} |")
+        th = f"{r['threshold']:g}" + (" (held)" if r.get("held") else "")
+        lines.append(f"| {r.get('r1', 0.0):g} | {r['r2']:g} | {th} | {r['source']} | {meds} | {sl} | {wt} | {tt} |")
     sc = data.get("step_check", [])
     if sc:
         lines += ["", "| step check | d | r2 | n* at eta | n* at eta/2 | n*(eta/2) / n*(eta) | (n* eta) ratio | small-step (<= 30%) | n* moves <= 30% |",
@@ -471,6 +489,7 @@ def main(argv=None):
     r = sub.add_parser("run")
     r.add_argument("--out", default="docs/data/reuse_spiked.json")
     r.add_argument("--quick", action="store_true", help="a tiny grid (d = 32, 64; 8 seeds) to check the pipeline")
+    r.add_argument("--held", action="store_true", help="the held grid (HELD: c = 0.01, whole budgets, n* where the passage holds)")
     g = sub.add_parser("render")
     g.add_argument("data", nargs="?", default="docs/data/reuse_spiked.json")
     g.add_argument("--figure", default="docs/figures/reuse_spiked.png")
@@ -479,7 +498,7 @@ def main(argv=None):
     h.add_argument("--render", action="store_true", help="print the table from --out, no run")
     a = ap.parse_args(argv)
     if a.cmd == "run":
-        run(a.out, QUICK if a.quick else SETTINGS)
+        run(a.out, {(False, False): SETTINGS, (True, False): QUICK, (False, True): HELD, (True, True): QUICK_HELD}[a.quick, a.held])
     elif a.cmd == "persist":
         from .harness.io import write_json
 

@@ -435,7 +435,9 @@ class Passage(NamedTuple):
     (`source.samples_used(step)`); `valid` (S,) the seeds that count (sign rule); `rho0` (S,)
     `rho(w(0))`; `thresholds` (P,); `metric`; `steps` the step budget; `budget` the samples
     that budget consumes; `ran` the steps actually run (the loop stops once every counted
-    seed has passed the last threshold).
+    seed has passed the last threshold). With `passage_n(..., held=True)`: `held_step`,
+    `held_n` (S, P), the step (samples) from which `metric` stayed at or above the threshold
+    to the end of the budget (NaN: below it at the end).
     """
 
     step: np.ndarray
@@ -447,19 +449,27 @@ class Passage(NamedTuple):
     steps: int
     budget: float
     ran: int
+    held_step: np.ndarray | None = None
+    held_n: np.ndarray | None = None
 
     def _column(self, threshold):
         i = np.nonzero(np.isclose(self.thresholds, threshold))[0]
         check("threshold", threshold, i.size == 1, f"allowed: a tracked threshold, one of {self.thresholds.tolist()}")
         return int(i[0])
 
-    def n_star(self, threshold: float = 0.9) -> float:
-        """`median_n` of the counted seeds at `threshold` (NaN if over half never passed)."""
-        return median_n(self.n[:, self._column(threshold)], self.valid)
+    def _samples(self, held):
+        check("held", held, not held or self.held_n is not None, "allowed: held=True only for passage_n(..., held=True)")
+        return self.held_n if held else self.n
 
-    def never(self, threshold: float = 0.9) -> float:
-        """The fraction of counted seeds that never passed `threshold` within the budget."""
-        col = self.n[self.valid, self._column(threshold)]
+    def n_star(self, threshold: float = 0.9, held: bool = False) -> float:
+        """`median_n` of the counted seeds at `threshold` (NaN if over half never passed); with
+        `held`, of the passages that held to the end of the budget."""
+        return median_n(self._samples(held)[:, self._column(threshold)], self.valid)
+
+    def never(self, threshold: float = 0.9, held: bool = False) -> float:
+        """The fraction of counted seeds that never passed `threshold` within the budget (with
+        `held`: that were below it at the end)."""
+        col = self._samples(held)[self.valid, self._column(threshold)]
         return float(np.mean(np.isnan(col))) if col.size else float("nan")
 
 
@@ -523,6 +533,7 @@ def passage_n(
     sign: str = "auto",
     chunk: int = 512,
     stop_fraction: float = 1.0,
+    held: bool = False,
     **kwargs,
 ) -> Passage:
     """Per-seed sample complexity of a one-pass or reused-batch source, from first passages.
@@ -551,6 +562,12 @@ def passage_n(
       their `n` is NaN (read: more than `source.samples_used(ran)`), which `median_n` and the
       bootstrap treat as "later than every passed seed", so the median is unchanged as long
       as `stop_fraction > 1/2`; it saves the heavy tail of slow escapes.
+    - `held`: also measure the passage that holds: the samples from which `metric` stayed at
+      or above each threshold to the end of the budget (`Passage.held_n`,
+      `n_star(threshold, held=True)`). A first passage can be an excursion of a noisy run
+      (a large step, reused batches) that falls back; the held one cannot. It is known only
+      at the end, so every seed runs the whole budget (no early stop: `stop_fraction` must
+      be 1), and it depends on the budget: choose one well past the first passages.
     - other keyword arguments go to `simulate` (`n_unlabelled`, `neuron`, ...).
 
     **Returns:** a `Passage`.
@@ -559,6 +576,9 @@ def passage_n(
     check_choice("sign", sign, SIGN_RULES)
     th = _thresholds(thresholds)
     _check_passage_run(source, dt, steps, chunk, stop_fraction, kwargs)
+    check("held", held, isinstance(held, bool), "allowed: True or False")
+    check("stop_fraction", stop_fraction, not held or stop_fraction == 1.0,
+          "allowed: 1 with held=True (a held passage is known only at the end of the budget)")
     keys = jnp.asarray(keys)
     check("keys", keys.shape, keys.ndim == 1 and keys.shape[0] >= 1, "allowed: a 1-D array of PRNG keys, one per seed")
     s = problem.link.information_exponent()
@@ -570,18 +590,21 @@ def passage_n(
         factor = float(np.sign(float(np.asarray(problem.link.coeffs)[s]) * float(beta[s])))
     prepare(problem, dynamic, source, key=keys[0], dt=dt, steps=steps, **kwargs)  # every other check, eagerly
     run = _passage_compiled(dynamic, source, float(dt), steps, th, metric, min(chunk, steps),
-                            float(stop_fraction), tuple(sorted(kwargs.items())))
+                            float(stop_fraction), held, tuple(sorted(kwargs.items())))
     times, rho0, ran = run(problem, keys, jnp.asarray(factor))
     times, rho0 = np.asarray(times, float), np.asarray(rho0, float)
     step = np.round(times / dt)
     n = np.where(np.isnan(step), np.nan, np.asarray(source.samples_used(np.nan_to_num(step).astype(np.int64)), float))
     valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(rho0.shape, bool)
-    return Passage(step, n, valid, rho0, np.asarray(th), metric, steps, float(source.samples_used(steps)), int(ran))
+    P = len(th)
+    extra = dict(held_step=step[:, P:], held_n=n[:, P:]) if held else {}
+    return Passage(step[:, :P], n[:, :P], valid, rho0, np.asarray(th), metric, steps, float(source.samples_used(steps)),
+                   int(ran), **extra)
 
 
 @functools.lru_cache(maxsize=64)
-def _passage_compiled(dynamic, source, dt, steps, thresholds, metric, chunk, stop_fraction, kwargs):
-    saveat = SaveAt(steps=2, passages={metric: thresholds})
+def _passage_compiled(dynamic, source, dt, steps, thresholds, metric, chunk, stop_fraction, held, kwargs):
+    saveat = SaveAt(steps=2, passages={metric: thresholds}, held=held)
     sax = state_axes(Euler())
 
     def run(problem, keys, factor):
@@ -599,8 +622,8 @@ def _passage_compiled(dynamic, source, dt, steps, thresholds, metric, chunk, sto
         valid = jnp.where(factor == 0, True, factor * rho0 > 0)
 
         def going(state):
-            passed = jnp.sum(valid & ~jnp.isnan(state.passage[:, -1]))
-            return (state.k < steps) & (passed < stop_fraction * jnp.sum(valid))
+            passed = jnp.sum(valid & ~jnp.isnan(state.passage[:, len(thresholds) - 1]))
+            return (state.k < steps) & (held | (passed < stop_fraction * jnp.sum(valid)))
 
         state = jax.lax.while_loop(going, lambda st: jax.vmap(advance_one, (0, sax), sax)(keys, st), state)
         return state.passage, rho0, jnp.minimum(state.k, steps)

@@ -151,12 +151,17 @@ class SaveAt(eqx.Module):
       used by then are `batch * t / dt`.
     - `passage_fn`: `fn(w, sim) -> dict` of the tracked values; default `overlaps`
       (`|rho|`, `|cos_u|`).
+    - `held`: also track, per threshold, the time the current stay above it began (NaN while
+      below). At the end of a run that is the passage that held to the end: a noisy run can
+      cross a threshold in an excursion and fall back, and its first passage then measures the
+      noise, not learning. Unpacked as `{name}_held`.
     """
 
     steps: int | tuple = eqx.field(static=True, default=32, converter=_as_steps)
     fn: Callable = eqx.field(static=True, default=metrics)
     passages: tuple = eqx.field(static=True, default=(), converter=_as_passages)
     passage_fn: Callable = eqx.field(static=True, default=overlaps)
+    held: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if isinstance(self.steps, (int, np.integer)) and not isinstance(self.steps, bool):
@@ -164,6 +169,8 @@ class SaveAt(eqx.Module):
                 raise ValueError(f"saveat.steps={self.steps!r} is not allowed; allowed: a count >= 2 or a sequence")
         elif not isinstance(self.steps, tuple):
             raise ValueError(f"saveat.steps={self.steps!r} is not allowed; allowed: a count >= 2 or a tuple of steps")
+        if not isinstance(self.held, bool):
+            raise ValueError(f"saveat.held={self.held!r} is not allowed; allowed: True or False")
         ok = isinstance(self.passages, tuple) and all(
             len(th) >= 1 and all(0 < t <= 1 for t in th) for _, th in self.passages)
         if not ok:
@@ -177,20 +184,34 @@ class SaveAt(eqx.Module):
         names = [k for k, th in self.passages for _ in th]
         return names, np.array([t for _, th in self.passages for t in th])
 
+    def size(self) -> int:
+        """The length of the tracked times: P first passages, and P held ones with `held`."""
+        return len(self.thresholds()[0]) * (2 if self.held else 1)
+
     def passage(self, w, sim, t, times):
-        """Update the first-passage times `times` (P,) with the state `w` at time `t`."""
+        """Update the tracked times `times` (`size()`,) with the state `w` at time `t`: the first
+        passages, then (with `held`) the start of the current stay above each threshold."""
         if not self.passages:
             return times
         values = self.passage_fn(w, sim)
         names, th = self.thresholds()
         v = jnp.stack([values[k] for k in names])
-        return jnp.where(jnp.isnan(times) & (v >= jnp.asarray(th, v.dtype)), t, times)
+        above = v >= jnp.asarray(th, v.dtype)
+        first = jnp.where(jnp.isnan(times[: len(names)]) & above, t, times[: len(names)])
+        if not self.held:
+            return first
+        stay = times[len(names):]
+        return jnp.concatenate([first, jnp.where(above, jnp.where(jnp.isnan(stay), t, stay), jnp.nan)])
 
     def unpack(self, times) -> dict:
-        """`{name: (thresholds,) first-passage times}` from the flat (P,) array."""
+        """`{name: (thresholds,) first-passage times}` from the flat array (and, with `held`,
+        `{name}_held`: the start of the stay above each threshold that lasted to the end)."""
         out, i = {}, 0
+        P = len(self.thresholds()[0])
         for k, th in self.passages:
             out[k] = times[..., i:i + len(th)]
+            if self.held:
+                out[f"{k}_held"] = times[..., P + i:P + i + len(th)]
             i += len(th)
         return out
 

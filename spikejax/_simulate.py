@@ -342,7 +342,7 @@ def init(sim: Simulation, w0) -> State:
         delta=jnp.zeros_like(w0),
         alternating=jnp.zeros((), bool),
         passage=sim.saveat.passage(w0, sim, jnp.zeros((), w0.dtype),
-                                   jnp.full((len(sim.saveat.thresholds()[0]),), jnp.nan, w0.dtype)),
+                                   jnp.full((sim.saveat.size(),), jnp.nan, w0.dtype)),
     )
 
 

@@ -271,6 +271,28 @@ def test_passage_n_steps_agree_with_simulate_and_reuse_counts_samples():
     np.testing.assert_array_equal(sj.Online(8).samples_used(np.array([0, 5])), [0, 40])
 
 
+def test_held_passage_n_runs_the_budget_and_matches_simulate():
+    """`passage_n(held=True)`: every seed runs the whole budget and its held step is simulate's;
+    the first passages are those of a run without it; an early stop is refused."""
+    p = sj.make_problem(16, key=jax.random.key(0), kappa=0.0, link="h2", activation="relu", noise=0.25)
+    src, keys, kw = sj.Reused(8, 3), jax.random.split(jax.random.key(1), 3), dict(dt=0.1, steps=600, chunk=64)
+    res = sj.passage_n(p, sj.Spherical(), src, keys=keys, thresholds=(0.6, 0.8), held=True, **kw)
+    plain = sj.passage_n(p, sj.Spherical(), src, keys=keys, thresholds=(0.6, 0.8), **kw)
+    one = lambda k: sj.simulate(p, sj.Spherical(), src, key=k, steps=600, dt=0.1,
+                                saveat=sj.SaveAt(steps=2, passages={"rho": (0.6, 0.8)}, held=True)).passages["rho_held"]
+    want = np.round(np.asarray(jax.jit(jax.vmap(one))(keys), float) / 0.1)
+    assert res.ran == 600 and plain.ran < 600
+    np.testing.assert_array_equal(res.step, plain.step)
+    np.testing.assert_array_equal(res.held_step, want)
+    assert np.isfinite(want).any() and np.all(np.nan_to_num(res.held_step, nan=1e9) >= res.step)
+    np.testing.assert_array_equal(res.held_n, np.where(np.isnan(want), np.nan, 8 * np.ceil(want / 3)))
+    assert res.n_star(0.6, held=True) >= res.n_star(0.6)
+    with pytest.raises(ValueError, match="^stop_fraction="):
+        sj.passage_n(p, sj.Spherical(), src, keys=keys, held=True, stop_fraction=0.8, **kw)
+    with pytest.raises(ValueError, match="^held="):
+        plain.n_star(0.6, held=True)
+
+
 def test_projected_online_gradient_has_the_sampled_law():
     """Online(projected=True) draws the batch gradient in law: mean and covariance agree
     with full samples (Monte Carlo, 8 x 12 d, spiked covariance, normalized neuron)."""

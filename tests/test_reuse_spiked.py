@@ -90,3 +90,22 @@ def test_persistence_table_reads_each_source():
     lines = rs.persistence_table(data).splitlines()
     assert lines[2] == "| 256 | each batch 4 times, Reused(b, 4) | 0.88 | 0.12 | 0.19 | 0.75 |"
     assert lines[3].split(" | ")[3] == "-"  # no seed passed: no time above after a passage
+
+
+def test_held_grid_budgets_and_rows():
+    """The held grid: its own budget at r2 = 0.5, and a row from the held n* beside the first."""
+    cfg = dict(rs.HELD, sources=["reused2"], r2=[0.0], d=[64, 128], n_boot=50)
+    assert rs.step_budget(rs.HELD, "online", 64, 0.5) * 16 == 256 * 64
+    assert rs.step_budget(rs.HELD, "online", 64, 0.0) * 16 == 1024 * 64 == rs.step_budget(rs.HELD, "online", 64) * 16
+    first = {64: [100, 200, 300], 128: [200, 400, 600]}
+    held = {64: [400, 800, math.inf], 128: [3200, 6400, math.inf]}  # one seed falls back: censored
+    points = {}
+    for d in (64, 128):
+        pt = _point("reused2", d, 0.0, first[d], d // 4)
+        pt["n_held"] = [None if not np.isfinite(v) else float(v) for v in held[d]]
+        points[rs.key_of("reused2", d, 0.0)] = pt
+    rows = rs.table(points, cfg)
+    assert [r.get("held", False) for r in rows] == [False, True]
+    assert rows[0]["n_star"] == [200.0, 400.0] and rows[1]["n_star"] == [800.0, 6400.0]
+    assert rows[0]["slopes"][0]["slope"] == pytest.approx(1.0) and rows[1]["slopes"][0]["slope"] == pytest.approx(3.0)
+    assert "| 0.5 (held) | reused2 |" in rs.markdown(dict(settings=cfg, table=rows))

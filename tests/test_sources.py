@@ -52,6 +52,25 @@ def test_first_passages_agree_with_a_post_hoc_scan(source):
     assert np.isfinite(np.asarray(tr.passages["rho"])).any()
 
 
+def test_held_passages_agree_with_a_post_hoc_scan():
+    """`SaveAt(held=True)`: the start of the last stay above each threshold, NaN if below at the
+    end; a noisy run (a large step on a reused batch) whose first passages are excursions."""
+    p, steps, dt = _problem(), 400, 0.6
+    th = (0.3, 0.5, 0.7, 0.9)
+    tr = sj.simulate(p, sj.Normalized(), sj.Reused(8, 4), key=jax.random.key(5), dt=dt, steps=steps,
+                     saveat=sj.SaveAt(steps=steps + 1, passages={"rho": th}, held=True))
+    values = np.abs(np.asarray(tr.ys["rho"]))
+    later = 0
+    for t, first, got in zip(th, np.asarray(tr.passages["rho"]), np.asarray(tr.passages["rho_held"])):
+        below = np.nonzero(values < t)[0]
+        want = np.nan if values[-1] < t else (below[-1] + 1 if below.size else 0) * dt
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+        later += bool(np.isfinite(got) and got > first) or bool(np.isfinite(first) and np.isnan(got))
+    assert later >= 1  # some first passage was an excursion: the two differ
+    with pytest.raises(ValueError, match="^saveat.held="):
+        sj.SaveAt(held=1)
+
+
 @pytest.mark.parametrize("passages", [{"rho": (0.0,)}, {"rho": (1.5,)}, {"rho": ()}])
 def test_bad_thresholds_are_refused(passages):
     with pytest.raises(ValueError, match="^saveat.passages="):
