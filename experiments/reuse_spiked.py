@@ -181,6 +181,8 @@ def point(cfg, name, d, r2, eta=None, r1=None) -> dict:
         if nh is not None:
             extra |= {f"n_{field}": [None if not np.isfinite(v) else float(v) for v in nh],
                       f"censored_{field}": (~np.isfinite(nh)).tolist(), f"n_star_{field}": sj.censored_median(nh, res.valid)}
+    if held:  # per seed: the fraction of the steps from its first passage to the end at or above the threshold
+        extra["above"] = [None if not np.isfinite(v) else float(v) for v in res.above[:, 0]]
     return dict(**extra, thresholds=list(th), source=name, d=d, r1=r1, r2=r2, kappa=kappa, batch=batch_size(cfg, d), eta=eta, steps=steps, ran=int(res.ran),
                 budget=float(res.budget), n=[None if x else float(v) for v, x in zip(n, cens)], censored=cens.tolist(),
                 valid=np.asarray(res.valid).tolist(), rho0=np.asarray(res.rho0).tolist(),
@@ -229,7 +231,12 @@ def row(points, name, r2, ds, n_boot=1000, ci=0.9, field="n", threshold=0.5, r1=
     for i, m in enumerate(meds):
         status.append(sj.cell_status(m, batch=b[i], previous=prev))
         prev = m
-    out = dict(source=name, r1=r1, r2=r2, threshold=threshold, d=d.tolist(), n_star=meds, n_star_over_d=[m / x for m, x in zip(meds, d)],
+    if field == "n_held":  # the median (over the counted seeds that passed) fraction of the time above after the first passage
+        above = [[a for a, v in zip(p["above"], p["valid"]) if v and a is not None] for p in pts]
+        extra = dict(above=[float(np.median(a)) if a else None for a in above])
+    else:
+        extra = {}
+    out = dict(**extra, source=name, r1=r1, r2=r2, threshold=threshold, d=d.tolist(), n_star=meds, n_star_over_d=[m / x for m, x in zip(meds, d)],
                status=status, budget=[p["budget"] for p in pts],
                not_passed=[float(np.mean(np.isnan(n[i][valid[i]]))) for i in range(d.size)])
     if d.size >= 2 and all(m > 0 for m in meds):  # n* = 0 (passed at the start): no slope
@@ -314,7 +321,8 @@ def run(out, cfg=SETTINGS):
         pt = point(cfg, name, d, r2, eta, r1)
         pt["tag"] = tag
         points[k] = pt
-        print(f"{k}: n*/d = {pt['n_star'] / d:.3g}, not passed {np.mean(pt['censored']):.2f}, ran {pt['ran']}/{pt['steps']} "
+        held = f" (held {pt['n_star_held'] / d:.3g})" if "n_star_held" in pt else ""
+        print(f"{k}: n*/d = {pt['n_star'] / d:.3g}{held}, not passed {np.mean(pt['censored']):.2f}, ran {pt['ran']}/{pt['steps']} "
               f"steps, {pt['cpu']:.1f} s CPU ({time.time() - t_start:.0f} s)", flush=True)
         save()
     save()
@@ -322,11 +330,13 @@ def run(out, cfg=SETTINGS):
     print(f"process CPU {ru.ru_utime + ru.ru_stime:.0f} s")
 
 
-def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=65, r2=0.0) -> dict:
+def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=257, r2=0.0) -> dict:
     """Whether |rho| stays above the threshold after its first passage: every source at `r2` and each
-    `d`, right-sign seeds, |rho| recorded at `records` times over the whole budget. Per source: the
-    median final |rho|, the median largest |rho|, the fraction of seeds that passed, and the median
-    (over seeds that passed) fraction of the records from the first passage on with |rho| >= threshold."""
+    `d`, right-sign seeds, |rho| recorded at `records` equally spaced times over the whole budget. Per
+    source: the median final |rho|, the median largest |rho|, the fraction of seeds that passed, and
+    the median (over seeds that passed) fraction of the records from the first passage on with
+    |rho| >= threshold (equally spaced, so a fraction of the time; 65 log-spaced records until
+    2026-12-07, which weighed the early times)."""
     import jax
 
     rows, t0 = [], time.process_time()
@@ -337,8 +347,9 @@ def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=65, r2=0.0) -> d
 
         for name in cfg["sources"]:
             src, steps = make_source(cfg, name, d), step_budget(cfg, name, d, r2)
+            at = tuple(np.unique(np.round(np.linspace(0, steps, records)).astype(int)).tolist())
             run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=step_of(cfg, d), steps=steps,  # noqa: B023
-                                                         saveat=sj.SaveAt(steps=records), reduced=True).rho))
+                                                         saveat=sj.SaveAt(steps=at), reduced=True).rho))
             rho = np.abs(np.asarray(run(keys)))
             hit = (rho >= th).any(1)
             held = [float(np.mean(r[np.argmax(r >= th):] >= th)) for r, h in zip(rho, hit) if h]
@@ -378,6 +389,8 @@ def markdown(data) -> str:
             return txt if st == "measured" else f"{txt} ({st})"
         meds = ", ".join(("" if d in cfg["d"] else f"d = {d:g}: ") + cell(m, st)
                          for d, m, st in zip(r["d"], r["n_star_over_d"], r["status"]))
+        if r.get("above"):
+            meds += "; time above after the first passage " + ", ".join("-" if a is None else f"{a:.2f}" for a in r["above"])
         sl = "; ".join(f"{s['slope']:.2f} {fmt_interval(s['lo'], s['hi'])}" for s in r.get("slopes", []))
         w = r.get("whole")
         t = r.get("tail")

@@ -437,7 +437,8 @@ class Passage(NamedTuple):
     that budget consumes; `ran` the steps actually run (the loop stops once every counted
     seed has passed the last threshold). With `passage_n(..., held=True)`: `held_step`,
     `held_n` (S, P), the step (samples) from which `metric` stayed at or above the threshold
-    to the end of the budget (NaN: below it at the end).
+    to the end of the budget (NaN: below it at the end), and `above` (S, P), the fraction of
+    the steps from the first passage to the end at or above it (NaN: never passed).
     """
 
     step: np.ndarray
@@ -451,6 +452,7 @@ class Passage(NamedTuple):
     ran: int
     held_step: np.ndarray | None = None
     held_n: np.ndarray | None = None
+    above: np.ndarray | None = None
 
     def _column(self, threshold):
         i = np.nonzero(np.isclose(self.thresholds, threshold))[0]
@@ -564,8 +566,9 @@ def passage_n(
       as `stop_fraction > 1/2`; it saves the heavy tail of slow escapes.
     - `held`: also measure the passage that holds: the samples from which `metric` stayed at
       or above each threshold to the end of the budget (`Passage.held_n`,
-      `n_star(threshold, held=True)`). A first passage can be an excursion of a noisy run
-      (a large step, reused batches) that falls back; the held one cannot. It is known only
+      `n_star(threshold, held=True)`), and the fraction of the steps from the first passage
+      on spent at or above it (`Passage.above`). A first passage can be an excursion of a
+      noisy run (a large step, reused batches) that falls back; the held one cannot. It is known only
       at the end, so every seed runs the whole budget (no early stop: `stop_fraction` must
       be 1), and it depends on the budget: choose one well past the first passages.
     - other keyword arguments go to `simulate` (`n_unlabelled`, `neuron`, ...).
@@ -593,11 +596,14 @@ def passage_n(
                             float(stop_fraction), held, tuple(sorted(kwargs.items())))
     times, rho0, ran = run(problem, keys, jnp.asarray(factor))
     times, rho0 = np.asarray(times, float), np.asarray(rho0, float)
-    step = np.round(times / dt)
+    step = np.round(times / dt)  # (the counts of a held run's last block are not times: not read from `step`)
     n = np.where(np.isnan(step), np.nan, np.asarray(source.samples_used(np.nan_to_num(step).astype(np.int64)), float))
     valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(rho0.shape, bool)
     P = len(th)
-    extra = dict(held_step=step[:, P:], held_n=n[:, P:]) if held else {}
+    extra = {}
+    if held:
+        count = np.asarray(times, float)[:, 2 * P:]  # steps at or above, counted from the first passage on
+        extra = dict(held_step=step[:, P:2 * P], held_n=n[:, P:2 * P], above=count / (int(ran) - step[:, :P] + 1))
     return Passage(step[:, :P], n[:, :P], valid, rho0, np.asarray(th), metric, steps, float(source.samples_used(steps)),
                    int(ran), **extra)
 

@@ -154,7 +154,8 @@ class SaveAt(eqx.Module):
     - `held`: also track, per threshold, the time the current stay above it began (NaN while
       below). At the end of a run that is the passage that held to the end: a noisy run can
       cross a threshold in an excursion and fall back, and its first passage then measures the
-      noise, not learning. Unpacked as `{name}_held`.
+      noise, not learning. Unpacked as `{name}_held`; `{name}_above` counts the updates (steps)
+      at or above the threshold from the first passage on (a fraction of the time that held).
     """
 
     steps: int | tuple = eqx.field(static=True, default=32, converter=_as_steps)
@@ -185,33 +186,39 @@ class SaveAt(eqx.Module):
         return names, np.array([t for _, th in self.passages for t in th])
 
     def size(self) -> int:
-        """The length of the tracked times: P first passages, and P held ones with `held`."""
-        return len(self.thresholds()[0]) * (2 if self.held else 1)
+        """The length of the tracked values: P first passages; with `held`, also P starts of the
+        current stay and P counts of the updates at or above the threshold since the first passage."""
+        return len(self.thresholds()[0]) * (3 if self.held else 1)
 
     def passage(self, w, sim, t, times):
-        """Update the tracked times `times` (`size()`,) with the state `w` at time `t`: the first
-        passages, then (with `held`) the start of the current stay above each threshold."""
+        """Update the tracked values `times` (`size()`,) with the state `w` at time `t`: the first
+        passages, then (with `held`) the start of the current stay above each threshold and the
+        count of updates (steps, for a fixed-step solver) at or above it from the first passage on."""
         if not self.passages:
             return times
         values = self.passage_fn(w, sim)
         names, th = self.thresholds()
+        P = len(names)
         v = jnp.stack([values[k] for k in names])
         above = v >= jnp.asarray(th, v.dtype)
-        first = jnp.where(jnp.isnan(times[: len(names)]) & above, t, times[: len(names)])
+        first = jnp.where(jnp.isnan(times[:P]) & above, t, times[:P])
         if not self.held:
             return first
-        stay = times[len(names):]
-        return jnp.concatenate([first, jnp.where(above, jnp.where(jnp.isnan(stay), t, stay), jnp.nan)])
+        stay, count = times[P:2 * P], jnp.nan_to_num(times[2 * P:])  # counts start at NaN: 0
+        stay = jnp.where(above, jnp.where(jnp.isnan(stay), t, stay), jnp.nan)
+        return jnp.concatenate([first, stay, count + above.astype(count.dtype)])
 
     def unpack(self, times) -> dict:
-        """`{name: (thresholds,) first-passage times}` from the flat array (and, with `held`,
-        `{name}_held`: the start of the stay above each threshold that lasted to the end)."""
+        """`{name: (thresholds,) first-passage times}` from the flat array; with `held` also
+        `{name}_held` (the start of the stay above each threshold that lasted to the end, NaN if
+        below at the end) and `{name}_above` (the updates at or above it from the first passage on)."""
         out, i = {}, 0
         P = len(self.thresholds()[0])
         for k, th in self.passages:
             out[k] = times[..., i:i + len(th)]
             if self.held:
                 out[f"{k}_held"] = times[..., P + i:P + i + len(th)]
+                out[f"{k}_above"] = times[..., 2 * P + i:2 * P + i + len(th)]
             i += len(th)
         return out
 

@@ -287,6 +287,14 @@ def test_held_passage_n_runs_the_budget_and_matches_simulate():
     assert np.isfinite(want).any() and np.all(np.nan_to_num(res.held_step, nan=1e9) >= res.step)
     np.testing.assert_array_equal(res.held_n, np.where(np.isnan(want), np.nan, 8 * np.ceil(want / 3)))
     assert res.n_star(0.6, held=True) >= res.n_star(0.6)
+    rec = lambda k: sj.simulate(p, sj.Spherical(), src, key=k, steps=600, dt=0.1, saveat=sj.SaveAt(steps=601)).rho
+    rho = np.abs(np.asarray(jax.jit(jax.vmap(rec))(keys)))  # every step, 0..600 (600 is not a multiple of chunk)
+    for j, t in enumerate((0.6, 0.8)):
+        for i in range(3):
+            k0 = res.step[i, j]
+            want_above = np.mean(rho[i, int(k0):] >= t) if np.isfinite(k0) else np.nan
+            np.testing.assert_allclose(res.above[i, j], want_above, rtol=1e-12, equal_nan=True)
+    assert np.nanmin(res.above) < 1.0  # some seed fell back below after its first passage
     with pytest.raises(ValueError, match="^stop_fraction="):
         sj.passage_n(p, sj.Spherical(), src, keys=keys, held=True, stop_fraction=0.8, **kw)
     with pytest.raises(ValueError, match="^held="):

@@ -103,9 +103,11 @@ def test_held_grid_budgets_and_rows():
     for d in (64, 128):
         pt = _point("reused2", d, 0.0, first[d], d // 4)
         pt["n_held"] = [None if not np.isfinite(v) else float(v) for v in held[d]]
+        pt["above"] = [1.0, 0.9, 0.5 if d == 64 else None]
         points[rs.key_of("reused2", d, 0.0)] = pt
     rows = rs.table(points, cfg)
     assert [r.get("held", False) for r in rows] == [False, True]
     assert rows[0]["n_star"] == [200.0, 400.0] and rows[1]["n_star"] == [800.0, 6400.0]
     assert rows[0]["slopes"][0]["slope"] == pytest.approx(1.0) and rows[1]["slopes"][0]["slope"] == pytest.approx(3.0)
+    assert rows[1]["above"] == [0.9, 0.95]  # medians over the seeds that passed
     assert "| 0.5 (held) | reused2 |" in rs.markdown(dict(settings=cfg, table=rows))

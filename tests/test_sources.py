@@ -66,6 +66,8 @@ def test_held_passages_agree_with_a_post_hoc_scan():
         want = np.nan if values[-1] < t else (below[-1] + 1 if below.size else 0) * dt
         np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
         later += bool(np.isfinite(got) and got > first) or bool(np.isfinite(first) and np.isnan(got))
+        above = np.asarray(tr.passages["rho_above"])[th.index(t)]
+        assert above == (np.sum(values[int(round(first / dt)):] >= t) if np.isfinite(first) else 0)
     assert later >= 1  # some first passage was an excursion: the two differ
     with pytest.raises(ValueError, match="^saveat.held="):
         sj.SaveAt(held=1)
