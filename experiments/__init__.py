@@ -23,7 +23,8 @@ and runs of their own: on the exact chain, `step_scan.py` (complexity_20's 48 ce
 doubling from the common one: each dynamic's largest passing step and the law by runs),
 `reuse_spherical.py` (claim 1's spherical stall under reused batches and extragradient) and
 `reuse_spiked.py` (reuse and extragradient with a spike on the target, its off-spike layer and
-whether a passage is held); in d dimensions, `reuse_dandi_spiked.py` (Dandi et al.'s two-index
+whether a passage is held), `reuse_held.py` (that grid at a smaller step, with the passages that
+hold); in d dimensions, `reuse_dandi_spiked.py` (Dandi et al.'s two-index
 experiment with a spike on one direction) and `reuse_figures.py` (the published experiments'
 figures). Each runs as `python -m experiments.<name> ...` from the repository root.
 """

@@ -86,15 +86,6 @@ SETTINGS = dict(
 
 QUICK = dict(SETTINGS, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), d_extra={}, r1_off=[])
 
-# The held grid: at c = 0.05 the reused and EgD passages are excursions that fall back
-# (`persist`), so their n* is not weak recovery. Here every seed runs its whole budget and n* is
-# also taken at the passage that holds to the end (`held_n`, `sj.passage_n(..., held=True)`), at
-# a 5x smaller step where reuse twice and EgD held at d = 256 (`persist` at c = 0.01).
-HELD = dict(SETTINGS, c=0.01, budget_over_d=1024, held=True, sources=["online", "reused2", "egd", "reused4"],
-            r2=[0.0, 0.5], d=[64, 128, 256, 512, 1024], d_extra={}, r1_off=[], high_threshold_r2=[], stop_fraction=1.0,
-            budget_over_d_at={"0.5": 256})  # every seed runs its whole budget: at r2 = 0.5 n* is a few d
-QUICK_HELD = dict(HELD, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), budget_over_d=256)
-
 
 def r1_values(cfg) -> list:
     """The main `r1` (theta = u at 0) and the off-spike ones (`r1_off`, on the common grid)."""
@@ -502,7 +493,6 @@ def main(argv=None):
     r = sub.add_parser("run")
     r.add_argument("--out", default="docs/data/reuse_spiked.json")
     r.add_argument("--quick", action="store_true", help="a tiny grid (d = 32, 64; 8 seeds) to check the pipeline")
-    r.add_argument("--held", action="store_true", help="the held grid (HELD: c = 0.01, whole budgets, n* where the passage holds)")
     g = sub.add_parser("render")
     g.add_argument("data", nargs="?", default="docs/data/reuse_spiked.json")
     g.add_argument("--figure", default="docs/figures/reuse_spiked.png")
@@ -511,7 +501,7 @@ def main(argv=None):
     h.add_argument("--render", action="store_true", help="print the table from --out, no run")
     a = ap.parse_args(argv)
     if a.cmd == "run":
-        run(a.out, {(False, False): SETTINGS, (True, False): QUICK, (False, True): HELD, (True, True): QUICK_HELD}[a.quick, a.held])
+        run(a.out, QUICK if a.quick else SETTINGS)
     elif a.cmd == "persist":
         from .harness.io import write_json
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import spikejax as sj
+from experiments import reuse_held as rh
 from experiments import reuse_spiked as rs
 
 
@@ -94,9 +95,9 @@ def test_persistence_table_reads_each_source():
 
 def test_held_grid_budgets_and_rows():
     """The held grid: its own budget at r2 = 0.5, and a row from the held n* beside the first."""
-    cfg = dict(rs.HELD, sources=["reused2"], r2=[0.0], d=[64, 128], n_boot=50)
-    assert rs.step_budget(rs.HELD, "online", 64, 0.5) * 16 == 256 * 64
-    assert rs.step_budget(rs.HELD, "online", 64, 0.0) * 16 == 1024 * 64 == rs.step_budget(rs.HELD, "online", 64) * 16
+    cfg = dict(rh.HELD, sources=["reused2"], r2=[0.0], d=[64, 128], n_boot=50)
+    assert rs.step_budget(rh.HELD, "online", 64, 0.5) * 16 == 256 * 64
+    assert rs.step_budget(rh.HELD, "online", 64, 0.0) * 16 == 1024 * 64 == rs.step_budget(rh.HELD, "online", 64) * 16
     first = {64: [100, 200, 300], 128: [200, 400, 600]}
     held = {64: [400, 800, math.inf], 128: [3200, 6400, math.inf]}  # one seed falls back: censored
     points = {}
