@@ -595,15 +595,13 @@ def passage_n(
     run = _passage_compiled(dynamic, source, float(dt), steps, th, metric, min(chunk, steps),
                             float(stop_fraction), held, tuple(sorted(kwargs.items())))
     times, rho0, ran = run(problem, keys, jnp.asarray(factor))
-    times, rho0 = np.asarray(times, float), np.asarray(rho0, float)
-    step = np.round(times / dt)  # (the counts of a held run's last block are not times: not read from `step`)
+    times, rho0, P = np.asarray(times, float), np.asarray(rho0, float), len(th)
+    step = np.round(times[:, : 2 * P] / dt)  # the first passages, then (held) the starts of the last stays
     n = np.where(np.isnan(step), np.nan, np.asarray(source.samples_used(np.nan_to_num(step).astype(np.int64)), float))
     valid = right_sign(problem, rho0) if sign == "right_sign" else np.ones(rho0.shape, bool)
-    P = len(th)
     extra = {}
-    if held:
-        count = np.asarray(times, float)[:, 2 * P:]  # steps at or above, counted from the first passage on
-        extra = dict(held_step=step[:, P:2 * P], held_n=n[:, P:2 * P], above=count / (int(ran) - step[:, :P] + 1))
+    if held:  # the last P columns count the steps at or above each threshold from its first passage on
+        extra = dict(held_step=step[:, P:], held_n=n[:, P:], above=times[:, 2 * P:] / (int(ran) - step[:, :P] + 1))
     return Passage(step[:, :P], n[:, :P], valid, rho0, np.asarray(th), metric, steps, float(source.samples_used(steps)),
                    int(ran), **extra)
 
