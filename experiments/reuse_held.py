@@ -32,6 +32,50 @@ HELD = dict(rs.SETTINGS, c=0.01, budget_over_d=1024, held=True, sources=["online
 QUICK = dict(HELD, d=[32, 64], r2=[0.0], seeds=8, n_boot=100, step_check=dict(d=32, r2=0.0), budget_over_d=256)
 
 
+def kicks(cfg=HELD, ds=(256,), seeds=8, r2=0.0) -> dict:
+    """What knocks a held passage down: per source and d, |rho| at every step of `seeds` right-sign
+    seeds over the whole budget; the medians over the seeds that passed of the largest one-step
+    change of |rho| after the first passage, of the times |rho| fell back below the threshold, and
+    of the fraction of the steps at or above it (the grid's `above`, here from the records)."""
+    import time
+
+    import jax
+
+    rows, t0 = [], time.process_time()
+    th = cfg["threshold"]
+    for d in ds:
+        p, dyn, keys = rs.chain_setup(cfg, d, r2, cfg["r1"], seeds)  # float64 on before spikejax is used
+        import spikejax as sj
+
+        for name in cfg["sources"]:
+            src, steps = rs.make_source(cfg, name, d), rs.step_budget(cfg, name, d, r2)
+            run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=rs.step_of(cfg, d), steps=steps,  # noqa: B023
+                                                         saveat=sj.SaveAt(steps=steps + 1), reduced=True).rho))
+            jump, falls, above = [], [], []
+            for r in np.abs(np.asarray(run(keys))):
+                if not (r >= th).any():
+                    continue
+                after = r[np.argmax(r >= th):]
+                jump.append(float(np.abs(np.diff(after)).max()) if after.size > 1 else 0.0)
+                falls.append(int(np.sum((after[:-1] >= th) & (after[1:] < th))))
+                above.append(float(np.mean(after >= th)))
+            med = lambda x: float(np.median(x)) if x else None  # noqa: E731
+            rows.append(dict(d=d, r2=r2, source=name, passed=len(jump) / seeds, jump=med(jump), falls=med(falls),
+                             above=med(above), max_jump=max(jump) if jump else None))
+            print(rows[-1], flush=True)
+    return dict(c=cfg["c"], threshold=th, seeds=seeds, rows=rows, cpu_seconds=time.process_time() - t0)
+
+
+def kicks_table(data) -> str:
+    lines = ["| d | source | seeds past 0.5 | median largest one-step change of \\|rho\\| after it (largest) | "
+             "median falls back below 0.5 | median time above after it |", "|---|---|---|---|---|---|"]
+    f = lambda v, k=".2f": "-" if v is None else format(v, k)  # noqa: E731
+    for r in data["rows"]:
+        lines.append(f"| {r['d']} | {rs.source_label(r['source'])} | {r['passed']:.2f} | {f(r['jump'])} ({f(r['max_jump'])}) | "
+                     f"{f(r['falls'], 'g')} | {f(r['above'])} |")
+    return "\n".join(lines)
+
+
 def figure(data, path):
     """Median n*/d against d, first passages solid and held ones dashed, one panel per r2; a last
     panel with the median fraction of the time above the threshold after the first passage."""
@@ -100,12 +144,21 @@ def main(argv=None):
     r = sub.add_parser("run")
     r.add_argument("--out", default="docs/data/reuse_held.json")
     r.add_argument("--quick", action="store_true", help="a tiny grid (d = 32, 64; 8 seeds) to check the pipeline")
+    k = sub.add_parser("kicks", help="the largest one-step changes of |rho| after the first passage, at every step")
+    k.add_argument("--out", default="docs/data/reuse_kicks.json")
+    k.add_argument("--render", action="store_true", help="print the table from --out, no run")
     g = sub.add_parser("render")
     g.add_argument("data", nargs="?", default="docs/data/reuse_held.json")
     g.add_argument("--figure", default="docs/figures/reuse_held.png")
     a = ap.parse_args(argv)
     if a.cmd == "run":
         rs.run(a.out, QUICK if a.quick else HELD)
+    elif a.cmd == "kicks":
+        from .harness.io import write_json
+
+        if not a.render:
+            write_json(Path(a.out), kicks())
+        print(kicks_table(json.loads(Path(a.out).read_text())))
     else:
         render(a.data, a.figure)
 

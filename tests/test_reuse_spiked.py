@@ -112,3 +112,11 @@ def test_held_grid_budgets_and_rows():
     assert rows[0]["slopes"][0]["slope"] == pytest.approx(1.0) and rows[1]["slopes"][0]["slope"] == pytest.approx(3.0)
     assert rows[1]["above"] == [0.9, 0.95]  # medians over the seeds that passed
     assert "| 0.5 (held) | reused2 |" in rs.markdown(dict(settings=cfg, table=rows))
+
+
+def test_kicks_table_reads_each_source():
+    data = dict(rows=[dict(d=256, source="reused2", passed=1.0, jump=0.48, max_jump=0.71, falls=1.5, above=0.99),
+                      dict(d=256, source="online", passed=0.0, jump=None, max_jump=None, falls=None, above=None)])
+    lines = rh.kicks_table(data).splitlines()
+    assert lines[2] == "| 256 | each batch twice, Reused(b, 2) | 1.00 | 0.48 (0.71) | 1.5 | 0.99 |"
+    assert lines[3] == "| 256 | one-pass SGD, Online(b) | 0.00 | - (-) | - | - |"
