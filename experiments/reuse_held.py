@@ -99,7 +99,7 @@ def figure(data, path):
             ok = np.isfinite(y) & (y > 0)
             ax = axes[cfg["r2"].index(r["r2"])]
             ax.plot(d[ok], y[ok], "--" if held else "-", color=pal[r["source"]], marker=mk[r["source"]],
-                    mfc="white" if held else pal[r["source"]], ms=5)
+                    mfc="white" if held else pal[r["source"]], ms=5, zorder=2 if held else 3)  # first passages on top
             cens = ~np.isfinite(y)
             if cens.any():  # censored median: a hollow triangle at the budget
                 ax.plot(d[cens], (np.array(r["budget"]) / d)[cens], "^", color=pal[r["source"]], mfc="white", ms=7)
