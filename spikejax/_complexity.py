@@ -501,9 +501,10 @@ MAX_PASSAGE_STEPS = 2**22  # first-passage times are stored as t = k dt in float
 MAX_PASSAGE_STEPS_64 = 2**30  # in float64 (the exact chain runs there): the int32 step counter bounds it
 
 
-def _check_passage_run(source, dt, steps, chunk, stop_fraction, kwargs):
+def _check_passage_run(source, dt, steps, chunk, stop_fraction, held, kwargs):
     """`passage_n`'s own arguments: a sampled source, a fixed-step solver, a step budget
-    whose passage times the float type holds (float64 on the exact chain)."""
+    whose passage times the float type holds (float64 on the exact chain), no early stop
+    for a held passage."""
     check("source", source, isinstance(source, AbstractSource),
           "give a source that draws fresh samples: sj.Online(batch) or sj.Reused(batch, reuse)")
     check("source", source, not source.deterministic and source.samples_used(1) is not None,
@@ -517,6 +518,9 @@ def _check_passage_run(source, dt, steps, chunk, stop_fraction, kwargs):
           f"allowed: at most {most} (passage times t = k dt are {jnp.zeros(()).dtype}); use a larger batch")
     check_int("chunk", chunk, 1)
     check_real("stop_fraction", stop_fraction, 0.5, 1.0, lo_open=True)
+    check("held", held, isinstance(held, bool), "allowed: True or False")
+    check("stop_fraction", stop_fraction, not held or stop_fraction == 1.0,
+          "allowed: 1 with held=True (a held passage is known only at the end of the budget)")
     check("solver", kwargs.get("solver"), kwargs.get("solver") is None or not kwargs["solver"].adaptive,
           "first passages of a sampled source need a fixed-step solver (sj.Euler() or sj.Optax)")
     check("saveat", kwargs.get("saveat"), "saveat" not in kwargs, "passage_n sets saveat itself")
@@ -578,10 +582,7 @@ def passage_n(
     check_choice("metric", metric, SEARCH_METRICS)
     check_choice("sign", sign, SIGN_RULES)
     th = _thresholds(thresholds)
-    _check_passage_run(source, dt, steps, chunk, stop_fraction, kwargs)
-    check("held", held, isinstance(held, bool), "allowed: True or False")
-    check("stop_fraction", stop_fraction, not held or stop_fraction == 1.0,
-          "allowed: 1 with held=True (a held passage is known only at the end of the budget)")
+    _check_passage_run(source, dt, steps, chunk, stop_fraction, held, kwargs)
     keys = jnp.asarray(keys)
     check("keys", keys.shape, keys.ndim == 1 and keys.shape[0] >= 1, "allowed: a 1-D array of PRNG keys, one per seed")
     s = problem.link.information_exponent()
