@@ -39,30 +39,21 @@ def kicks(cfg=HELD, ds=(256,), seeds=8, r2=0.0) -> dict:
     of the fraction of the steps at or above it (the grid's `above`, here from the records)."""
     import time
 
-    import jax
-
     rows, t0 = [], time.process_time()
     th = cfg["threshold"]
-    for d in ds:
-        p, dyn, keys = rs.chain_setup(cfg, d, r2, cfg["r1"], seeds)  # float64 on before spikejax is used
-        import spikejax as sj
-
-        for name in cfg["sources"]:
-            src, steps = rs.make_source(cfg, name, d), rs.step_budget(cfg, name, d, r2)
-            run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=rs.step_of(cfg, d), steps=steps,  # noqa: B023
-                                                         saveat=sj.SaveAt(steps=steps + 1), reduced=True).rho))
-            jump, falls, above = [], [], []
-            for r in np.abs(np.asarray(run(keys))):
-                if not (r >= th).any():
-                    continue
-                after = r[np.argmax(r >= th):]
-                jump.append(float(np.abs(np.diff(after)).max()) if after.size > 1 else 0.0)
-                falls.append(int(np.sum((after[:-1] >= th) & (after[1:] < th))))
-                above.append(float(np.mean(after >= th)))
-            med = lambda x: float(np.median(x)) if x else None  # noqa: E731
-            rows.append(dict(d=d, r2=r2, source=name, passed=len(jump) / seeds, jump=med(jump), falls=med(falls),
-                             above=med(above), max_jump=max(jump) if jump else None))
-            print(rows[-1], flush=True)
+    for d, name, rho in rs.rho_paths(cfg, ds, seeds, r2):
+        jump, falls, above = [], [], []
+        for r in rho:
+            if not (r >= th).any():
+                continue
+            after = r[np.argmax(r >= th):]
+            jump.append(float(np.abs(np.diff(after)).max()) if after.size > 1 else 0.0)
+            falls.append(int(np.sum((after[:-1] >= th) & (after[1:] < th))))
+            above.append(float(np.mean(after >= th)))
+        med = lambda x: float(np.median(x)) if x else None  # noqa: E731
+        rows.append(dict(d=d, r2=r2, source=name, passed=len(jump) / seeds, jump=med(jump), falls=med(falls),
+                         above=med(above), max_jump=max(jump) if jump else None))
+        print(rows[-1], flush=True)
     return dict(c=cfg["c"], threshold=th, seeds=seeds, rows=rows, cpu_seconds=time.process_time() - t0)
 
 

@@ -321,6 +321,23 @@ def run(out, cfg=SETTINGS):
     print(f"process CPU {ru.ru_utime + ru.ru_stime:.0f} s")
 
 
+def rho_paths(cfg, ds, seeds, r2, records=None):
+    """`(d, source, |rho| (seeds, T))` for every `d` in `ds` and source: `seeds` right-sign seeds over
+    each source's whole budget, recorded at `records` equally spaced steps (None: at every step)."""
+    import jax
+
+    for d in ds:
+        p, dyn, keys = chain_setup(cfg, d, r2, cfg["r1"], seeds)  # float64 on before spikejax is used
+        import spikejax as sj
+
+        for name in cfg["sources"]:
+            src, steps = make_source(cfg, name, d), step_budget(cfg, name, d, r2)
+            at = tuple(np.unique(np.round(np.linspace(0, steps, steps + 1 if records is None else records))).astype(int).tolist())
+            run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=step_of(cfg, d), steps=steps,  # noqa: B023
+                                                         saveat=sj.SaveAt(steps=at), reduced=True).rho))
+            yield d, name, np.abs(np.asarray(run(keys)))
+
+
 def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=257, r2=0.0) -> dict:
     """Whether |rho| stays above the threshold after its first passage: every source at `r2` and each
     `d`, right-sign seeds, |rho| recorded at `records` equally spaced times over the whole budget. Per
@@ -328,25 +345,14 @@ def persistence(cfg=SETTINGS, ds=(256, 1024), seeds=16, records=257, r2=0.0) -> 
     the median (over seeds that passed) fraction of the records from the first passage on with
     |rho| >= threshold (equally spaced, so a fraction of the time; 65 log-spaced records until
     2026-12-07, which weighed the early times)."""
-    import jax
-
     rows, t0 = [], time.process_time()
     th = cfg["threshold"]
-    for d in ds:
-        p, dyn, keys = chain_setup(cfg, d, r2, cfg["r1"], seeds)  # float64 on before spikejax is used
-        import spikejax as sj
-
-        for name in cfg["sources"]:
-            src, steps = make_source(cfg, name, d), step_budget(cfg, name, d, r2)
-            at = tuple(np.unique(np.round(np.linspace(0, steps, records)).astype(int)).tolist())
-            run = jax.jit(jax.vmap(lambda k: sj.simulate(p, dyn, src, key=k, dt=step_of(cfg, d), steps=steps,  # noqa: B023
-                                                         saveat=sj.SaveAt(steps=at), reduced=True).rho))
-            rho = np.abs(np.asarray(run(keys)))
-            hit = (rho >= th).any(1)
-            held = [float(np.mean(r[np.argmax(r >= th):] >= th)) for r, h in zip(rho, hit) if h]
-            rows.append(dict(d=d, r2=r2, source=name, final=float(np.median(rho[:, -1])), peak=float(np.median(rho.max(1))),
-                             passed=float(hit.mean()), held=float(np.median(held)) if held else None))
-            print(rows[-1], flush=True)
+    for d, name, rho in rho_paths(cfg, ds, seeds, r2, records):
+        hit = (rho >= th).any(1)
+        held = [float(np.mean(r[np.argmax(r >= th):] >= th)) for r, h in zip(rho, hit) if h]
+        rows.append(dict(d=d, r2=r2, source=name, final=float(np.median(rho[:, -1])), peak=float(np.median(rho.max(1))),
+                         passed=float(hit.mean()), held=float(np.median(held)) if held else None))
+        print(rows[-1], flush=True)
     return dict(threshold=th, seeds=seeds, records=records, rows=rows, cpu_seconds=time.process_time() - t0)
 
 
