@@ -37,7 +37,9 @@ Run from the repository root:
     python -m experiments.reuse_spiked run --out docs/data/reuse_spiked.json
     python -m experiments.reuse_spiked render docs/data/reuse_spiked.json
 
-`run` resumes: the points already in `--out` (same settings) are kept.
+`run` resumes: the points already in `--out` (same settings) are kept. At this step reuse and
+extragradient do not hold their passages (`persist`); `experiments/reuse_held.py` runs the grid at
+a 5x smaller step where they do.
 """
 
 from __future__ import annotations
