@@ -145,11 +145,9 @@ def main(argv=None):
     if a.cmd == "run":
         rs.run(a.out, QUICK if a.quick else HELD)
     elif a.cmd == "kicks":
-        from .harness.io import write_json
+        from .harness.io import computed_or_stored_at
 
-        if not a.render:
-            write_json(Path(a.out), kicks())
-        print(kicks_table(json.loads(Path(a.out).read_text())))
+        print(kicks_table(computed_or_stored_at(a.out, a.render, kicks)))
     else:
         render(a.data, a.figure)
 

@@ -511,11 +511,9 @@ def main(argv=None):
     if a.cmd == "run":
         run(a.out, QUICK if a.quick else SETTINGS)
     elif a.cmd == "persist":
-        from .harness.io import write_json
+        from .harness.io import computed_or_stored_at
 
-        if not a.render:
-            write_json(Path(a.out), persistence())
-        print(persistence_table(json.loads(Path(a.out).read_text())))
+        print(persistence_table(computed_or_stored_at(a.out, a.render, persistence)))
     else:
         render(a.data, a.figure)
 

@@ -87,10 +87,15 @@ def show(out, docs, plot, table):
 def computed_or_stored(docs, name, render: bool, compute) -> dict:
     """A script's results: `compute()`, written to `docs/data/<name>.json`; with `render`, that
     file read back (the `--render` of the post-processing scripts)."""
+    return computed_or_stored_at(data_path(docs, name), render, compute)
+
+
+def computed_or_stored_at(path, render: bool, compute) -> dict:
+    """`computed_or_stored` at a path of the caller's choice (a script's `--out`)."""
     if render:
-        return read_data(docs, name)
+        return json.loads(Path(path).read_text())
     out = compute()
-    write_json(data_path(docs, name), out)
+    write_json(path, out)
     return out
 
 
