@@ -185,13 +185,16 @@ class SaveAt(eqx.Module):
         names = [k for k, th in self.passages for _ in th]
         return names, np.array([t for _, th in self.passages for t in th])
 
-    def size(self) -> int:
-        """The length of the tracked values: P first passages; with `held`, also P starts of the
-        current stay and P counts of the updates at or above the threshold since the first passage."""
-        return len(self.thresholds()[0]) * (3 if self.held else 1)
+    def initial(self, dtype):
+        """The tracked values before any update: P first passages (NaN: not yet); with `held`,
+        also P starts of the current stay (NaN) and P counts of the updates at or above the
+        threshold since the first passage (0)."""
+        P = len(self.thresholds()[0])
+        nan = jnp.full((P * (2 if self.held else 1),), jnp.nan, dtype)
+        return jnp.concatenate([nan, jnp.zeros((P,), dtype)]) if self.held else nan
 
     def passage(self, w, sim, t, times):
-        """Update the tracked values `times` (`size()`,) with the state `w` at time `t`: the first
+        """Update the tracked values `times` (as `initial`) with the state `w` at time `t`: the first
         passages, then (with `held`) the start of the current stay above each threshold and the
         count of updates (steps, for a fixed-step solver) at or above it from the first passage on."""
         if not self.passages:
@@ -204,7 +207,7 @@ class SaveAt(eqx.Module):
         first = jnp.where(jnp.isnan(times[:P]) & above, t, times[:P])
         if not self.held:
             return first
-        stay, count = times[P:2 * P], jnp.nan_to_num(times[2 * P:])  # counts start at NaN: 0
+        stay, count = times[P:2 * P], times[2 * P:]
         stay = jnp.where(above, jnp.where(jnp.isnan(stay), t, stay), jnp.nan)
         return jnp.concatenate([first, stay, count + above.astype(count.dtype)])
 

@@ -341,8 +341,7 @@ def init(sim: Simulation, w0) -> State:
         rejected=zero,
         delta=jnp.zeros_like(w0),
         alternating=jnp.zeros((), bool),
-        passage=sim.saveat.passage(w0, sim, jnp.zeros((), w0.dtype),
-                                   jnp.full((sim.saveat.size(),), jnp.nan, w0.dtype)),
+        passage=sim.saveat.passage(w0, sim, jnp.zeros((), w0.dtype), sim.saveat.initial(w0.dtype)),
     )
 
 
