@@ -2,7 +2,7 @@
 step, to find each dynamic's largest step that passes the step check, and to check the law
 `n* = T(d) x batch / dt` by runs.
 
-    python -m experiments.step_scan [--render] [--docs docs]
+    python -m experiments.step_scan [--render] [--docs docs] [--s S ...]
 
 The cells are complexity_20's at r1 in `R1` and r2 in `R2` (all 48), at their four largest d. At each d the scan runs c0 2^k, k = 1..`UP` (c0 the common step, drift/signal
 ratio 0.1), and stops at the first step that fails the step check (n* c moves by more than 30%
@@ -12,8 +12,11 @@ one before it: the common step itself where the committed check at the largest d
 own step where it failed or where the common step's n* is under 3 batches. The exponent at each dynamic's own step is the fit of `n*(c_max(d))` over
 the four d. `T(d)`, the population flow's time to the threshold from the run's own starts
 (`step_share.point_law`), gives the law's `n_law = T batch / dt` at every step of the ladder.
-Points are cached under out/passage_points (a killed scan resumes). Writes docs/data/step_scan.json
-(the one JSON writer), docs/figures/step_scan.png and the results.md block `step_scan`.
+Each finished point is added to docs/data/step_scan_points.json (and cached under out/passage_points),
+so a killed scan resumes, on a fresh clone too once the store is committed; `--s 4` (repeatable)
+scans only the cells at that s, so that two processes can share the cells (the chain runs on one
+core). The scan over every cell writes docs/data/step_scan.json (the one JSON writer),
+docs/figures/step_scan.png and the results.md block `step_scan`, then removes the store.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from . import theory
 from .claims import KINDS
 from .harness import figures
 from .harness.config import load_config, setting
-from .harness.io import computed_or_stored, read_data, write_block
+from .harness.io import computed_or_stored, data_path, read_data, write_block
 from .harness.onepass import cached_point, passage_point, ragged, step_check, stored_point
+from .harness.points import add_point, read_points
 from .harness.tables import fmt, sig
 from .step_share import point_law
 
 NAME = "step_scan"
+STORE = "step_scan_points"  # docs/data/step_scan_points.json: the finished points of a scan under way
 SOURCE = "complexity_20_claim4_chain"
 CONFIG = Path("configs/claims") / f"{SOURCE}.toml"
 R1 = (0.0, 0.25)
@@ -52,11 +57,12 @@ def _summary(p, k) -> dict:
     return dict(k=k, **{key: p[key] for key in keep})
 
 
-def scan_d(cfg, target, base, base_ok) -> dict:
+def scan_d(cfg, target, base, base_ok, store=None) -> dict:
     """At one d: the ladder of steps c0 2^k from the committed point `base` (k = 0) up to the first
     step that fails the step check, and the largest passing step `k_max` (None where the common
-    step's own check failed or its n* is under 3 batches)."""
-    ratio0 = setting(target, cfg, "ratio")
+    step's own check failed or its n* is under 3 batches). Each point is added to the store at
+    `store` as it finishes, and read back from it."""
+    ratio0, known = setting(target, cfg, "ratio"), read_points(store) if store else {}
     base_ok = base_ok and base["n_star"] is not None and base["n_star"] >= MIN_BATCHES * base["batch"]
     ladder, checks = [_summary(base, 0)], []
     for k in range(1, UP + 1 if base_ok else 1):  # no own step to find where the common one fails
@@ -64,9 +70,12 @@ def scan_d(cfg, target, base, base_ok) -> dict:
         # not the grid's (up to 6e4 x n* at large kappa, which a stalled larger step would run out)
         prev = ladder[-1]["n_star"]
         cut = min(1.0, BUDGET * prev / (base["budget"] / 2**k)) if prev else 1.0
-        pt = (stored_point(cfg, target, base["d"], ratio=ratio0 * 2**k)  # run with the grid's budget before
+        key = f"{target['name']} d={base['d']} k={k}"
+        pt = (known.get(key) or stored_point(cfg, target, base["d"], ratio=ratio0 * 2**k)  # the grid's budget
               or cached_point(dict(cfg, horizon=cfg["horizon"] * cut), target, base["d"], ratio=ratio0 * 2**k,
                               point=passage_point))
+        if store and key not in known:
+            add_point(store, key, pt)
         checks.append(step_check(target["name"], pt, ladder[-1]))
         ladder.append(_summary(pt, k))
         if not (checks[-1]["ok"] and pt["n_star"] >= MIN_BATCHES * pt["batch"]):
@@ -82,14 +91,14 @@ def _fit(ds, pts, n_boot):
     return dict(eta=f.eta, lo=f.lo, hi=f.hi, n_star=f.n_star.tolist())
 
 
-def scan_cell(cfg, row, check_ok, n_boot, bar) -> dict:
+def scan_cell(cfg, row, check_ok, n_boot, bar, store=None) -> dict:
     """One cell: the scan at its four largest d, the flow's time at each, and the exponents at the common step
     and at the cell's own largest passing step, beside the law's at that step."""
     t = row["target"]
     scans = []
     for i in range(len(row["d"]) - 4, len(row["d"])):  # the four largest d (a fit needs four)
         bar(f"{t['name']} d={row['d'][i]}")
-        sc = scan_d(cfg, t, row["points"][i], check_ok)
+        sc = scan_d(cfg, t, row["points"][i], check_ok, store)
         law = point_law(cfg, t, row["points"][i])
         sc["flow_time"] = law["flow_time"]
         sc["n_law"] = [theory.law_n(law["flow_time"], p["batch"], p["eta"]).item() for p in sc["ladder"]]
@@ -123,15 +132,19 @@ def claims(cells) -> list:
     return rows
 
 
-def compute(docs, n_boot) -> dict:
+def compute(docs, n_boot, only_s=None) -> dict:
+    """The scan of every cell (or of the cells at `s` in `only_s`, to split it over processes: each
+    adds its points to the store, and a run over every cell then reads them back)."""
     jax.config.update("jax_enable_x64", True)  # the chain and the reduced flow run in float64
     cfg = load_config(CONFIG, "large", kinds=KINDS)
     data = read_data(docs, SOURCE)
     ok = {c["target"]: c["ok"] for c in data["step_checks"]}
-    rows = [r for r in data["rows"] if r["target"]["r1"] in R1 and r["target"]["r2"] in R2]
+    rows = [r for r in data["rows"] if r["target"]["r1"] in R1 and r["target"]["r2"] in R2
+            and (not only_s or r["target"]["s"] in only_s)]
     t0, cpu = time.time(), time.process_time()
     bar = lambda what: print(f"{time.time() - t0:6.0f} s  {what}", flush=True)  # noqa: E731
-    cells = [scan_cell(cfg, r, ok.get(r["target"]["name"], False), n_boot, bar) for r in rows]
+    store = data_path(docs, STORE)
+    cells = [scan_cell(cfg, r, ok.get(r["target"]["name"], False), n_boot, bar, store) for r in rows]
     return dict(source=SOURCE, r1=list(R1), r2=list(R2), up=UP, cells=cells, claims=claims(cells),
                 seconds=time.time() - t0, cpu_seconds=time.process_time() - cpu)
 
@@ -219,10 +232,16 @@ def main(argv=None):
     ap.add_argument("--render", action="store_true", help="redraw the table and figure from docs/data/step_scan.json")
     ap.add_argument("--docs", default="docs")
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--s", type=int, action="append", choices=(2, 3, 4),
+                    help="scan only the cells at this s (repeatable) and write nothing but the store of points")
     args = ap.parse_args(argv)
+    if args.s:
+        compute(args.docs, args.n_boot, only_s=set(args.s))
+        return
     out = computed_or_stored(args.docs, NAME, args.render, lambda: compute(args.docs, args.n_boot))
     plot(out, args.docs)
     write_block(args.docs, NAME, table(out))
+    data_path(args.docs, STORE).unlink(missing_ok=True)  # every point is now in docs/data/step_scan.json
 
 
 if __name__ == "__main__":

@@ -66,3 +66,20 @@ def test_claims_compare_the_gaps_at_each_step():
     assert np.isnan(rows[(5, 0.5, "preconditioned minus normalized")]["own"])
     assert rows[(4, 0.5, "r2 = 0 minus r2, normalized")]["own"] == pytest.approx(0.4)
     assert rows[(5, 0.0, "preconditioned minus normalized")]["own"] == pytest.approx(0.05)
+
+
+def test_points_in_the_store_are_read_back_and_new_ones_added(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the store's lock file goes under ./out
+    store = tmp_path / "points.json"
+    asked = _ladder(monkeypatch, lambda m: 6400.0 / m if m <= 4 else 2 * 6400.0 / m)
+    first = sc.scan_d(CFG, TARGET, _point(6400.0, 0.1), True, store)
+    kept = sc.read_points(store)
+    assert sorted(kept) == [f"t d=256 k={k}" for k in (1, 2, 3)] and len(asked) == 3
+    assert kept["t d=256 k=3"]["n_star"] == pytest.approx(2 * 6400.0 / 8)
+    # a second scan (a fresh clone with the store committed) runs no point and gives the same ladder
+    again = sc.scan_d(CFG, TARGET, _point(6400.0, 0.1), True, store)
+    assert len(asked) == 3 and again["k_max"] == first["k_max"] == 2
+    assert [p["n_star"] for p in again["ladder"]] == [p["n_star"] for p in first["ladder"]]
+    # a point the store holds wins over the disk cache: change one and the ladder stops earlier
+    sc.add_point(store, "t d=256 k=2", dict(kept["t d=256 k=2"], n_star=6400.0 / 8))
+    assert sc.scan_d(CFG, TARGET, _point(6400.0, 0.1), True, store)["k_max"] == 1
