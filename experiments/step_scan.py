@@ -91,6 +91,19 @@ def _fit(ds, pts, n_boot):
     return dict(eta=f.eta, lo=f.lo, hi=f.hi, n_star=f.n_star.tolist())
 
 
+def flow_time(cfg, target, point, store=None) -> float:
+    """The population flow's median time to the threshold from the starts of the committed point
+    (`step_share.point_law`), kept in the store beside the ladder's points."""
+    key = f"{target['name']} d={point['d']} flow"
+    kept = read_points(store).get(key) if store else None
+    if kept is not None:
+        return kept["flow_time"]
+    t = point_law(cfg, target, point)["flow_time"]
+    if store:
+        add_point(store, key, dict(flow_time=t))
+    return t
+
+
 def scan_cell(cfg, row, check_ok, n_boot, bar, store=None) -> dict:
     """One cell: the scan at its four largest d, the flow's time at each, and the exponents at the common step
     and at the cell's own largest passing step, beside the law's at that step."""
@@ -99,9 +112,8 @@ def scan_cell(cfg, row, check_ok, n_boot, bar, store=None) -> dict:
     for i in range(len(row["d"]) - 4, len(row["d"])):  # the four largest d (a fit needs four)
         bar(f"{t['name']} d={row['d'][i]}")
         sc = scan_d(cfg, t, row["points"][i], check_ok, store)
-        law = point_law(cfg, t, row["points"][i])
-        sc["flow_time"] = law["flow_time"]
-        sc["n_law"] = [theory.law_n(law["flow_time"], p["batch"], p["eta"]).item() for p in sc["ladder"]]
+        sc["flow_time"] = flow_time(cfg, t, row["points"][i], store)
+        sc["n_law"] = [theory.law_n(sc["flow_time"], p["batch"], p["eta"]).item() for p in sc["ladder"]]
         scans.append(sc)
     ds = [sc["d"] for sc in scans]
     out = dict(name=t["name"], s=t["s"], r1=t["r1"], r2=t["r2"], dynamic=t["dynamic"], d=ds, scans=scans,

@@ -83,3 +83,14 @@ def test_points_in_the_store_are_read_back_and_new_ones_added(monkeypatch, tmp_p
     # a point the store holds wins over the disk cache: change one and the ladder stops earlier
     sc.add_point(store, "t d=256 k=2", dict(kept["t d=256 k=2"], n_star=6400.0 / 8))
     assert sc.scan_d(CFG, TARGET, _point(6400.0, 0.1), True, store)["k_max"] == 1
+
+
+def test_the_flow_time_is_computed_once_and_kept_in_the_store(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    store, calls = tmp_path / "points.json", []
+    monkeypatch.setattr(sc, "point_law", lambda cfg, t, p: calls.append(p["d"]) or dict(flow_time=0.125 * p["d"]))
+    assert sc.flow_time(CFG, TARGET, _point(6400.0, 0.1, d=512), store) == pytest.approx(64.0)
+    assert sc.flow_time(CFG, TARGET, _point(6400.0, 0.1, d=512), store) == pytest.approx(64.0)
+    assert calls == [512] and sc.read_points(store)["t d=512 flow"] == {"flow_time": 64.0}
+    assert sc.flow_time(CFG, TARGET, _point(6400.0, 0.1, d=1024)) == pytest.approx(128.0)  # no store: computed
+    assert calls == [512, 1024]

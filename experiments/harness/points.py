@@ -11,11 +11,12 @@ from pathlib import Path
 
 from .io import json_default, write_file
 
-KEEP = ("d", "c", "batch", "eta", "n_star", "never", "n", "valid", "seconds", "budget", "steps", "ran")
+KEEP = ("d", "c", "batch", "eta", "n_star", "never", "n", "valid", "seconds", "budget", "steps", "ran", "flow_time")
 
 
 def trimmed(point) -> dict:
-    """The fields of a `passage_point` that a scan reads back (its per-seed passages, step and budget)."""
+    """The fields of a `passage_point` that a scan reads back (its per-seed passages, step and budget),
+    or of a flow's result (its time to the threshold)."""
     return {k: point[k] for k in KEEP if k in point}
 
 
