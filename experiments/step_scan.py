@@ -181,6 +181,11 @@ def _cell_row(c) -> str:
             f"{fmt(c['common']['eta'])} {sj.interval_text(c['common']['lo'], c['common']['hi'])} | {_own_text(c)} | {law} |")
 
 
+def _run_seconds(out) -> float:
+    """The one-pass runs' own times summed over every ladder step above the common one."""
+    return sum(p["seconds"] for c in out["cells"] for sc in c["scans"] for p in sc["ladder"][1:])
+
+
 def table(out) -> str:
     lines = [
         "![exponents at the common step and at each dynamic's own step](figures/step_scan.png)", "",
@@ -191,7 +196,8 @@ def table(out) -> str:
         "batches: no own step). "
         "n* / n_law: the measured median over the law's T(d) batch / dt, T(d) the population flow's time to the "
         "threshold from the same starts. Exponents: least-squares fits over the four d, 90% seed-bootstrap intervals "
-        f"(every resample kept). {out['seconds']:.0f} s wall, {out['cpu_seconds']:.0f} s CPU.", "",
+        f"(every resample kept). The ladder's runs took {_run_seconds(out):.0f} s (the sum of their own times, "
+        f"some beside other runs or in an earlier sitting); assembling them {out['seconds']:.0f} s wall.", "",
         "| s | r1 | r2 | dynamic | d | c_max / c0 at each d | n* at c0 | n* at c_max | at the largest d, c / c0: n* (n* / n_law) | "
         "eta at c0 [90% CI] | eta at c_max [90% CI] | law's eta at c_max = flow + step |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

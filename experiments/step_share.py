@@ -4,7 +4,8 @@ measured first passages of every one-pass normalized/preconditioned series.
     python -m experiments.step_share [--render] [--docs docs] [--n-boot 500]
 
 For every series (s, r1, r2, dynamic) of the committed one-pass runs in `SOURCES` (their
-docs/data/<name>.json: per-seed n*, censored seeds as NaN), and every d of it, the population flow
+docs/data/<name>.json: per-seed n*, censored seeds as NaN; the d-dimensional grids and the exact
+chain's, whose flows run in float64), and every d of it, the population flow
 (`harness.flows.population_passages`: the same dynamic, normalisation, link, activation, loss,
 spike and seed keys, so the same starts, in reduced coordinates by Dopri5) gives each seed's time
 `T` to the series' threshold and the largest stable Euler step along the way (the field's
@@ -22,6 +23,7 @@ import argparse
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 import spikejax as sj
@@ -34,7 +36,7 @@ from .harness.onepass import point_setup, ragged
 from .harness.tables import fmt, sig
 
 NAME = "step_share"
-SOURCES = ("complexity_15_claim4_online", "complexity_10_precond_online")
+SOURCES = ("complexity_15_claim4_online", "complexity_10_precond_online", "complexity_20_claim4_chain")
 FLOW_HORIZON = 4  # the flow runs to 4 x the one-pass run's time budget (steps x dt)
 
 
@@ -96,6 +98,8 @@ def compute(docs, n_boot) -> dict:
     for name in SOURCES:
         data = read_data(docs, name)
         checks = {c["target"]: c for c in data.get("step_checks", [])}
+        # the exact chain's problem, starts and flows are float64 (the d-dimensional runs' float32)
+        jax.config.update("jax_enable_x64", bool(data["config"].get("reduced", False)))
         for row in data["rows"]:
             out["series"].append(series_law(data["config"], row, checks, n_boot))
             print(f"{name} {row['target']['name']}: measured {row['eta']:.2f}, law "
