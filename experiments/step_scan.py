@@ -259,7 +259,8 @@ def main(argv=None):
     out = computed_or_stored(args.docs, NAME, args.render, lambda: compute(args.docs, args.n_boot))
     plot(out, args.docs)
     write_block(args.docs, NAME, table(out))
-    data_path(args.docs, STORE).unlink(missing_ok=True)  # every point is now in docs/data/step_scan.json
+    if not args.render:  # every point is now in docs/data/step_scan.json (--render keeps a scan under way's store)
+        data_path(args.docs, STORE).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
