@@ -12,7 +12,7 @@ one before it: the common step itself where the committed check at the largest d
 own step where it failed or where the common step's n* is under 3 batches. The exponent at each dynamic's own step is the fit of `n*(c_max(d))` over
 the four d. `T(d)`, the population flow's time to the threshold from the run's own starts
 (`step_share.point_law`), gives the law's `n_law = T batch / dt` at every step of the ladder.
-Each finished point is added to docs/data/step_scan_points.json (and cached under out/passage_points),
+Each finished point is added to docs/data/step_scan_points.json, the scan's one cache,
 so a killed scan resumes, on a fresh clone too once the store is committed; `--s 4` (repeatable)
 scans only the cells at that s, so that two processes can share the cells (the chain runs on one
 core). The scan over every cell writes docs/data/step_scan.json (the one JSON writer),
@@ -36,7 +36,7 @@ from .claims import KINDS
 from .harness import figures
 from .harness.config import load_config, setting
 from .harness.io import computed_or_stored, data_path, read_data, write_block
-from .harness.onepass import cached_point, passage_point, ragged, step_check, stored_point
+from .harness.onepass import passage_point, ragged, step_check
 from .harness.points import add_point, read_points
 from .harness.tables import fmt, sig
 from .step_share import point_law
@@ -71,9 +71,8 @@ def scan_d(cfg, target, base, base_ok, store=None) -> dict:
         prev = ladder[-1]["n_star"]
         cut = min(1.0, BUDGET * prev / (base["budget"] / 2**k)) if prev else 1.0
         key = f"{target['name']} d={base['d']} k={k}"
-        pt = (known.get(key) or stored_point(cfg, target, base["d"], ratio=ratio0 * 2**k)  # the grid's budget
-              or cached_point(dict(cfg, horizon=cfg["horizon"] * cut), target, base["d"], ratio=ratio0 * 2**k,
-                              point=passage_point))
+        pt = known.get(key) or passage_point(dict(cfg, horizon=cfg["horizon"] * cut), target, base["d"],
+                                             ratio=ratio0 * 2**k)
         if store and key not in known:
             add_point(store, key, pt)
         checks.append(step_check(target["name"], pt, ladder[-1]))

@@ -19,12 +19,11 @@ def _ladder(monkeypatch, law):
     """Points whose n* at step ratio r is `law(r / 0.1)` (the multiple of the common step); records each budget asked."""
     asked = []
 
-    def cached(cfg, target, d, ratio=None, point=None):
+    def run(cfg, target, d, ratio=None, batch=None):
         asked.append(cfg["horizon"])
         return _point(law(ratio / 0.1), ratio)
 
-    monkeypatch.setattr(sc, "cached_point", cached)
-    monkeypatch.setattr(sc, "stored_point", lambda *a, **k: None)
+    monkeypatch.setattr(sc, "passage_point", run)
     return asked
 
 
@@ -80,7 +79,7 @@ def test_points_in_the_store_are_read_back_and_new_ones_added(monkeypatch, tmp_p
     again = sc.scan_d(CFG, TARGET, _point(6400.0, 0.1), True, store)
     assert len(asked) == 3 and again["k_max"] == first["k_max"] == 2
     assert [p["n_star"] for p in again["ladder"]] == [p["n_star"] for p in first["ladder"]]
-    # a point the store holds wins over the disk cache: change one and the ladder stops earlier
+    # a point the store holds wins over a run: change one and the ladder stops earlier
     sc.add_point(store, "t d=256 k=2", dict(kept["t d=256 k=2"], n_star=6400.0 / 8))
     assert sc.scan_d(CFG, TARGET, _point(6400.0, 0.1), True, store)["k_max"] == 1
 
